@@ -1,0 +1,26 @@
+# The two commands a newcomer needs: `make example` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: setup example test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+setup: $(PY)
+	$(PY) -m pip install --quiet -e '.[all]'
+
+# Sets up, then runs the example suite end to end (offline, about 20 s).
+example: setup
+	$(PY) flows/run_suite.py experiments/sweep/suite_sweep.py
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

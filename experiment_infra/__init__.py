@@ -1,0 +1,50 @@
+"""experiment_infra: the Prefect-free core of experiment suites and their recovery.
+
+Plain functions over files. ``flows/`` and ``tasks/`` wrap these with Prefect.
+"""
+
+from .case import ExperimentCase, validate_cases
+from .config import NONE_SENTINEL, BaseExperimentConfig, ConfigError
+from .layout import (
+    AgentRunPaths,
+    CasePaths,
+    ExperimentPaths,
+    JudgeSlotPaths,
+    SuiteRunPaths,
+    UnsafeNameError,
+    check_name,
+)
+from .provenance import git_provenance
+from .records import RecordError, load_record, read_record, write_record
+from .status import (
+    CaseStatus,
+    JudgeStatus,
+    RunStatus,
+    classify_case,
+    classify_run,
+)
+
+__all__ = [
+    "NONE_SENTINEL",
+    "AgentRunPaths",
+    "BaseExperimentConfig",
+    "CasePaths",
+    "CaseStatus",
+    "ConfigError",
+    "ExperimentCase",
+    "ExperimentPaths",
+    "JudgeSlotPaths",
+    "JudgeStatus",
+    "RecordError",
+    "RunStatus",
+    "SuiteRunPaths",
+    "UnsafeNameError",
+    "check_name",
+    "classify_case",
+    "classify_run",
+    "git_provenance",
+    "load_record",
+    "read_record",
+    "validate_cases",
+    "write_record",
+]

@@ -1,0 +1,64 @@
+"""Crash-safe file writes and moves.
+
+Every file this project writes goes through here, so a killed process leaves either
+the old file or the new one, never half of one (temp file in the same directory,
+fsync, then ``os.replace``, which is atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # The half-written temp file is ours alone; the target was never touched.
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` (a pydantic model or plain JSON value) as indented JSON."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_new_text(path: Path, text: str) -> None:
+    """Atomically create ``path``; refuse to replace an existing file."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path}: already exists; refusing to overwrite it")
+    atomic_write_text(path, text)
+
+
+def move_aside(path: Path, dest: Path) -> Path:
+    """Move ``path`` to ``dest`` (never deleting anything); returns ``dest``.
+
+    ``dest`` must not exist: an earlier attempt kept there is never overwritten.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        raise FileExistsError(f"{dest}: already exists; refusing to overwrite an earlier attempt")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    return dest

@@ -1,0 +1,203 @@
+"""Rebuild an agent run's derived JSON from its logs and judgments (pure JSON, no subprocess).
+
+The agent-evaluation writer uses the same functions after a run, so a regenerated
+file and a freshly written one are the same file by construction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layout import AgentRunPaths
+from .records import (
+    AgentResult,
+    AgentTiming,
+    ClaudeCodeOutput,
+    CommandLog,
+    Consensus,
+    JudgeSummary,
+    JudgeTiming,
+    Judgment,
+    RecordError,
+    RunResult,
+    TokenStats,
+    grade_for,
+    load_record,
+    read_record,
+    utc_now_iso,
+    write_record,
+)
+
+
+def _read_text(path: Path) -> str:
+    if path.is_symlink() or not path.is_file():
+        return ""
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def parse_agent_stdout(stdout: str) -> ClaudeCodeOutput | None:
+    """The agent's ``--output-format json`` result object, or None when there is none.
+
+    Claude Code prints one JSON object; stream-json prints one per line, the last
+    being the result, so the last line that parses as a result object wins.
+    """
+    text = stdout.strip()
+    if not text:
+        return None
+    candidates = [text] + [line for line in reversed(text.splitlines()) if line.strip()]
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and data.get("type", "result") == "result":
+            try:
+                return ClaudeCodeOutput.model_validate(data)
+            except ValueError:
+                continue
+    return None
+
+
+def build_agent_result(paths: AgentRunPaths) -> AgentResult:
+    """``agent/result.json`` from stdout.log, stderr.log and command_log.json."""
+    log = load_record(paths.command_log, CommandLog)
+    stdout = _read_text(paths.agent_stdout)
+    parsed = parse_agent_stdout(stdout)
+    return AgentResult(
+        exit_code=log.exit_code,
+        stdout=stdout,
+        stderr=_read_text(paths.agent_stderr),
+        token_stats=parsed.token_stats() if parsed else TokenStats(),
+        cost_usd=parsed.total_cost_usd if parsed else 0.0,
+        api_calls=parsed.num_turns if parsed else 0,
+    )
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The valid judgments of a run, by slot, with their models."""
+
+    judgments: list[tuple[int, str, Judgment]]
+
+    @classmethod
+    def read(cls, paths: AgentRunPaths, judge_models: list[str]) -> Panel:
+        found = []
+        for slot, model in enumerate(judge_models, start=1):
+            judgment = read_record(paths.judge_slot(slot).judgment, Judgment).record
+            if judgment is not None and not judgment.is_fallback:
+                found.append((slot, model, judgment))
+        return cls(found)
+
+    def consensus(self) -> Consensus:
+        """Mean score, strict-majority pass, grade from the mean, first valid reasoning."""
+        if not self.judgments:
+            raise RecordError("no valid judgment to build a consensus from")
+        scores = [j.score for _, _, j in self.judgments]
+        score = sum(scores) / len(scores)
+        passes = sum(1 for _, _, j in self.judgments if j.passed)
+        return Consensus(
+            score=score,
+            passed=passes * 2 > len(self.judgments),
+            grade=grade_for(score),
+            reasoning=self.judgments[0][2].reasoning,
+        )
+
+    def summaries(self) -> list[JudgeSummary]:
+        return [
+            JudgeSummary(
+                model=model,
+                score=j.score,
+                passed=j.passed,
+                grade=j.grade if j.grade is not None else grade_for(j.score),
+                reasoning=j.reasoning,
+                judge_number=slot,
+            )
+            for slot, model, j in self.judgments
+        ]
+
+
+def judge_duration(paths: AgentRunPaths, judge_models: list[str]) -> float:
+    """``judge/timing.json`` if valid, else the sum of the slots' timings (judges run in turn)."""
+    total = read_record(paths.judge_timing, JudgeTiming).record
+    if total is not None:
+        return total.judge_duration_seconds
+    slots = (read_record(paths.judge_slot(i).timing, JudgeTiming).record for i in range(1, len(judge_models) + 1))
+    return sum(t.judge_duration_seconds for t in slots if t is not None)
+
+
+def build_run_result(paths: AgentRunPaths, judge_models: list[str]) -> tuple[RunResult, Consensus]:
+    agent = read_record(paths.agent_result, AgentResult).record or build_agent_result(paths)
+    timing = load_record(paths.agent_timing, AgentTiming)
+    panel = Panel.read(paths, judge_models)
+    consensus = panel.consensus()
+    judge_seconds = judge_duration(paths, judge_models)
+    stats = agent.token_stats
+    result = RunResult(
+        run_number=paths.run_number,
+        exit_code=agent.exit_code,
+        token_stats=stats,
+        tokens_input=stats.input_tokens + stats.cache_read_tokens,
+        tokens_output=stats.output_tokens,
+        cost_usd=agent.cost_usd,
+        duration_seconds=timing.agent_duration_seconds + judge_seconds,
+        agent_duration_seconds=timing.agent_duration_seconds,
+        judge_duration_seconds=judge_seconds,
+        judge_score=consensus.score,
+        judge_passed=consensus.passed,
+        judge_grade=consensus.grade,
+        judge_reasoning=consensus.reasoning,
+        judges=panel.summaries(),
+        workspace_path=str(paths.workspace),
+        logs_path=str(paths.agent_dir),
+        command_log_path=str(paths.command_log),
+        criteria_scores={},
+    )
+    return result, consensus
+
+
+def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bool = False) -> list[Path]:
+    """Rewrite whichever derived files are missing or invalid; returns the files written.
+
+    Valid files are left alone, so regeneration is idempotent and never loses a
+    value an original writer put there.
+    """
+    written: list[Path] = []
+    if read_record(paths.agent_result, AgentResult).record is None:
+        if not dry_run:
+            write_record(paths.agent_result, build_agent_result(paths))
+        written.append(paths.agent_result)
+    consensus_ok = read_record(paths.consensus, Consensus).record is not None
+    result_ok = read_record(paths.run_result, RunResult).record is not None
+    if consensus_ok and result_ok:
+        return written
+    run_result, consensus = build_run_result(paths, judge_models)
+    if not dry_run:
+        if read_record(paths.judge_timing, JudgeTiming).record is None:
+            write_record(
+                paths.judge_timing,
+                JudgeTiming(judge_duration_seconds=run_result.judge_duration_seconds, measured_at=utc_now_iso()),
+            )
+        if not consensus_ok:
+            write_record(paths.consensus, consensus)
+        if not result_ok:
+            write_record(paths.run_result, run_result)
+    if not consensus_ok:
+        written.append(paths.consensus)
+    if not result_ok:
+        written.append(paths.run_result)
+    return written
+
+
+def rebuild_after_judging(paths: AgentRunPaths, judge_models: list[str]) -> RunResult:
+    """After a judge (re)run: consensus, judge timing and run_result.json from scratch."""
+    if read_record(paths.agent_result, AgentResult).record is None:
+        write_record(paths.agent_result, build_agent_result(paths))
+    slots = (read_record(paths.judge_slot(i).timing, JudgeTiming).record for i in range(1, len(judge_models) + 1))
+    total = sum(t.judge_duration_seconds for t in slots if t is not None)
+    write_record(paths.judge_timing, JudgeTiming(judge_duration_seconds=total, measured_at=utc_now_iso()))
+    run_result, consensus = build_run_result(paths, judge_models)
+    write_record(paths.consensus, consensus)
+    write_record(paths.run_result, run_result)
+    return run_result

@@ -1,0 +1,77 @@
+"""Shared test set-up: an isolated PREFECT_HOME, one real Prefect server per session,
+a git identity for CI machines that have none, and copies of the ProjectScylla fixture."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# Before anything imports Prefect: runs must never touch ~/.prefect.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+for var, value in {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}.items():
+    os.environ.setdefault(var, value)
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = Path(os.environ.get("SCYLLA_FIXTURE", REPO_ROOT.parent / "shared" / "fixtures" / "scylla-dryrun"))
+PYTHON = sys.executable
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server (SQLite) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def copy_tree_writable(src: Path, dest: Path) -> Path:
+    """copytree, then make everything writable (the shared fixture is read-only)."""
+    shutil.copytree(src, dest, symlinks=True)
+    for root, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            p = Path(root) / name
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    Path(dest).chmod(Path(dest).stat().st_mode | stat.S_IWUSR)
+    return dest
+
+
+@pytest.fixture
+def scylla_copy(tmp_path: Path) -> Path:
+    """A writable copy of ../shared/fixtures/scylla-dryrun (never touch the original)."""
+    if not FIXTURE.is_dir():
+        pytest.fail(f"fixture not found at {FIXTURE}; set SCYLLA_FIXTURE or clone next to shared/")
+    return copy_tree_writable(FIXTURE, tmp_path / "scylla-dryrun")
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """An empty git repository with one commit, in a temporary directory."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("test repo\n")
+    git(repo, "add", "README.md")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
