@@ -4,6 +4,7 @@ Plain functions over files. ``flows/`` and ``tasks/`` wrap these with Prefect.
 """
 
 from .case import ExperimentCase, validate_cases
+from .cli import run_experiments_cli
 from .config import NONE_SENTINEL, BaseExperimentConfig, ConfigError
 from .layout import (
     AgentRunPaths,
@@ -16,6 +17,8 @@ from .layout import (
 )
 from .provenance import git_provenance
 from .records import RecordError, load_record, read_record, write_record
+from .reports import ReportError, rebuild_reports
+from .suite import Suite, SuiteError, load_suite
 from .status import (
     CaseStatus,
     JudgeStatus,
@@ -36,15 +39,21 @@ __all__ = [
     "JudgeSlotPaths",
     "JudgeStatus",
     "RecordError",
+    "ReportError",
     "RunStatus",
+    "Suite",
+    "SuiteError",
     "SuiteRunPaths",
     "UnsafeNameError",
     "check_name",
     "classify_case",
     "classify_run",
     "git_provenance",
+    "load_suite",
     "load_record",
     "read_record",
+    "rebuild_reports",
+    "run_experiments_cli",
     "validate_cases",
     "write_record",
 ]

@@ -154,16 +154,31 @@ def inspect_log_file_pattern(git7: str, variant_name: str) -> str:
 INSPECT_LOG_SUFFIX = ".eval"
 
 
+def parse_inspect_log_name(name: str) -> tuple[str, str, str, str] | None:
+    """``(timestamp, git7, variant, id)`` of ``{timestamp}_{git7}_{variant}_{id}.eval``.
+
+    Inspect turns ``_`` into ``-`` in the timestamp and the id, so the first two and
+    the last underscore are the separators and the variant may contain underscores.
+    """
+    if not name.endswith(INSPECT_LOG_SUFFIX):
+        return None
+    stem = name[: -len(INSPECT_LOG_SUFFIX)]
+    parts = stem.split("_", 2)
+    if len(parts) != 3 or "_" not in parts[2]:
+        return None
+    variant, _, log_id = parts[2].rpartition("_")
+    return parts[0], parts[1], variant, log_id
+
+
 def inspect_logs_for(log_dir: Path, variant_name: str) -> list[Path]:
     """Every ``.eval`` log of one variant, oldest first (names start with a timestamp)."""
     if not Path(log_dir).is_dir():
         return []
-    marker = f"_{variant_name}_"
-    logs = [
-        p
-        for p in Path(log_dir).iterdir()
-        if p.name.endswith(INSPECT_LOG_SUFFIX) and marker in p.name and p.is_file()
-    ]
+    logs = []
+    for p in Path(log_dir).iterdir():
+        parsed = parse_inspect_log_name(p.name)
+        if parsed and parsed[2] == variant_name and not p.is_symlink() and p.is_file():
+            logs.append(p)
     return sorted(logs, key=lambda p: p.name)
 
 
@@ -321,12 +336,38 @@ class AgentRunPaths:
     def judge_prompt(self) -> Path:
         return self.dir / "judge_prompt.md"
 
+    @property
+    def worktree_script(self) -> Path:
+        """The ``git worktree add`` command that made ``workspace/`` (run it to rebuild one)."""
+        return self.dir / "worktree_create.sh"
+
+    @property
+    def workspace_instructions(self) -> Path:
+        """A condition's system prompt, where Claude Code reads project instructions."""
+        return self.workspace / "CLAUDE.md"
+
 
 @dataclass(frozen=True)
 class ExperimentPaths:
     """An agent-evaluation experiment directory (ProjectScylla's layout)."""
 
     dir: Path
+
+    @classmethod
+    def new(cls, results_root: Path, experiment_name: str, when: datetime, git7: str, dirty: bool) -> ExperimentPaths:
+        """``results/{experiment}/{YYYYmmdd_HHMMSS}_{git7}[-dirty]`` (same naming as standard mode)."""
+        check_name("experiment", experiment_name)
+        return cls(Path(results_root) / experiment_name / run_dir_name(when, git7, dirty))
+
+    @property
+    def patch(self) -> Path:
+        """``git diff HEAD`` of a dirty project tree when the suite was run."""
+        return self.dir / "config" / "git.patch"
+
+    @property
+    def worktree_lock(self) -> Path:
+        """Serialises ``git worktree add`` on ``repo/`` across threads and processes."""
+        return self.dir / ".worktree.lock"
 
     @property
     def config(self) -> Path:
@@ -386,6 +427,23 @@ class ExperimentPaths:
     @property
     def plots_dir(self) -> Path:
         return self.dir / "plots"
+
+    # report plots (PNG), written by experiment_infra.reports.plots
+    @property
+    def score_distribution_plot(self) -> Path:
+        return self.plots_dir / "score_distribution.png"
+
+    @property
+    def pass_rate_plot(self) -> Path:
+        return self.plots_dir / "pass_rate.png"
+
+    @property
+    def cost_vs_score_plot(self) -> Path:
+        return self.plots_dir / "cost_vs_score.png"
+
+    @property
+    def judge_agreement_plot(self) -> Path:
+        return self.plots_dir / "judge_agreement.png"
 
     def tier(self, tier: str) -> TierPaths:
         return TierPaths(self.dir / check_name("tier", tier))
@@ -482,3 +540,21 @@ def next_aside(dir_: Path, name: str) -> Path:
     while (dir_ / ".failed" / f"{name}_attempt_{attempt}").exists():
         attempt += 1
     return dir_ / ".failed" / f"{name}_attempt_{attempt}"
+
+
+# ---------------------------------------------------------------------------- locks
+
+
+def lock_takeover_marker(lock: Path) -> Path:
+    """Held for the instant a stale lock is replaced, so only one process replaces it."""
+    return lock.with_name(lock.name + ".takeover")
+
+
+def lock_temp(lock: Path, token: str) -> Path:
+    """A fully written lock file, linked or renamed into place (never seen half-written)."""
+    return lock.with_name(f"{lock.name}.{token}.tmp")
+
+
+def lock_aside(lock: Path, token: str) -> Path:
+    """Where a stale takeover marker is moved to check that it was the one judged stale."""
+    return lock.with_name(f"{lock.name}.{token}.stale")

@@ -8,13 +8,16 @@ place a result file is parsed: it never raises for bad content, it says why.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from .atomic import atomic_write_json
 
@@ -69,34 +72,76 @@ class ReadResult(Generic[M]):
         return self.problem != "missing"
 
 
-def read_record(path: Path, model: type[M]) -> ReadResult[M]:
-    """Parse ``path`` as ``model``; never raises for bad content, never follows a symlink."""
-    path = Path(path)
+def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
+    """Parse ``path`` as ``model``; never raises for bad content, never follows a symlink.
+
+    Classification reads thousands of these, so the file is opened once with
+    O_NOFOLLOW (the open is the existence check) and pydantic parses the bytes
+    directly; only a file that fails that fast path is parsed again with ``json``
+    so the reason names the JSON error or the first bad field.
+    """
+    name = os.path.basename(path)
     try:
-        if path.is_symlink():
-            return ReadResult(None, f"invalid: {path.name} is a symlink (not followed)")
-        if not path.is_file():
-            return ReadResult(None, "missing")
-        size = path.stat().st_size
-        if size == 0:
-            return ReadResult(None, f"invalid: {path.name} is empty")
-        if size > MAX_RECORD_BYTES:
-            return ReadResult(None, f"invalid: {path.name} is {size} bytes (limit {MAX_RECORD_BYTES})")
-        raw = path.read_bytes()
+        fd = os.open(path, NOFOLLOW_READ_FLAGS)
+    except FileNotFoundError:
+        return ReadResult(None, "missing")
+    except NotADirectoryError:
+        return ReadResult(None, "missing")
     except OSError as exc:
-        return ReadResult(None, f"invalid: {path.name} unreadable ({exc.strerror or exc})")
+        if exc.errno == errno.ELOOP:
+            return ReadResult(None, f"invalid: {name} is a symlink (not followed)")
+        return ReadResult(None, f"invalid: {name} unreadable ({exc.strerror or exc})")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return ReadResult(None, "missing")
+        if st.st_size == 0:
+            return ReadResult(None, f"invalid: {name} is empty")
+        if st.st_size > MAX_RECORD_BYTES:
+            return ReadResult(None, f"invalid: {name} is {st.st_size} bytes (limit {MAX_RECORD_BYTES})")
+        raw = _read_all(fd, st.st_size)
+    except OSError as exc:
+        return ReadResult(None, f"invalid: {name} unreadable ({exc.strerror or exc})")
+    finally:
+        os.close(fd)
+    if not raw.strip():
+        return ReadResult(None, f"invalid: {name} is empty")
+    try:
+        return ReadResult(model.model_validate_json(raw), None)
+    except ValidationError:
+        pass
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        return ReadResult(None, f"invalid: {path.name} is not UTF-8")
+        return ReadResult(None, f"invalid: {name} is not UTF-8")
     except json.JSONDecodeError as exc:
-        return ReadResult(None, f"invalid: {path.name} is not valid JSON ({exc.msg} at line {exc.lineno})")
+        return ReadResult(None, f"invalid: {name} is not valid JSON ({exc.msg} at line {exc.lineno})")
     try:
         return ReadResult(model.model_validate(data), None)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
-        return ReadResult(None, f"invalid: {path.name} field {where}: {first['msg']}")
+        return ReadResult(None, f"invalid: {name} field {where}: {first['msg']}")
+
+
+# O_NONBLOCK: a FIFO planted where a result file should be must not hang the reader.
+NOFOLLOW_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Read to EOF (the file may have grown since fstat), never past the record limit."""
+    chunks = []
+    total = 0
+    want = size + 1
+    while total <= MAX_RECORD_BYTES:
+        chunk = os.read(fd, max(want, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if total > MAX_RECORD_BYTES:
+        raise OSError(errno.EFBIG, f"grew past {MAX_RECORD_BYTES} bytes while being read")
+    return b"".join(chunks)
 
 
 def load_record(path: Path, model: type[M]) -> M:
@@ -124,6 +169,10 @@ class GitProvenance(_Closed):
 
 
 class ManifestCase(_Closed):
+    # A config may hold inf/nan; pydantic's JSON mode would write them as null and
+    # the manifest would no longer match the config the case ran with.
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+
     variant_name: str
     config: dict[str, Any]
     output_dir: str | None = None
@@ -134,6 +183,9 @@ Mode = Literal["standard", "inspect", "agent_eval"]
 
 class SuiteManifest(_Closed):
     """``manifest.json`` of a standard-mode run directory (or an inspect suite run)."""
+
+    # The outer model's setting governs nested ManifestCase configs (see ManifestCase).
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
     experiment_name: str
     mode: Mode
@@ -198,6 +250,9 @@ class CommandEntry(_Open):
     stdout_file: str | None = None
     stderr_file: str | None = None
     duration_seconds: float | None = None
+    # Written by this project only: why a command failed (e.g. a timeout, exit 124).
+    timed_out: bool = False
+    reason: str | None = None
 
 
 class CommandLog(_Open):
@@ -388,6 +443,40 @@ class RunReport(_Open):
     generated_at: str | None = None
 
 
+class ConditionRecord(_Closed):
+    """One condition of an agent-evaluation suite as run (secret env values redacted)."""
+
+    tier: str
+    subtest: str
+    model: str
+    system_prompt: str | None = None
+    extra_args: list[str] = []
+    env: dict[str, str] = {}
+
+
+class AgentEvalManifest(_Closed):
+    """``config/manifest.json``: this project's record of an agent-evaluation suite,
+    enough to rerun any run or judge slot (ProjectScylla's ``experiment.json`` is not)."""
+
+    experiment_name: str
+    experiment_id: str
+    mode: Literal["agent_eval"] = "agent_eval"
+    suite_file: str | None = None
+    created_at: str
+    git: GitProvenance
+    task_repo: str
+    task_commit: str
+    conditions: list[ConditionRecord] = Field(min_length=1)
+    runs_per_subtest: int = Field(ge=1)
+    judge_models: list[str] = Field(min_length=1)
+    agent_command: list[str] = Field(min_length=1)
+    judge_command: list[str] = Field(min_length=1)
+    agent_timeout_seconds: float = Field(gt=0)
+    judge_timeout_seconds: float = Field(gt=0)
+    retries: int = Field(default=0, ge=0)
+    retry_delay_seconds: float = Field(default=0.0, ge=0)
+
+
 def grade_for(score: float) -> str:
     """Letter grade of a consensus score (S only at exactly 1.0)."""
     if score >= 1.0:
@@ -396,3 +485,272 @@ def grade_for(score: float) -> str:
         if score >= floor:
             return letter
     return "F"
+
+
+# =========================================================================== reports
+# Report files rebuilt from run_result.json files (experiment_infra/reports/). They
+# keep ProjectScylla's keys and meanings so tools built on its reports keep working;
+# keys this project adds (missing runs, tied subtests) are extra keys, never renames.
+#
+# Cost-of-pass values: a number; the string "inf" when runs completed and none passed
+# (JSON has no infinity, and float("inf") reads the string back); null when there
+# was nothing to measure (no completed run).
+
+INFINITE = "inf"
+
+
+def _inf_as_text(v: float | str | None) -> float | str | None:
+    if isinstance(v, float) and math.isinf(v) and v > 0:
+        return INFINITE
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"cost-of-pass must be a number, \"{INFINITE}\" or null, got {v}")
+    return v
+
+
+CostOfPass = Annotated[float | Literal["inf"] | None, AfterValidator(_inf_as_text)]
+
+
+def cost_of_pass_value(v: float | str | None) -> float | None:
+    """A report's cost-of-pass as a float (``math.inf`` for ``"inf"``), None when unmeasured."""
+    return math.inf if v == INFINITE else (None if v is None else float(v))
+
+
+class MissingRun(_Open):
+    """An expected run left out of the aggregates because it is not ``completed``."""
+
+    tier: str
+    subtest: str
+    run_number: int
+    status: str
+    reason: str
+
+
+class SubtestResult(_Open):
+    """One entry of ``T*/result.json`` ``subtest_results``: the subtest's completed runs aggregated.
+
+    The statistics are null when no run completed (never zero: a missing run is not a 0 score).
+    """
+
+    subtest_id: str
+    tier_id: str
+    runs: list[RunResult]
+    pass_rate: float | None = None
+    mean_score: float | None = None
+    median_score: float | None = None
+    std_dev_score: float | None = None
+    mean_cost: float | None = None
+    total_cost: float = 0.0
+    token_stats: TokenStats = TokenStats()
+    consistency: float | None = None
+    grade_distribution: dict[str, int] | None = None
+    modal_grade: str | None = None
+    min_grade: str | None = None
+    max_grade: str | None = None
+    selected_as_best: bool = False
+    selection_reason: str = ""
+    rate_limit_info: dict[str, Any] | None = None
+    expected_runs: int | None = None
+    missing_runs: list[MissingRun] = []
+
+
+class TierResult(_Open):
+    """``T*/result.json`` (and each entry of the experiment's ``tier_results``)."""
+
+    tier_id: str
+    subtest_results: dict[str, SubtestResult]
+    best_subtest: str | None = None
+    best_subtest_score: float | None = None
+    inherited_from: dict[str, Any] | None = None
+    tiebreaker_needed: bool = False
+    total_cost: float = 0.0
+    total_duration: float = 0.0
+    cost_of_pass: CostOfPass = None
+    token_stats: TokenStats = TokenStats()
+    tied_subtests: list[str] = []
+
+
+class ExperimentResult(_Open):
+    """The experiment's ``result.json``."""
+
+    config: ExperimentConfig
+    tier_results: dict[str, TierResult]
+    best_overall_tier: str | None = None
+    best_overall_subtest: str | None = None
+    frontier_cop: CostOfPass = None
+    frontier_cop_tier: str | None = None
+    total_cost: float = 0.0
+    total_duration_seconds: float = 0.0
+    token_stats: TokenStats = TokenStats()
+    started_at: str | None = None
+    completed_at: str | None = None
+    missing_runs: list[MissingRun] = []
+
+
+class SubtestReportSummary(_Open):
+    total_runs: int
+    passed: int
+    pass_rate: float | None = None
+    mean_score: float | None = None
+    median_score: float | None = None
+    std_dev: float | None = None
+    total_cost: float = 0.0
+    consistency: float | None = None
+    grade_distribution: dict[str, int] | None = None
+    modal_grade: str | None = None
+    min_grade: str | None = None
+    max_grade: str | None = None
+
+
+class SubtestReportChild(_Open):
+    run_number: int
+    score: float
+    passed: bool
+    report: str
+
+
+class SubtestReport(_Open):
+    """``T*/{subtest}/report.json``."""
+
+    subtest_id: str
+    tier_id: str
+    summary: SubtestReportSummary
+    token_stats: TokenStats
+    children: list[SubtestReportChild]
+    generated_at: str | None = None
+    missing_runs: list[MissingRun] = []
+
+
+class TierReportSummary(_Open):
+    total_subtests: int
+    best_subtest: str | None = None
+    best_score: float | None = None
+    total_cost: float = 0.0
+    total_duration: float = 0.0
+    tiebreaker_needed: bool = False
+
+
+class TierReportBest(_Open):
+    subtest: str | None = None
+    score: float | None = None
+    report: str | None = None
+
+
+class TierReportChild(_Open):
+    id: str
+    score: float | None = None
+    pass_rate: float | None = None
+    cost: float = 0.0
+    selected: bool = False
+    report: str
+
+
+class TierReport(_Open):
+    """``T*/report.json``."""
+
+    tier: str
+    summary: TierReportSummary
+    token_stats: TokenStats
+    best: TierReportBest
+    children: list[TierReportChild]
+    generated_at: str | None = None
+
+
+class ExperimentReportSummary(_Open):
+    total_tiers: int
+    best_tier: str | None = None
+    best_subtest: str | None = None
+    frontier_cop: CostOfPass = None
+    total_cost: float = 0.0
+    total_duration: float = 0.0
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
+class ExperimentReportBest(_Open):
+    tier: str | None = None
+    subtest: str | None = None
+    report: str | None = None
+
+
+class ExperimentReportChild(_Open):
+    tier: str
+    best_subtest: str | None = None
+    best_score: float | None = None
+    cost: float = 0.0
+    report: str
+
+
+class ExperimentReport(_Open):
+    """The experiment's ``report.json``."""
+
+    experiment_id: str
+    summary: ExperimentReportSummary
+    token_stats: TokenStats
+    best: ExperimentReportBest
+    children: list[ExperimentReportChild]
+    generated_at: str | None = None
+
+
+class TierComparisonEntry(_Open):
+    best_subtest: str | None = None
+    best_score: float | None = None
+    total_cost: float = 0.0
+    tiebreaker_needed: bool = False
+    cost_of_pass: CostOfPass = None
+
+
+class TierComparison(RootModel[dict[str, TierComparisonEntry]]):
+    """``tier_comparison.json``: one entry per tier."""
+
+
+class SubtestVote(_Open):
+    subtest_id: str
+    score: float
+    confidence: float
+    reasoning: str
+
+
+class BestSubtest(_Open):
+    """``T*/best_subtest.json``: how the tier's best subtest was chosen."""
+
+    winning_subtest: str
+    winning_score: float
+    votes: list[SubtestVote]
+    margin: float
+    tiebreaker_needed: bool = False
+    tiebreaker_result: SubtestVote | None = None
+
+
+class CaseMetrics(RootModel[dict[str, Any]]):
+    """``{variant}/metrics.json`` of a standard-mode case: a flat JSON object of numbers.
+
+    Values that are not finite numbers (strings, booleans, nested objects) are kept
+    in the file but left out of reports; ``numbers()`` says which ones count.
+    """
+
+    def numbers(self) -> dict[str, float]:
+        return {
+            k: float(v)
+            for k, v in self.root.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        }
+
+    def ignored(self) -> list[str]:
+        kept = self.numbers()
+        return [k for k in self.root if k not in kept]
+
+
+# ============================================================================= locks
+
+
+class LockInfo(_Closed):
+    """A per-experiment lock file (``.recover.lock``): who holds it, so a second
+    recovery can name the holder and a dead holder's lock can be taken over."""
+
+    pid: int
+    host: str
+    started_at: str
+    token: str
+    command: list[str] = []
+    # The holder's process start time (Linux /proc), so a reused pid is not mistaken for it.
+    pid_start: str | None = None

@@ -7,10 +7,12 @@ file and a freshly written one are the same file by construction.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import AgentRunPaths
+from .atomic import move_aside
+from .layout import AgentRunPaths, next_aside
 from .records import (
     AgentResult,
     AgentTiming,
@@ -29,6 +31,7 @@ from .records import (
     utc_now_iso,
     write_record,
 )
+from .status import JudgeStatus, classify_judge
 
 
 def _read_text(path: Path) -> str:
@@ -83,10 +86,14 @@ class Panel:
 
     @classmethod
     def read(cls, paths: AgentRunPaths, judge_models: list[str]) -> Panel:
+        """The slots whose status is ``complete`` (same rule as classification)."""
         found = []
         for slot, model in enumerate(judge_models, start=1):
-            judgment = read_record(paths.judge_slot(slot).judgment, Judgment).record
-            if judgment is not None and not judgment.is_fallback:
+            slot_paths = paths.judge_slot(slot)
+            if classify_judge(slot_paths, model).status is not JudgeStatus.COMPLETE:
+                continue
+            judgment = read_record(slot_paths.judgment, Judgment).record
+            if judgment is not None:
                 found.append((slot, model, judgment))
         return cls(found)
 
@@ -127,12 +134,15 @@ def judge_duration(paths: AgentRunPaths, judge_models: list[str]) -> float:
     return sum(t.judge_duration_seconds for t in slots if t is not None)
 
 
-def build_run_result(paths: AgentRunPaths, judge_models: list[str]) -> tuple[RunResult, Consensus]:
+def build_run_result(
+    paths: AgentRunPaths, judge_models: list[str], *, judge_seconds: float | None = None
+) -> tuple[RunResult, Consensus]:
     agent = read_record(paths.agent_result, AgentResult).record or build_agent_result(paths)
     timing = load_record(paths.agent_timing, AgentTiming)
     panel = Panel.read(paths, judge_models)
     consensus = panel.consensus()
-    judge_seconds = judge_duration(paths, judge_models)
+    if judge_seconds is None:
+        judge_seconds = judge_duration(paths, judge_models)
     stats = agent.token_stats
     result = RunResult(
         run_number=paths.run_number,
@@ -149,12 +159,24 @@ def build_run_result(paths: AgentRunPaths, judge_models: list[str]) -> tuple[Run
         judge_grade=consensus.grade,
         judge_reasoning=consensus.reasoning,
         judges=panel.summaries(),
-        workspace_path=str(paths.workspace),
-        logs_path=str(paths.agent_dir),
-        command_log_path=str(paths.command_log),
+        workspace_path=os.path.abspath(paths.workspace),
+        logs_path=os.path.abspath(paths.agent_dir),
+        command_log_path=os.path.abspath(paths.command_log),
         criteria_scores={},
     )
     return result, consensus
+
+
+def _replace_record(path: Path, record: RunResult | Consensus | JudgeTiming | AgentResult) -> None:
+    """Write ``record`` at ``path``; an invalid file there is moved aside first, never lost.
+
+    A file this project could not validate may still hold what its writer meant
+    (a newer writer's shape, say), so it is kept under ``.failed/`` beside it. A
+    valid one is simply replaced: it is derived from files that are kept.
+    """
+    if (path.exists() or path.is_symlink()) and read_record(path, type(record)).record is None:
+        move_aside(path, next_aside(path.parent, path.name))
+    write_record(path, record)
 
 
 def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bool = False) -> list[Path]:
@@ -166,7 +188,7 @@ def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bo
     written: list[Path] = []
     if read_record(paths.agent_result, AgentResult).record is None:
         if not dry_run:
-            write_record(paths.agent_result, build_agent_result(paths))
+            _replace_record(paths.agent_result, build_agent_result(paths))
         written.append(paths.agent_result)
     consensus_ok = read_record(paths.consensus, Consensus).record is not None
     result_ok = read_record(paths.run_result, RunResult).record is not None
@@ -175,14 +197,14 @@ def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bo
     run_result, consensus = build_run_result(paths, judge_models)
     if not dry_run:
         if read_record(paths.judge_timing, JudgeTiming).record is None:
-            write_record(
+            _replace_record(
                 paths.judge_timing,
                 JudgeTiming(judge_duration_seconds=run_result.judge_duration_seconds, measured_at=utc_now_iso()),
             )
         if not consensus_ok:
-            write_record(paths.consensus, consensus)
+            _replace_record(paths.consensus, consensus)
         if not result_ok:
-            write_record(paths.run_result, run_result)
+            _replace_record(paths.run_result, run_result)
     if not consensus_ok:
         written.append(paths.consensus)
     if not result_ok:
@@ -192,12 +214,14 @@ def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bo
 
 def rebuild_after_judging(paths: AgentRunPaths, judge_models: list[str]) -> RunResult:
     """After a judge (re)run: consensus, judge timing and run_result.json from scratch."""
-    if read_record(paths.agent_result, AgentResult).record is None:
-        write_record(paths.agent_result, build_agent_result(paths))
     slots = (read_record(paths.judge_slot(i).timing, JudgeTiming).record for i in range(1, len(judge_models) + 1))
     total = sum(t.judge_duration_seconds for t in slots if t is not None)
-    write_record(paths.judge_timing, JudgeTiming(judge_duration_seconds=total, measured_at=utc_now_iso()))
-    run_result, consensus = build_run_result(paths, judge_models)
-    write_record(paths.consensus, consensus)
-    write_record(paths.run_result, run_result)
+    # Everything is built before anything is written: no valid judgment, no change on disk.
+    agent = read_record(paths.agent_result, AgentResult).record
+    run_result, consensus = build_run_result(paths, judge_models, judge_seconds=total)
+    if agent is None:
+        _replace_record(paths.agent_result, build_agent_result(paths))
+    _replace_record(paths.judge_timing, JudgeTiming(judge_duration_seconds=total, measured_at=utc_now_iso()))
+    _replace_record(paths.consensus, consensus)
+    _replace_record(paths.run_result, run_result)
     return run_result

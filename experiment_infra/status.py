@@ -8,15 +8,18 @@ an agent run is done, needs regenerating, or needs running again.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from .layout import AgentRunPaths, CasePaths, JudgeSlotPaths
+from .layout import AgentRunPaths, CasePaths, JudgeSlotPaths, judge_slot_name
 from .records import (
     AgentResult,
     AgentTiming,
+    NOFOLLOW_READ_FLAGS,
     CommandLog,
+    Consensus,
     JudgeCommand,
     Judgment,
     RunRecord,
@@ -112,7 +115,7 @@ def _has_text(path: Path) -> bool:
         return False
 
 
-def _entries(path: Path) -> list[str]:
+def _entries(path: Path | str) -> list[str]:
     try:
         return os.listdir(path)
     except OSError:
@@ -143,56 +146,133 @@ def classify_case(paths: CasePaths) -> CaseClassification:
 
 
 # ------------------------------------------------------------ agent evaluation
+# Classification reads every expected run of an experiment (tens of thousands), so it
+# works on plain strings (no Path object per file) and lets each open double as the
+# existence check: a completed run costs one open+read per JSON file and one lstat
+# per directory, and nothing is listed unless the files it looks for are absent.
+# Directories are lstat-ed (never followed) so a symlink cannot lead outside the
+# experiment; files are opened with O_NOFOLLOW by read_record.
+
+_RUN = AgentRunPaths(Path("."))  # relative names, taken from layout once
 
 
-def _agent_finished(paths: AgentRunPaths) -> tuple[bool, str, CommandLog | None]:
-    """Did the agent finish cleanly? (non-empty output, valid timing and command log, exit 0)"""
-    log = read_record(paths.command_log, CommandLog)
-    if not _has_text(paths.output):
-        return False, "output.txt is missing or empty", log.record
-    if log.record is None:
-        return False, f"command_log.json {log.problem}", None
-    if log.record.exit_code != 0:
-        return False, f"agent exited with code {log.record.exit_code}", log.record
-    timing = read_record(paths.agent_timing, AgentTiming)
-    if timing.record is None:
-        return False, f"timing.json {timing.problem}", log.record
-    return True, "agent finished", log.record
+class _Names:
+    agent_dir = os.fspath(_RUN.agent_dir)
+    command_log = os.fspath(_RUN.command_log)
+    output = os.fspath(_RUN.output)
+    stderr = os.fspath(_RUN.agent_stderr)
+    timing = os.fspath(_RUN.agent_timing)
+    agent_result = os.fspath(_RUN.agent_result)
+    consensus = os.fspath(_RUN.consensus)
+    run_result = os.fspath(_RUN.run_result)
+    judge_dir = os.fspath(_RUN.judge_dir)
+    judgment = _RUN.judge_slot(1).judgment.name
+    judge_command = _RUN.judge_slot(1).command_log.name
 
 
-def classify_agent(paths: AgentRunPaths) -> tuple[RunStatus, str]:
-    """Agent-side status of one run; first matching rule wins (see README)."""
-    if not _is_real_dir(paths.dir):
-        why = "run directory is a symlink (not followed)" if paths.dir.is_symlink() else "run directory does not exist"
-        return RunStatus.MISSING, why
-    if not _is_real_dir(paths.agent_dir) or not _entries(paths.agent_dir):
+def _kind(path: str) -> str:
+    """``dir``, ``symlink``, ``other`` or ``absent`` (lstat: links are never followed)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "absent"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "symlink" if stat.S_ISLNK(mode) else "other"
+
+
+def _text_in(path: str) -> bool:
+    """A regular file (not a link) with at least one non-whitespace byte."""
+    try:
+        fd = os.open(path, NOFOLLOW_READ_FLAGS)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return False
+        return st.st_size > 4096 or bool(os.read(fd, 4096).strip())
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _recorded_reason(log: CommandLog) -> str | None:
+    """The writer's own account of the failing command (e.g. a timeout), if it left one."""
+    entry = next((c for c in log.commands if c.exit_code != 0), None)
+    if entry is None or not entry.reason:
+        return None
+    return f"agent exited with code {entry.exit_code}: {entry.reason}"
+
+
+def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
+    kind = _kind(run)
+    if kind != "dir":
+        return RunStatus.MISSING, {
+            "absent": "run directory does not exist",
+            "symlink": "run directory is a symlink (not followed)",
+        }.get(kind, "run path is not a directory")
+    agent = os.path.join(run, _Names.agent_dir)
+    if _kind(agent) != "dir":
         return RunStatus.MISSING, "no agent files"
-    finished, why, log = _agent_finished(paths)
-    if finished:
-        problems = []
-        for name, path, model in (
-            ("agent/result.json", paths.agent_result, AgentResult),
-            ("run_result.json", paths.run_result, RunResult),
-        ):
-            read = read_record(path, model)
-            if read.record is None:
-                problems.append(f"{name} {read.problem}")
-        if not problems:
-            return RunStatus.COMPLETED, "agent finished and result files are valid"
-        return RunStatus.RESULTS, "agent finished but " + "; ".join(problems)
-    if log is not None and log.exit_code != 0:
-        return RunStatus.FAILED, why
-    if _has_text(paths.agent_stderr) and not _has_text(paths.output):
+    log = read_record(os.path.join(run, _Names.command_log), CommandLog)
+    has_output = _text_in(os.path.join(run, _Names.output))
+    if not has_output and not log.exists and not _entries(agent):
+        return RunStatus.MISSING, "no agent files"
+    # "Finished": non-empty output, valid command log with exit code 0, valid timing.
+    if not has_output:
+        why = "output.txt is missing or empty"
+    elif log.record is None:
+        why = f"command_log.json {log.problem}"
+    elif log.record.exit_code != 0:
+        why = f"agent exited with code {log.record.exit_code}"
+    else:
+        timing = read_record(os.path.join(run, _Names.timing), AgentTiming)
+        if timing.record is not None:
+            return _results_status(run)
+        why = f"timing.json {timing.problem}"
+    if log.record is not None and log.record.exit_code != 0:
+        return RunStatus.FAILED, _recorded_reason(log.record) or why
+    if not has_output and _text_in(os.path.join(run, _Names.stderr)):
         return RunStatus.FAILED, "stderr.log present and no usable output"
     return RunStatus.PARTIAL, f"agent started and never finished ({why})"
 
 
-def classify_judge(slot_paths: JudgeSlotPaths, model: str) -> JudgeClassification:
-    slot = slot_paths.slot
-    if not _is_real_dir(slot_paths.dir) or not _entries(slot_paths.dir):
+def _results_status(run: str) -> tuple[RunStatus, str]:
+    """The agent finished: ``completed`` if its derived files are valid, else ``results``.
+
+    ``judge/result.json`` counts too: it is derived the same way, and a run that
+    lacks it would otherwise never get it back.
+    """
+    problems = []
+    for rel, model in (
+        (_Names.agent_result, AgentResult),
+        (_Names.consensus, Consensus),
+        (_Names.run_result, RunResult),
+    ):
+        read = read_record(os.path.join(run, rel), model)
+        if read.record is None:
+            problems.append(f"{rel} {read.problem}")
+    if not problems:
+        return RunStatus.COMPLETED, "agent finished and result files are valid"
+    return RunStatus.RESULTS, "agent finished but " + "; ".join(problems)
+
+
+def classify_agent(paths: AgentRunPaths) -> tuple[RunStatus, str]:
+    """Agent-side status of one run; first matching rule wins (see README)."""
+    return _classify_agent_at(os.fspath(paths.dir))
+
+
+def _classify_slot(slot_dir: str, slot: int, model: str) -> JudgeClassification:
+    kind = _kind(slot_dir)
+    if kind == "symlink":
+        return JudgeClassification(slot, model, JudgeStatus.MISSING, "judge directory is a symlink (not followed)")
+    if kind != "dir":
         return JudgeClassification(slot, model, JudgeStatus.MISSING, "no judge directory")
-    read = read_record(slot_paths.judgment, Judgment)
-    command = read_record(slot_paths.command_log, JudgeCommand).record
+    read = read_record(os.path.join(slot_dir, _Names.judgment), Judgment)
+    command_read = read_record(os.path.join(slot_dir, _Names.judge_command), JudgeCommand)
+    command = command_read.record
     if command is not None and command.exit_code not in (None, 0):
         why = command.reason or f"judge exited with code {command.exit_code}"
         return JudgeClassification(slot, model, JudgeStatus.FAILED, why)
@@ -200,19 +280,69 @@ def classify_judge(slot_paths: JudgeSlotPaths, model: str) -> JudgeClassificatio
         if read.record.is_fallback:
             return JudgeClassification(slot, model, JudgeStatus.FAILED, "judgment is a heuristic fallback")
         return JudgeClassification(slot, model, JudgeStatus.COMPLETE, f"score {read.record.score:.3f}")
+    if command is not None and command.ended_at is not None:
+        # The judge ran to the end and its reply gave no judgment (e.g. unparseable).
+        why = command.reason or "judge finished without a usable judgment.json"
+        return JudgeClassification(slot, model, JudgeStatus.FAILED, why)
     if read.exists:
         return JudgeClassification(slot, model, JudgeStatus.FAILED, f"judgment.json {read.problem}")
+    if not command_read.exists and not _entries(slot_dir):
+        return JudgeClassification(slot, model, JudgeStatus.MISSING, "judge directory is empty")
     return JudgeClassification(slot, model, JudgeStatus.PARTIAL, "judge started, no judgment.json")
+
+
+def classify_judge(slot_paths: JudgeSlotPaths, model: str) -> JudgeClassification:
+    judge_dir = os.fspath(slot_paths.dir.parent)
+    if _kind(judge_dir) == "symlink":
+        return JudgeClassification(
+            slot_paths.slot, model, JudgeStatus.MISSING, "judge directory is a symlink (not followed)"
+        )
+    return _classify_slot(os.fspath(slot_paths.dir), slot_paths.slot, model)
 
 
 def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassification:
     """Agent status plus one judge status per model of the panel."""
-    status, reason = classify_agent(paths)
+    run = os.fspath(paths.dir)
+    status, reason = _classify_agent_at(run)
     if status in AGENT_RERUN_STATUSES:
         judges = tuple(
             JudgeClassification(i, m, JudgeStatus.AGENT_FAILED, f"agent run is {status.value}")
             for i, m in enumerate(judge_models, start=1)
         )
+        return RunClassification(status, reason, judges)
+    judge_dir = os.path.join(run, _Names.judge_dir)
+    judge_kind = _kind(judge_dir)
+    if judge_kind != "dir":
+        why = "judge directory is a symlink (not followed)" if judge_kind == "symlink" else "no judge directory"
+        judges = tuple(
+            JudgeClassification(i, m, JudgeStatus.MISSING, why) for i, m in enumerate(judge_models, start=1)
+        )
     else:
-        judges = tuple(classify_judge(paths.judge_slot(i), m) for i, m in enumerate(judge_models, start=1))
+        judges = tuple(
+            _classify_slot(os.path.join(judge_dir, judge_slot_name(i)), i, m)
+            for i, m in enumerate(judge_models, start=1)
+        )
     return RunClassification(status, reason, judges)
+
+
+# ------------------------------------------------------------------ inspect mode
+
+_INSPECT_STATUS = {
+    "success": CaseStatus.COMPLETED,
+    "error": CaseStatus.FAILED,
+    "cancelled": CaseStatus.FAILED,
+    "started": CaseStatus.PARTIAL,  # the process died before Inspect closed the log
+}
+
+
+def classify_inspect_case(log_dir: Path, variant_name: str) -> CaseClassification:
+    """Status of an inspect-mode case from its latest ``.eval`` log."""
+    from .inspect_mode import latest_log
+
+    header = latest_log(log_dir, variant_name)
+    if header is None:
+        return CaseClassification(CaseStatus.MISSING, "no .eval log")
+    if header.status is None:
+        return CaseClassification(CaseStatus.PARTIAL, f"{header.path.name}: {header.problem}")
+    reason = f"{header.path.name}: {header.status}" + (f" ({header.error})" if header.error else "")
+    return CaseClassification(_INSPECT_STATUS[header.status], reason)

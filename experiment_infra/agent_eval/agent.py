@@ -1,0 +1,110 @@
+"""One agent run: workspace, prompt, the agent command with a timeout, and its records.
+
+Files are written in the order the status rules read them: logs while the agent
+runs, then ``output.txt``, ``timing.json`` and ``command_log.json`` (which makes the
+run count as finished), then ``result.json`` built by ``regenerate`` from those, so
+a written result and a regenerated one are the same file. A run killed half way
+leaves logs and no command log: ``partial``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..atomic import atomic_write_text, move_aside
+from ..layout import AgentRunPaths, ExperimentPaths
+from ..records import AgentTiming, CommandEntry, CommandLog, utc_now_iso, write_record
+from ..regenerate import build_agent_result
+from ..status import RunStatus, classify_agent
+from .commands import agent_replay_script, cli_version, model_md, process_env, recorded_env, render
+from .process import run_logged
+from .spec import AgentEvalError, AgentEvalSpec
+from .workspace import create_workspace
+
+
+def refuse_existing(path: Path, what: str) -> None:
+    """Nothing is ever written over an earlier attempt: the caller moves it aside first."""
+    if path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir()))):
+        raise FileExistsError(f"{path}: {what} already has files; move the earlier attempt aside before rerunning it")
+
+
+def set_aside_run(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -> Path | None:
+    """Move an earlier attempt of a run to ``{subtest}/.failed/run_NN_attempt_K`` (never deleted)."""
+    paths = exp.run(tier, subtest, run_number)
+    if not paths.dir.is_symlink() and (not paths.dir.exists() or (paths.dir.is_dir() and not any(paths.dir.iterdir()))):
+        return None
+    return move_aside(paths.dir, exp.subtest(tier, subtest).next_failed_attempt(run_number))
+
+
+def agent_argv(exp: ExperimentPaths, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> list[str]:
+    paths = exp.run(tier, subtest, run_number)
+    condition = spec.condition(tier, subtest)
+    return render(
+        spec.agent_command,
+        extra_args=condition.extra_args,
+        model=condition.model,
+        prompt_file=paths.prompt.absolute(),
+        workspace=paths.workspace.absolute(),
+        run_dir=paths.dir.absolute(),
+        tier=tier,
+        subtest=subtest,
+        run_number=run_number,
+    )
+
+
+def _read_prompt(exp: ExperimentPaths) -> str:
+    if not exp.prompt.is_file():
+        raise AgentEvalError(f"{exp.prompt}: task prompt missing; the experiment directory needs its prompt.md")
+    return exp.prompt.read_text(encoding="utf-8")
+
+
+def run_agent(exp: ExperimentPaths, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> RunStatus:
+    """Run the agent once for ``{tier}/{subtest}/run_{NN}``; return what the disk now says.
+
+    A hang is killed at ``agent_timeout_seconds`` and recorded as a failed run
+    (exit code 124 and the reason); the workspace is always kept.
+    """
+    condition = spec.condition(tier, subtest)
+    paths: AgentRunPaths = exp.run(tier, subtest, run_number)
+    refuse_existing(paths.dir, "run directory")
+    prompt = _read_prompt(exp)
+    paths.agent_dir.mkdir(parents=True, exist_ok=True)
+
+    workspace = create_workspace(exp, paths, spec.task_repo, spec.task_commit)
+    if condition.system_prompt:
+        atomic_write_text(paths.workspace_instructions, condition.system_prompt)
+    atomic_write_text(paths.task_prompt, prompt)
+    atomic_write_text(paths.prompt, prompt)
+
+    argv = agent_argv(exp, spec, tier, subtest, run_number)
+    now = utc_now_iso()
+    atomic_write_text(paths.agent_model_md, model_md("Agent", condition.model, cli_version(argv), now, argv))
+    atomic_write_text(paths.agent_replay, agent_replay_script(argv, str(workspace), condition.env, now))
+    os.chmod(paths.agent_replay, 0o755)
+
+    result = run_logged(
+        argv,
+        cwd=workspace,
+        env=process_env(condition.env),
+        stdout_path=paths.agent_stdout,
+        stderr_path=paths.agent_stderr,
+        timeout_seconds=spec.agent_timeout_seconds,
+    )
+    atomic_write_text(paths.output, paths.agent_stdout.read_bytes().decode("utf-8", errors="replace"))
+    write_record(paths.agent_timing, AgentTiming(agent_duration_seconds=result.duration_seconds, measured_at=result.ended_at))
+    entry = CommandEntry(
+        timestamp=result.ended_at,
+        command=argv,
+        cwd=str(workspace),
+        env_vars=recorded_env(condition.env),
+        exit_code=result.exit_code,
+        stdout_file=paths.agent_stdout.name,
+        stderr_file=paths.agent_stderr.name,
+        duration_seconds=result.duration_seconds,
+        timed_out=result.timed_out,
+        reason=result.reason,
+    )
+    write_record(paths.command_log, CommandLog(generated_at=result.ended_at, total_commands=1, commands=[entry]))
+    write_record(paths.agent_result, build_agent_result(paths))
+    return classify_agent(paths)[0]

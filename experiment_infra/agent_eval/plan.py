@@ -1,0 +1,167 @@
+"""Plan an agent-evaluation suite run (new, resumed or dry) without writing anything.
+
+``plan_experiment`` checks every input (task files, repository, commit, templates),
+works out the experiment directory and, per run, what is left to do: a new run needs
+its agent and every judge; a resumed one only what its files say is missing.
+``start_experiment`` then creates the directory and clones the task repository.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ..layout import DIRTY_SUFFIX, AgentRunPaths, ExperimentPaths, run_dir_name_for
+from ..provenance import git_provenance
+from ..records import AgentEvalManifest, GitProvenance, RecordError, load_record
+from ..status import RunClassification, RunStatus, classify_run
+from .agent import agent_argv
+from .commands import redact_env
+from .experiment import create_experiment, spec_from_manifest
+from .judge import judge_argv
+from .spec import AgentEvalError, AgentEvalSpec, AgentEvalSuite
+from .workspace import ensure_clone, resolve_commit
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    tier: str
+    subtest: str
+    run_number: int
+    paths: AgentRunPaths
+    needs_agent: bool
+    judges: tuple[tuple[int, str], ...]  # (slot, model) to run
+    on_disk: RunClassification | None = None  # None: a new experiment
+
+    @property
+    def name(self) -> str:
+        """The task run name: ``{tier}/{subtest}/run_{NN}``."""
+        return f"{self.tier}/{self.subtest}/{run_dir_name_for(self.run_number)}"
+
+    @property
+    def done(self) -> bool:
+        return self.on_disk is not None and self.on_disk.status is RunStatus.COMPLETED
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    suite: AgentEvalSuite
+    spec: AgentEvalSpec
+    exp: ExperimentPaths
+    git: GitProvenance
+    runs: tuple[PlannedRun, ...]
+    resumed: bool = False
+    suite_path: str | None = None
+
+
+def _identity(spec: AgentEvalSpec) -> dict[str, object]:
+    conditions = [
+        (c.tier, c.subtest, c.model, c.system_prompt, list(c.extra_args), redact_env(c.env)) for c in spec.conditions
+    ]
+    return {
+        "conditions": conditions,
+        "runs_per_subtest": spec.runs_per_subtest,
+        "judge_models": list(spec.judge_models),
+        "task_commit": spec.task_commit,
+    }
+
+
+def _check_resume(suite: AgentEvalSuite, resume: str | Path) -> tuple[ExperimentPaths, AgentEvalManifest]:
+    exp = ExperimentPaths(Path(resume).expanduser().resolve())
+    if not exp.dir.is_dir():
+        raise AgentEvalError(f"--resume {resume}: directory does not exist")
+    if not exp.manifest.is_file():
+        raise AgentEvalError(
+            f"--resume {resume}: no config/manifest.json (not written by this project); recover it with flows/recover.py"
+        )
+    try:
+        manifest = load_record(exp.manifest, AgentEvalManifest)
+    except RecordError as exc:
+        raise AgentEvalError(f"--resume: {exc}") from None
+    if manifest.experiment_name != suite.experiment_name:
+        raise AgentEvalError(
+            f"--resume {resume}: it holds experiment {manifest.experiment_name!r}, this suite is {suite.experiment_name!r}"
+        )
+    return exp, manifest
+
+
+def _free_dir(results_root: Path, suite: AgentEvalSuite, when: datetime, git: GitProvenance) -> ExperimentPaths:
+    while True:  # two runs started in the same second would share a name: take the next second
+        exp = ExperimentPaths.new(results_root, suite.experiment_name, when, git.short, git.dirty)
+        if not exp.dir.exists():
+            return exp
+        when += timedelta(seconds=1)
+
+
+def plan_experiment(
+    suite: AgentEvalSuite,
+    *,
+    results_root: str | Path = "results",
+    resume: str | Path | None = None,
+    suite_path: str | Path | None = None,
+    now: datetime | None = None,
+) -> ExperimentPlan:
+    """Everything a run of ``suite`` will do; raises ``AgentEvalError`` on bad input."""
+    suite.input_files()
+    root = Path(suite_path).resolve().parent if suite_path else Path.cwd()
+    models = list(suite.judge_models)
+    if resume is not None:
+        exp, manifest = _check_resume(suite, resume)
+        spec = suite.to_spec(manifest.task_commit)
+        recorded = _identity(spec_from_manifest(manifest))
+        for key, value in _identity(spec).items():
+            if recorded[key] != value:
+                raise AgentEvalError(
+                    f"--resume {resume}: the suite's {key} differs from config/manifest.json; "
+                    "start a new run (or restore the suite)"
+                )
+        runs = []
+        for tier, subtest, n in spec.runs():
+            paths = exp.run(tier, subtest, n)
+            on_disk = classify_run(paths, models)
+            slots = tuple((j.slot, j.model) for j in on_disk.judges_needing_work)
+            if on_disk.needs_agent:
+                slots = tuple(enumerate(models, start=1))
+            runs.append(PlannedRun(tier, subtest, n, paths, on_disk.needs_agent, slots, on_disk))
+        return ExperimentPlan(suite, spec, exp, manifest.git, tuple(runs), True, str(suite_path) if suite_path else None)
+    spec = suite.to_spec(resolve_commit(suite.task.repo, suite.task.commit))
+    git = git_provenance(root)
+    exp = _free_dir(Path(results_root).expanduser().resolve(), suite, now or datetime.now(), git)
+    slots = tuple(enumerate(models, start=1))
+    runs = tuple(PlannedRun(t, s, n, exp.run(t, s, n), True, slots) for t, s, n in spec.runs())
+    return ExperimentPlan(suite, spec, exp, git, runs, False, str(suite_path) if suite_path else None)
+
+
+def start_experiment(plan: ExperimentPlan, parallelism: int) -> None:
+    """Create a new experiment directory and clone the task repository into it."""
+    if not plan.resumed:
+        create_experiment(plan.exp, plan.suite, plan.spec, plan.git, suite_path=plan.suite_path, parallelism=parallelism)
+    ensure_clone(plan.exp, plan.spec.task_repo, plan.spec.task_commit)
+
+
+def format_plan(plan: ExperimentPlan) -> str:
+    """The dry run's account: experiment directory, every run and judge slot, exact commands."""
+    spec, exp = plan.spec, plan.exp
+    verb = "resume" if plan.resumed else "create"
+    git = plan.git.short + (DIRTY_SUFFIX if plan.git.dirty else "")
+    lines = [
+        f"dry run: would {verb} {exp.dir}",
+        f"experiment {plan.suite.experiment_name} (agent_eval, id {spec.experiment_id}), git {git}, "
+        f"{len(plan.runs)} run(s) x {len(spec.judge_models)} judge(s), task {spec.task_repo} @ {spec.task_commit[:12]}",
+    ]
+    for run in plan.runs:
+        if run.done:
+            lines.append(f"  {run.name} -> {run.paths.dir}  [completed: would skip]")
+            continue
+        lines.append(f"  {run.name} -> {run.paths.dir}")
+        if run.needs_agent:
+            lines.append(f"    agent: {shlex.join(agent_argv(exp, spec, run.tier, run.subtest, run.run_number))}")
+        for slot, model in run.judges:
+            argv = judge_argv(exp, spec, run.tier, run.subtest, run.run_number, model)
+            lines.append(f"    {run.paths.judge_slot(slot).dir.name} ({model}): {shlex.join(argv)}")
+        if not run.needs_agent and not run.judges:
+            lines.append("    regenerate consensus and run_result.json")
+    lines.append("nothing written, nothing started")
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""Run one agent or judge command with its output in log files and a hard timeout.
+
+The command gets its own process group, so a timeout (or an interrupted runner)
+kills everything it started, not just the first process. Output goes straight to
+files: a grandchild that keeps the descriptors open cannot block the runner.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..records import utc_now_iso
+
+TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports
+START_FAILED_EXIT_CODE = 127  # what a shell reports for a command it could not start
+KILL_GRACE_SECONDS = 5.0
+MAX_REASON_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    exit_code: int
+    started_at: str
+    ended_at: str
+    duration_seconds: float
+    timed_out: bool = False
+    reason: str | None = None
+
+
+def _kill_group(pid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
+    # Only while the leader is unreaped: its pid (the group id) cannot belong to anyone else.
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 4096))
+            lines = [ln.strip() for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def describe_exit(exit_code: int, stderr_path: Path) -> str | None:
+    if exit_code == 0:
+        return None
+    if exit_code < 0:
+        try:
+            why = f"killed by signal {signal.Signals(-exit_code).name}"
+        except ValueError:
+            why = f"killed by signal {-exit_code}"
+    else:
+        why = f"exit code {exit_code}"
+    last = _last_line(stderr_path)
+    return (why + (f" (last stderr line: {last})" if last else ""))[:MAX_REASON_CHARS]
+
+
+def run_logged(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdout_path: Path,
+    stderr_path: Path,
+    timeout_seconds: float,
+) -> ProcessResult:
+    """Run ``argv`` to completion or timeout; the exit code of a timeout is 124."""
+    started_at = utc_now_iso()
+    start = time.monotonic()
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        try:
+            proc = subprocess.Popen(
+                list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=err, start_new_session=True,
+            )
+        except OSError as exc:
+            return ProcessResult(
+                START_FAILED_EXIT_CODE, started_at, utc_now_iso(), 0.0,
+                reason=f"could not start {argv[0]}: {exc.strerror or exc}",
+            )
+        try:
+            proc.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid, proc, KILL_GRACE_SECONDS)
+            return ProcessResult(
+                TIMEOUT_EXIT_CODE, started_at, utc_now_iso(), round(time.monotonic() - start, 6),
+                timed_out=True, reason=f"timed out after {timeout_seconds:g} s; process group killed",
+            )
+        except BaseException:  # interrupted runner (Ctrl-C, Prefect cancellation): leave nothing running
+            _kill_group(proc.pid, proc, 1.0)
+            raise
+    duration = round(time.monotonic() - start, 6)
+    return ProcessResult(proc.returncode, started_at, utc_now_iso(), duration, reason=describe_exit(proc.returncode, stderr_path))

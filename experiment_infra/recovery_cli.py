@@ -1,0 +1,205 @@
+"""The ``recover`` command line, Prefect-free until a real recovery starts.
+
+    python flows/recover.py EXPERIMENT_DIR [--dry-run] [--status S]... [--tier T]... [--subtest S]...
+           [--runs 1,3,5] [--agents-only | --judges-only] [--judge-model M] [-p N] [--json] [-v]
+
+``--dry-run`` and ``--json`` survey the files and print; they never import Prefect
+(importing it alone takes seconds and creates its home directory), so they are fast
+and write nothing. A real recovery is checked here first (bad input is one
+``error: ...`` line, exit 2; a held lock exits 3), then runs the ``recover`` flow.
+Exit 0 when nothing is left to do or everything asked for succeeded, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from .agent_eval import AgentEvalError, load_spec
+from .lock import LockHeld, check_lock
+from .records import RecordError
+from .recovery_plan import ExperimentSurvey, RecoveryInputError, Selection, SuiteRunSurvey, survey
+from .recovery_render import render_json, render_text
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+DEFAULT_PARALLELISM = 8
+BAD_INPUT: tuple[type[Exception], ...] = (RecoveryInputError, AgentEvalError, RecordError)
+
+
+@dataclass(frozen=True)
+class RecoverySummary:
+    """What a recovery did, read back from the files afterwards (the flow's result)."""
+
+    directory: str
+    mode: str
+    dry_run: bool = False
+    before: dict[str, int] = field(default_factory=dict)
+    after: dict[str, int] = field(default_factory=dict)
+    planned: int = 0
+    not_done: tuple[tuple[str, str], ...] = ()  # (run, why) of planned work that did not succeed
+    remaining: tuple[tuple[str, str, str], ...] = ()  # (run, status, reason) still needing work
+    notes: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if not self.not_done else EXIT_FAILED
+
+    @property
+    def ok(self) -> bool:
+        return not self.not_done
+
+    def format(self) -> str:
+        def counts(c: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in c.items())
+
+        lines = [
+            f"recovered {self.directory}: {self.planned - len(self.not_done)} of {self.planned} planned run(s) done",
+            f"before: {counts(self.before)}",
+            f"after:  {counts(self.after)}",
+        ]
+        lines += [f"not done: {label}: {why}" for label, why in self.not_done]
+        if self.remaining:
+            lines.append(f"still needing work: {len(self.remaining)}")
+            lines += [f"  {label}  {status}  {reason}" for label, status, reason in self.remaining]
+        return "\n".join(lines)
+
+
+def build_selection(
+    statuses: Sequence[str] | None = None, tiers: Sequence[str] | None = None, subtests: Sequence[str] | None = None,
+    runs: str | Sequence[int] | None = None, agents_only: bool = False, judges_only: bool = False,
+    judge_model: str | None = None,
+) -> Selection:
+    return Selection.build(
+        statuses=statuses, tiers=tiers, subtests=subtests, runs=runs,
+        agents_only=agents_only, judges_only=judges_only, judge_model=judge_model,
+    )
+
+
+def check_suite_rerun(s: SuiteRunSurvey) -> None:
+    """A standard-mode rerun goes through ``run_suite --resume``, which reruns every unfinished case."""
+    if s.unselected_needing_work:
+        raise RecoveryInputError(
+            f"--status leaves out unfinished case(s) {', '.join(s.unselected_needing_work)}, but run_suite "
+            "--resume reruns every unfinished case: drop --status or include their statuses"
+        )
+    if s.planned and not s.manifest.suite_file:
+        raise RecoveryInputError(f"{s.run.manifest}: suite_file is empty, so run_suite cannot rerun its cases")
+
+
+# ------------------------------------------------------------------ command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="flows/recover.py",
+        description="Classify every run of an experiment from its files; rerun, re-judge or regenerate only what is needed.",
+    )
+    p.add_argument("experiment_dir", metavar="EXPERIMENT_DIR", help="agent-evaluation experiment or standard-mode run directory")
+    p.add_argument("--dry-run", action="store_true", help="print the classification and the actions; write nothing")
+    p.add_argument("--status", action="append", dest="statuses", metavar="S", help="only runs with this run or judge status (repeatable)")
+    p.add_argument("--tier", action="append", dest="tiers", metavar="T", help="only this tier (repeatable)")
+    p.add_argument("--subtest", action="append", dest="subtests", metavar="S", help="only this subtest (repeatable)")
+    p.add_argument("--runs", metavar="1,3,5", help="only these run numbers")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--agents-only", action="store_true", help="agent reruns and regeneration only; no judge reruns")
+    only.add_argument("--judges-only", action="store_true", help="judge reruns only; no agent reruns, no regeneration")
+    p.add_argument("--judge-model", metavar="M", help="judges rerun with model M instead of the configured one (recorded)")
+    p.add_argument(
+        "-p", "--parallelism", type=_positive_int, metavar="N", help=f"at most N tasks at once (default {DEFAULT_PARALLELISM})"
+    )
+    p.add_argument("--json", action="store_true", dest="json_output", help="print the classification as one JSON document; run nothing")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every selected run, not only those needing work")
+    return p
+
+
+def _error(message: object, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def preflight(args: argparse.Namespace, selection: Selection) -> None:
+    """Everything a real recovery would refuse, checked before Prefect starts (reads only)."""
+    s = survey(args.experiment_dir, selection)
+    target = s.exp if isinstance(s, ExperimentSurvey) else s.run
+    check_lock(target.lock, what=str(target.dir))
+    if isinstance(s, ExperimentSurvey):
+        if any(r.rerun_agent or r.judge_slots for r in s.planned):
+            load_spec(s.exp)  # an experiment it cannot rerun, or a bad command template
+        return
+    check_suite_rerun(s)
+    if s.planned:
+        run_suite = _import_flows("run_suite")
+        run_suite.preflight(
+            s.manifest.suite_file, dry_run=False, parallelism=args.parallelism, resume=str(s.run.dir),
+            results_root="results",
+        )
+
+
+def _import_flows(name: str) -> Any:
+    # Imported only for a real recovery: the core (and the dry run) never imports Prefect.
+    import importlib
+
+    try:
+        return importlib.import_module(f"flows.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("flows", f"flows.{name}"):
+            raise
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a plain checkout
+        return importlib.import_module(f"flows.{name}")
+
+
+def _bad_input() -> tuple[type[Exception], ...]:
+    from .cli import BAD_INPUT as SUITE_BAD_INPUT  # run_suite's refusals, for standard-mode reruns
+
+    return BAD_INPUT + SUITE_BAD_INPUT
+
+
+def run(args: argparse.Namespace) -> int:
+    selection = build_selection(
+        args.statuses, args.tiers, args.subtests, args.runs, args.agents_only, args.judges_only, args.judge_model
+    )
+    if args.dry_run or args.json_output:
+        s = survey(args.experiment_dir, selection)
+        print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
+        return EXIT_OK
+    preflight(args, selection)
+    state = _import_flows("recover").recover(
+        experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
+        runs=args.runs, agents_only=args.agents_only, judges_only=args.judges_only, judge_model=args.judge_model,
+        parallelism=args.parallelism, verbose=args.verbose, return_state=True,
+    )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, RecoverySummary):
+        return result.exit_code
+    if isinstance(result, BaseException):
+        raise result
+    return EXIT_FAILED if state.is_failed() else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except LockHeld as exc:
+        return _error(exc, EXIT_LOCKED)
+    except Exception as exc:
+        if isinstance(exc, _bad_input()):
+            return _error(exc)
+        if getattr(args, "dry_run", False) or getattr(args, "json_output", False):
+            raise
+        return _error(f"the recovery failed: {type(exc).__name__}: {exc}", EXIT_FAILED)

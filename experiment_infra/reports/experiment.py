@@ -1,0 +1,142 @@
+"""Every report file of an agent-evaluation experiment, built from its run files.
+
+Nothing is read from an earlier report: each report is a function of the run files,
+so deleting all of them and rebuilding gives the same numbers back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..records import (
+    ExperimentReport,
+    ExperimentReportBest,
+    ExperimentReportChild,
+    ExperimentReportSummary,
+    RunReport,
+    SubtestReport,
+    SubtestReportChild,
+    SubtestReportSummary,
+    TierComparison,
+    TierComparisonEntry,
+    TierReport,
+    TierReportBest,
+    TierReportChild,
+    TierReportSummary,
+    utc_now_iso,
+)
+from . import markdown as md
+from . import plots
+from .aggregate import Aggregates, aggregate_experiment
+from .bundle import ReportBundle
+
+
+def _rel(target: Path, base: Path) -> str:
+    """ProjectScylla's ``"./T0/report.json"`` style for links stored inside JSON."""
+    return "./" + target.relative_to(base).as_posix()
+
+
+def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
+    agg: Aggregates = aggregate_experiment(experiment_dir)
+    paths, result, config = agg.paths, agg.result, agg.config
+    now = utc_now_iso()
+    bundle = ReportBundle(
+        kind="agent_eval",
+        root=paths.dir,
+        title=f"Experiment report: {config.experiment_id}",
+        summary_markdown="\n".join(md.summary_table(result)),
+    )
+    for tier_name, tier in result.tier_results.items():
+        tier_paths = paths.tier(tier_name)
+        for sub_name, sub in tier.subtest_results.items():
+            sub_paths = paths.subtest(tier_name, sub_name)
+            for run in sub.runs:
+                run_paths = sub_paths.run(run.run_number)
+                bundle.records[run_paths.report_json] = RunReport(
+                    run_number=run.run_number, score=run.judge_score, grade=run.judge_grade,
+                    passed=run.judge_passed, cost_usd=run.cost_usd, duration_seconds=run.duration_seconds,
+                    generated_at=now,
+                )
+                bundle.texts[run_paths.report_md] = md.run_markdown(tier_name, sub_name, run, run_paths, now)
+            bundle.records[sub_paths.report_json] = SubtestReport(
+                subtest_id=sub_name,
+                tier_id=tier_name,
+                summary=SubtestReportSummary(
+                    total_runs=len(sub.runs), passed=sum(1 for r in sub.runs if r.judge_passed),
+                    pass_rate=sub.pass_rate, mean_score=sub.mean_score, median_score=sub.median_score,
+                    std_dev=sub.std_dev_score, total_cost=sub.total_cost, consistency=sub.consistency,
+                    grade_distribution=sub.grade_distribution, modal_grade=sub.modal_grade,
+                    min_grade=sub.min_grade, max_grade=sub.max_grade,
+                ),
+                token_stats=sub.token_stats,
+                children=[
+                    SubtestReportChild(run_number=r.run_number, score=r.judge_score, passed=r.judge_passed,
+                                       report=_rel(sub_paths.run(r.run_number).report_json, sub_paths.dir))
+                    for r in sub.runs
+                ],
+                generated_at=now,
+                missing_runs=sub.missing_runs,
+            )
+            bundle.texts[sub_paths.report_md] = md.subtest_markdown(sub, paths, now)
+        best_report = paths.subtest(tier_name, tier.best_subtest).report_json if tier.best_subtest else None
+        bundle.records[tier_paths.result] = tier
+        bundle.records[tier_paths.report_json] = TierReport(
+            tier=tier_name,
+            summary=TierReportSummary(
+                total_subtests=len(tier.subtest_results), best_subtest=tier.best_subtest,
+                best_score=tier.best_subtest_score, total_cost=tier.total_cost,
+                total_duration=tier.total_duration, tiebreaker_needed=tier.tiebreaker_needed,
+            ),
+            token_stats=tier.token_stats,
+            best=TierReportBest(subtest=tier.best_subtest, score=tier.best_subtest_score,
+                                report=_rel(best_report, tier_paths.dir) if best_report else None),
+            children=[
+                TierReportChild(id=n, score=s.mean_score, pass_rate=s.pass_rate, cost=s.total_cost,
+                                selected=s.selected_as_best,
+                                report=_rel(paths.subtest(tier_name, n).report_json, tier_paths.dir))
+                for n, s in tier.subtest_results.items()
+            ],
+            generated_at=now,
+        )
+        if tier_name in agg.selections:
+            bundle.records[tier_paths.best_subtest] = agg.selections[tier_name]
+        bundle.texts[tier_paths.report_md] = md.tier_markdown(tier, paths, now)
+        bundle.texts[tier_paths.summary_md] = md.tier_summary_markdown(tier, paths)
+
+    best_tier = result.best_overall_tier
+    bundle.records[paths.result] = result
+    bundle.records[paths.report_json] = ExperimentReport(
+        experiment_id=config.experiment_id,
+        summary=ExperimentReportSummary(
+            total_tiers=len(result.tier_results), best_tier=best_tier, best_subtest=result.best_overall_subtest,
+            frontier_cop=result.frontier_cop, total_cost=result.total_cost,
+            total_duration=result.total_duration_seconds, started_at=result.started_at,
+            completed_at=result.completed_at,
+        ),
+        token_stats=result.token_stats,
+        best=ExperimentReportBest(tier=best_tier, subtest=result.best_overall_subtest,
+                                  report=_rel(paths.tier(best_tier).report_json, paths.dir) if best_tier else None),
+        children=[
+            ExperimentReportChild(tier=n, best_subtest=t.best_subtest, best_score=t.best_subtest_score,
+                                  cost=t.total_cost, report=_rel(paths.tier(n).report_json, paths.dir))
+            for n, t in result.tier_results.items()
+        ],
+        generated_at=now,
+    )
+    bundle.records[paths.tier_comparison] = TierComparison(
+        {
+            n: TierComparisonEntry(best_subtest=t.best_subtest, best_score=t.best_subtest_score,
+                                   total_cost=t.total_cost, tiebreaker_needed=t.tiebreaker_needed,
+                                   cost_of_pass=t.cost_of_pass)
+            for n, t in result.tier_results.items()
+        }
+    )
+    bundle.images = {
+        paths.score_distribution_plot: plots.score_distribution(result),
+        paths.pass_rate_plot: plots.pass_rate(result),
+        paths.cost_vs_score_plot: plots.cost_vs_score(result),
+        paths.judge_agreement_plot: plots.judge_agreement(result),
+    }
+    bundle.texts[paths.report_md] = md.experiment_markdown(result, config, paths, list(bundle.images), now)
+    bundle.texts[paths.summary_md] = md.experiment_summary_markdown(result, paths)
+    return bundle

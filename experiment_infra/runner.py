@@ -1,0 +1,235 @@
+"""Run one attempt of one standard-mode case in a fresh subprocess (no Prefect here).
+
+The disk is the truth about a case: ``config.json`` is written before the process
+starts, the run record when it starts (no end) and again when it ends. A runner that
+is killed therefore leaves a record saying the case started and never finished, and
+``status.classify_case`` reads that back. Earlier attempts are moved aside, never
+deleted, so a retry cannot destroy the evidence of why the first attempt failed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Callable
+
+from .atomic import atomic_write_json, move_aside
+from .case import ExperimentCase
+from .config import BaseExperimentConfig
+from .layout import CasePaths
+from .records import RunRecord, read_record, utc_now_iso, write_record
+from .status import CaseClassification, classify_case
+
+# (stream, line): stream is "stdout" or "stderr", line has no trailing newline.
+OutputCallback = Callable[[str, str], None]
+
+KILL_GRACE_SECONDS = 5.0
+# After the entry point exits, a grandchild that kept its stdout open would block the
+# log readers forever; past this delay the rest of its process group is killed.
+DRAIN_SECONDS = 5.0
+START_FAILED_EXIT_CODE = 127  # what a shell reports for a command it could not start
+MAX_REASON_CHARS = 300
+
+
+def case_config(case: ExperimentCase, paths: CasePaths) -> BaseExperimentConfig:
+    """The config the entry point receives: the suite's, placed in its case directory."""
+    return case.config.with_output_dir(str(paths.dir.resolve()))
+
+
+def case_command(
+    case: ExperimentCase, paths: CasePaths, entry_point: Path, python: str = sys.executable
+) -> list[str]:
+    """``[python, entry_point, --field=value ...]``: an argv list, never a shell string."""
+    config = case_config(case, paths)
+    return [python, str(entry_point), *config.to_argv(case=case.variant_name)]
+
+
+def _runner_files(paths: CasePaths) -> list[Path]:
+    return [paths.config, paths.run_record, paths.stdout, paths.stderr]
+
+
+def set_aside_previous_attempt(paths: CasePaths) -> int:
+    """Move an earlier attempt's runner files into ``.attempts/attempt_N``; return the new attempt number.
+
+    Files the entry point wrote stay where they are: entry points are idempotent and
+    overwrite them. Attempt numbers continue across resumed runs.
+    """
+    kept = paths.kept_attempts()
+    present = [p for p in _runner_files(paths) if p.exists() or p.is_symlink()]
+    previous = read_record(paths.run_record, RunRecord).record
+    last = max([0, *kept])
+    if not present:
+        return last + 1
+    number = previous.attempt if previous is not None else last + 1
+    if number in kept or paths.attempt_dir(number).exists():
+        number = last + 1
+    for path in present:
+        move_aside(path, paths.attempt_dir(number) / path.name)
+    return max(number, last) + 1
+
+
+def _describe_exit(exit_code: int, last_stderr: str) -> str | None:
+    if exit_code == 0:
+        return None
+    if exit_code < 0:
+        try:
+            why = f"killed by signal {signal.Signals(-exit_code).name}"
+        except ValueError:
+            why = f"killed by signal {-exit_code}"
+    else:
+        why = f"exit code {exit_code}"
+    if last_stderr:
+        why += f" (last stderr line: {last_stderr})"
+    return why[:MAX_REASON_CHARS]
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after ``grace``."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        # Members that ignored SIGTERM (or outlived the leader) get SIGKILL.
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+class _Pump(threading.Thread):
+    """Copies one pipe to its log file line by line, and to the callback."""
+
+    def __init__(self, pipe: IO[bytes], log: IO[bytes], stream: str, on_output: OutputCallback | None) -> None:
+        super().__init__(daemon=True, name=f"case-{stream}")
+        self.pipe, self.log, self.stream, self.on_output = pipe, log, stream, on_output
+        self.last_line = ""
+
+    def run(self) -> None:
+        for raw in iter(self.pipe.readline, b""):
+            self.log.write(raw)
+            self.log.flush()
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if line.strip():
+                self.last_line = line.strip()
+            if self.on_output is not None:
+                try:
+                    self.on_output(self.stream, line)
+                except Exception:  # a broken log forwarder must not lose the log file
+                    self.on_output = None
+        self.pipe.close()
+
+
+def run_case(
+    case: ExperimentCase,
+    paths: CasePaths,
+    entry_point: Path,
+    *,
+    timeout_seconds: float | None = None,
+    on_output: OutputCallback | None = None,
+    cwd: Path | None = None,
+    python: str = sys.executable,
+) -> CaseClassification:
+    """Run one attempt of ``case`` into ``paths.dir``; return what the disk now says about it.
+
+    Raises ``ConfigError`` (before anything is written) if the config cannot travel
+    on a command line. Interrupting the runner kills the case's process group and
+    records the attempt as failed before re-raising.
+    """
+    command = case_command(case, paths, entry_point, python)
+    config = case_config(case, paths)
+    cwd = Path(cwd) if cwd is not None else Path.cwd()
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    attempt = set_aside_previous_attempt(paths)
+    atomic_write_json(paths.config, config.to_json_dict())
+
+    record = RunRecord(
+        variant_name=case.variant_name,
+        command=command,
+        cwd=str(cwd),
+        attempt=attempt,
+        host=socket.gethostname(),
+        started_at=utc_now_iso(),
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    started = time.monotonic()
+    with open(paths.stdout, "wb") as out_log, open(paths.stderr, "wb") as err_log:
+        try:
+            proc = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: a timeout kills grandchildren too
+            )
+        except OSError as exc:
+            write_record(
+                paths.run_record,
+                record.model_copy(
+                    update={
+                        "ended_at": utc_now_iso(),
+                        "exit_code": START_FAILED_EXIT_CODE,
+                        "duration_seconds": 0.0,
+                        "reason": f"could not start {command[0]}: {exc.strerror or exc}",
+                    }
+                ),
+            )
+            return classify_case(paths)
+        record = record.model_copy(update={"pid": proc.pid})
+        write_record(paths.run_record, record)
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [_Pump(proc.stdout, out_log, "stdout", on_output), _Pump(proc.stderr, err_log, "stderr", on_output)]
+        for pump in pumps:
+            pump.start()
+
+        timed_out = False
+        interrupted: BaseException | None = None
+        try:
+            proc.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+        except BaseException as exc:  # KeyboardInterrupt, Prefect cancellation, ...
+            interrupted = exc
+            _kill_group(proc)
+        for pump in pumps:
+            pump.join(DRAIN_SECONDS)
+        if any(p.is_alive() for p in pumps):
+            _kill_group(proc, grace=0.5)
+            for pump in pumps:
+                pump.join()
+
+    exit_code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+    if timed_out:
+        reason: str | None = f"timed out after {timeout_seconds:g} s; process group killed"
+    elif interrupted is not None:
+        reason = f"runner interrupted ({type(interrupted).__name__}); process group killed"
+    else:
+        reason = _describe_exit(exit_code, pumps[1].last_line)
+    write_record(
+        paths.run_record,
+        record.model_copy(
+            update={
+                "ended_at": utc_now_iso(),
+                "exit_code": exit_code,
+                "duration_seconds": round(time.monotonic() - started, 3),
+                "timed_out": timed_out,
+                "reason": reason,
+            }
+        ),
+    )
+    if interrupted is not None:
+        raise interrupted
+    return classify_case(paths)

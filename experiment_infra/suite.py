@@ -1,0 +1,352 @@
+"""Suites: load a suite file by path, and plan a run of it (new, resumed or dry).
+
+A suite file declares at module level what a run needs (``cases``, ``entry_point``,
+``experiment_name`` and optionally ``mode``, ``retries``, ``retry_delay_seconds``,
+``timeout_seconds``), or a module-level ``suite`` object. ``load_suite`` imports it
+by path without running its ``__main__`` block, so the command line, a deployment
+and the Prefect UI all start the same flow from nothing but the path.
+
+Planning writes nothing: ``plan_suite`` works out the run directory, each case's
+directory and exact command line (that is the dry run); ``start_run`` then creates
+the directory and writes the manifest (and the patch of a dirty tree).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import logging
+import shlex
+import sys
+import traceback
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from .atomic import atomic_write_text
+from .case import ExperimentCase, validate_cases
+from .config import ConfigError
+from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
+from .provenance import git_diff, git_provenance
+from .records import (
+    GitProvenance,
+    ManifestCase,
+    RecordError,
+    SuiteManifest,
+    load_record,
+    utc_now_iso,
+    write_record,
+)
+from .runner import case_command, case_config
+from .status import CaseClassification, CaseStatus, classify_case
+
+log = logging.getLogger(__name__)
+
+SuiteMode = Literal["standard", "inspect"]
+SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
+DEFAULT_RETRIES = 1
+DEFAULT_RETRY_DELAY_SECONDS = 10.0
+_OPTIONAL = ("mode", "retries", "retry_delay_seconds", "timeout_seconds")
+_load_counter = itertools.count()
+
+
+class SuiteError(ValueError):
+    """A suite file, run directory or run option that cannot be used (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What a run needs from a suite file. Validated on construction."""
+
+    experiment_name: str
+    entry_point: Path
+    cases: tuple[ExperimentCase, ...]
+    mode: SuiteMode = "standard"
+    retries: int = DEFAULT_RETRIES
+    retry_delay_seconds: float = DEFAULT_RETRY_DELAY_SECONDS
+    timeout_seconds: float | None = None
+    suite_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        source = self.suite_file.name if self.suite_file else "suite"
+        try:
+            check_name("experiment", self.experiment_name)
+        except UnsafeNameError as exc:
+            raise SuiteError(f"{source}: experiment_name: {exc}") from None
+        object.__setattr__(self, "cases", tuple(validate_cases(self.cases, source=source)))
+        if self.mode not in SUITE_MODES:
+            raise SuiteError(f"{source}: mode {self.mode!r} is not one of {', '.join(SUITE_MODES)}")
+        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
+            raise SuiteError(f"{source}: retries must be an integer >= 0, got {self.retries!r}")
+        if not isinstance(self.retry_delay_seconds, (int, float)) or self.retry_delay_seconds < 0:
+            raise SuiteError(f"{source}: retry_delay_seconds must be >= 0, got {self.retry_delay_seconds!r}")
+        if self.timeout_seconds is not None and not (
+            isinstance(self.timeout_seconds, (int, float)) and self.timeout_seconds > 0
+        ):
+            raise SuiteError(f"{source}: timeout_seconds must be > 0 or None, got {self.timeout_seconds!r}")
+        base = self.suite_file.parent if self.suite_file else None
+        object.__setattr__(self, "entry_point", resolve_entry_point(self.entry_point, base, source))
+
+    @property
+    def config_class(self) -> str:
+        names = dict.fromkeys(f"{type(c.config).__module__}.{type(c.config).__qualname__}" for c in self.cases)
+        return ", ".join(names)
+
+    def retry_delays(self) -> list[float]:
+        """Exponential backoff: delay, 2*delay, 4*delay, ... one per retry."""
+        return [float(self.retry_delay_seconds) * 2**i for i in range(self.retries)]
+
+
+def resolve_entry_point(entry_point: str | Path, suite_dir: Path | None, source: str = "suite") -> Path:
+    """The entry point file: relative to the suite file's directory first, then the cwd."""
+    if not isinstance(entry_point, (str, Path)) or not str(entry_point):
+        raise SuiteError(f"{source}: entry_point must be a path to a Python file, got {entry_point!r}")
+    given = Path(entry_point).expanduser()
+    candidates = [given] if given.is_absolute() else [d / given for d in (suite_dir, Path.cwd()) if d is not None]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    looked = " and ".join(str(c) for c in candidates)
+    raise SuiteError(f"{source}: entry point {str(entry_point)!r} not found (looked for {looked})")
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def _import_by_path(path: Path) -> Any:
+    """Import ``path`` under a private module name, so its ``__main__`` block does not run.
+
+    Its directory is first on ``sys.path`` while it runs, as when Python runs it as a
+    script, so ``import my_config`` next to the suite file works either way.
+    """
+    name = f"_experiment_suite_{path.stem}_{next(_load_counter)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SuiteError(f"{path}: cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # pydantic and dataclasses look their module up here
+    suite_dir = str(path.parent)
+    sys.path.insert(0, suite_dir)
+    try:
+        spec.loader.exec_module(module)
+    except (SuiteError, ConfigError, UnsafeNameError) as exc:
+        sys.modules.pop(name, None)
+        raise SuiteError(f"{path.name}: {exc}") from None
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        where = f" at line {lines[-1]}" if lines else ""
+        raise SuiteError(f"{path}: importing it raised {type(exc).__name__}{where}: {exc}") from None
+    finally:
+        if suite_dir in sys.path:
+            sys.path.remove(suite_dir)
+    return module
+
+
+def load_suite(path: str | Path) -> Suite | Any:
+    """Load a suite file by path. A module-level ``suite`` that is not a ``Suite``
+    (an agent-evaluation suite) is returned as it is."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SuiteError(f"suite file {str(path)!r} not found")
+    if path.suffix != ".py":
+        raise SuiteError(f"suite file {str(path)!r} is not a .py file")
+    path = path.resolve()
+    module = _import_by_path(path)
+    if hasattr(module, "suite"):
+        obj = module.suite
+        if isinstance(obj, Suite):
+            return obj if obj.suite_file else replace(obj, suite_file=path)
+        return obj
+    missing = [n for n in ("cases", "entry_point", "experiment_name") if not hasattr(module, n)]
+    if missing:
+        raise SuiteError(
+            f"{path.name}: no module-level {', '.join(missing)}; a suite file defines cases, entry_point "
+            "and experiment_name at module level (or a `suite` object)"
+        )
+    cases = module.cases
+    if not isinstance(cases, (list, tuple)):
+        raise SuiteError(f"{path.name}: `cases` must be a list of ExperimentCase, got {type(cases).__name__}")
+    options = {k: getattr(module, k) for k in _OPTIONAL if hasattr(module, k)}
+    try:
+        return Suite(
+            experiment_name=module.experiment_name,
+            entry_point=module.entry_point,
+            cases=tuple(cases),
+            suite_file=path,
+            **options,
+        )
+    except (ConfigError, UnsafeNameError) as exc:
+        raise SuiteError(f"{path.name}: {exc}") from None
+
+
+# ----------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    case: ExperimentCase
+    paths: CasePaths
+    command: tuple[str, ...]
+    on_disk: CaseClassification  # what the disk said when the run was planned
+
+    @property
+    def variant_name(self) -> str:
+        return self.case.variant_name
+
+    @property
+    def done(self) -> bool:
+        return self.on_disk.status is CaseStatus.COMPLETED
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    suite: Suite
+    run: SuiteRunPaths
+    git: GitProvenance
+    cases: tuple[PlannedCase, ...]
+    resumed: bool = False
+    created_at: str = field(default_factory=utc_now_iso)
+
+
+def _provenance_root(suite: Suite) -> Path:
+    return suite.suite_file.parent if suite.suite_file else Path.cwd()
+
+
+def _comparable(config: dict[str, Any]) -> str:
+    # Canonical JSON text: NaN equals NaN here, and the case directory may have moved.
+    return json.dumps({k: v for k, v in config.items() if k != "output_dir"}, sort_keys=True)
+
+
+def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, SuiteManifest]:
+    run = SuiteRunPaths(Path(run_dir).expanduser().resolve())
+    if not run.dir.is_dir():
+        raise SuiteError(f"--resume {run_dir}: directory does not exist")
+    if not run.is_run_dir():
+        raise SuiteError(
+            f"--resume {run_dir}: not a run directory (no {run.manifest.name}); "
+            f"pass one like results/{suite.experiment_name}/YYYYmmdd_HHMMSS_git7"
+        )
+    try:
+        manifest = load_record(run.manifest, SuiteManifest)
+    except RecordError as exc:
+        raise SuiteError(f"--resume: {exc}") from None
+    if manifest.experiment_name != suite.experiment_name:
+        raise SuiteError(
+            f"--resume {run_dir}: it holds experiment {manifest.experiment_name!r}, "
+            f"this suite is {suite.experiment_name!r}"
+        )
+    recorded = {c.variant_name: c for c in manifest.cases}
+    wanted = {c.variant_name: c for c in suite.cases}
+    added, dropped = sorted(wanted.keys() - recorded.keys()), sorted(recorded.keys() - wanted.keys())
+    if added:
+        raise SuiteError(f"--resume {run_dir}: case {added[0]!r} is not in its manifest; start a new run to add cases")
+    if dropped:
+        raise SuiteError(f"--resume {run_dir}: case {dropped[0]!r} of the manifest is no longer in the suite")
+    for name, case in wanted.items():
+        if _comparable(recorded[name].config) != _comparable(case.config.to_json_dict()):
+            raise SuiteError(
+                f"--resume {run_dir}: case {name!r} has a config that differs from the manifest's; "
+                "start a new run (or restore the suite)"
+            )
+    return run, manifest
+
+
+def _free_run_dir(results_root: Path, suite: Suite, when: datetime, git: GitProvenance) -> SuiteRunPaths:
+    # Two runs started within the same second would share a name: take the next second.
+    while True:
+        run = SuiteRunPaths.new(results_root, suite.experiment_name, when, git.short, git.dirty)
+        if not run.dir.exists():
+            return run
+        when += timedelta(seconds=1)
+
+
+def plan_suite(
+    suite: Suite,
+    results_root: str | Path = "results",
+    resume: str | Path | None = None,
+    *,
+    now: datetime | None = None,
+    python: str = sys.executable,
+) -> SuitePlan:
+    """Everything a run will do, worked out without writing anything."""
+    if resume is not None:
+        run, manifest = _check_resume(suite, resume)
+        git = manifest.git
+        current = git_provenance(_provenance_root(suite))
+        if current.sha != git.sha or current.dirty != git.dirty:
+            log.warning(
+                "resuming %s (made at %s%s) from code at %s%s",
+                run.dir, git.short, DIRTY_SUFFIX if git.dirty else "", current.short, DIRTY_SUFFIX if current.dirty else "",
+            )
+    else:
+        git = git_provenance(_provenance_root(suite))
+        when = now or datetime.now()
+        run = _free_run_dir(Path(results_root).expanduser().resolve(), suite, when, git)
+        if git.dirty:
+            git = git.model_copy(update={"patch_file": run.patch.name})
+    planned = []
+    for case in suite.cases:
+        paths = run.case(case.variant_name)
+        command = case_command(case, paths, suite.entry_point, python)  # ConfigError names the case
+        on_disk = classify_case(paths) if resume is not None else CaseClassification(CaseStatus.MISSING, "new run")
+        planned.append(PlannedCase(case, paths, tuple(command), on_disk))
+    return SuitePlan(suite, run, git, tuple(planned), resumed=resume is not None)
+
+
+def manifest_for(plan: SuitePlan) -> SuiteManifest:
+    suite = plan.suite
+    return SuiteManifest(
+        experiment_name=suite.experiment_name,
+        mode=suite.mode,
+        suite_file=str(suite.suite_file or ""),
+        entry_point=str(suite.entry_point),
+        config_class=suite.config_class,
+        created_at=plan.created_at,
+        run_dir=str(plan.run.dir),
+        git=plan.git,
+        cases=[
+            ManifestCase(
+                variant_name=p.variant_name,
+                config=case_config(p.case, p.paths).to_json_dict(),
+                output_dir=str(p.paths.dir),
+            )
+            for p in plan.cases
+        ],
+    )
+
+
+def start_run(plan: SuitePlan) -> None:
+    """Create a new run directory with its manifest (and ``git.patch`` when dirty).
+
+    A resumed run keeps its original manifest untouched.
+    """
+    if plan.resumed:
+        return
+    try:
+        plan.run.dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise SuiteError(f"run directory {plan.run.dir} already exists; not reusing it (use --resume)") from None
+    if plan.git.dirty and plan.git.repo_root:
+        atomic_write_text(plan.run.patch, git_diff(plan.git.repo_root) + "\n")
+    write_record(plan.run.manifest, manifest_for(plan))
+
+
+def format_plan(plan: SuitePlan) -> str:
+    """The dry run's account: run directory, each variant -> output dir, exact command."""
+    suite = plan.suite
+    verb = "resume" if plan.resumed else "create"
+    lines = [
+        f"dry run: would {verb} {plan.run.dir}",
+        f"experiment {suite.experiment_name} ({suite.mode}), git {plan.git.short}"
+        + (DIRTY_SUFFIX if plan.git.dirty else "")
+        + f", {len(plan.cases)} case(s), retries {suite.retries}",
+    ]
+    for p in plan.cases:
+        note = "  [completed: would skip]" if p.done else ""
+        lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")
+        lines.append(f"    {shlex.join(p.command)}")
+    lines.append("nothing written, nothing started")
+    return "\n".join(lines)

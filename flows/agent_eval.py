@@ -1,0 +1,182 @@
+"""Run an agent-evaluation suite inside the ``run_suite`` flow.
+
+Scheduling happens in the flow thread, never inside a task: at most ``-p`` task runs
+are in flight, and a finished agent run's judges go ahead of agent runs still
+waiting, so judging starts as soon as each agent finishes (not after all of them)
+and no worker thread ever blocks waiting for another task (no pool deadlock).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from experiment_infra.agent_eval import (
+    AgentEvalSuite,
+    ExperimentPlan,
+    PlannedRun,
+    finish_run,
+    format_plan,
+    plan_experiment,
+    start_experiment,
+)
+from experiment_infra.records import RecordError, RunResult, read_record
+from experiment_infra.reports import ReportError, rebuild_reports
+from experiment_infra.status import RunStatus, classify_run
+from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run: str
+    status: str
+    judges: str
+    score: float | None
+    grade: str | None
+    reason: str
+
+
+def _retry_options(plan: ExperimentPlan) -> dict[str, Any]:
+    delays = [plan.spec.retry_delay_seconds * 2**i for i in range(plan.spec.retries)]
+    return {"retries": plan.spec.retries, "retry_delay_seconds": delays or 0, "tags": [plan.suite.experiment_name, "agent_eval"]}
+
+
+def _execute(plan: ExperimentPlan, parallelism: int) -> list[str]:
+    """Run every agent and judge the plan needs; returns errors met outside the tasks."""
+    logger = get_run_logger()
+    exp_dir, spec, options = str(plan.exp.dir), plan.spec, _retry_options(plan)
+    agents: deque[PlannedRun] = deque(r for r in plan.runs if r.needs_agent)
+    judges: deque[tuple[PlannedRun, int, str]] = deque()
+    outstanding: dict[str, int] = {}
+    errors: list[str] = []
+
+    def finish(run: PlannedRun) -> None:
+        try:
+            finish_run(plan.exp, spec, run.tier, run.subtest, run.run_number)
+        except (OSError, ValueError) as exc:  # a record that cannot be rebuilt: report, keep going
+            errors.append(f"{run.name}: {type(exc).__name__}: {exc}")
+
+    def queue_judges(run: PlannedRun) -> None:
+        if not run.judges:
+            finish(run)
+            return
+        outstanding[run.name] = len(run.judges)
+        judges.extend((run, slot, model) for slot, model in run.judges)
+
+    for run in plan.runs:
+        if not run.needs_agent and not run.done:
+            queue_judges(run)
+
+    running: dict[PrefectFuture[Any], tuple[PlannedRun, int | None]] = {}
+    with ThreadPoolTaskRunner(max_workers=parallelism) as runner:
+        while agents or judges or running:
+            while len(running) < parallelism and (judges or agents):
+                if judges:
+                    run, slot, model = judges.popleft()
+                    name = f"{run.name}/{run.paths.judge_slot(slot).dir.name}"
+                    params = dict(exp_dir=exp_dir, spec=spec, tier=run.tier, subtest=run.subtest,
+                                  run_number=run.run_number, slot=slot, model=model)
+                    future = runner.submit(judge_slot_task.with_options(task_run_name=name, **options), parameters=params)
+                    running[future] = (run, slot)
+                else:
+                    run = agents.popleft()
+                    params = dict(exp_dir=exp_dir, spec=spec, tier=run.tier, subtest=run.subtest, run_number=run.run_number)
+                    future = runner.submit(agent_run_task.with_options(task_run_name=run.name, **options), parameters=params)
+                    running[future] = (run, None)
+            done = next(as_completed(list(running)))
+            run, slot = running.pop(done)
+            outcome = done.result(raise_on_failure=False)
+            if isinstance(outcome, BaseException) and not isinstance(outcome, RunFailed):
+                errors.append(f"{run.name}{'' if slot is None else f' judge {slot}'}: {type(outcome).__name__}: {outcome}")
+            if slot is None:
+                if done.state.is_completed():
+                    queue_judges(run)
+                else:
+                    logger.warning("%s: agent run failed; its judges will not run", run.name)
+                continue
+            outstanding[run.name] -= 1
+            if outstanding[run.name] == 0:
+                finish(run)
+    return errors
+
+
+def _rows(plan: ExperimentPlan) -> list[RunRow]:
+    rows = []
+    for run in plan.runs:
+        now = classify_run(run.paths, list(plan.spec.judge_models))
+        judges = " ".join(j.status.value for j in now.judges)
+        result = read_record(run.paths.run_result, RunResult).record
+        failing = [f"{j.slot}: {j.reason}" for j in now.judges_needing_work]
+        reason = "" if now.status is RunStatus.COMPLETED else now.reason
+        if failing:
+            reason = "; ".join([reason] * bool(reason) + [f"judge {f}" for f in failing])
+        rows.append(RunRow(run.name, now.status.value, judges, result.judge_score if result else None,
+                           result.judge_grade if result else None, reason))
+    return rows
+
+
+def _publish(plan: ExperimentPlan, rows: list[RunRow], errors: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    key = re.sub(r"[^a-z0-9-]+", "-", plan.suite.experiment_name.lower()).strip("-") or "agent-eval"
+    table = [
+        {"run": r.run, "status": r.status, "judges": r.judges, "score": r.score, "grade": r.grade, "reason": r.reason}
+        for r in rows
+    ]
+    table += [{"run": "(flow)", "status": "error", "judges": "", "score": None, "grade": None, "reason": e} for e in errors]
+    create_table_artifact(table, key=f"{key}-runs", description=f"{plan.exp.dir}: {summary}")
+    width = max(len(r.run) for r in rows)
+    lines = [f"{plan.suite.experiment_name}: {len(rows)} run(s): {summary}", f"experiment directory: {plan.exp.dir}"]
+    for r in rows:
+        score = f"{r.score:.3f} {r.grade}" if r.score is not None else "-"
+        lines.append(f"  {r.run:<{width}}  {r.status:<9}  {score:<9}  judges: {r.judges}  {r.reason}")
+    lines += [f"  error: {e}" for e in errors]
+    return "\n".join(lines)
+
+
+def run_agent_eval(
+    suite: AgentEvalSuite,
+    *,
+    suite_path: str | None = None,
+    dry_run: bool = False,
+    parallelism: int | None = None,
+    resume: str | None = None,
+    results_root: str = "results",
+) -> int:
+    """Run (or with ``dry_run`` only show) an agent-evaluation suite; 0 when every run completed.
+
+    Must be called inside a flow (``run_suite``): it submits one task run per agent
+    run and per judge slot.
+    """
+    logger = get_run_logger()
+    plan = plan_experiment(suite, results_root=results_root, resume=resume, suite_path=suite_path)
+    if dry_run:
+        text = format_plan(plan)
+        print(text)
+        logger.info("%s", text)
+        return EXIT_OK
+    width = parallelism or max(1, sum(1 for r in plan.runs if r.needs_agent or r.judges))
+    start_experiment(plan, width)
+    todo = [r for r in plan.runs if not r.done]
+    logger.info("%s %s: %d run(s) to do of %d", "resuming" if plan.resumed else "created", plan.exp.dir, len(todo), len(plan.runs))
+    errors = _execute(plan, width)
+    try:
+        written = rebuild_reports(plan.exp.dir)
+        logger.info("reports: %d file(s) rebuilt", len(written))
+    except (ReportError, RecordError, OSError) as exc:  # reports are views: a failure loses no run
+        errors.append(f"reports: {type(exc).__name__}: {exc}")
+    rows = _rows(plan)
+    print(_publish(plan, rows, errors))
+    ok = not errors and all(r.status == RunStatus.COMPLETED.value for r in rows)
+    return EXIT_OK if ok else EXIT_FAILED

@@ -1,0 +1,287 @@
+"""Prefect flow ``recover``: classify every run of an experiment from its files, then
+regenerate, rerun agents or rerun judge slots for exactly the runs that need it.
+
+    python flows/recover.py EXPERIMENT_DIR [--dry-run] [--status S]... [--tier T]... [--subtest S]...
+           [--runs 1,3,5] [--agents-only | --judges-only] [--judge-model M] [-p N] [--json] [-v]
+
+The command line lives in ``experiment_infra.recovery_cli`` so that ``--dry-run`` and
+``--json`` never import Prefect. A real recovery takes the directory's lock, fans the
+actions out as task runs (``tier/subtest/run_NN`` and ``.../judge_NN``), reads the
+files again and ends with a table artifact of before/after counts and every run
+still needing work.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":
+    # As a script, sys.path[0] is flows/ (its modules would shadow top-level names):
+    # put the repository root there instead, then run the Prefect-free command line.
+    import sys
+    from pathlib import Path
+
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from experiment_infra.recovery_cli import main
+
+    sys.exit(main(sys.argv[1:]))
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.futures import PrefectFuture, wait
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import allow_failure
+
+from experiment_infra.agent_eval import AgentEvalSpec, load_spec
+from experiment_infra.lock import acquire_lock
+from experiment_infra.recovery_actions import work_done
+from experiment_infra.recovery_cli import (
+    DEFAULT_PARALLELISM,
+    RecoverySummary,
+    build_selection,
+    check_suite_rerun,
+)
+from experiment_infra.recovery_cli import main as _cli_main
+from experiment_infra.recovery_plan import (
+    ExperimentSurvey,
+    RecoveryInputError,
+    SuiteRunSurvey,
+    Survey,
+    survey,
+    survey_experiment,
+    survey_suite_run,
+    target_of,
+)
+from experiment_infra.recovery_render import (
+    before_after_rows,
+    counts_of,
+    render_json,
+    render_text,
+    still_needing_rows,
+)
+from tasks.recover import (
+    finish_run_task,
+    regenerate_task,
+    rerun_agent_task,
+    rerun_judge_task,
+    run_label,
+    slot_label,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python flows/recover.py ...`` (see ``experiment_infra.recovery_cli``)."""
+    return _cli_main(argv)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _flow_run_name() -> str:
+    params = flow_run.parameters
+    directory = Path(str(params.get("experiment_dir", "")))
+    dry = " (dry run)" if params.get("dry_run") or params.get("json_output") else ""
+    return f"recover {directory.parent.name}/{directory.name}{dry}"
+
+
+def _artifact_key(directory: Path) -> str:
+    # Artifact keys allow lowercase letters, digits and dashes only.
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{directory.parent.name}-{directory.name}".lower()).strip("-")
+    return f"recover-{slug}"[:100]
+
+
+def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
+    rows: list[dict[str, Any]] = [
+        {"item": f"{r['kind']}s {r['status']}", "before": r["before"], "after": r["after"], "reason": ""}
+        for r in before_after_rows(before, after)
+    ]
+    rows += [{"item": r["run"], "before": "", "after": r["status"], "reason": r["reason"]} for r in still_needing_rows(after)]
+    rows += [{"item": label, "before": "", "after": "not done", "reason": why} for label, why in summary.not_done]
+    directory = Path(summary.directory)
+    create_table_artifact(
+        table=rows,
+        key=_artifact_key(directory),
+        description=(
+            f"Recovery of `{directory}`: {summary.planned - len(summary.not_done)} of {summary.planned} "
+            f"planned run(s) done; {len(summary.remaining)} still need work"
+        ),
+    )
+
+
+# -------------------------------------------------------------------- fan-out
+
+
+def _submit_experiment(
+    runner: ThreadPoolTaskRunner, before: ExperimentSurvey, spec: AgentEvalSpec | None, verbose: bool, tags: list[str]
+) -> list[tuple[str, PrefectFuture[Any]]]:
+    """One task run per regeneration, agent rerun, judge slot and consensus rebuild."""
+    logger = get_run_logger()
+    sel = before.selection
+    models = list(before.config.judge_models)
+    retry: dict[str, Any] = dict(retries=spec.retries, retry_delay_seconds=spec.retry_delay_seconds) if spec else {}
+    agent_task = rerun_agent_task.with_options(tags=tags, **retry)
+    judge_task = rerun_judge_task.with_options(tags=tags, **retry)
+    regen_task = regenerate_task.with_options(tags=tags)
+    finish_task = finish_run_task.with_options(tags=tags)
+    futures: list[tuple[str, PrefectFuture[Any]]] = []
+    for r in before.planned:
+        where = dict(experiment_dir=str(before.exp.dir), tier=r.tier, subtest=r.subtest, run_number=r.run)
+        label = run_label(r.tier, r.subtest, r.run)
+        if verbose:
+            logger.info("%s: %s (%s)", label, r.action, r.problem)
+        if r.regenerate:
+            futures.append((label, runner.submit(regen_task, parameters=dict(label=label, judge_models=models, **where))))
+            continue
+        upstream: list[Any] = []
+        if r.rerun_agent:
+            agent = runner.submit(agent_task, parameters=dict(label=label, spec=spec, **where))
+            futures.append((label, agent))
+            upstream = [agent]
+        judges = []
+        for slot in r.judge_slots:
+            params = dict(
+                label=slot_label(r.tier, r.subtest, r.run, slot), spec=spec, slot=slot,
+                model=sel.judge_model or models[slot - 1], model_override=sel.judge_model is not None, **where,
+            )
+            # A judge starts as soon as its own run's agent is done, not after every agent.
+            judge = runner.submit(judge_task, parameters=params, wait_for=upstream)
+            futures.append((params["label"], judge))
+            judges.append(judge)
+        if judges:
+            # Rebuilt from whichever judges succeeded; never after a failed agent.
+            finish = runner.submit(
+                finish_task, parameters=dict(label=label, spec=spec, **where),
+                wait_for=upstream + [allow_failure(j) for j in judges],
+            )
+            futures.append((label, finish))
+    return futures
+
+
+def _recover_experiment(
+    before: ExperimentSurvey, parallelism: int | None, verbose: bool
+) -> tuple[ExperimentSurvey, list[tuple[str, str]]]:
+    spec = load_spec(before.exp) if any(r.rerun_agent or r.judge_slots for r in before.planned) else None
+    tags = [before.config.experiment_id, before.mode.value, "recover"]
+    with ThreadPoolTaskRunner(max_workers=parallelism or DEFAULT_PARALLELISM) as runner:
+        futures = _submit_experiment(runner, before, spec, verbose, tags)
+        wait([f for _, f in futures])
+    failures = []
+    for label, future in futures:
+        state = future.state
+        if not state.is_completed():
+            failures.append((label, state.message or state.name or "did not complete"))
+    return survey_experiment(before.exp, replace(before.selection, statuses=None)), failures
+
+
+def _recover_suite_run(before: SuiteRunSurvey, parallelism: int | None) -> tuple[SuiteRunSurvey, list[tuple[str, str]]]:
+    from flows.run_suite import run_suite
+
+    check_suite_rerun(before)
+    failures: list[tuple[str, str]] = []
+    if before.planned:
+        state = run_suite(
+            suite_path=before.manifest.suite_file, resume=str(before.run.dir), parallelism=parallelism,
+            return_state=True,
+        )
+        if not state.is_completed():
+            failures.append(("run_suite", state.message or state.name or "did not complete"))
+    return survey_suite_run(before.run, replace(before.selection, statuses=None)), failures
+
+
+def _restrict(after: Survey, before: Survey) -> Survey:
+    """The after-survey over exactly the runs the before-survey selected."""
+    labels = {r.label for r in before.runs}
+    if isinstance(after, ExperimentSurvey):
+        return replace(after, runs=tuple(r for r in after.runs if r.label in labels), selection=before.selection)
+    return replace(after, cases=tuple(c for c in after.cases if c.label in labels), selection=before.selection)
+
+
+def _not_done(before: Survey, after: Survey, failures: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Planned runs whose files do not show the work done, with the task's failure if any."""
+    now = {r.label: r for r in after.runs}
+    reasons: dict[str, str] = {}
+    for label, why in failures:
+        reasons.setdefault(label.split("/judge_")[0], why)
+    out = []
+    for r in before.planned:
+        a = now.get(r.label)
+        if isinstance(before, ExperimentSurvey):
+            done = a is not None and work_done(r, a)
+        else:
+            done = a is not None and not a.needs_work
+        if not done:
+            why = reasons.get(r.label) or reasons.get("run_suite") or (
+                f"{a.status.value}: {a.problem}" if a is not None else "not found afterwards"
+            )
+            out.append((r.label, why))
+    return out
+
+
+# ------------------------------------------------------------------------- flow
+
+
+@flow(name="recover", flow_run_name=_flow_run_name, validate_parameters=True)
+def recover(
+    experiment_dir: str,
+    dry_run: bool = False,
+    statuses: list[str] | None = None,
+    tiers: list[str] | None = None,
+    subtests: list[str] | None = None,
+    runs: str | list[int] | None = None,
+    agents_only: bool = False,
+    judges_only: bool = False,
+    judge_model: str | None = None,
+    parallelism: int | None = None,
+    json_output: bool = False,
+    verbose: bool = False,
+) -> Any:
+    """Classify every expected run of ``experiment_dir`` from its files and fix only what needs it.
+
+    ``dry_run`` / ``json_output``: print the classification and the actions, write nothing.
+    """
+    logger = get_run_logger()
+    if parallelism is not None and parallelism < 1:
+        raise RecoveryInputError(f"parallelism (-p) must be a positive integer, got {parallelism}")
+    selection = build_selection(statuses, tiers, subtests, runs, agents_only, judges_only, judge_model)
+    if dry_run or json_output:
+        s = survey(experiment_dir, selection)
+        text = render_json(s) if json_output else render_text(s, verbose=verbose)
+        print(text, flush=True)
+        logger.info("%s", text)
+        return RecoverySummary(str(target_of(experiment_dir).dir), s.mode.value, dry_run=True)
+
+    target = target_of(experiment_dir)
+    with acquire_lock(target.lock, what=str(target.dir)) as held:
+        if held.took_over_from is not None or held.took_over_unreadable:
+            logger.warning("took over the stale lock of %s", held.took_over_from or "an unreadable lock file")
+        before = survey(target.dir, selection)
+        text = render_text(before, verbose=verbose)
+        print(text, flush=True)
+        logger.info("%s", text)
+        if isinstance(before, ExperimentSurvey):
+            after_all, failures = _recover_experiment(before, parallelism, verbose)
+        else:
+            after_all, failures = _recover_suite_run(before, parallelism)
+        after = _restrict(after_all, before)
+        summary = RecoverySummary(
+            directory=str(target.dir),
+            mode=before.mode.value,
+            before=counts_of(before),
+            after=counts_of(after),
+            planned=len(before.planned),
+            not_done=tuple(_not_done(before, after, failures)),
+            remaining=tuple((r["run"], r["status"], r["reason"]) for r in still_needing_rows(after)),
+            notes=tuple(before.notes),
+        )
+        _publish(before, after, summary)
+    text = summary.format()
+    print(text, flush=True)
+    logger.info("%s", text)
+    if summary.ok:
+        return Completed(message=f"{summary.planned} planned run(s) done", data=summary)
+    return Failed(message=f"{len(summary.not_done)} of {summary.planned} planned run(s) not done", data=summary)

@@ -1,0 +1,77 @@
+"""Prefect flow: rebuild every report of an experiment (or suite run) and publish a summary.
+
+    python flows/report.py EXPERIMENT_DIR [--dry-run]
+
+EXPERIMENT_DIR is an agent-evaluation experiment (``config/experiment.json``) or a
+standard-mode suite run directory (``manifest.json``). The flow writes the JSON,
+markdown and PNG reports (``--dry-run``: lists them, writes nothing) and publishes a
+markdown artifact with the summary table and the plots inlined as data URIs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+
+from experiment_infra.layout import UnsafeNameError  # noqa: E402
+from experiment_infra.records import RecordError  # noqa: E402
+from experiment_infra.reports import ReportError, build_reports, check_directory  # noqa: E402
+
+BAD_INPUT = (ReportError, RecordError, UnsafeNameError)
+
+
+def artifact_key(directory: Path) -> str:
+    """Prefect keys allow lowercase letters, digits and dashes only."""
+    slug = re.sub(r"[^a-z0-9]+", "-", directory.resolve().name.lower()).strip("-")
+    return f"report-{slug or 'experiment'}"[:100]
+
+
+@flow(name="report", log_prints=False)
+def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
+    """Rebuild all reports of ``experiment_dir``; returns the files written (or that would be)."""
+    logger = get_run_logger()
+    directory = Path(experiment_dir)
+    bundle = build_reports(directory)
+    written = bundle.paths if dry_run else bundle.write()
+    verb = "would write" if dry_run else "wrote"
+    logger.info("%s %d report files under %s", verb, len(written), directory)
+    note = "\n\n*Dry run: nothing written.*" if dry_run else ""
+    create_markdown_artifact(
+        key=artifact_key(directory),
+        markdown=bundle.artifact_markdown() + note,
+        description=f"{bundle.title} ({len(written)} files {verb})",
+    )
+    return [str(p) for p in written]
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (usage: python flows/report.py EXPERIMENT_DIR [--dry-run])\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _OneLineParser(prog="flows/report.py", description=__doc__.splitlines()[0])
+    parser.add_argument("experiment_dir", metavar="EXPERIMENT_DIR", type=Path)
+    parser.add_argument("--dry-run", action="store_true", help="list the files that would be written; write nothing")
+    args = parser.parse_args(argv)
+    try:
+        check_directory(args.experiment_dir)  # bad input fails before a Prefect server starts
+        written = report(str(args.experiment_dir), dry_run=args.dry_run)
+    except BAD_INPUT as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    print(f"{'would write' if args.dry_run else 'wrote'} {len(written)} files", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Prefect flow ``run_suite``: run every case of a suite file, one task run per case.
+
+    python flows/run_suite.py experiments/<name>/suite_<name>.py [--dry-run] [-p N] [--resume RUN_DIR]
+
+The flow takes only a path (plus flags), so the command line, a deployment and the
+Prefect UI start exactly the same thing. Files on disk are the record of each case;
+the table artifact and the printed summary are read back from them.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":
+    # Run as a script, sys.path[0] is flows/ (whose modules would shadow top-level
+    # names) and the repository root, which holds flows/ and tasks/, may be missing.
+    # Fix that before any import, then run the importable module, not a __main__ copy.
+    import sys
+    from pathlib import Path
+
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from flows.run_suite import main
+
+    sys.exit(main(sys.argv[1:]))
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture, wait
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
+from experiment_infra.status import CaseStatus, classify_case
+from experiment_infra.suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, start_run
+from tasks.run_case import SKIPPED, CaseFailed, run_case_task
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    variant: str
+    status: str
+    duration_seconds: float | None
+    exit_code: int | None
+    attempt: int | None
+    output_dir: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SuiteSummary:
+    experiment_name: str
+    run_dir: str
+    dry_run: bool = False
+    rows: tuple[CaseRow, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> list[CaseRow]:
+        return [r for r in self.rows if r.status != CaseStatus.COMPLETED.value]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in self.rows:
+            out[row.status] = out.get(row.status, 0) + 1
+        return out
+
+    def format(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
+        lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {counts}", f"run directory: {self.run_dir}"]
+        width = max([len(r.variant) for r in self.rows] + [7])
+        lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}  reason")
+        for r in self.rows:
+            secs = f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-"
+            code = str(r.exit_code) if r.exit_code is not None else "-"
+            lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}  {r.reason}")
+        return "\n".join(lines)
+
+
+def check_parallelism(parallelism: int | None) -> None:
+    if parallelism is not None and (isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1):
+        raise SuiteError(f"parallelism (-p) must be a positive integer, got {parallelism!r}")
+
+
+# --------------------------------------------------------------------------- modes
+
+
+def _run_standard(
+    suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str
+) -> SuiteSummary | State:
+    logger = get_run_logger()
+    plan = plan_suite(suite, results_root, resume)
+    if dry_run:
+        text = format_plan(plan)
+        print(text)
+        logger.info("%s", text)
+        return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
+    if plan.git.short == NOGIT:
+        logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
+    start_run(plan)
+    _label_flow_run(plan)
+    logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
+
+    task = run_case_task.with_options(
+        retries=suite.retries,
+        retry_delay_seconds=suite.retry_delays() or 0,
+        tags=[suite.experiment_name, suite.mode],
+    )
+    futures: list[PrefectFuture[Any]] = []
+    with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner:
+        for p in plan.cases:
+            params = dict(
+                variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
+                timeout_seconds=suite.timeout_seconds,
+            )
+            futures.append(runner.submit(task, parameters=params))
+        wait(futures)
+
+    summary = SuiteSummary(suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)))
+    print(summary.format())
+    _publish(plan, summary)
+    if summary.ok:
+        return Completed(message=f"{len(summary.rows)} case(s) completed", data=summary)
+    return Failed(message=f"{len(summary.failed)} of {len(summary.rows)} case(s) did not complete", data=summary)
+
+
+# Mode -> runner. "inspect" gets its own entry here when inspect mode lands.
+MODE_RUNNERS: dict[str, Callable[..., Any]] = {"standard": _run_standard}
+
+
+def _runner_for(suite: Suite) -> Callable[..., Any]:
+    runner = MODE_RUNNERS.get(suite.mode)
+    if runner is None:
+        where = suite.suite_file.name if suite.suite_file else "suite"
+        raise SuiteError(f"{where}: mode {suite.mode!r} is not yet supported by run_suite (supported: standard)")
+    return runner
+
+
+def preflight(suite_path: str, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str) -> None:
+    """Everything the flow would refuse, checked before a Prefect server starts (writes nothing)."""
+    check_parallelism(parallelism)
+    suite = load_suite(suite_path)
+    if isinstance(suite, Suite):
+        _runner_for(suite)
+        plan_suite(suite, results_root, resume)
+
+
+# ------------------------------------------------------------------------ summary
+
+
+def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
+    rows = []
+    for p, future in zip(plan.cases, futures):
+        state = future.state
+        now = classify_case(p.paths)
+        record = now.record
+        reason = now.reason
+        if state.name == SKIPPED:
+            reason = f"skipped: completed in an earlier run ({now.reason})"
+        elif state.is_failed():
+            exc = future.result(raise_on_failure=False)
+            if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
+                reason = f"{type(exc).__name__}: {exc}"
+        status = now.status.value if not (state.is_failed() and now.status is CaseStatus.COMPLETED) else "failed"
+        rows.append(
+            CaseRow(
+                variant=p.variant_name,
+                status=status,
+                duration_seconds=record.duration_seconds if record else None,
+                exit_code=record.exit_code if record else None,
+                attempt=record.attempt if record else None,
+                output_dir=str(p.paths.dir),
+                reason=reason,
+            )
+        )
+    return rows
+
+
+def _artifact_key(name: str) -> str:
+    # Artifact keys allow lowercase letters, digits and dashes only.
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "suite"
+
+
+def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
+    key = _artifact_key(plan.suite.experiment_name)
+    table = [
+        {
+            "variant": r.variant,
+            "status": r.status,
+            "duration_s": r.duration_seconds,
+            "exit_code": r.exit_code,
+            "attempt": r.attempt,
+            "output_dir": r.output_dir,
+            "reason": r.reason,
+        }
+        for r in summary.rows
+    ]
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items()))
+    create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
+    git = plan.git
+    lines = [
+        f"# {plan.suite.experiment_name}",
+        "",
+        f"- run directory: `{plan.run.dir}`" + (" (resumed)" if plan.resumed else ""),
+        f"- suite file: `{plan.suite.suite_file}`",
+        f"- entry point: `{plan.suite.entry_point}`",
+        f"- git: `{git.sha}`" + (f" on `{git.branch}`" if git.branch else "") + (f" {DIRTY_SUFFIX}" if git.dirty else ""),
+    ]
+    if git.patch_file:
+        lines.append(f"- uncommitted changes: `{plan.run.dir / git.patch_file}`")
+    lines.append(f"- cases: {counts}")
+    for r in summary.failed:
+        lines.append(f"  - **{r.variant}** {r.status}: {r.reason}")
+    create_markdown_artifact("\n".join(lines), key=f"{key}-run", description=str(plan.run.dir))
+
+
+def _label_flow_run(plan: SuitePlan) -> None:
+    """Name the flow run after the experiment and its run directory, and tag it."""
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    suite = plan.suite
+    tags = sorted({*ctx.flow_run.tags, suite.experiment_name, suite.mode})
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(ctx.flow_run.id, name=f"{suite.experiment_name} {plan.run.dir.name}", tags=tags)
+
+
+# --------------------------------------------------------------------------- flow
+
+
+@flow(name="run_suite", validate_parameters=True)
+def run_suite(
+    suite_path: str,
+    dry_run: bool = False,
+    parallelism: int | None = None,
+    resume: str | None = None,
+    results_root: str = "results",
+) -> Any:
+    """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all)."""
+    check_parallelism(parallelism)
+    suite = load_suite(suite_path)
+    if not isinstance(suite, Suite):
+        from flows.agent_eval import run_agent_eval
+
+        return run_agent_eval(
+            suite, suite_path=suite_path, dry_run=dry_run, parallelism=parallelism, resume=resume,
+            results_root=results_root,
+        )
+    return _runner_for(suite)(
+        suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from experiment_infra.cli import main as cli_main
+
+    return cli_main(argv, prog="flows/run_suite.py")

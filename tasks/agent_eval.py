@@ -1,0 +1,74 @@
+"""Prefect tasks of agent-evaluation suites: one task run per agent run, one per judge slot.
+
+Each wraps one core call (``run_agent`` / ``run_judge``) and adds a task run name
+(``T0/00/run_01``, ``T0/00/run_01/judge_02``), retries and logs. A retry first moves
+the failed attempt aside (never deleting it), because the core refuses to write over
+an earlier attempt. Only a run that ran and failed is retried; bad input is not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from experiment_infra.agent_eval import AgentEvalSpec, run_agent, run_judge, set_aside_run, set_aside_slot
+from experiment_infra.layout import ExperimentPaths
+from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
+
+
+class RunFailed(RuntimeError):
+    """An agent run or judge slot ran and failed (exit code, timeout, unusable reply): worth retrying."""
+
+
+def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
+    # Prefect hands a raised exception over as the data of a Failed state.
+    return isinstance(state.data, RunFailed)
+
+
+@task(
+    name="agent_run",
+    cache_policy=NO_CACHE,  # the truth is on disk; inputs are not worth hashing
+    persist_result=False,
+    retry_condition_fn=worth_retrying,
+)
+def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> str:
+    """Run the agent for one run; returns the run's status on disk (``results`` when it finished)."""
+    logger = get_run_logger()
+    exp = ExperimentPaths(Path(exp_dir))
+    moved = set_aside_run(exp, tier, subtest, run_number)
+    if moved is not None:
+        logger.warning("earlier attempt moved to %s", moved)
+    status = run_agent(exp, spec, tier, subtest, run_number)
+    paths = exp.run(tier, subtest, run_number)
+    if status not in (RunStatus.RESULTS, RunStatus.COMPLETED):
+        raise RunFailed(f"{tier}/{subtest}/{paths.dir.name} {status.value}: {classify_agent(paths)[1]}")
+    logger.info("agent finished: %s", paths.dir)
+    return status.value
+
+
+@task(
+    name="judge_slot",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retry_condition_fn=worth_retrying,
+)
+def judge_slot_task(
+    exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int, slot: int, model: str
+) -> str:
+    """Grade one run with one judge model; returns the slot's status on disk."""
+    logger = get_run_logger()
+    exp = ExperimentPaths(Path(exp_dir))
+    moved = set_aside_slot(exp, tier, subtest, run_number, slot)
+    if moved is not None:
+        logger.warning("earlier judge attempt moved to %s", moved)
+    status = run_judge(exp, spec, tier, subtest, run_number, slot, model)
+    slot_paths = exp.run(tier, subtest, run_number).judge_slot(slot)
+    if status in (JudgeStatus.FAILED, JudgeStatus.PARTIAL):
+        raise RunFailed(f"{slot_paths.dir} {status.value}: {classify_judge(slot_paths, model).reason}")
+    logger.info("judge %s (%s): %s", slot_paths.dir.name, model, status.value)
+    return status.value

@@ -1,0 +1,68 @@
+"""Prefect task: run one case of a standard-mode suite (a view over ``experiment_infra.runner``).
+
+The task adds what Prefect is for: a task run named after the variant, retries with
+backoff, the case's output in the run logger, and a state. Whether the case is done
+is still decided by its files: a case completed on disk ends ``Completed``/``Skipped``
+without running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import Completed, State
+
+from experiment_infra.runner import run_case
+from experiment_infra.suite import PlannedCase
+from experiment_infra.status import CaseClassification, CaseStatus, classify_case
+
+SKIPPED = "Skipped"
+
+
+class CaseFailed(RuntimeError):
+    """The entry point ran and failed (non-zero exit, signal or timeout): worth retrying.
+
+    Anything else a case raises (a config that cannot reach the command line, a
+    results directory that cannot be written) fails the same way every time and
+    is not retried.
+    """
+
+
+def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
+    # Prefect hands a raised exception over as the data of a Failed state.
+    return isinstance(state.data, CaseFailed)
+
+
+@task(
+    name="run_case",
+    task_run_name="{variant_name}",
+    cache_policy=NO_CACHE,  # a case's inputs are not hashable, and its truth is on disk anyway
+    persist_result=False,
+    retry_condition_fn=worth_retrying,
+)
+def run_case_task(
+    variant_name: str,
+    planned: PlannedCase,
+    entry_point: Path,
+    timeout_seconds: float | None = None,
+) -> CaseClassification | State:
+    """Run ``planned`` unless its files say it already completed."""
+    on_disk = classify_case(planned.paths)
+    if on_disk.status is CaseStatus.COMPLETED:
+        return Completed(name=SKIPPED, message=f"{variant_name}: completed earlier ({on_disk.reason})", data=on_disk)
+
+    logger = get_run_logger()
+
+    def forward(stream: str, line: str) -> None:
+        # stderr is where tracebacks land: WARNING makes it stand out in the UI.
+        (logger.warning if stream == "stderr" else logger.info)("%s", line)
+
+    outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward)
+    if outcome.status is not CaseStatus.COMPLETED:
+        raise CaseFailed(f"{variant_name} {outcome.status.value}: {outcome.reason}")
+    logger.info("%s completed (%s)", variant_name, planned.paths.dir)
+    return outcome

@@ -1,0 +1,57 @@
+"""Shared set-up of the agent-evaluation tests: suites over the demo's fake agent and judge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import PYTHON, REPO_ROOT
+
+from experiment_infra.agent_eval import AgentEvalSuite, Condition, TaskSpec
+
+DEMO = REPO_ROOT / "experiments" / "agent_eval_demo"
+FAKE_AGENT = [
+    PYTHON, str(DEMO / "fake_agent.py"), "--model", "{model}", "--print", "--output-format", "json",
+    "--dangerously-skip-permissions", "{extra_args}", "{prompt_file}",
+]
+FAKE_JUDGE = [PYTHON, str(DEMO / "fake_judge.py"), "--model", "{model}", "--print", "--dangerously-skip-permissions", "{prompt_file}"]
+
+
+def task_files(tmp_path: Path) -> dict[str, Path]:
+    files = {"prompt_file": tmp_path / "prompt.md", "criteria_file": tmp_path / "criteria.md", "rubric_file": tmp_path / "rubric.yaml"}
+    for src, dest in zip(("prompt.md", "criteria.md", "rubric.yaml"), files.values()):
+        dest.write_text((DEMO / src).read_text())
+    return files
+
+
+def make_suite(tmp_path: Path, repo: Path, **overrides: Any) -> AgentEvalSuite:
+    files = task_files(tmp_path)
+    task = overrides.pop("task", None) or TaskSpec(repo=repo, commit="HEAD", **files)
+    options: dict[str, Any] = dict(
+        experiment_name="eval",
+        conditions=[Condition("T0", "00", "fake-sonnet")],
+        judge_models=["fake-opus", "fake-sonnet-0.9", "fake-haiku-1.0"],
+        task=task,
+        agent_command=FAKE_AGENT,
+        judge_command=FAKE_JUDGE,
+        agent_timeout_seconds=60,
+        judge_timeout_seconds=60,
+        retries=0,
+        retry_delay_seconds=0,
+    )
+    options.update(overrides)
+    return AgentEvalSuite(**options)
+
+
+def tree(root: Path) -> set[str]:
+    """Every file under ``root`` (relative, posix), the workspace's contents left out."""
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not p.relative_to(root).as_posix().startswith("workspace/")
+    }
+
+
+def keys(path: Path) -> set[str]:
+    return set(json.loads(path.read_text()))

@@ -1,0 +1,113 @@
+"""Writes small, real suite files (config module, entry point, suite) for the flow tests.
+
+The entry point behaves like a user's: it rebuilds its config from argv, can fail on
+its first tries or while a flag file exists, can sleep, records how many cases were
+running at once in a shared directory, and writes ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+from pathlib import Path
+
+CONFIG = '''
+from experiment_infra import BaseExperimentConfig
+
+
+class DemoConfig(BaseExperimentConfig):
+    label: str = "x"
+    value: float = 1.0
+    fail_times: int = 0          # fail (exit 3) on the first N tries
+    flag_file: str = ""          # fail while this file exists
+    sleep: float = 0.0
+    gate_dir: str = ""           # shared directory to count concurrently running cases
+    table: dict[str, int] | None = {}
+'''
+
+ENTRY = '''
+import sys
+import time
+from pathlib import Path
+
+from {cfg} import DemoConfig
+
+from experiment_infra.atomic import atomic_write_json
+from experiment_infra.layout import CasePaths
+
+cfg = DemoConfig.from_cli()
+case = CasePaths(Path(cfg.output_dir))
+saw_config = case.config.is_file()  # the runner writes config.json before starting us
+tries_file = case.dir / "tries.txt"
+tries = int(tries_file.read_text()) + 1 if tries_file.exists() else 1
+tries_file.write_text(str(tries))
+print(f"hello from {{cfg.label}} try {{tries}}")
+if tries <= cfg.fail_times or (cfg.flag_file and Path(cfg.flag_file).exists()):
+    print(f"boom in {{cfg.label}}", file=sys.stderr)
+    sys.exit(3)
+peak = 0
+if cfg.gate_dir:
+    gate = Path(cfg.gate_dir)
+    gate.mkdir(exist_ok=True)
+    me = gate / f"{{cfg.label}}.running"
+    me.touch()
+    peak = len(list(gate.glob("*.running")))
+    time.sleep(cfg.sleep)
+    peak = max(peak, len(list(gate.glob("*.running"))))
+    me.unlink()
+else:
+    time.sleep(cfg.sleep)
+atomic_write_json(case.metrics, {{"value": cfg.value, "tries": tries, "saw_config": int(saw_config), "peak": peak}})
+'''
+
+SUITE = '''
+from {cfg} import DemoConfig
+
+from experiment_infra import ExperimentCase, run_experiments_cli
+
+experiment_name = {name!r}
+entry_point = {entry!r}
+retries = {retries}
+retry_delay_seconds = 0
+{extra}
+cases = [
+{cases}
+]
+
+if __name__ == "__main__":
+    run_experiments_cli(cases, entry_point=entry_point, experiment_name=experiment_name)
+'''
+
+
+def case_src(label: str, **fields: object) -> str:
+    args = ", ".join([f"label={label!r}", *(f"{k}={v!r}" for k, v in fields.items())])
+    return f"    ExperimentCase({label!r}, DemoConfig({args})),"
+
+
+def make_suite(
+    where: Path,
+    cases: list[str] | None = None,
+    *,
+    name: str = "demo",
+    retries: int = 0,
+    extra: str = "",
+    entry: str = "entry.py",
+    write_entry: bool = True,
+    suite_name: str = "suite_demo.py",
+) -> Path:
+    """Write a suite into ``where``; its modules get unique names (one process loads many)."""
+    where.mkdir(parents=True, exist_ok=True)
+    cfg = f"demo_cfg_{uuid.uuid4().hex[:10]}"
+    (where / f"{cfg}.py").write_text(CONFIG)
+    if write_entry:
+        (where / entry).write_text(textwrap.dedent(ENTRY.format(cfg=cfg)))
+    lines = "\n".join(cases if cases is not None else [case_src("a"), case_src("b", value=2.0)])
+    suite = where / suite_name
+    suite.write_text(SUITE.format(cfg=cfg, name=name, entry=entry, retries=retries, extra=extra, cases=lines))
+    return suite
+
+
+def rewrite_cases(suite: Path, old: str, new: str) -> None:
+    text = suite.read_text()
+    assert old in text, f"{old!r} not in {suite}"
+    suite.write_text(text.replace(old, new))

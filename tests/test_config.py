@@ -1,0 +1,256 @@
+"""Configs survive the trip to a subprocess and back exactly; bad changes are refused."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+import types
+from enum import Enum, IntEnum
+from pathlib import Path
+from typing import Literal, Optional
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from experiment_infra import BaseExperimentConfig, ConfigError, ExperimentCase
+from experiment_infra.config import NONE_SENTINEL
+
+# The config classes live in a source string so the child process can import the
+# very same definitions (tests/ is not a package).
+CONFIG_SOURCE = '''
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel
+
+from experiment_infra import BaseExperimentConfig
+
+
+class Color(str, Enum):
+    RED = "red"
+    DASH = "-blue"
+
+
+class Level(IntEnum):
+    LOW = 1
+    HIGH = 10
+
+
+class Shape(Enum):
+    ROUND = 3
+    SQUARE = 4
+
+
+class Optimizer(BaseModel):
+    name: str = "adam"
+    lr: float = 1e-3
+    betas: list[float] = [0.9, 0.999]
+    schedule: Optional[str] = None
+
+
+class Everything(BaseExperimentConfig):
+    color: Color = Color.RED
+    level: Level = Level.LOW
+    shape: Shape = Shape.ROUND
+    flag: bool = False
+    other_flag: bool = True
+    count: int = 0
+    big: int = 2**70
+    ratio: float = 0.5
+    text: str = "plain"
+    maybe_text: Optional[str] = None
+    maybe_int: Optional[int] = None
+    names: list[str] = []
+    holes: list[Optional[int]] = []
+    table: dict[str, float] = {}
+    nested_table: dict[str, list[int]] = {}
+    optimizer: Optimizer = Optimizer()
+    optimizers: list[Optimizer] = []
+    choice: Literal["a", "b-c"] = "a"
+    number_choice: Literal[1, 2] = 1
+    either: Union[int, str] = 0
+    float_or_none: float | None = 1.0
+    ints_or_none: list[int] | None = None
+    maybe_table: dict[str, int] | None = {}
+'''
+
+_module = types.ModuleType("everything_config")
+sys.modules[_module.__name__] = _module  # pydantic resolves the annotations through it
+exec(compile(CONFIG_SOURCE, "everything_config.py", "exec"), _module.__dict__)  # noqa: S102 - our own source
+Everything = _module.Everything
+Color, Level, Shape, Optimizer = _module.Color, _module.Level, _module.Shape, _module.Optimizer
+
+NASTY_STRINGS = [
+    "",
+    "line one\nline two\n",
+    'double " and single \' quotes',
+    "-starts-with-dash",
+    "--looks=like-a-flag",
+    "; rm -rf / && echo $(whoami) | cat > /tmp/x `id` * ? ~ & <",
+    "tab\there and a backslash \\ and unicode é ✓",
+    "  padded  ",
+    "null",
+    "true",
+    "42",
+    "[1, 2]",
+]
+
+CASES = {
+    "defaults": {},
+    "enums": dict(color=Color.DASH, level=Level.HIGH, shape=Shape.SQUARE),
+    "bools": dict(flag=True, other_flag=False),
+    "ints": dict(count=-7, big=-(2**70), number_choice=2),
+    "floats_exact": dict(ratio=0.1 + 0.2, float_or_none=1e-300),
+    "inf": dict(ratio=float("inf"), float_or_none=float("-inf")),
+    "negative_zero": dict(ratio=-0.0),
+    "none_everywhere": dict(maybe_text=None, maybe_int=None, float_or_none=None, ints_or_none=None),
+    "none_sentinel_in_lists": dict(holes=[None, 1, None], names=[]),
+    "empty_collections": dict(names=[], holes=[], table={}, nested_table={}, ints_or_none=[], maybe_table={}),
+    "dash_strings_in_lists": dict(names=["-x", "--y=1", "", "a b"]),
+    "dicts": dict(table={"a": 0.1, "b-c": -2.5, "": 1.0}, nested_table={"k": [1, 2], "empty": []}),
+    "nested_models": dict(
+        optimizer=Optimizer(name="sgd", lr=0.1 + 0.2, betas=[], schedule=None),
+        optimizers=[Optimizer(), Optimizer(name="-odd\nname", schedule="cosine")],
+    ),
+    "literal_and_union": dict(choice="b-c", either="a string"),
+    "union_int": dict(either=-3),
+    "union_numeric_string": dict(either="12"),
+    **{f"string_{i}": dict(text=s, maybe_text=s) for i, s in enumerate(NASTY_STRINGS)},
+}
+
+
+def _round_trip(config: BaseExperimentConfig) -> BaseExperimentConfig:
+    return type(config).from_cli(config.to_argv())
+
+
+@pytest.mark.parametrize("changes", CASES.values(), ids=list(CASES))
+def test_every_field_type_round_trips_exactly(changes: dict) -> None:
+    config = Everything().copy_with(**changes)
+    back = _round_trip(config)
+    assert back == config
+    # repr tells 1 from 1.0, -0.0 from 0.0 and an enum member from its value.
+    assert repr(back) == repr(config)
+
+
+def test_union_keeps_numeric_looking_string_a_string() -> None:
+    back = _round_trip(Everything(either="12"))
+    assert back.either == "12" and isinstance(back.either, str)
+
+
+def test_nan_round_trips() -> None:
+    back = _round_trip(Everything(ratio=float("nan")))
+    assert math.isnan(back.ratio)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text().filter(lambda s: s != NONE_SENTINEL), names=st.lists(st.text()))
+def test_any_string_round_trips(text: str, names: list[str]) -> None:
+    config = Everything(text=text, names=names)
+    assert _round_trip(config) == config
+
+
+def test_child_process_rebuilds_the_same_config(tmp_path: Path) -> None:
+    """The real trip: argv to a fresh ``python`` process, which prints what it parsed."""
+    (tmp_path / "everything_config.py").write_text(CONFIG_SOURCE)
+    (tmp_path / "child.py").write_text(
+        textwrap.dedent(
+            """
+            import json, sys
+            from everything_config import Everything
+            config = Everything.from_cli()
+            print(json.dumps({"repr": repr(config), "seed": config.seed}))
+            """
+        )
+    )
+    configs = [Everything().copy_with(**changes) for changes in CASES.values()]
+    for config in configs:
+        argv = config.with_output_dir(str(tmp_path / "out")).to_argv(case="c")
+        done = subprocess.run(
+            [sys.executable, str(tmp_path / "child.py"), *argv],
+            capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "SEED": "7"},
+        )
+        assert done.returncode == 0, done.stderr
+        child = json.loads(done.stdout)
+        assert child["repr"] == repr(config.with_output_dir(str(tmp_path / "out")))
+        assert child["seed"] == 42  # SEED in the child's environment changes nothing
+
+
+def test_seed_env_var_does_not_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEED", "7")
+    monkeypatch.setenv("OUTPUT_DIR", "/somewhere")
+    config = Everything()
+    assert config.seed == 42 and config.output_dir == ""
+    assert Everything.from_cli([]).seed == 42
+
+
+def test_seed_and_output_dir_fields_exist() -> None:
+    config = Everything(seed=3)
+    assert config.seed == 3
+    assert config.with_output_dir("/r/case").output_dir == "/r/case"
+
+
+# ------------------------------------------------------------------ refusing bad input
+
+
+def test_copy_with_unknown_field_names_it() -> None:
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) colour") as info:
+        Everything().copy_with(colour="red")
+    assert "\n" not in str(info.value)
+
+
+def test_copy_with_output_dir_is_refused() -> None:
+    with pytest.raises(ConfigError, match="output_dir is set by the runner"):
+        Everything().copy_with(output_dir="/tmp/x")
+
+
+def test_copy_with_validates_values() -> None:
+    with pytest.raises(ConfigError, match="count") as info:
+        Everything().copy_with(count="many")
+    assert "\n" not in str(info.value)
+
+
+def test_copy_with_returns_new_config_and_leaves_original() -> None:
+    base = Everything()
+    changed = base.copy_with(count=5)
+    assert (base.count, changed.count) == (0, 5)
+
+
+def test_model_copy_is_refused() -> None:
+    with pytest.raises(TypeError, match="copy_with"):
+        Everything().model_copy(update={"colr": "red"})
+
+
+def test_configs_are_frozen() -> None:
+    config = Everything()
+    with pytest.raises(ValidationError):
+        config.count = 3  # type: ignore[misc]
+
+
+def test_suite_may_not_set_output_dir_in_a_case() -> None:
+    with pytest.raises(ConfigError, match="output_dir is set by the runner"):
+        ExperimentCase("a", Everything(output_dir="/tmp/x"))
+
+
+def test_dict_set_to_none_is_refused_naming_field_and_case() -> None:
+    config = Everything(maybe_table=None)
+    with pytest.raises(ConfigError) as info:
+        config.to_argv(case="variant-7")
+    message = str(info.value)
+    assert "maybe_table" in message and "variant-7" in message and "\n" not in message
+
+
+def test_from_cli_rejects_unknown_flag() -> None:
+    with pytest.raises(ConfigError, match="unknown field --colr"):
+        Everything.from_cli(["--colr=red"])
+
+
+def test_enum_and_bool_travel_by_value() -> None:
+    argv = Everything(color=Color.DASH, flag=True, level=Level.HIGH).to_argv()
+    assert "--color=-blue" in argv and "--flag=true" in argv and "--level=10" in argv
