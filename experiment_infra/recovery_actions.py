@@ -1,7 +1,7 @@
-"""What a recovery does to the disk before a rerun: move the old attempt aside, never delete.
+"""What a recovery does to the disk around a rerun, and how it tells the rerun worked.
 
-Kept apart from the Prefect tasks so the same moves are testable without a flow, and
-so the rule "an earlier attempt is never overwritten or deleted" lives in one place.
+Earlier attempts are moved aside, never deleted (``set_aside_run`` / ``set_aside_slot``
+of the agent-evaluation core, re-exported here for the recovery tasks).
 """
 
 from __future__ import annotations
@@ -9,33 +9,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from .atomic import move_aside
-from .layout import AgentRunPaths, ExperimentPaths, judge_slot_name, next_aside
+from .agent_eval import set_aside_run, set_aside_slot
+from .layout import ExperimentPaths, next_aside
 from .recovery_plan import RunWork
 from .status import JudgeStatus, RunStatus
 
-
-def move_run_aside(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -> Path | None:
-    """Move ``run_{NN}`` to ``{subtest}/.failed/run_{NN}_attempt_{K}``; None if there is nothing."""
-    sub = exp.subtest(tier, subtest)
-    run_dir = sub.run(run_number).dir
-    if not run_dir.exists() and not run_dir.is_symlink():
-        return None
-    return move_aside(run_dir, sub.next_failed_attempt(run_number))
+__all__ = ["move_slot_aside", "set_aside_run", "work_done"]
 
 
-def move_slot_aside(paths: AgentRunPaths, slot: int) -> Path | None:
+def move_slot_aside(exp: ExperimentPaths, tier: str, subtest: str, run_number: int, slot: int) -> Path | None:
     """Move ``judge/judge_{NN}`` to ``judge/.failed/judge_{NN}_attempt_{K}``; None if absent.
 
-    A ``judge/`` that is a symlink is moved aside whole first (to ``run_NN/.failed/``),
+    A ``judge/`` that is a symlink is first moved aside whole (to ``run_NN/.failed/``),
     so the rerun writes inside the experiment, not wherever the link points.
     """
+    paths = exp.run(tier, subtest, run_number)
     if paths.judge_dir.is_symlink():
-        move_aside(paths.judge_dir, next_aside(paths.dir, paths.judge_dir.name))
+        try:
+            move_aside(paths.judge_dir, next_aside(paths.dir, paths.judge_dir.name))
+        except (FileNotFoundError, FileExistsError):
+            pass  # another slot's rerun moved it a moment ago
         return None
-    slot_dir = paths.judge_slot(slot).dir
-    if not slot_dir.exists() and not slot_dir.is_symlink():
-        return None
-    return move_aside(slot_dir, next_aside(paths.judge_dir, judge_slot_name(slot)))
+    return set_aside_slot(exp, tier, subtest, run_number, slot)
 
 
 def work_done(before: RunWork, after: RunWork) -> bool:

@@ -178,5 +178,5 @@ def run_agent_eval(
         errors.append(f"reports: {type(exc).__name__}: {exc}")
     rows = _rows(plan)
     print(_publish(plan, rows, errors))
-    ok = not errors and all(r.status == RunStatus.COMPLETED.value for r in rows)
+    ok = not errors and all(r.status == RunStatus.COMPLETED.value and not r.reason for r in rows)  # reason: a failed judge
     return EXIT_OK if ok else EXIT_FAILED

@@ -21,7 +21,7 @@ from prefect.states import State
 
 from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, run_judge
 from experiment_infra.layout import ExperimentPaths
-from experiment_infra.recovery_actions import move_run_aside, move_slot_aside
+from experiment_infra.recovery_actions import move_slot_aside, set_aside_run
 from experiment_infra.regenerate import regenerate_run
 from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
 
@@ -76,7 +76,7 @@ def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier:
     """Move the old run aside, run the agent again; raise if its files say it failed."""
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
-    aside = move_run_aside(exp, tier, subtest, run_number)
+    aside = set_aside_run(exp, tier, subtest, run_number)
     if aside is not None:
         logger.info("%s: earlier attempt moved to %s", label, aside)
     status = run_agent(exp, spec, tier, subtest, run_number)
@@ -96,7 +96,7 @@ def rerun_judge_task(
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
     paths = exp.run(tier, subtest, run_number)
-    aside = move_slot_aside(paths, slot)
+    aside = move_slot_aside(exp, tier, subtest, run_number, slot)
     if aside is not None:
         logger.info("%s: earlier attempt moved to %s", label, aside)
     status = run_judge(exp, spec, tier, subtest, run_number, slot, model, model_override=model_override)

@@ -14,7 +14,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import Completed, State
+from prefect.states import Completed, Failed, State
 
 from experiment_infra.runner import run_case
 from experiment_infra.suite import PlannedCase
@@ -33,7 +33,8 @@ class CaseFailed(RuntimeError):
 
 
 def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
-    # Prefect hands a raised exception over as the data of a Failed state.
+    # A raised exception reaches here as the data of a Failed state; a failed entry
+    # point is returned as a Failed state carrying CaseFailed.
     return isinstance(state.data, CaseFailed)
 
 
@@ -63,6 +64,9 @@ def run_case_task(
 
     outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward)
     if outcome.status is not CaseStatus.COMPLETED:
-        raise CaseFailed(f"{variant_name} {outcome.status.value}: {outcome.reason}")
+        # Returned, not raised: Prefect still retries a returned Failed state, and the
+        # log shows the one-line reason instead of a traceback of this task's code.
+        message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
+        return Failed(message=message, data=CaseFailed(message))
     logger.info("%s completed (%s)", variant_name, planned.paths.dir)
     return outcome

@@ -16,6 +16,18 @@ FAKE_AGENT = [
     "--dangerously-skip-permissions", "{extra_args}", "{prompt_file}",
 ]
 FAKE_JUDGE = [PYTHON, str(DEMO / "fake_judge.py"), "--model", "{model}", "--print", "--dangerously-skip-permissions", "{prompt_file}"]
+# Files of a ProjectScylla run this project does not write: its per-command log copies
+# (ours are stdout.log/stderr.log, which command_log.json names), its build-pipeline
+# scripts, and the run reports (written by the reports step of the flow, not by a run).
+FIXTURE_ONLY = {
+    "agent/cmd_0000_stdout.log", "agent/cmd_0000_stderr.log", "cmd_0000_stdout.log", "cmd_0000_stderr.log",
+    "commands/precommit.sh", "commands/precommit_output.log", "commands/python_build_output.log",
+    "commands/python_check.sh", "commands/python_format.sh", "commands/python_format_output.log",
+    "commands/python_test.sh", "commands/python_test_output.log", "commands/run_all.sh",
+    "report.json", "report.md",
+}
+# Files this project adds: each judge's command record (exit code, reason of a failure).
+OURS_ONLY = {f"judge/judge_0{n}/command_log.json" for n in (1, 2, 3)}
 
 
 def task_files(tmp_path: Path) -> dict[str, Path]:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from agent_eval_helpers import FAKE_AGENT, keys, make_suite, tree
+from agent_eval_helpers import FAKE_AGENT, FIXTURE_ONLY, OURS_ONLY, keys, make_suite, tree
 from conftest import FIXTURE, git
 
 from experiment_infra.agent_eval import (
@@ -44,18 +44,6 @@ from experiment_infra.records import (
 from experiment_infra.regenerate import regenerate_run
 from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge, classify_run
 
-# Files of a ProjectScylla run this project does not write: its per-command log copies
-# (ours are stdout.log/stderr.log, which command_log.json names), its build-pipeline
-# scripts, and the run reports (written by the reports step of the flow, not by a run).
-FIXTURE_ONLY = {
-    "agent/cmd_0000_stdout.log", "agent/cmd_0000_stderr.log", "cmd_0000_stdout.log", "cmd_0000_stderr.log",
-    "commands/precommit.sh", "commands/precommit_output.log", "commands/python_build_output.log",
-    "commands/python_check.sh", "commands/python_format.sh", "commands/python_format_output.log",
-    "commands/python_test.sh", "commands/python_test_output.log", "commands/run_all.sh",
-    "report.json", "report.md",
-}
-# Files this project adds: each judge's command record (exit code, reason of a failure).
-OURS_ONLY = {f"judge/judge_0{n}/command_log.json" for n in (1, 2, 3)}
 MODELS = {
     "agent/command_log.json": CommandLog, "agent/timing.json": AgentTiming, "agent/result.json": AgentResult,
     "judge/result.json": Consensus, "judge/timing.json": JudgeTiming, "run_result.json": RunResult,
@@ -190,6 +178,16 @@ def test_garbage_judge_reply_is_a_failed_slot_with_reason_and_no_score(tmp_path,
     # No valid judgment: no consensus and no run_result are invented.
     assert not paths.consensus.exists() and not paths.run_result.exists()
     assert classify_run(paths, list(spec.judge_models)).status is RunStatus.RESULTS
+
+
+def test_judge_speaking_claude_json_is_read_from_its_result_field(tmp_path, git_repo):
+    exp, spec = start(tmp_path, git_repo, judge_models=["fake-opus"])
+    spec = spec.with_commands(None, [*spec.judge_command[:-1], "--output-format", "json", "{prompt_file}"])
+    assert run_all(exp, spec) == [JudgeStatus.COMPLETE]
+    slot = exp.run("T0", "00", 1).judge_slot(1)
+    assert json.loads(slot.stdout.read_text())["type"] == "result"
+    assert slot.response.read_text().startswith("Now I have all the information")
+    assert load_record(slot.judgment, Judgment).score == 0.95
 
 
 @pytest.mark.parametrize(

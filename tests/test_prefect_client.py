@@ -35,7 +35,7 @@ def test_flow_task_runs_artifacts_and_logs_read_back(prefect_harness, tmp_path: 
     summary = state.result(raise_on_failure=False)
     run_dir = Path(summary.run_dir)
     flow_run_id = state.state_details.flow_run_id
-    APILogHandler.flush()
+    APILogHandler().flush()  # logs travel in background batches
 
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(flow_run_id)

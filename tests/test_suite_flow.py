@@ -23,12 +23,11 @@ from experiment_infra.records import RunRecord, SuiteManifest
 from experiment_infra.runner import run_case
 from experiment_infra.status import CaseStatus
 from experiment_infra.suite import SuiteError, load_suite
+from flows.run_suite import run_suite  # imported (and its logging set up) before any test captures output
 
 
 def run_flow(suite: Path, results: Path, **kwargs):
     """Run the flow; return (state, summary)."""
-    from flows.run_suite import run_suite
-
     state = run_suite(suite_path=str(suite), results_root=str(results), return_state=True, **kwargs)
     return state, state.result(raise_on_failure=False)
 

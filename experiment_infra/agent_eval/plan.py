@@ -42,7 +42,8 @@ class PlannedRun:
 
     @property
     def done(self) -> bool:
-        return self.on_disk is not None and self.on_disk.status is RunStatus.COMPLETED
+        """Completed on disk with every judge slot complete: nothing to run."""
+        return self.on_disk is not None and self.on_disk.status is RunStatus.COMPLETED and not self.judges
 
 
 @dataclass(frozen=True)

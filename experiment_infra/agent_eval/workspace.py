@@ -117,7 +117,9 @@ def create_workspace(exp: ExperimentPaths, paths: AgentRunPaths, task_repo: str,
                 # Earlier attempts moved aside keep working worktrees at their new place,
                 # and their old path is free for this one.
                 repo.git.worktree("repair", *[str(p.resolve()) for p in moved])
-            repo.git.worktree("add", "--detach", str(workspace), sha)
+            # -f: a run directory deleted by hand leaves its worktree registered but
+            # missing, which git refuses to reuse; a path that exists is still refused.
+            repo.git.worktree("add", "-f", "--detach", str(workspace), sha)
         except git.GitCommandError as exc:
             raise WorkspaceError(f"{workspace}: git worktree add failed ({_git_message(exc)})") from None
     atomic_write_text(

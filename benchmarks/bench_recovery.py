@@ -1,0 +1,152 @@
+"""Recovery speed on a large experiment: classification and regeneration, in runs/second,
+against an existence-only scan of the same tree.
+
+    python benchmarks/bench_recovery.py [--runs 10000] [--dir DIR] [--flow 200] [--keep]
+
+The tree is built from one ProjectScylla fixture run, hard-linked (copied where links
+are not possible) into ``tiers x subtests x runs``. Steps, each timed over every run:
+
+1. existence-only scan: ``os.path.exists`` on each file the status rules look at
+   (output.txt, command_log.json, timing.json, agent/result.json, judge/result.json,
+   run_result.json, judge_NN/judgment.json) -- the floor any file-based scan pays;
+2. classification: the full survey a ``--dry-run`` prints (every run, every judge
+   slot, file contents validated, actions planned);
+3. regeneration (core, no Prefect): agent/result.json, judge/result.json and
+   run_result.json deleted from every run, then rebuilt with ``regenerate_run``;
+4. optionally (``--flow N``): the same regeneration of N runs through the ``recover``
+   flow (one task run per run, temporary Prefect server), to show the per-task cost.
+
+Page cache is warm (the tree was just written); run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from experiment_infra.layout import AgentRunPaths, ExperimentPaths  # noqa: E402
+from experiment_infra.records import ExperimentConfig, load_record, write_record  # noqa: E402
+from experiment_infra.recovery_plan import Selection, survey_experiment  # noqa: E402
+from experiment_infra.regenerate import regenerate_run  # noqa: E402
+
+FIXTURE = Path(os.environ.get("SCYLLA_FIXTURE", REPO_ROOT.parent / "shared" / "fixtures" / "scylla-dryrun"))
+
+
+def shape(n: int) -> tuple[int, int, int]:
+    """tiers x subtests x runs_per_subtest with a product of (about) n."""
+    tiers, subtests = (10, 10) if n >= 1000 else (1, 1)
+    return tiers, subtests, max(1, n // (tiers * subtests))
+
+
+def link_tree(src: Path, dest: Path) -> None:
+    for root, dirs, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            try:
+                os.link(Path(root) / name, dest / rel / name)
+            except OSError:
+                shutil.copy2(Path(root) / name, dest / rel / name)
+
+
+def build(root: Path, n: int) -> tuple[ExperimentPaths, list[AgentRunPaths]]:
+    tiers, subtests, runs = shape(n)
+    exp = ExperimentPaths(root)
+    config = load_record(ExperimentPaths(FIXTURE).config, ExperimentConfig)
+    tier_names = [f"T{t}" for t in range(tiers)]
+    write_record(exp.config, config.model_copy(update={"tiers_to_run": tier_names, "runs_per_subtest": runs}))
+    template = ExperimentPaths(FIXTURE).run("T0", "00", 1).dir
+    paths = []
+    for tier in tier_names:
+        for s in range(subtests):
+            for r in range(1, runs + 1):
+                p = exp.run(tier, f"{s:02d}", r)
+                link_tree(template, p.dir)
+                paths.append(p)
+    return exp, paths
+
+
+def existence_scan(exp: ExperimentPaths, config: ExperimentConfig) -> int:
+    """The floor: check that each file the rules read exists, nothing more."""
+    proto = AgentRunPaths(Path("."))
+    rel = [os.fspath(p) for p in (proto.output, proto.command_log, proto.agent_timing, proto.agent_result,
+                                  proto.consensus, proto.run_result)]
+    rel += [os.fspath(proto.judge_slot(i).judgment) for i in range(1, len(config.judge_models) + 1)]
+    found = 0
+    for tier in config.tiers_to_run:
+        for subtest in exp.subtests_on_disk(tier):
+            sub = os.fspath(exp.subtest(tier, subtest).dir)
+            for r in range(1, config.runs_per_subtest + 1):
+                run = os.path.join(sub, f"run_{r:02d}")
+                found += sum(os.path.exists(os.path.join(run, f)) for f in rel)
+    return found
+
+
+def timed(label: str, n: int, fn):
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    print(f"{label:<40} {seconds:8.3f} s  {n / seconds:10.0f} runs/s")
+    return seconds, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--dir", type=Path, default=None, help="where to build the tree (default: a temp dir)")
+    parser.add_argument("--flow", type=int, default=0, metavar="N", help="also regenerate N runs through the flow")
+    parser.add_argument("--keep", action="store_true", help="keep the tree afterwards")
+    args = parser.parse_args(argv)
+
+    root = (args.dir or Path(tempfile.mkdtemp(prefix="bench-recovery-"))) / "experiment"
+    build_s, (exp, paths) = timed(f"build ({args.runs} runs, hard links)", args.runs, lambda: build(root, args.runs))
+    n = len(paths)
+    config = load_record(exp.config, ExperimentConfig)
+    try:
+        scans = []
+        for _ in range(3):  # best of three, for both
+            scans.append(timed("existence-only scan", n, lambda: existence_scan(exp, config))[0])
+        classes = []
+        for _ in range(3):
+            seconds, s = timed("classification (full survey)", n, lambda: survey_experiment(exp, Selection()))
+            classes.append(seconds)
+        assert s.run_counts()["completed"] == n, s.run_counts()
+        print(f"classification / existence scan: {min(classes) / min(scans):.2f}x  (best of 3 each)")
+
+        for p in paths:
+            for f in (p.agent_result, p.consensus, p.run_result):
+                f.unlink()
+        seconds, s = timed("classification of the damaged tree", n, lambda: survey_experiment(exp, Selection()))
+        assert s.run_counts()["results"] == n
+        models = list(config.judge_models)
+        regen_s, _ = timed("regeneration (core, 3 files per run)", n, lambda: [regenerate_run(p, models) for p in paths])
+        assert survey_experiment(exp, Selection()).run_counts()["completed"] == n
+        print(f"regeneration / existence scan: {regen_s / min(scans):.1f}x")
+
+        if args.flow:
+            os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
+            from flows.recover import recover
+
+            subset = paths[: args.flow]
+            for p in subset:
+                for f in (p.agent_result, p.consensus, p.run_result):
+                    f.unlink()
+            # Filter to the damaged runs' tiers only is not needed: undamaged runs plan nothing.
+            timed(f"regeneration via the flow ({len(subset)} runs)", len(subset),
+                  lambda: recover(experiment_dir=str(exp.dir), parallelism=8, return_state=True))
+    finally:
+        if not args.keep:
+            shutil.rmtree(root.parent, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Agent-evaluation suites through the real ``run_suite`` flow (real Prefect, fake agent and judges)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from agent_eval_helpers import DEMO, FAKE_AGENT, FAKE_JUDGE, FIXTURE_ONLY, OURS_ONLY, task_files, tree
+from conftest import FIXTURE, PYTHON, REPO_ROOT
+
+from experiment_infra.layout import RUN_DIR_PATTERN, ExperimentPaths
+from experiment_infra.records import AgentTiming, CommandLog, JudgeCommand, load_record
+from experiment_infra.status import RunStatus, classify_run
+
+JUDGES = ["fake-opus", "fake-sonnet-0.9", "fake-haiku-1.0"]
+REPORTS = {"report.json", "report.md"}  # written by the flow's report step, as in the fixture
+
+
+def write_suite(tmp_path: Path, repo: Path, conditions: str, **options: object) -> Path:
+    """A suite file like a user's, over the fake agent and judges."""
+    files = task_files(tmp_path)
+    settings = dict(runs_per_subtest=1, judge_models=JUDGES, retries=0, retry_delay_seconds=0)
+    settings.update(options)
+    extra = "".join(f"    {k}={v!r},\n" for k, v in settings.items())
+    path = tmp_path / "suite_eval.py"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            from experiment_infra.agent_eval import AgentEvalSuite, Condition, TaskSpec
+
+            suite = AgentEvalSuite(
+                experiment_name="eval",
+                conditions=[{conditions}],
+                task=TaskSpec(repo={str(repo)!r}, commit="HEAD", prompt_file={str(files['prompt_file'])!r},
+                              criteria_file={str(files['criteria_file'])!r}, rubric_file={str(files['rubric_file'])!r}),
+                agent_command={FAKE_AGENT!r},
+                judge_command={FAKE_JUDGE!r},
+                agent_timeout_seconds=60,
+                judge_timeout_seconds=60,
+            """
+        )
+        + extra
+        + ")\n"
+    )
+    return path
+
+
+def run_flow(suite: Path, results: Path, **options: object):
+    from flows.run_suite import run_suite
+
+    state = run_suite(suite_path=str(suite), results_root=str(results), return_state=True, **options)
+    return state.result(raise_on_failure=False), state
+
+
+def experiment(results: Path) -> ExperimentPaths:
+    (run_dir,) = (results / "eval").iterdir()
+    assert RUN_DIR_PATTERN.match(run_dir.name)
+    return ExperimentPaths(run_dir)
+
+
+def task_run_names(state) -> set[str]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    return {r.name for r in runs}
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_flow_writes_the_fixture_layout_and_judges_start_before_all_agents_finish(tmp_path, git_repo, prefect_harness):
+    suite = write_suite(
+        tmp_path, git_repo,
+        'Condition("T0", "00", "fake-sonnet"), Condition("T1", "00", "fake-slow", env={"FAKE_AGENT_SLEEP": "5"})',
+    )
+    code, state = run_flow(suite, tmp_path / "results", parallelism=2)
+    assert code == 0
+    exp = experiment(tmp_path / "results")
+    for tier in ("T0", "T1"):
+        assert classify_run(exp.run(tier, "00", 1), JUDGES).status is RunStatus.COMPLETED
+
+    # Every file of a fixture run, the run reports included, read back through the models in the core tests.
+    ours, theirs = tree(exp.run("T0", "00", 1).dir), tree(FIXTURE / "T0" / "00" / "run_01")
+    assert ours - OURS_ONLY == theirs - (FIXTURE_ONLY - REPORTS)
+    for name in ("report.json", "result.json", "summary.md", "tier_comparison.json", "T0/result.json", "T0/best_subtest.json"):
+        assert (exp.dir / name).is_file() and (FIXTURE / name).is_file(), name
+
+    # The fast run's judges ran while the slow agent was still running (-p 2, not after all agents).
+    first_judge = load_record(exp.run("T0", "00", 1).judge_slot(1).command_log, JudgeCommand).started_at
+    slow_agent_end = load_record(exp.run("T1", "00", 1).agent_timing, AgentTiming).measured_at
+    assert _time(first_judge) < _time(slow_agent_end)
+
+    expected = {f"{t}/00/run_01" for t in ("T0", "T1")}
+    expected |= {f"{r}/judge_0{n}" for r in expected for n in (1, 2, 3)}
+    assert task_run_names(state) == expected
+
+
+def test_one_worker_runs_a_runs_judges_before_the_next_agent(tmp_path, git_repo, prefect_harness):
+    suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet")', runs_per_subtest=2, judge_models=["fake-opus"])
+    code, _ = run_flow(suite, tmp_path / "results", parallelism=1)  # -p 1: no deadlock, judges first
+    assert code == 0
+    exp = experiment(tmp_path / "results")
+    judge_started = load_record(exp.run("T0", "00", 1).judge_slot(1).command_log, JudgeCommand).started_at
+    second_agent = load_record(exp.run("T0", "00", 2).command_log, CommandLog).commands[0]
+    assert _time(judge_started) < _time(second_agent.timestamp)
+
+    # Resume after losing a judge slot and a whole run: only those are redone.
+    first = exp.run("T0", "00", 1)
+    agent_log = first.command_log.read_text()
+    for path in sorted(first.judge_slot(1).dir.iterdir()):
+        path.unlink()
+    first.judge_slot(1).dir.rmdir()
+    subprocess.run(["git", "-C", str(exp.repo), "worktree", "remove", "--force", str(exp.run("T0", "00", 2).workspace)], check=True)
+    shutil.rmtree(exp.run("T0", "00", 2).dir)
+    code, state = run_flow(suite, tmp_path / "results", parallelism=1, resume=str(exp.dir))
+    assert code == 0
+    assert first.command_log.read_text() == agent_log  # the completed agent run was not run again
+    assert task_run_names(state) == {"T0/00/run_01/judge_01", "T0/00/run_02", "T0/00/run_02/judge_01"}
+    assert all(classify_run(exp.run("T0", "00", n), ["fake-opus"]).status is RunStatus.COMPLETED for n in (1, 2))
+
+    code, state = run_flow(suite, tmp_path / "results", resume=str(exp.dir))  # nothing left to do
+    assert code == 0 and task_run_names(state) == set()
+
+
+def test_failed_runs_are_retried_after_moving_the_attempt_aside(tmp_path, git_repo, prefect_harness):
+    flaky = tmp_path / "flaky-marker"
+    suite = write_suite(
+        tmp_path, git_repo,
+        f'Condition("T0", "00", "fake-sonnet", env={{"FAKE_AGENT_FLAKY_FILE": {str(flaky)!r}}}), '
+        'Condition("T1", "00", "fake-fail")',
+        judge_models=["fake-opus"], retries=1,
+    )
+    code, _ = run_flow(suite, tmp_path / "results", parallelism=2)
+    assert code == 1  # one run failed for good
+    exp = experiment(tmp_path / "results")
+    flaky_run = exp.run("T0", "00", 1)
+    assert classify_run(flaky_run, ["fake-opus"]).status is RunStatus.COMPLETED
+    kept = exp.subtest("T0", "00").failed_attempt(1, 1)
+    assert load_record(kept / "agent" / "command_log.json", CommandLog).exit_code == 1
+    failed = exp.run("T1", "00", 1)
+    assert classify_run(failed, ["fake-opus"]).status is RunStatus.FAILED
+    assert exp.subtest("T1", "00").failed_attempt(1, 1).is_dir()  # both attempts kept
+    assert not failed.judge_dir.exists()  # no judge ran on a failed agent run
+
+
+def test_dry_run_prints_every_run_judge_and_command_and_writes_nothing(tmp_path, git_repo, prefect_harness, capsys):
+    suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet"), Condition("T2", "01", "fake-haiku")', runs_per_subtest=2)
+    code, _ = run_flow(suite, tmp_path / "results", dry_run=True)
+    out = capsys.readouterr().out
+    assert code == 0 and not (tmp_path / "results").exists()
+    for run in ("T0/00/run_01", "T0/00/run_02", "T2/01/run_01", "T2/01/run_02"):
+        assert run in out
+    assert out.count("judge_03 (fake-haiku-1.0):") == 4
+    assert "fake_agent.py --model fake-haiku --print --output-format json" in out
+    assert "nothing written, nothing started" in out
+
+
+def test_bad_suite_is_a_one_line_error_before_any_flow_runs(tmp_path, git_repo):
+    suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "m")', judge_models=[])
+    done = subprocess.run(
+        [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), str(suite), "--results-root", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "judge_models is empty" in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_demo_suite_dry_run_from_its_own_file(tmp_path):
+    done = subprocess.run(
+        [PYTHON, str(DEMO / "suite_agent_eval_demo.py"), "--dry-run", "--results-root", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("    agent: ") == 6 and "T2/01/run_02" in done.stdout
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,115 @@
+"""Agent and judge reruns through the ``recover`` flow, on an experiment written by this
+project with the demo's fake agent and judges (real subprocesses, real git worktrees)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from agent_eval_helpers import make_suite
+from recover_helpers import edit_json, tree_hash
+from test_recover_flow import run_recover, task_run_names
+
+from experiment_infra.agent_eval import Condition, finish_run, plan_experiment, run_agent, run_judge, start_experiment
+from experiment_infra.layout import ExperimentPaths
+from experiment_infra.recovery_cli import main
+from experiment_infra.records import JudgeCommand, load_record
+from experiment_infra.recovery_plan import Selection, survey
+
+
+def build(tmp_path: Path, repo: Path, *, retries: int = 0) -> ExperimentPaths:
+    """A complete experiment: 2 conditions x 2 runs, a panel of 2 fake judges."""
+    suite = make_suite(
+        tmp_path, repo, conditions=[Condition("T0", "00", "fake-sonnet"), Condition("T1", "01", "fake-sonnet")],
+        runs_per_subtest=2, judge_models=["fake-opus", "fake-sonnet-0.9"], retries=retries,
+    )
+    plan = plan_experiment(suite, results_root=tmp_path / "results")
+    start_experiment(plan, 1)
+    exp, spec = plan.exp, plan.spec
+    for tier, subtest, n in spec.runs():
+        run_agent(exp, spec, tier, subtest, n)
+        for slot, model in enumerate(spec.judge_models, start=1):
+            run_judge(exp, spec, tier, subtest, n, slot, model)
+        finish_run(exp, spec, tier, subtest, n)
+    assert survey(exp.dir, Selection()).run_counts()["completed"] == 4
+    return exp
+
+
+def statuses(exp: ExperimentPaths) -> dict[str, tuple[str, list[str]]]:
+    return {r.label: (r.status.value, [j.status.value for j in r.judges]) for r in survey(exp.dir, Selection()).runs}
+
+
+def test_reruns_move_old_attempts_aside_and_touch_nothing_else(prefect_harness, tmp_path: Path, git_repo: Path) -> None:
+    exp = build(tmp_path, git_repo)
+    failed = exp.run("T0", "00", 1)
+    failed.command_log.write_text(failed.command_log.read_text().replace('"exit_code": 0', '"exit_code": 2'))
+    failed_tree = tree_hash(failed.dir)
+    judged = exp.run("T0", "00", 2)
+    edit_json(judged.judge_slot(2).judgment, is_valid=False)
+    fallback_tree = tree_hash(judged.judge_slot(2).dir)
+    slot1_before = tree_hash(judged.judge_slot(1).dir)
+    shutil.rmtree(exp.run("T1", "01", 1).dir)  # missing
+    untouched = tree_hash(exp.run("T1", "01", 2).dir)
+    assert statuses(exp)["T0/00/run_01"][0] == "failed" and statuses(exp)["T0/00/run_02"][1] == ["complete", "failed"]
+
+    state, summary = run_recover(exp.dir, parallelism=4)
+    assert state.is_completed(), state.message
+    assert summary.exit_code == 0 and summary.planned == 3 and not summary.remaining
+    assert all(s == ("completed", ["complete", "complete"]) for s in statuses(exp).values())
+
+    # The failed run is kept whole, exactly as it was, under .failed/.
+    kept = exp.subtest("T0", "00").failed_attempt(1, 1)
+    assert tree_hash(kept) == failed_tree
+    # Only slot 2 of run_02 was redone; its fallback judgment is kept; slot 1 untouched.
+    assert tree_hash(judged.judge_dir / ".failed" / "judge_02_attempt_1") == fallback_tree
+    assert tree_hash(judged.judge_slot(1).dir) == slot1_before
+    # The deleted run had nothing to keep; the run nobody selected did not change at all.
+    assert not exp.subtest("T1", "01").failed_dir.exists()
+    assert tree_hash(exp.run("T1", "01", 2).dir) == untouched
+
+    names = task_run_names(state)
+    assert {"T0/00/run_01", "T0/00/run_01/judge_01", "T0/00/run_01/judge_02", "T0/00/run_02/judge_02",
+            "T1/01/run_01", "T1/01/run_01/judge_01"} <= set(names)
+    assert not any(n.startswith("T1/01/run_02") for n in names)
+
+
+def test_judge_model_override_is_recorded(prefect_harness, tmp_path: Path, git_repo: Path) -> None:
+    exp = build(tmp_path, git_repo)
+    run = exp.run("T1", "01", 2)
+    shutil.rmtree(run.judge_slot(1).dir)
+    other = tree_hash(exp.dir, skip=run.dir)
+    state, summary = run_recover(exp.dir, judges_only=True, judge_model="fake-override-0.7")
+    assert state.is_completed() and summary.exit_code == 0
+    command = load_record(run.judge_slot(1).command_log, JudgeCommand)
+    assert command.model == "fake-override-0.7" and command.model_override is True
+    assert statuses(exp)["T1/01/run_02"] == ("completed", ["complete", "complete"])
+    assert tree_hash(exp.dir, skip=run.dir) == other
+
+
+def test_flaky_agent_is_retried_and_every_attempt_kept(prefect_harness, tmp_path: Path, git_repo: Path, monkeypatch) -> None:
+    exp = build(tmp_path, git_repo, retries=1)
+    run = exp.run("T1", "01", 1)
+    run.output.write_text("")  # failed (stderr.log is there)
+    monkeypatch.setenv("FAKE_AGENT_FLAKY_FILE", str(tmp_path / "flaked"))  # fails once, then works
+    state, summary = run_recover(exp.dir)
+    assert state.is_completed(), state.message
+    assert statuses(exp)["T1/01/run_01"] == ("completed", ["complete", "complete"])
+    failed_dir = exp.subtest("T1", "01").failed_dir
+    assert sorted(p.name for p in failed_dir.iterdir()) == ["run_01_attempt_1", "run_01_attempt_2"]
+    assert (failed_dir / "run_01_attempt_1" / "agent" / "output.txt").read_text() == ""  # the damaged original
+    assert summary.planned == 1 and not summary.not_done
+
+
+def test_agent_that_keeps_failing_exits_non_zero(prefect_harness, tmp_path: Path, git_repo: Path, monkeypatch, capsys) -> None:
+    exp = build(tmp_path, git_repo)
+    exp.run("T0", "00", 2).agent_result.unlink()  # results: regenerated regardless
+    run = exp.run("T0", "00", 1)
+    run.output.write_text("")
+    monkeypatch.setenv("FAKE_AGENT_MODE", "fail")
+    assert main([str(exp.dir), "-p", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "1 of 2 planned run(s) done" in out and "not done: T0/00/run_01" in out
+    assert statuses(exp)["T0/00/run_01"][0] == "failed"
+    assert statuses(exp)["T0/00/run_02"][0] == "completed"
+    assert (exp.subtest("T0", "00").failed_attempt(1, 1) / "agent" / "output.txt").read_text() == ""
+    assert not ExperimentPaths(exp.dir).lock.exists()
