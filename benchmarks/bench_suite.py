@@ -8,7 +8,9 @@ concurrent subprocesses. Reported (run by hand; no test asserts on time):
 - wall-time ratio run_suite / plain for N cases (flow already started, and cold);
 - fixed start-up cost: the first flow run of a process starts Prefect's temporary
   server; measured as first 1-case run minus a second 1-case run;
-- per-case overhead: (T(N) - T(1)) / (N - 1) for each runner, and their ratio.
+- per-case overhead: (T(N) - T(1)) / (N - 1) for each runner, and their ratio;
+- the project's runner alone (records, logs, config.json; no Prefect), to tell its
+  cost from Prefect's (task-run engine and the server's event and log handling).
 """
 
 from __future__ import annotations
@@ -73,6 +75,21 @@ def plain_runner(suite_path: Path, results: Path, parallelism: int) -> float:
     return time.perf_counter() - started
 
 
+def core_runner(suite_path: Path, results: Path, parallelism: int) -> float:
+    """This project's runner (run records, logs, config.json) without Prefect: where the overhead is not."""
+    from experiment_infra.runner import run_case
+    from experiment_infra.suite import load_suite, plan_suite, start_run
+
+    suite = load_suite(suite_path)
+    started = time.perf_counter()
+    plan = plan_suite(suite, results)
+    start_run(plan)
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        outcomes = list(pool.map(lambda p: run_case(p.case, p.paths, suite.entry_point, on_output=lambda s, l: None), plan.cases))
+    assert all(o.status.value == "completed" for o in outcomes), "core runner: a case failed"
+    return time.perf_counter() - started
+
+
 def flow_runner(suite_path: Path, results: Path, parallelism: int) -> float:
     from flows.run_suite import run_suite
 
@@ -97,6 +114,7 @@ def main() -> None:
 
     plain_1 = plain_runner(one, work / "plain1", args.p)
     plain_n = plain_runner(many, work / "plainN", args.p)
+    core_n = core_runner(many, work / "core", args.p)
     flow_cold_1 = flow_runner(one, work / "flow", args.p)
     flow_warm_1 = flow_runner(one, work / "flow", args.p)
     flow_n = flow_runner(many, work / "flow", args.p)
@@ -107,6 +125,7 @@ def main() -> None:
     lines = [
         f"{args.n} trivial cases, -p {args.p}, {os.cpu_count()} CPU(s)",
         f"plain runner:      1 case {plain_1:6.2f} s   {args.n} cases {plain_n:7.2f} s",
+        f"core runner, no Prefect:          {args.n} cases {core_n:7.2f} s   ({core_n / plain_n:.2f}x plain)",
         f"run_suite (warm):  1 case {flow_warm_1:6.2f} s   {args.n} cases {flow_n:7.2f} s",
         f"run_suite (cold):  1 case {flow_cold_1:6.2f} s   (first flow run of the process)",
         f"fixed start-up cost (temporary server): {startup:.2f} s",

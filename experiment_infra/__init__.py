@@ -19,6 +19,8 @@ from .layout import (
 from .provenance import git_provenance
 from .records import RecordError, load_record, read_record, write_record
 from .reports import ReportError, rebuild_reports
+from .lock import LockHeld, acquire_lock
+from .recovery_plan import RecoveryInputError, Selection, survey
 from .suite import Suite, SuiteError, load_suite
 from .status import (
     CaseStatus,
@@ -44,6 +46,11 @@ __all__ = [
     "JudgeStatus",
     "RecordError",
     "ReportError",
+    "LockHeld",
+    "RecoveryInputError",
+    "Selection",
+    "acquire_lock",
+    "survey",
     "RunStatus",
     "Suite",
     "SuiteError",

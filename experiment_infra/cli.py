@@ -17,10 +17,11 @@ from typing import Any, NoReturn, Sequence
 from .case import ExperimentCase
 from .config import ConfigError
 from .layout import UnsafeNameError
+from .lock import LockHeld
 from .records import RecordError
 from .suite import Suite, SuiteError, load_suite, resolve_entry_point
 
-BAD_INPUT: tuple[type[Exception], ...] = (SuiteError, ConfigError, UnsafeNameError, RecordError, FileExistsError)
+BAD_INPUT: tuple[type[Exception], ...] = (SuiteError, ConfigError, UnsafeNameError, RecordError, LockHeld, FileExistsError)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds")
 

@@ -383,6 +383,11 @@ class ExperimentPaths:
         return self.dir / ".recover.lock"
 
     @property
+    def status_cache(self) -> Path:
+        """Classifications keyed by the files' stat signatures (written by real recoveries only)."""
+        return self.dir / ".recover-cache.json"
+
+    @property
     def prompt(self) -> Path:
         return self.dir / "prompt.md"
 

@@ -130,8 +130,11 @@ NOFOLLOW_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "
 
 def _read_all(fd: int, size: int) -> bytes:
     """Read to EOF (the file may have grown since fstat), never past the record limit."""
-    chunks = []
-    total = 0
+    first = os.read(fd, size + 1)
+    if len(first) <= size:  # a short read of a regular file is its end: the usual case
+        return first
+    chunks = [first]
+    total = len(first)
     want = size + 1
     while total <= MAX_RECORD_BYTES:
         chunk = os.read(fd, max(want, 65536))
@@ -152,8 +155,8 @@ def load_record(path: Path, model: type[M]) -> M:
     return result.record
 
 
-def write_record(path: Path, record: BaseModel) -> None:
-    atomic_write_json(path, record.model_dump(mode="json", exclude_none=False))
+def write_record(path: Path, record: BaseModel, *, fsync: bool = True) -> None:
+    atomic_write_json(path, record.model_dump(mode="json", exclude_none=False), fsync=fsync)
 
 
 # ------------------------------------------------------------------- standard mode
@@ -754,3 +757,23 @@ class LockInfo(_Closed):
     command: list[str] = []
     # The holder's process start time (Linux /proc), so a reused pid is not mistaken for it.
     pid_start: str | None = None
+
+
+# ====================================================================== status cache
+
+
+class CachedRun(_Closed):
+    """One run's classification and the stat signature of the files it was read from."""
+
+    sig: str
+    status: str
+    reason: str
+    judges: list[tuple[str, str]]  # (status, reason) per judge slot, in slot order
+
+
+class StatusCacheFile(_Closed):
+    """``.recover-cache.json``: lets a recovery skip re-reading runs whose files did not change."""
+
+    version: int
+    judge_models: list[str]
+    runs: dict[str, CachedRun] = {}

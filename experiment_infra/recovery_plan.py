@@ -1,123 +1,47 @@
 """Recovery, Prefect-free: which runs an experiment expects, what their files say, what to do.
 
 ``survey()`` is the whole dry run: it reads an experiment directory (agent evaluation)
-or a standard-mode run directory, classifies every expected run with the rules in
-``status``, applies the user's filters and decides one action per run. It only reads;
-the flow (``flows/recover.py``) executes the actions and the renderers
-(``recovery_render``) print them.
+or a standard-mode run directory (``recovery_suite``), classifies every expected run
+with the rules in ``status``, applies the user's filters (``recovery_select``) and
+decides one action per run. It only reads; the flow (``flows/recover.py``) executes
+the actions and the renderers (``recovery_render``) print them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from .layout import ExperimentPaths, SuiteRunPaths, UnsafeNameError, check_name
-from .records import AgentEvalManifest, ExperimentConfig, SuiteManifest, read_record
+from .layout import ExperimentPaths, SuiteRunPaths, UnsafeNameError, check_name, run_dir_name_for
+from .records import AgentEvalManifest, ExperimentConfig, read_record
+from .recovery_select import (
+    AGENT_EVAL_STATUS_NAMES,
+    CASE_STATUS_NAMES,
+    JUDGE_STATUS_NAMES,
+    RUN_STATUS_NAMES,
+    Mode,
+    RecoveryInputError,
+    Selection,
+    check_statuses,
+    parse_runs,
+)
+from .recovery_suite import CaseWork, SuiteRunSurvey, survey_suite_run
 from .status import (
     AGENT_RERUN_STATUSES,
     JUDGE_RERUN_STATUSES,
-    CaseStatus,
     JudgeClassification,
     JudgeStatus,
     RunStatus,
-    classify_case,
     classify_run,
 )
+from .status_cache import StatusCache
 
-
-class RecoveryInputError(ValueError):
-    """Bad input to a recovery (one line naming the field or file and the fix)."""
-
-
-class Mode(str, Enum):
-    AGENT_EVAL = "agent_eval"
-    STANDARD = "standard"
-
-
-RUN_STATUS_NAMES = tuple(s.value for s in RunStatus)
-JUDGE_STATUS_NAMES = tuple(s.value for s in JudgeStatus)
-AGENT_EVAL_STATUS_NAMES = RUN_STATUS_NAMES + tuple(n for n in JUDGE_STATUS_NAMES if n not in RUN_STATUS_NAMES)
-CASE_STATUS_NAMES = tuple(s.value for s in CaseStatus)
-
-
-# ----------------------------------------------------------------------- selection
-
-
-def parse_runs(value: str | Iterable[int] | None) -> frozenset[int] | None:
-    """``"1,3,5"`` (or a list of ints) -> run numbers; None means every run."""
-    if value is None:
-        return None
-    items: list[object] = value.split(",") if isinstance(value, str) else list(value)
-    runs = set()
-    for item in items:
-        text = str(item).strip()
-        if isinstance(item, bool) or not text.isdigit() or int(text) < 1:
-            raise RecoveryInputError(f"--runs: {text!r} is not a run number (use positive integers, e.g. --runs 1,3,5)")
-        runs.add(int(text))
-    if not runs:
-        raise RecoveryInputError("--runs is empty (use e.g. --runs 1,3,5)")
-    return frozenset(runs)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The user's filters (AND-combined; None = no filter) and action switches."""
-
-    statuses: frozenset[str] | None = None
-    tiers: frozenset[str] | None = None
-    subtests: frozenset[str] | None = None
-    runs: frozenset[int] | None = None
-    agents_only: bool = False
-    judges_only: bool = False
-    judge_model: str | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        statuses: Sequence[str] | None = None,
-        tiers: Sequence[str] | None = None,
-        subtests: Sequence[str] | None = None,
-        runs: str | Iterable[int] | None = None,
-        agents_only: bool = False,
-        judges_only: bool = False,
-        judge_model: str | None = None,
-    ) -> Selection:
-        if agents_only and judges_only:
-            raise RecoveryInputError("--agents-only and --judges-only exclude each other: pass at most one")
-        if judge_model is not None and not str(judge_model).strip():
-            raise RecoveryInputError("--judge-model is empty: name the model the judge reruns should use")
-        return cls(
-            statuses=frozenset(statuses) if statuses else None,
-            tiers=frozenset(tiers) if tiers else None,
-            subtests=frozenset(subtests) if subtests else None,
-            runs=parse_runs(runs),
-            agents_only=agents_only,
-            judges_only=judges_only,
-            judge_model=judge_model,
-        )
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "statuses": sorted(self.statuses) if self.statuses else None,
-            "tiers": sorted(self.tiers) if self.tiers else None,
-            "subtests": sorted(self.subtests) if self.subtests else None,
-            "runs": sorted(self.runs) if self.runs else None,
-            "agents_only": self.agents_only,
-            "judges_only": self.judges_only,
-            "judge_model": self.judge_model,
-        }
-
-
-def _check_statuses(selection: Selection, valid: Sequence[str], kind: str) -> None:
-    unknown = sorted(set(selection.statuses or ()) - set(valid))
-    if unknown:
-        raise RecoveryInputError(
-            f"--status {', '.join(unknown)}: no such {kind} status; valid statuses are {', '.join(valid)}"
-        )
+__all__ = [
+    "AGENT_EVAL_STATUS_NAMES", "CASE_STATUS_NAMES", "JUDGE_STATUS_NAMES", "RUN_STATUS_NAMES",
+    "CaseWork", "ExperimentSurvey", "Mode", "RecoveryInputError", "RunWork", "Selection", "SuiteRunSurvey",
+    "Survey", "parse_runs", "plan_run", "survey", "survey_experiment", "survey_suite_run", "target_of",
+]
 
 
 # ------------------------------------------------------------------- agent evaluation
@@ -195,6 +119,7 @@ class ExperimentSurvey:
     runs: tuple[RunWork, ...]
     notes: tuple[str, ...] = ()
     mode: Mode = Mode.AGENT_EVAL
+    cache: StatusCache | None = field(default=None, compare=False, repr=False)
 
     @property
     def planned(self) -> tuple[RunWork, ...]:
@@ -330,13 +255,22 @@ def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[
             )
 
 
-def survey_experiment(exp: ExperimentPaths, selection: Selection) -> ExperimentSurvey:
-    """Classify every selected expected run and plan its action (reads only)."""
-    _check_statuses(selection, AGENT_EVAL_STATUS_NAMES, "run or judge")
+def survey_experiment(
+    exp: ExperimentPaths, selection: Selection, *, cache: StatusCache | bool | None = True
+) -> ExperimentSurvey:
+    """Classify every selected expected run and plan its action (reads only).
+
+    ``cache``: True loads ``.recover-cache.json`` (read here, written only by
+    ``StatusCache.save``), a ``StatusCache`` is used as is, None/False reads every file.
+    """
+    check_statuses(selection, AGENT_EVAL_STATUS_NAMES, "run or judge")
     config = load_config(exp)
     subtests, notes = expected_subtests(exp, config)
     _check_names(selection, config, subtests)
     models = list(config.judge_models)
+    if cache is True:
+        cache = StatusCache.load(exp.status_cache, models)
+    classify = cache.classify if isinstance(cache, StatusCache) else lambda _label, p: classify_run(p, models)
     expected = 0
     runs: list[RunWork] = []
     for tier in config.tiers_to_run:
@@ -348,114 +282,12 @@ def survey_experiment(exp: ExperimentPaths, selection: Selection) -> ExperimentS
                 expected += 1
                 if not selected or (selection.runs is not None and number not in selection.runs):
                     continue
-                c = classify_run(sub.run(number), models)
+                c = classify(f"{tier}/{subtest}/{run_dir_name_for(number)}", sub.run(number))
                 work = plan_run(tier, subtest, number, c.status, c.reason, c.judges, selection)
                 if _matches(work, selection):
                     runs.append(work)
-    return ExperimentSurvey(exp, config, selection, expected, tuple(runs), tuple(notes))
-
-
-# ----------------------------------------------------------------------- standard mode
-
-
-@dataclass(frozen=True)
-class CaseWork:
-    variant: str
-    status: CaseStatus
-    reason: str
-
-    @property
-    def label(self) -> str:
-        return self.variant
-
-    @property
-    def needs_work(self) -> bool:
-        return self.status is not CaseStatus.COMPLETED
-
-    @property
-    def planned(self) -> bool:
-        return self.needs_work
-
-    @property
-    def problem(self) -> str:
-        return self.reason
-
-    @property
-    def action(self) -> str:
-        return "rerun case (run_suite --resume)" if self.needs_work else "none"
-
-
-@dataclass(frozen=True)
-class SuiteRunSurvey:
-    """Every case of a standard-mode run directory, with its status."""
-
-    run: SuiteRunPaths
-    manifest: SuiteManifest
-    selection: Selection
-    expected: int
-    cases: tuple[CaseWork, ...]
-    unselected_needing_work: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    mode: Mode = Mode.STANDARD
-
-    @property
-    def runs(self) -> tuple[CaseWork, ...]:
-        return self.cases
-
-    @property
-    def planned(self) -> tuple[CaseWork, ...]:
-        return tuple(c for c in self.cases if c.planned)
-
-    @property
-    def needing_work(self) -> tuple[CaseWork, ...]:
-        return self.planned
-
-    def case_counts(self) -> dict[str, int]:
-        counts = {name: 0 for name in CASE_STATUS_NAMES}
-        for c in self.cases:
-            counts[c.status.value] += 1
-        return counts
-
-
-_AGENT_EVAL_ONLY = (
-    ("tiers", "--tier"), ("subtests", "--subtest"), ("runs", "--runs"),
-    ("judges_only", "--judges-only"), ("judge_model", "--judge-model"),
-)
-
-
-def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey:
-    for attr, flag in _AGENT_EVAL_ONLY:
-        if getattr(selection, attr):
-            raise RecoveryInputError(
-                f"{flag} applies to agent-evaluation experiments; {run.dir} is a standard-mode run directory "
-                "(filter it with --status)"
-            )
-    _check_statuses(selection, CASE_STATUS_NAMES, "case")
-    read = read_record(run.manifest, SuiteManifest)
-    if read.record is None:
-        raise RecoveryInputError(f"{run.manifest}: {read.problem}; fix or restore it")
-    manifest = read.record
-    cases: list[CaseWork] = []
-    left_out: list[str] = []
-    for mc in manifest.cases:
-        try:
-            paths = run.case(mc.variant_name)
-        except UnsafeNameError as exc:
-            raise RecoveryInputError(f"{run.manifest}: {exc}") from None
-        c = classify_case(paths)
-        work = CaseWork(mc.variant_name, c.status, c.reason)
-        if selection.statuses is None or c.status.value in selection.statuses:
-            cases.append(work)
-        elif work.needs_work:
-            left_out.append(mc.variant_name)
-    notes = []
-    if left_out:
-        notes.append(
-            f"{len(left_out)} unfinished case(s) not selected by --status ({', '.join(left_out)}): run_suite "
-            "--resume reruns every unfinished case, so a real recovery needs a --status that selects them too"
-        )
-    return SuiteRunSurvey(
-        run, manifest, selection, len(manifest.cases), tuple(cases), tuple(left_out), tuple(notes)
+    return ExperimentSurvey(
+        exp, config, selection, expected, tuple(runs), tuple(notes), cache=cache if isinstance(cache, StatusCache) else None
     )
 
 

@@ -31,7 +31,7 @@ from .records import (
     utc_now_iso,
     write_record,
 )
-from .status import JudgeStatus, classify_judge
+from .status import judge_verdict
 
 
 def _read_text(path: Path) -> str:
@@ -89,10 +89,7 @@ class Panel:
         """The slots whose status is ``complete`` (same rule as classification)."""
         found = []
         for slot, model in enumerate(judge_models, start=1):
-            slot_paths = paths.judge_slot(slot)
-            if classify_judge(slot_paths, model).status is not JudgeStatus.COMPLETE:
-                continue
-            judgment = read_record(slot_paths.judgment, Judgment).record
+            _, judgment = judge_verdict(paths.judge_slot(slot), model)
             if judgment is not None:
                 found.append((slot, model, judgment))
         return cls(found)
@@ -167,7 +164,9 @@ def build_run_result(
     return result, consensus
 
 
-def _replace_record(path: Path, record: RunResult | Consensus | JudgeTiming | AgentResult) -> None:
+def _replace_record(
+    path: Path, record: RunResult | Consensus | JudgeTiming | AgentResult, *, fsync: bool = True
+) -> None:
     """Write ``record`` at ``path``; an invalid file there is moved aside first, never lost.
 
     A file this project could not validate may still hold what its writer meant
@@ -176,19 +175,20 @@ def _replace_record(path: Path, record: RunResult | Consensus | JudgeTiming | Ag
     """
     if (path.exists() or path.is_symlink()) and read_record(path, type(record)).record is None:
         move_aside(path, next_aside(path.parent, path.name))
-    write_record(path, record)
+    write_record(path, record, fsync=fsync)
 
 
 def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bool = False) -> list[Path]:
     """Rewrite whichever derived files are missing or invalid; returns the files written.
 
     Valid files are left alone, so regeneration is idempotent and never loses a
-    value an original writer put there.
+    value an original writer put there. No fsync per file: these are derived files,
+    and one a crash leaves empty reads as absent and is simply regenerated again.
     """
     written: list[Path] = []
     if read_record(paths.agent_result, AgentResult).record is None:
         if not dry_run:
-            _replace_record(paths.agent_result, build_agent_result(paths))
+            _replace_record(paths.agent_result, build_agent_result(paths), fsync=False)
         written.append(paths.agent_result)
     consensus_ok = read_record(paths.consensus, Consensus).record is not None
     result_ok = read_record(paths.run_result, RunResult).record is not None
@@ -200,11 +200,12 @@ def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bo
             _replace_record(
                 paths.judge_timing,
                 JudgeTiming(judge_duration_seconds=run_result.judge_duration_seconds, measured_at=utc_now_iso()),
+                fsync=False,
             )
         if not consensus_ok:
-            _replace_record(paths.consensus, consensus)
+            _replace_record(paths.consensus, consensus, fsync=False)
         if not result_ok:
-            _replace_record(paths.run_result, run_result)
+            _replace_record(paths.run_result, run_result, fsync=False)
     if not consensus_ok:
         written.append(paths.consensus)
     if not result_ok:

@@ -10,11 +10,11 @@ deleted, so a retry cannot destroy the evidence of why the first attempt failed.
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import IO, Callable
@@ -30,9 +30,10 @@ from .status import CaseClassification, classify_case
 OutputCallback = Callable[[str, str], None]
 
 KILL_GRACE_SECONDS = 5.0
-# After the entry point exits, a grandchild that kept its stdout open would block the
-# log readers forever; past this delay the rest of its process group is killed.
+# After the entry point exits, a grandchild that kept its stdout open would keep the
+# logs open forever; past this delay the rest of its process group is killed.
 DRAIN_SECONDS = 5.0
+POLL_SECONDS = 0.5  # how often a silent case is checked for exit and timeout
 START_FAILED_EXIT_CODE = 127  # what a shell reports for a command it could not start
 MAX_REASON_CHARS = 300
 
@@ -107,27 +108,71 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS
     proc.wait()
 
 
-class _Pump(threading.Thread):
-    """Copies one pipe to its log file line by line, and to the callback."""
+class _Stream:
+    """One pipe of the case: bytes go to its log file as they come, lines to the callback."""
 
-    def __init__(self, pipe: IO[bytes], log: IO[bytes], stream: str, on_output: OutputCallback | None) -> None:
-        super().__init__(daemon=True, name=f"case-{stream}")
-        self.pipe, self.log, self.stream, self.on_output = pipe, log, stream, on_output
+    def __init__(self, name: str, pipe: IO[bytes], log: IO[bytes], on_output: OutputCallback | None) -> None:
+        self.name, self.pipe, self.log, self.on_output = name, pipe, log, on_output
+        self.pending = b""
         self.last_line = ""
 
-    def run(self) -> None:
-        for raw in iter(self.pipe.readline, b""):
-            self.log.write(raw)
-            self.log.flush()
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if line.strip():
-                self.last_line = line.strip()
-            if self.on_output is not None:
-                try:
-                    self.on_output(self.stream, line)
-                except Exception:  # a broken log forwarder must not lose the log file
-                    self.on_output = None
+    def feed(self, data: bytes) -> None:
+        self.log.write(data)
+        self.log.flush()
+        *lines, self.pending = (self.pending + data).split(b"\n")
+        for line in lines:
+            self._emit(line)
+
+    def close(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = b""
         self.pipe.close()
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if line.strip():
+            self.last_line = line.strip()
+        if self.on_output is not None:
+            try:
+                self.on_output(self.name, line)
+            except Exception:  # a broken log forwarder must not cost the log file
+                self.on_output = None
+
+
+def _pump(proc: subprocess.Popen[bytes], streams: list[_Stream], deadline: float | None) -> bool:
+    """Copy the pipes until both close; return True if ``deadline`` passed first.
+
+    Runs in the calling thread (no reader threads: with hundreds of cases their
+    start-up showed in the per-case overhead). A grandchild that keeps a pipe open
+    after the entry point exited gets ``DRAIN_SECONDS``, then its group is killed.
+    """
+    selector = selectors.DefaultSelector()
+    for stream in streams:
+        selector.register(stream.pipe, selectors.EVENT_READ, stream)
+    exited_at: float | None = None
+    try:
+        while selector.get_map():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return True
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            elif exited_at is not None and now - exited_at > DRAIN_SECONDS:
+                _kill_group(proc, grace=0.5)
+                exited_at = float("inf")
+            wait = POLL_SECONDS if deadline is None else min(POLL_SECONDS, deadline - now)
+            for key, _ in selector.select(wait):
+                stream = key.data
+                data = os.read(key.fd, 65536)
+                if data:
+                    stream.feed(data)
+                else:
+                    selector.unregister(key.fileobj)
+                    stream.close()
+    finally:
+        selector.close()
+    return False
 
 
 def run_case(
@@ -146,8 +191,8 @@ def run_case(
     on a command line. Interrupting the runner kills the case's process group and
     records the attempt as failed before re-raising.
     """
-    command = case_command(case, paths, entry_point, python)
     config = case_config(case, paths)
+    command = [python, str(entry_point), *config.to_argv(case=case.variant_name)]
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     paths.dir.mkdir(parents=True, exist_ok=True)
     attempt = set_aside_previous_attempt(paths)
@@ -190,26 +235,29 @@ def run_case(
         record = record.model_copy(update={"pid": proc.pid})
         write_record(paths.run_record, record)
         assert proc.stdout is not None and proc.stderr is not None
-        pumps = [_Pump(proc.stdout, out_log, "stdout", on_output), _Pump(proc.stderr, err_log, "stderr", on_output)]
-        for pump in pumps:
-            pump.start()
+        streams = [_Stream("stdout", proc.stdout, out_log, on_output), _Stream("stderr", proc.stderr, err_log, on_output)]
+        deadline = started + timeout_seconds if timeout_seconds is not None else None
 
         timed_out = False
         interrupted: BaseException | None = None
         try:
-            proc.wait(timeout=timeout_seconds)
+            timed_out = _pump(proc, streams, deadline)
+            if not timed_out:
+                proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             timed_out = True
-            _kill_group(proc)
         except BaseException as exc:  # KeyboardInterrupt, Prefect cancellation, ...
             interrupted = exc
             _kill_group(proc)
-        for pump in pumps:
-            pump.join(DRAIN_SECONDS)
-        if any(p.is_alive() for p in pumps):
-            _kill_group(proc, grace=0.5)
-            for pump in pumps:
-                pump.join()
+        if timed_out:
+            _kill_group(proc)
+        # Whatever the killed group wrote last still belongs in the logs.
+        unread = [s for s in streams if not s.pipe.closed]
+        if unread:
+            _pump(proc, unread, time.monotonic() + 1.0)
+        for stream in unread:
+            if not stream.pipe.closed:
+                stream.close()
 
     exit_code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
     if timed_out:
@@ -217,7 +265,7 @@ def run_case(
     elif interrupted is not None:
         reason = f"runner interrupted ({type(interrupted).__name__}); process group killed"
     else:
-        reason = _describe_exit(exit_code, pumps[1].last_line)
+        reason = _describe_exit(exit_code, streams[1].last_line)
     write_record(
         paths.run_record,
         record.model_copy(

@@ -7,8 +7,11 @@ an agent run is done, needs regenerating, or needs running again.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import stat
+from array import array
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -170,6 +173,13 @@ class _Names:
     judge_command = _RUN.judge_slot(1).command_log.name
 
 
+def _at(directory: str, name: str) -> str:
+    return directory + _SEP + name  # os.path.join's generality costs more than the read here
+
+
+_SEP = os.sep
+
+
 def _kind(path: str) -> str:
     """``dir``, ``symlink``, ``other`` or ``absent`` (lstat: links are never followed)."""
     try:
@@ -213,11 +223,11 @@ def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
             "absent": "run directory does not exist",
             "symlink": "run directory is a symlink (not followed)",
         }.get(kind, "run path is not a directory")
-    agent = os.path.join(run, _Names.agent_dir)
+    agent = _at(run, _Names.agent_dir)
     if _kind(agent) != "dir":
         return RunStatus.MISSING, "no agent files"
-    log = read_record(os.path.join(run, _Names.command_log), CommandLog)
-    has_output = _text_in(os.path.join(run, _Names.output))
+    log = read_record(_at(run, _Names.command_log), CommandLog)
+    has_output = _text_in(_at(run, _Names.output))
     if not has_output and not log.exists and not _entries(agent):
         return RunStatus.MISSING, "no agent files"
     # "Finished": non-empty output, valid command log with exit code 0, valid timing.
@@ -228,13 +238,13 @@ def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
     elif log.record.exit_code != 0:
         why = f"agent exited with code {log.record.exit_code}"
     else:
-        timing = read_record(os.path.join(run, _Names.timing), AgentTiming)
+        timing = read_record(_at(run, _Names.timing), AgentTiming)
         if timing.record is not None:
             return _results_status(run)
         why = f"timing.json {timing.problem}"
     if log.record is not None and log.record.exit_code != 0:
         return RunStatus.FAILED, _recorded_reason(log.record) or why
-    if not has_output and _text_in(os.path.join(run, _Names.stderr)):
+    if not has_output and _text_in(_at(run, _Names.stderr)):
         return RunStatus.FAILED, "stderr.log present and no usable output"
     return RunStatus.PARTIAL, f"agent started and never finished ({why})"
 
@@ -251,7 +261,7 @@ def _results_status(run: str) -> tuple[RunStatus, str]:
         (_Names.consensus, Consensus),
         (_Names.run_result, RunResult),
     ):
-        read = read_record(os.path.join(run, rel), model)
+        read = read_record(_at(run, rel), model)
         if read.record is None:
             problems.append(f"{rel} {read.problem}")
     if not problems:
@@ -265,39 +275,49 @@ def classify_agent(paths: AgentRunPaths) -> tuple[RunStatus, str]:
 
 
 def _classify_slot(slot_dir: str, slot: int, model: str) -> JudgeClassification:
+    return _judge_verdict_at(slot_dir, slot, model)[0]
+
+
+def _judge_verdict_at(slot_dir: str, slot: int, model: str) -> tuple[JudgeClassification, Judgment | None]:
+    """The slot's status, plus its judgment when (and only when) the status is ``complete``."""
+
+    def status(s: JudgeStatus, why: str) -> tuple[JudgeClassification, Judgment | None]:
+        return JudgeClassification(slot, model, s, why), None
+
     kind = _kind(slot_dir)
     if kind == "symlink":
-        return JudgeClassification(slot, model, JudgeStatus.MISSING, "judge directory is a symlink (not followed)")
+        return status(JudgeStatus.MISSING, "judge directory is a symlink (not followed)")
     if kind != "dir":
-        return JudgeClassification(slot, model, JudgeStatus.MISSING, "no judge directory")
-    read = read_record(os.path.join(slot_dir, _Names.judgment), Judgment)
-    command_read = read_record(os.path.join(slot_dir, _Names.judge_command), JudgeCommand)
+        return status(JudgeStatus.MISSING, "no judge directory")
+    read = read_record(_at(slot_dir, _Names.judgment), Judgment)
+    command_read = read_record(_at(slot_dir, _Names.judge_command), JudgeCommand)
     command = command_read.record
     if command is not None and command.exit_code not in (None, 0):
-        why = command.reason or f"judge exited with code {command.exit_code}"
-        return JudgeClassification(slot, model, JudgeStatus.FAILED, why)
+        return status(JudgeStatus.FAILED, command.reason or f"judge exited with code {command.exit_code}")
     if read.record is not None:
         if read.record.is_fallback:
-            return JudgeClassification(slot, model, JudgeStatus.FAILED, "judgment is a heuristic fallback")
-        return JudgeClassification(slot, model, JudgeStatus.COMPLETE, f"score {read.record.score:.3f}")
+            return status(JudgeStatus.FAILED, "judgment is a heuristic fallback")
+        return JudgeClassification(slot, model, JudgeStatus.COMPLETE, f"score {read.record.score:.3f}"), read.record
     if command is not None and command.ended_at is not None:
         # The judge ran to the end and its reply gave no judgment (e.g. unparseable).
-        why = command.reason or "judge finished without a usable judgment.json"
-        return JudgeClassification(slot, model, JudgeStatus.FAILED, why)
+        return status(JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json")
     if read.exists:
-        return JudgeClassification(slot, model, JudgeStatus.FAILED, f"judgment.json {read.problem}")
+        return status(JudgeStatus.FAILED, f"judgment.json {read.problem}")
     if not command_read.exists and not _entries(slot_dir):
-        return JudgeClassification(slot, model, JudgeStatus.MISSING, "judge directory is empty")
-    return JudgeClassification(slot, model, JudgeStatus.PARTIAL, "judge started, no judgment.json")
+        return status(JudgeStatus.MISSING, "judge directory is empty")
+    return status(JudgeStatus.PARTIAL, "judge started, no judgment.json")
+
+
+def judge_verdict(slot_paths: JudgeSlotPaths, model: str) -> tuple[JudgeClassification, Judgment | None]:
+    """``classify_judge`` plus the judgment a ``complete`` slot holds (read once, for consensus)."""
+    if _kind(os.fspath(slot_paths.dir.parent)) == "symlink":
+        why = "judge directory is a symlink (not followed)"
+        return JudgeClassification(slot_paths.slot, model, JudgeStatus.MISSING, why), None
+    return _judge_verdict_at(os.fspath(slot_paths.dir), slot_paths.slot, model)
 
 
 def classify_judge(slot_paths: JudgeSlotPaths, model: str) -> JudgeClassification:
-    judge_dir = os.fspath(slot_paths.dir.parent)
-    if _kind(judge_dir) == "symlink":
-        return JudgeClassification(
-            slot_paths.slot, model, JudgeStatus.MISSING, "judge directory is a symlink (not followed)"
-        )
-    return _classify_slot(os.fspath(slot_paths.dir), slot_paths.slot, model)
+    return judge_verdict(slot_paths, model)[0]
 
 
 def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassification:
@@ -310,7 +330,7 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
             for i, m in enumerate(judge_models, start=1)
         )
         return RunClassification(status, reason, judges)
-    judge_dir = os.path.join(run, _Names.judge_dir)
+    judge_dir = _at(run, _Names.judge_dir)
     judge_kind = _kind(judge_dir)
     if judge_kind != "dir":
         why = "judge directory is a symlink (not followed)" if judge_kind == "symlink" else "no judge directory"
@@ -319,10 +339,57 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
         )
     else:
         judges = tuple(
-            _classify_slot(os.path.join(judge_dir, judge_slot_name(i)), i, m)
+            _classify_slot(_at(judge_dir, judge_slot_name(i)), i, m)
             for i, m in enumerate(judge_models, start=1)
         )
     return RunClassification(status, reason, judges)
+
+
+# Every entry the rules above consult for one run, relative to the run directory,
+# for the stat signature a classification cache is keyed on (status_cache.py).
+# Keep in step with the rules: a rule reading a new file must add it here.
+STATUS_RULES_VERSION = 1
+
+
+@functools.lru_cache(maxsize=16)
+def _signature_entries(slots: int) -> tuple[str, ...]:
+    """Suffixes of the run directory's path: ``""`` (itself), ``"/agent"``, ..."""
+    names = [_Names.agent_dir, _Names.command_log, _Names.output, _Names.stderr, _Names.timing,
+             _Names.agent_result, _Names.consensus, _Names.run_result, _Names.judge_dir]
+    for i in range(1, slots + 1):
+        slot = _at(_Names.judge_dir, judge_slot_name(i))
+        names += [slot, _at(slot, _Names.judgment), _at(slot, _Names.judge_command)]
+    return ("",) + tuple(_SEP + n for n in names)
+
+
+def run_signature(paths: AgentRunPaths, slots: int) -> tuple[bytes, int]:
+    """lstat of every entry the rules read for this run -> (digest, newest m/ctime in ns).
+
+    Any change a rule could see (a file written, replaced, truncated, touched,
+    created or removed, a directory listing changed, a symlink swapped in) changes
+    the digest; the newest timestamp lets a cache refuse entries too fresh to trust.
+    """
+    run = os.fspath(paths.dir)
+    lstat = os.lstat
+    parts: list[int] = []
+    newest = 0
+    for suffix in _signature_entries(slots):
+        try:
+            st = lstat(run + suffix)
+        except OSError:
+            parts.append(-1)
+            continue
+        m, c = st.st_mtime_ns, st.st_ctime_ns
+        parts += (st.st_mode, st.st_ino, st.st_size, m, c)
+        if m > newest:
+            newest = m
+        if c > newest:
+            newest = c
+    try:
+        raw = array("q", parts).tobytes()
+    except OverflowError:  # an inode number above 2**63
+        raw = repr(parts).encode()
+    return hashlib.blake2b(raw, digest_size=16).digest(), newest
 
 
 # ------------------------------------------------------------------ inspect mode

@@ -58,7 +58,11 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class Suite:
-    """What a run needs from a suite file. Validated on construction."""
+    """What a run needs from a suite file. Validated on construction.
+
+    A suite file may define ``suite = Suite(...)`` instead of the module-level names;
+    pass ``suite_file=Path(__file__)`` so a relative entry point is found next to it.
+    """
 
     experiment_name: str
     entry_point: Path

@@ -38,7 +38,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import allow_failure
 
 from experiment_infra.agent_eval import AgentEvalSpec, load_spec
-from experiment_infra.lock import acquire_lock
+from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
+from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra.recovery_actions import work_done
 from experiment_infra.recovery_cli import (
     DEFAULT_PARALLELISM,
@@ -50,6 +51,7 @@ from experiment_infra.recovery_cli import main as _cli_main
 from experiment_infra.recovery_plan import (
     ExperimentSurvey,
     RecoveryInputError,
+    Selection,
     SuiteRunSurvey,
     Survey,
     survey,
@@ -175,7 +177,10 @@ def _recover_experiment(
         state = future.state
         if not state.is_completed():
             failures.append((label, state.message or state.name or "did not complete"))
-    return survey_experiment(before.exp, replace(before.selection, statuses=None)), failures
+    after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
+    if after.cache is not None:
+        after.cache.save()  # the next survey (a dry run too) skips runs whose files did not change
+    return after, failures
 
 
 def _recover_suite_run(before: SuiteRunSurvey, parallelism: int | None) -> tuple[SuiteRunSurvey, list[tuple[str, str]]]:
@@ -189,6 +194,9 @@ def _recover_suite_run(before: SuiteRunSurvey, parallelism: int | None) -> tuple
             return_state=True,
         )
         if not state.is_completed():
+            result = state.result(raise_on_failure=False)
+            if isinstance(result, LockHeld):
+                raise result  # another run or recovery of this directory is going on
             failures.append(("run_suite", state.message or state.name or "did not complete"))
     return survey_suite_run(before.run, replace(before.selection, statuses=None)), failures
 
@@ -220,6 +228,34 @@ def _not_done(before: Survey, after: Survey, failures: list[tuple[str, str]]) ->
             )
             out.append((r.label, why))
     return out
+
+
+def _recover(
+    target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool
+) -> RecoverySummary:
+    """Survey, act, survey again, publish the artifact (the caller holds the lock)."""
+    logger = get_run_logger()
+    before = survey(target.dir, selection)
+    text = render_text(before, verbose=verbose)
+    print(text, flush=True)
+    logger.info("%s", text)
+    if isinstance(before, ExperimentSurvey):
+        after_all, failures = _recover_experiment(before, parallelism, verbose)
+    else:
+        after_all, failures = _recover_suite_run(before, parallelism)
+    after = _restrict(after_all, before)
+    summary = RecoverySummary(
+        directory=str(target.dir),
+        mode=before.mode.value,
+        before=counts_of(before),
+        after=counts_of(after),
+        planned=len(before.planned),
+        not_done=tuple(_not_done(before, after, failures)),
+        remaining=tuple((r["run"], r["status"], r["reason"]) for r in still_needing_rows(after)),
+        notes=tuple(before.notes),
+    )
+    _publish(before, after, summary)
+    return summary
 
 
 # ------------------------------------------------------------------------- flow
@@ -256,29 +292,15 @@ def recover(
         return RecoverySummary(str(target_of(experiment_dir).dir), s.mode.value, dry_run=True)
 
     target = target_of(experiment_dir)
-    with acquire_lock(target.lock, what=str(target.dir)) as held:
-        if held.took_over_from is not None or held.took_over_unreadable:
-            logger.warning("took over the stale lock of %s", held.took_over_from or "an unreadable lock file")
-        before = survey(target.dir, selection)
-        text = render_text(before, verbose=verbose)
-        print(text, flush=True)
-        logger.info("%s", text)
-        if isinstance(before, ExperimentSurvey):
-            after_all, failures = _recover_experiment(before, parallelism, verbose)
-        else:
-            after_all, failures = _recover_suite_run(before, parallelism)
-        after = _restrict(after_all, before)
-        summary = RecoverySummary(
-            directory=str(target.dir),
-            mode=before.mode.value,
-            before=counts_of(before),
-            after=counts_of(after),
-            planned=len(before.planned),
-            not_done=tuple(_not_done(before, after, failures)),
-            remaining=tuple((r["run"], r["status"], r["reason"]) for r in still_needing_rows(after)),
-            notes=tuple(before.notes),
-        )
-        _publish(before, after, summary)
+    if isinstance(target, SuiteRunPaths):
+        # run_suite --resume takes the run directory's lock itself, for exactly as long as
+        # it reruns cases: holding it here too would lock the rerun out.
+        summary = _recover(target, selection, parallelism, verbose)
+    else:
+        with acquire_lock(target.lock, what=str(target.dir)) as held:
+            if held.took_over_from is not None or held.took_over_unreadable:
+                logger.warning("took over the stale lock of %s", held.took_over_from or "an unreadable lock file")
+            summary = _recover(target, selection, parallelism, verbose)
     text = summary.format()
     print(text, flush=True)
     logger.info("%s", text)

@@ -23,7 +23,6 @@ if __name__ == "__main__":
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from prefect import flow, get_run_logger
@@ -35,6 +34,7 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
+from experiment_infra.lock import acquire_lock, check_lock
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, start_run
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
@@ -98,9 +98,9 @@ def _run_standard(
     logger = get_run_logger()
     plan = plan_suite(suite, results_root, resume)
     if dry_run:
-        text = format_plan(plan)
-        print(text)
-        logger.info("%s", text)
+        print(format_plan(plan))
+        logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
+        _label_flow_run(plan, suffix=" (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
@@ -114,14 +114,16 @@ def _run_standard(
         tags=[suite.experiment_name, suite.mode],
     )
     futures: list[PrefectFuture[Any]] = []
-    with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner:
-        for p in plan.cases:
-            params = dict(
-                variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
-                timeout_seconds=suite.timeout_seconds,
-            )
-            futures.append(runner.submit(task, parameters=params))
-        wait(futures)
+    # Two runs resuming the same directory would run its cases twice at once.
+    with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
+        with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner:
+            for p in plan.cases:
+                params = dict(
+                    variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
+                    timeout_seconds=suite.timeout_seconds,
+                )
+                futures.append(runner.submit(task, parameters=params))
+            wait(futures)
 
     summary = SuiteSummary(suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)))
     print(summary.format())
@@ -149,7 +151,9 @@ def preflight(suite_path: str, *, dry_run: bool, parallelism: int | None, resume
     suite = load_suite(suite_path)
     if isinstance(suite, Suite):
         _runner_for(suite)
-        plan_suite(suite, results_root, resume)
+        plan = plan_suite(suite, results_root, resume)
+        if plan.resumed:
+            check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
 
 
 # ------------------------------------------------------------------------ summary
@@ -221,7 +225,7 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     create_markdown_artifact("\n".join(lines), key=f"{key}-run", description=str(plan.run.dir))
 
 
-def _label_flow_run(plan: SuitePlan) -> None:
+def _label_flow_run(plan: SuitePlan, suffix: str = "") -> None:
     """Name the flow run after the experiment and its run directory, and tag it."""
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
@@ -229,7 +233,7 @@ def _label_flow_run(plan: SuitePlan) -> None:
     suite = plan.suite
     tags = sorted({*ctx.flow_run.tags, suite.experiment_name, suite.mode})
     with get_client(sync_client=True) as client:
-        client.update_flow_run(ctx.flow_run.id, name=f"{suite.experiment_name} {plan.run.dir.name}", tags=tags)
+        client.update_flow_run(ctx.flow_run.id, name=f"{suite.experiment_name} {plan.run.dir.name}{suffix}", tags=tags)
 
 
 # --------------------------------------------------------------------------- flow

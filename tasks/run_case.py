@@ -68,5 +68,4 @@ def run_case_task(
         # log shows the one-line reason instead of a traceback of this task's code.
         message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
         return Failed(message=message, data=CaseFailed(message))
-    logger.info("%s completed (%s)", variant_name, planned.paths.dir)
     return outcome

@@ -43,8 +43,14 @@ def truncate(path: Path) -> None:
     path.write_bytes(raw[: len(raw) // 2])
 
 
+CACHE_NAME = ExperimentPaths(Path(".")).status_cache.name
+
+
 def tree_hash(root: Path, skip: Path | None = None) -> dict[str, str]:
-    """Every entry under ``root`` (files by content, links by target, dirs by name) -> digest."""
+    """Every entry under ``root`` (files by content, links by target, dirs by name) -> digest.
+
+    The classification cache a real recovery leaves at the top is not experiment data.
+    """
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root)
@@ -56,6 +62,8 @@ def tree_hash(root: Path, skip: Path | None = None) -> dict[str, str]:
             out[(rel_dir / name).as_posix() + "/"] = "link:" + os.readlink(p) if p.is_symlink() else "dir"
         for name in filenames:
             p = Path(dirpath) / name
+            if name == CACHE_NAME and Path(dirpath) == root:
+                continue
             if p.is_symlink():
                 out[(rel_dir / name).as_posix()] = "link:" + os.readlink(p)
             else:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from recover_helpers import DELETE, OTHER, RUN, edit_json, recover_cli, run_paths, tree_hash, truncate
+from recover_helpers import DELETE, OTHER, edit_json, recover_cli, run_paths, tree_hash, truncate
 
 from experiment_infra.layout import AgentRunPaths
 from experiment_infra.recovery_plan import RecoveryInputError, Selection, survey

@@ -9,7 +9,6 @@ import socket
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import FIXTURE, PYTHON, git
 from recover_helpers import edit_json, recover_cli, run_paths, tree_hash
 from suite_factory import case_src, make_suite
@@ -18,7 +17,6 @@ from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import acquire_lock
 from experiment_infra.recovery_cli import main
 from experiment_infra.records import LockInfo
-from experiment_infra.status import RunStatus
 
 PATH_FIELDS = {"workspace_path", "logs_path", "command_log_path"}
 ALL_RUNS = [("T0", "00", 1)] + [(f"T{i}", "01", 1) for i in range(1, 7)]

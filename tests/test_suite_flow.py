@@ -244,6 +244,22 @@ def test_resume_with_changed_config_is_refused(prefect_harness, tmp_path: Path, 
     assert SuiteRunPaths(Path(summary.run_dir)).manifest.read_text() == manifest_before
 
 
+def test_resume_of_a_directory_in_use_is_refused(prefect_harness, tmp_path: Path, capsys) -> None:
+    from experiment_infra.lock import acquire_lock
+
+    suite = make_suite(tmp_path / "s", [case_src("only")])
+    results = tmp_path / "results"
+    _, summary = run_flow(suite, results)
+    run = SuiteRunPaths(Path(summary.run_dir))
+    assert not run.lock.exists()  # released after the run
+
+    with acquire_lock(run.lock, what="test"):  # held by this (live) process
+        code = main([str(suite), "--resume", str(run.dir), "--results-root", str(results)])
+
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "is locked by" in err and str(os.getpid()) in err
+
+
 # ----------------------------------------------------------------------- bad input
 
 

@@ -1,0 +1,116 @@
+"""Recovery of a standard-mode run directory: its cases' statuses from their run records.
+
+A rerun goes through ``run_suite --resume``, which reruns every unfinished case and
+skips completed ones, so the survey also says which unfinished cases a ``--status``
+filter would leave out (a real recovery refuses that selection).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .layout import SuiteRunPaths, UnsafeNameError
+from .records import SuiteManifest, read_record
+from .recovery_select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
+from .status import CaseStatus, classify_case
+
+
+@dataclass(frozen=True)
+class CaseWork:
+    variant: str
+    status: CaseStatus
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return self.variant
+
+    @property
+    def needs_work(self) -> bool:
+        return self.status is not CaseStatus.COMPLETED
+
+    @property
+    def planned(self) -> bool:
+        return self.needs_work
+
+    @property
+    def problem(self) -> str:
+        return self.reason
+
+    @property
+    def action(self) -> str:
+        return "rerun case (run_suite --resume)" if self.needs_work else "none"
+
+
+@dataclass(frozen=True)
+class SuiteRunSurvey:
+    """Every case of a standard-mode run directory, with its status."""
+
+    run: SuiteRunPaths
+    manifest: SuiteManifest
+    selection: Selection
+    expected: int
+    cases: tuple[CaseWork, ...]
+    unselected_needing_work: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    mode: Mode = Mode.STANDARD
+
+    @property
+    def runs(self) -> tuple[CaseWork, ...]:
+        return self.cases
+
+    @property
+    def planned(self) -> tuple[CaseWork, ...]:
+        return tuple(c for c in self.cases if c.planned)
+
+    @property
+    def needing_work(self) -> tuple[CaseWork, ...]:
+        return self.planned
+
+    def case_counts(self) -> dict[str, int]:
+        counts = {name: 0 for name in CASE_STATUS_NAMES}
+        for c in self.cases:
+            counts[c.status.value] += 1
+        return counts
+
+
+_AGENT_EVAL_ONLY = (
+    ("tiers", "--tier"), ("subtests", "--subtest"), ("runs", "--runs"),
+    ("judges_only", "--judges-only"), ("judge_model", "--judge-model"),
+)
+
+
+def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey:
+    for attr, flag in _AGENT_EVAL_ONLY:
+        if getattr(selection, attr):
+            raise RecoveryInputError(
+                f"{flag} applies to agent-evaluation experiments; {run.dir} is a standard-mode run directory "
+                "(filter it with --status)"
+            )
+    check_statuses(selection, CASE_STATUS_NAMES, "case")
+    read = read_record(run.manifest, SuiteManifest)
+    if read.record is None:
+        raise RecoveryInputError(f"{run.manifest}: {read.problem}; fix or restore it")
+    manifest = read.record
+    cases: list[CaseWork] = []
+    left_out: list[str] = []
+    for mc in manifest.cases:
+        try:
+            paths = run.case(mc.variant_name)
+        except UnsafeNameError as exc:
+            raise RecoveryInputError(f"{run.manifest}: {exc}") from None
+        c = classify_case(paths)
+        work = CaseWork(mc.variant_name, c.status, c.reason)
+        if selection.statuses is None or c.status.value in selection.statuses:
+            cases.append(work)
+        elif work.needs_work:
+            left_out.append(mc.variant_name)
+    notes = []
+    if left_out:
+        notes.append(
+            f"{len(left_out)} unfinished case(s) not selected by --status ({', '.join(left_out)}): run_suite "
+            "--resume reruns every unfinished case, so a real recovery needs a --status that selects them too"
+        )
+    return SuiteRunSurvey(
+        run, manifest, selection, len(manifest.cases), tuple(cases), tuple(left_out), tuple(notes)
+    )

@@ -1,0 +1,77 @@
+"""The classification cache never hides a change: a survey that reuses it says exactly
+what a survey that reads every file says, for every way a run can be damaged."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from recover_helpers import recover_cli, run_paths, tree_hash
+from test_recover_classify import AGENT_CASES, JUDGE_CASES
+
+from experiment_infra.layout import ExperimentPaths
+from experiment_infra.recovery_plan import Selection, survey_experiment
+from experiment_infra.status_cache import RACY_SECONDS, StatusCache
+
+FUTURE = 3600 * 10**9  # pretend the files are an hour old, so fresh copies are cacheable
+
+
+def warm(exp_dir: Path) -> StatusCache:
+    """Classify every run into a saved cache, as a real recovery's final survey does."""
+    exp = ExperimentPaths(exp_dir)
+    cache = StatusCache(exp.status_cache, survey_experiment(exp, Selection(), cache=None).config.judge_models,
+                        now_ns=time.time_ns() + FUTURE)
+    survey_experiment(exp, Selection(), cache=cache)
+    cache.save()
+    time.sleep(0.05)  # past the filesystem's timestamp tick, as any later change is in real life
+    return cache
+
+
+def view(exp_dir: Path, cache: object) -> list[tuple]:
+    s = survey_experiment(ExperimentPaths(exp_dir), Selection(), cache=cache)  # type: ignore[arg-type]
+    return [(r.label, r.status, r.reason, r.judges, r.action) for r in s.runs]
+
+
+@pytest.mark.parametrize("case", sorted(AGENT_CASES) + sorted(JUDGE_CASES))
+def test_cached_survey_equals_a_fresh_one_after_damage(scylla_copy: Path, case: str) -> None:
+    warm(scylla_copy)
+    damage = (AGENT_CASES.get(case) or JUDGE_CASES[case])[0]
+    damage(run_paths(scylla_copy))
+    cache = StatusCache.load(ExperimentPaths(scylla_copy).status_cache, ["claude-opus-4-5-20251101",
+                             "claude-sonnet-4-5-20250929", "claude-haiku-4-5"])
+    assert len(cache.runs) == 7
+    assert view(scylla_copy, cache) == view(scylla_copy, None)
+    assert cache.misses == 1 and cache.hits == 6  # only the damaged run was read again
+
+
+def test_cache_is_used_by_the_dry_run_and_never_written_by_it(scylla_copy: Path) -> None:
+    exp = ExperimentPaths(scylla_copy)
+    survey_experiment(exp, Selection())  # loads (nothing) and classifies, saves nothing
+    assert not exp.status_cache.exists()
+    warm(scylla_copy)
+    before = exp.status_cache.read_bytes()
+    hits = survey_experiment(exp, Selection())
+    assert hits.cache is not None and hits.cache.hits == 7
+    snapshot = tree_hash(scylla_copy)
+    assert recover_cli(str(scylla_copy), "--dry-run").returncode == 0
+    assert exp.status_cache.read_bytes() == before and tree_hash(scylla_copy) == snapshot
+
+
+def test_fresh_files_are_not_cached(scylla_copy: Path) -> None:
+    exp = ExperimentPaths(scylla_copy)
+    cache = StatusCache(exp.status_cache, ["a", "b", "c"])  # real clock: the copy was made just now
+    survey_experiment(exp, Selection(), cache=cache)
+    assert RACY_SECONDS > 0 and cache.runs == {} and not cache.changed
+
+
+@pytest.mark.parametrize("spoil", ["models", "garbage", "version"])
+def test_cache_for_other_rules_or_models_is_ignored(scylla_copy: Path, spoil: str) -> None:
+    exp = ExperimentPaths(scylla_copy)
+    warm(scylla_copy)
+    if spoil == "garbage":
+        exp.status_cache.write_text("{not json")
+    elif spoil == "version":
+        exp.status_cache.write_text(exp.status_cache.read_text().replace('"version": 1', '"version": 0'))
+    models = ["x", "y", "z"] if spoil == "models" else ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"]
+    assert StatusCache.load(exp.status_cache, models).runs == {}
