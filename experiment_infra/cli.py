@@ -19,9 +19,12 @@ from .config import ConfigError
 from .layout import UnsafeNameError
 from .lock import LockHeld
 from .records import RecordError
+from .services import ServiceError
 from .suite import Suite, SuiteError, load_suite, resolve_entry_point
 
-BAD_INPUT: tuple[type[Exception], ...] = (SuiteError, ConfigError, UnsafeNameError, RecordError, LockHeld, FileExistsError)
+BAD_INPUT: tuple[type[Exception], ...] = (
+    SuiteError, ConfigError, UnsafeNameError, RecordError, LockHeld, FileExistsError, ServiceError,
+)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds")
 
@@ -60,7 +63,31 @@ def build_parser(*, with_suite: bool = True, prog: str | None = None) -> argpars
     parser.add_argument(
         "--results-root", metavar="DIR", default="results", help="where run directories go (default: results)"
     )
+    add_dask_options(parser, "cases")
     return parser
+
+
+def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--dask-address`` / ``--dask-workers`` (shared by run_suite and recover; see flows/task_runners.py)."""
+    dask = parser.add_mutually_exclusive_group()
+    dask.add_argument(
+        "--dask-address", metavar="ADDR", default=None,
+        help=f"run the {what} on the Dask scheduler at ADDR (needs PREFECT_API_URL and a shared filesystem)",
+    )
+    dask.add_argument(
+        "--dask-workers", type=positive_int, metavar="N", default=None,
+        help=f"run the {what} on a local Dask cluster of N worker processes (needs PREFECT_API_URL)",
+    )
+
+
+def check_services(dask_address: str | None = None, dask_workers: int | None = None) -> None:
+    """The Prefect API (and Dask scheduler) a run needs answer; ServiceError naming them otherwise."""
+    _import_flow()  # makes flows/ importable in a plain checkout
+    from flows.api_check import check_api
+    from flows.task_runners import check_dask
+
+    check_api()
+    check_dask(dask_address, dask_workers)
 
 
 def _error(message: object) -> int:
@@ -106,16 +133,20 @@ def run_suite_command(
     parallelism: int | None = None,
     resume: str | None = None,
     results_root: str = "results",
+    dask_address: str | None = None,
+    dask_workers: int | None = None,
 ) -> int:
     """Check the input, run the ``run_suite`` flow, return the process exit code."""
     module = _import_flow()
     options = dict(dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=str(results_root))
+    dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers).items() if v is not None}
     try:
         module.preflight(str(suite_path), **options)
+        check_services(dask_address, dask_workers)
     except BAD_INPUT as exc:
         return _error(exc)
     try:
-        state = module.run_suite(suite_path=str(suite_path), **options, return_state=True)
+        state = module.run_suite(suite_path=str(suite_path), **options, **dask, return_state=True)
     except BAD_INPUT as exc:
         return _error(exc)
     return _exit_code(state)
@@ -126,7 +157,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog=prog).parse_args(argv)
     return run_suite_command(
         args.suite, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
-        results_root=args.results_root,
+        results_root=args.results_root, dask_address=args.dask_address, dask_workers=args.dask_workers,
     )
 
 
@@ -199,6 +230,6 @@ def run_experiments_cli(
     raise SystemExit(
         run_suite_command(
             path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
-            results_root=args.results_root,
+            results_root=args.results_root, dask_address=args.dask_address, dask_workers=args.dask_workers,
         )
     )

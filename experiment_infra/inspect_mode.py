@@ -8,12 +8,19 @@ imported inside the functions that need it, so the core imports without it.
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import BaseExperimentConfig
-from .layout import inspect_log_file_pattern, inspect_logs_for
+from .layout import DIRTY_SUFFIX, inspect_log_dir, inspect_log_file_pattern, inspect_logs_for
+from .provenance import git_provenance
+from .records import GitProvenance
+from .runner import OutputCallback, run_streaming
+from .status import CaseClassification, CaseStatus, classify_inspect_case
+from .suite import Suite, SuiteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from inspect_ai.log import EvalLog
@@ -22,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 LOG_PATTERN_ENV = "INSPECT_EVAL_LOG_FILE_PATTERN"
 LOG_DIR_ENV = "INSPECT_LOG_DIR"
 VARIANT_ENV = "EXPERIMENT_VARIANT"
+SUITE_FILE_ENV = "EXPERIMENT_SUITE_FILE"
+GIT_SHA_ENV = "EXPERIMENT_GIT_SHA"
+GIT_DIRTY_ENV = "EXPERIMENT_GIT_DIRTY"
 
 InspectLogStatus = Literal["started", "success", "cancelled", "error"]
 
@@ -39,12 +49,16 @@ def require_inspect() -> None:
         ) from None
 
 
-def case_env(log_dir: Path, git7: str, variant_name: str) -> dict[str, str]:
-    """Environment for one case's subprocess: where and under which name Inspect logs."""
+def case_env(log_dir: Path, git: GitProvenance, variant_name: str, suite_file: Path | None) -> dict[str, str]:
+    """Environment for one case's subprocess: where and under which name Inspect logs,
+    and the provenance ``run_inspect_case`` stores in the log beside the config."""
     return {
-        LOG_PATTERN_ENV: inspect_log_file_pattern(git7, variant_name),
+        LOG_PATTERN_ENV: inspect_log_file_pattern(git.short, variant_name),
         LOG_DIR_ENV: str(log_dir),
         VARIANT_ENV: variant_name,
+        SUITE_FILE_ENV: str(suite_file or ""),
+        GIT_SHA_ENV: git.sha,
+        GIT_DIRTY_ENV: "true" if git.dirty else "false",
     }
 
 
@@ -62,6 +76,9 @@ def run_inspect_case(task: Any, config: BaseExperimentConfig, **eval_kwargs: Any
         "config": config.model_dump(mode="json"),
         "config_class": f"{type(config).__module__}.{type(config).__qualname__}",
         "variant_name": os.environ.get(VARIANT_ENV),
+        "suite_file": os.environ.get(SUITE_FILE_ENV),
+        "git_sha": os.environ.get(GIT_SHA_ENV),
+        "git_dirty": os.environ.get(GIT_DIRTY_ENV) == "true",
     }
     eval_kwargs.setdefault("display", "none")
     logs = inspect_eval(task, log_dir=config.output_dir or None, metadata=metadata, **eval_kwargs)
@@ -92,3 +109,90 @@ def read_log_header(path: Path) -> InspectLogHeader:
 def latest_log(log_dir: Path, variant_name: str) -> InspectLogHeader | None:
     logs = inspect_logs_for(log_dir, variant_name)
     return read_log_header(logs[-1]) if logs else None
+
+
+# ------------------------------------------------------------------- planning and running
+
+
+@dataclass(frozen=True)
+class InspectCase:
+    variant_name: str
+    command: tuple[str, ...]
+    env: dict[str, str]
+    log_pattern: str
+
+
+@dataclass(frozen=True)
+class InspectPlan:
+    suite: Suite
+    log_dir: Path
+    git: GitProvenance
+    cases: tuple[InspectCase, ...]
+
+
+def plan_inspect_suite(
+    suite: Suite, results_root: str | Path = "results", *, variants: list[str] | None = None, python: str = sys.executable
+) -> InspectPlan:
+    """Every case's command, environment and log name pattern; writes nothing."""
+    log_dir = inspect_log_dir(Path(results_root).expanduser().resolve(), suite.experiment_name)
+    git = git_provenance(suite.suite_file.parent if suite.suite_file else Path.cwd())
+    known = {c.variant_name for c in suite.cases}
+    unknown = sorted(set(variants or ()) - known)
+    if unknown:
+        raise SuiteError(f"variant {unknown[0]!r} is not in suite {suite.experiment_name!r}")
+    planned = []
+    for case in suite.cases:
+        if variants is not None and case.variant_name not in variants:
+            continue
+        config = case.config.with_output_dir(str(log_dir))
+        command = (python, str(suite.entry_point), *config.to_argv(case=case.variant_name))
+        env = case_env(log_dir, git, case.variant_name, suite.suite_file)
+        planned.append(InspectCase(case.variant_name, command, env, env[LOG_PATTERN_ENV]))
+    return InspectPlan(suite, log_dir, git, tuple(planned))
+
+
+def format_inspect_plan(plan: InspectPlan) -> str:
+    git = plan.git.short + (DIRTY_SUFFIX if plan.git.dirty else "")
+    lines = [
+        f"dry run: inspect logs would go flat into {plan.log_dir}",
+        f"experiment {plan.suite.experiment_name} (inspect), git {git}, {len(plan.cases)} case(s)",
+    ]
+    for case in plan.cases:
+        lines.append(f"  {case.variant_name} -> {{timestamp}}_{case.log_pattern}.eval")
+        lines.append(f"    {LOG_PATTERN_ENV}={shlex.quote(case.log_pattern)} {shlex.join(case.command)}")
+    lines.append("nothing written, nothing started")
+    return "\n".join(lines)
+
+
+def run_inspect_process(
+    case: InspectCase,
+    log_dir: Path,
+    *,
+    timeout_seconds: float | None = None,
+    on_output: OutputCallback | None = None,
+    cwd: Path | None = None,
+) -> CaseClassification:
+    """Run one inspect case; its status comes from the ``.eval`` log it wrote.
+
+    Only a log this attempt wrote counts: a crash before Inspect started must not
+    be read as the success of an older log of the same variant.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    before = set(inspect_logs_for(log_dir, case.variant_name))
+    done = run_streaming(
+        list(case.command),
+        cwd=Path(cwd) if cwd is not None else Path.cwd(),
+        env={**os.environ, **case.env, "PYTHONUNBUFFERED": "1"},
+        logs=None,
+        on_output=on_output,
+        timeout_seconds=timeout_seconds,
+    )
+    if done.interrupted is not None:
+        raise done.interrupted
+    if not set(inspect_logs_for(log_dir, case.variant_name)) - before:
+        why = done.reason or "exit code 0"
+        return CaseClassification(CaseStatus.FAILED, f"no .eval log written ({why})")
+    now = classify_inspect_case(log_dir, case.variant_name)
+    if now.status is CaseStatus.COMPLETED and done.exit_code != 0:
+        return CaseClassification(CaseStatus.FAILED, f"{now.reason}, but the entry point then failed: {done.reason}")
+    return now

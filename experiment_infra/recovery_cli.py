@@ -21,12 +21,13 @@ from typing import Any, NoReturn, Sequence
 from .agent_eval import AgentEvalError, load_spec
 from .lock import LockHeld, check_lock
 from .records import RecordError
+from .services import ServiceError
 from .recovery_plan import ExperimentSurvey, RecoveryInputError, Selection, SuiteRunSurvey, survey
 from .recovery_render import render_json, render_text
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 DEFAULT_PARALLELISM = 8
-BAD_INPUT: tuple[type[Exception], ...] = (RecoveryInputError, AgentEvalError, RecordError)
+BAD_INPUT: tuple[type[Exception], ...] = (RecoveryInputError, AgentEvalError, RecordError, ServiceError)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", dest="json_output", help="print the classification as one JSON document; run nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="list every selected run, not only those needing work")
+    from .cli import add_dask_options
+
+    add_dask_options(p, "reruns")
     return p
 
 
@@ -178,10 +182,14 @@ def run(args: argparse.Namespace) -> int:
         print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
         return EXIT_OK
     preflight(args, selection)
+    from .cli import check_services
+
+    check_services(args.dask_address, args.dask_workers)
+    dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
     state = _import_flows("recover").recover(
         experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
         runs=args.runs, agents_only=args.agents_only, judges_only=args.judges_only, judge_model=args.judge_model,
-        parallelism=args.parallelism, verbose=args.verbose, return_state=True,
+        parallelism=args.parallelism, verbose=args.verbose, **dask, return_state=True,
     )
     result = state.result(raise_on_failure=False)
     if isinstance(result, RecoverySummary):

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable
 
@@ -23,19 +24,17 @@ from .atomic import atomic_write_json, move_aside
 from .case import ExperimentCase
 from .config import BaseExperimentConfig
 from .layout import CasePaths
+from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group
 from .records import RunRecord, read_record, utc_now_iso, write_record
 from .status import CaseClassification, classify_case
 
 # (stream, line): stream is "stdout" or "stderr", line has no trailing newline.
 OutputCallback = Callable[[str, str], None]
 
-KILL_GRACE_SECONDS = 5.0
 # After the entry point exits, a grandchild that kept its stdout open would keep the
 # logs open forever; past this delay the rest of its process group is killed.
 DRAIN_SECONDS = 5.0
 POLL_SECONDS = 0.5  # how often a silent case is checked for exit and timeout
-START_FAILED_EXIT_CODE = 127  # what a shell reports for a command it could not start
-MAX_REASON_CHARS = 300
 
 
 def case_config(case: ExperimentCase, paths: CasePaths) -> BaseExperimentConfig:
@@ -75,50 +74,18 @@ def set_aside_previous_attempt(paths: CasePaths) -> int:
     return max(number, last) + 1
 
 
-def _describe_exit(exit_code: int, last_stderr: str) -> str | None:
-    if exit_code == 0:
-        return None
-    if exit_code < 0:
-        try:
-            why = f"killed by signal {signal.Signals(-exit_code).name}"
-        except ValueError:
-            why = f"killed by signal {-exit_code}"
-    else:
-        why = f"exit code {exit_code}"
-    if last_stderr:
-        why += f" (last stderr line: {last_stderr})"
-    return why[:MAX_REASON_CHARS]
-
-
-def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS) -> None:
-    """SIGTERM the whole process group, then SIGKILL whatever is left after ``grace``."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        # Members that ignored SIGTERM (or outlived the leader) get SIGKILL.
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 class _Stream:
     """One pipe of the case: bytes go to its log file as they come, lines to the callback."""
 
-    def __init__(self, name: str, pipe: IO[bytes], log: IO[bytes], on_output: OutputCallback | None) -> None:
+    def __init__(self, name: str, pipe: IO[bytes], log: IO[bytes] | None, on_output: OutputCallback | None) -> None:
         self.name, self.pipe, self.log, self.on_output = name, pipe, log, on_output
         self.pending = b""
         self.last_line = ""
 
     def feed(self, data: bytes) -> None:
-        self.log.write(data)
-        self.log.flush()
+        if self.log is not None:
+            self.log.write(data)
+            self.log.flush()
         *lines, self.pending = (self.pending + data).split(b"\n")
         for line in lines:
             self._emit(line)
@@ -159,7 +126,7 @@ def _pump(proc: subprocess.Popen[bytes], streams: list[_Stream], deadline: float
             if exited_at is None and proc.poll() is not None:
                 exited_at = now
             elif exited_at is not None and now - exited_at > DRAIN_SECONDS:
-                _kill_group(proc, grace=0.5)
+                kill_group(proc, grace=0.5)
                 exited_at = float("inf")
             wait = POLL_SECONDS if deadline is None else min(POLL_SECONDS, deadline - now)
             for key, _ in selector.select(wait):
@@ -173,6 +140,83 @@ def _pump(proc: subprocess.Popen[bytes], streams: list[_Stream], deadline: float
     finally:
         selector.close()
     return False
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """How a streamed subprocess ended."""
+
+    exit_code: int
+    duration_seconds: float
+    timed_out: bool
+    reason: str | None
+    interrupted: BaseException | None = None
+
+
+def run_streaming(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    logs: tuple[IO[bytes], IO[bytes]] | None,
+    on_output: OutputCallback | None,
+    timeout_seconds: float | None,
+    on_start: Callable[[int], None] | None = None,
+) -> Streamed:
+    """Run ``command`` in its own process group, copying its output to ``logs`` and ``on_output``.
+
+    Never raises for the command's own failures; an interrupted runner (Ctrl-C,
+    Prefect cancellation) kills the group and reports the exception in ``interrupted``.
+    """
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: a timeout kills grandchildren too
+        )
+    except OSError as exc:
+        return Streamed(START_FAILED_EXIT_CODE, 0.0, False, f"could not start {command[0]}: {exc.strerror or exc}")
+    if on_start is not None:
+        on_start(proc.pid)
+    assert proc.stdout is not None and proc.stderr is not None
+    out_log, err_log = logs if logs is not None else (None, None)
+    streams = [_Stream("stdout", proc.stdout, out_log, on_output), _Stream("stderr", proc.stderr, err_log, on_output)]
+    deadline = started + timeout_seconds if timeout_seconds is not None else None
+
+    timed_out = False
+    interrupted: BaseException | None = None
+    try:
+        timed_out = _pump(proc, streams, deadline)
+        if not timed_out:
+            proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    except BaseException as exc:  # KeyboardInterrupt, Prefect cancellation, ...
+        interrupted = exc
+        kill_group(proc)
+    if timed_out:
+        kill_group(proc)
+    # Whatever the killed group wrote last still belongs in the logs.
+    unread = [s for s in streams if not s.pipe.closed]
+    if unread:
+        _pump(proc, unread, time.monotonic() + 1.0)
+    for stream in unread:
+        if not stream.pipe.closed:
+            stream.close()
+
+    exit_code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+    if timed_out:
+        reason: str | None = f"timed out after {timeout_seconds:g} s; process group killed"
+    elif interrupted is not None:
+        reason = f"runner interrupted ({type(interrupted).__name__}); process group killed"
+    else:
+        reason = describe_exit(exit_code, streams[1].last_line)
+    return Streamed(exit_code, round(time.monotonic() - started, 3), timed_out, reason, interrupted)
 
 
 def run_case(
@@ -206,78 +250,34 @@ def run_case(
         host=socket.gethostname(),
         started_at=utc_now_iso(),
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    started = time.monotonic()
-    with open(paths.stdout, "wb") as out_log, open(paths.stderr, "wb") as err_log:
-        try:
-            proc = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,  # its own process group: a timeout kills grandchildren too
-            )
-        except OSError as exc:
-            write_record(
-                paths.run_record,
-                record.model_copy(
-                    update={
-                        "ended_at": utc_now_iso(),
-                        "exit_code": START_FAILED_EXIT_CODE,
-                        "duration_seconds": 0.0,
-                        "reason": f"could not start {command[0]}: {exc.strerror or exc}",
-                    }
-                ),
-            )
-            return classify_case(paths)
-        record = record.model_copy(update={"pid": proc.pid})
+
+    def started(pid: int) -> None:
+        nonlocal record
+        record = record.model_copy(update={"pid": pid})
         write_record(paths.run_record, record)
-        assert proc.stdout is not None and proc.stderr is not None
-        streams = [_Stream("stdout", proc.stdout, out_log, on_output), _Stream("stderr", proc.stderr, err_log, on_output)]
-        deadline = started + timeout_seconds if timeout_seconds is not None else None
 
-        timed_out = False
-        interrupted: BaseException | None = None
-        try:
-            timed_out = _pump(proc, streams, deadline)
-            if not timed_out:
-                proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        except BaseException as exc:  # KeyboardInterrupt, Prefect cancellation, ...
-            interrupted = exc
-            _kill_group(proc)
-        if timed_out:
-            _kill_group(proc)
-        # Whatever the killed group wrote last still belongs in the logs.
-        unread = [s for s in streams if not s.pipe.closed]
-        if unread:
-            _pump(proc, unread, time.monotonic() + 1.0)
-        for stream in unread:
-            if not stream.pipe.closed:
-                stream.close()
-
-    exit_code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
-    if timed_out:
-        reason: str | None = f"timed out after {timeout_seconds:g} s; process group killed"
-    elif interrupted is not None:
-        reason = f"runner interrupted ({type(interrupted).__name__}); process group killed"
-    else:
-        reason = _describe_exit(exit_code, streams[1].last_line)
+    with open(paths.stdout, "wb") as out_log, open(paths.stderr, "wb") as err_log:
+        done = run_streaming(
+            command,
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            logs=(out_log, err_log),
+            on_output=on_output,
+            timeout_seconds=timeout_seconds,
+            on_start=started,
+        )
     write_record(
         paths.run_record,
         record.model_copy(
             update={
                 "ended_at": utc_now_iso(),
-                "exit_code": exit_code,
-                "duration_seconds": round(time.monotonic() - started, 3),
-                "timed_out": timed_out,
-                "reason": reason,
+                "exit_code": done.exit_code,
+                "duration_seconds": done.duration_seconds,
+                "timed_out": done.timed_out,
+                "reason": done.reason,
             }
         ),
     )
-    if interrupted is not None:
-        raise interrupted
+    if done.interrupted is not None:
+        raise done.interrupted
     return classify_case(paths)

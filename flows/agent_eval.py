@@ -16,7 +16,6 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from experiment_infra.agent_eval import (
     AgentEvalSuite,
@@ -30,6 +29,8 @@ from experiment_infra.agent_eval import (
 from experiment_infra.records import RecordError, RunResult, read_record
 from experiment_infra.reports import ReportError, rebuild_reports
 from experiment_infra.status import RunStatus, classify_run
+from flows.artifacts import label_flow_run, publish_run_markdown
+from flows.task_runners import build_task_runner
 from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -50,7 +51,7 @@ def _retry_options(plan: ExperimentPlan) -> dict[str, Any]:
     return {"retries": plan.spec.retries, "retry_delay_seconds": delays or 0, "tags": [plan.suite.experiment_name, "agent_eval"]}
 
 
-def _execute(plan: ExperimentPlan, parallelism: int) -> list[str]:
+def _execute(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] | None = None) -> list[str]:
     """Run every agent and judge the plan needs; returns errors met outside the tasks."""
     logger = get_run_logger()
     exp_dir, spec, options = str(plan.exp.dir), plan.spec, _retry_options(plan)
@@ -77,7 +78,7 @@ def _execute(plan: ExperimentPlan, parallelism: int) -> list[str]:
             queue_judges(run)
 
     running: dict[PrefectFuture[Any], tuple[PlannedRun, int | None]] = {}
-    with ThreadPoolTaskRunner(max_workers=parallelism) as runner:
+    with build_task_runner(parallelism, default_parallelism=parallelism, **(dask or {})) as runner:
         while agents or judges or running:
             while len(running) < parallelism and (judges or agents):
                 if judges:
@@ -136,6 +137,8 @@ def _publish(plan: ExperimentPlan, rows: list[RunRow], errors: list[str]) -> str
     ]
     table += [{"run": "(flow)", "status": "error", "judges": "", "score": None, "grade": None, "reason": e} for e in errors]
     create_table_artifact(table, key=f"{key}-runs", description=f"{plan.exp.dir}: {summary}")
+    failing = [f"  - **{r.run}** {r.status}: {r.reason}" for r in rows if r.reason] + [f"  - error: {e}" for e in errors]
+    publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.exp.dir, [f"- runs: {summary}", *failing], results_git=plan.git)
     width = max(len(r.run) for r in rows)
     lines = [f"{plan.suite.experiment_name}: {len(rows)} run(s): {summary}", f"experiment directory: {plan.exp.dir}"]
     for r in rows:
@@ -153,6 +156,8 @@ def run_agent_eval(
     parallelism: int | None = None,
     resume: str | None = None,
     results_root: str = "results",
+    dask_address: str | None = None,
+    dask_workers: int | None = None,
 ) -> int:
     """Run (or with ``dry_run`` only show) an agent-evaluation suite; 0 when every run completed.
 
@@ -161,16 +166,19 @@ def run_agent_eval(
     """
     logger = get_run_logger()
     plan = plan_experiment(suite, results_root=results_root, resume=resume, suite_path=suite_path)
+    tags = [plan.suite.experiment_name, "agent_eval"]
     if dry_run:
+        label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name} (dry run)", tags)
         text = format_plan(plan)
         print(text)
         logger.info("%s", text)
         return EXIT_OK
     width = parallelism or max(1, sum(1 for r in plan.runs if r.needs_agent or r.judges))
     start_experiment(plan, width)
+    label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name}", tags)
     todo = [r for r in plan.runs if not r.done]
     logger.info("%s %s: %d run(s) to do of %d", "resuming" if plan.resumed else "created", plan.exp.dir, len(todo), len(plan.runs))
-    errors = _execute(plan, width)
+    errors = _execute(plan, width, dict(dask_address=dask_address, dask_workers=dask_workers))
     try:
         written = rebuild_reports(plan.exp.dir)
         logger.info("reports: %d file(s) rebuilt", len(written))

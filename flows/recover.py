@@ -34,7 +34,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure
 
 from experiment_infra.agent_eval import AgentEvalSpec, load_spec
@@ -66,6 +66,8 @@ from experiment_infra.recovery_render import (
     render_text,
     still_needing_rows,
 )
+from flows.artifacts import label_flow_run, publish_run_markdown
+from flows.task_runners import build_task_runner
 from tasks.recover import (
     finish_run_task,
     regenerate_task,
@@ -113,13 +115,19 @@ def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
             f"planned run(s) done; {len(summary.remaining)} still need work"
         ),
     )
+    name = before.config.experiment_id if isinstance(before, ExperimentSurvey) else before.manifest.experiment_name
+    label_flow_run(tags=[name, before.mode.value, "recover"])
+    lines = [f"- {before.mode.value}: {summary.planned - len(summary.not_done)} of {summary.planned} planned run(s) done"]
+    lines += [f"- before: {summary.before}", f"- after: {summary.after}"]
+    lines += [f"  - **{label}** not done: {why}" for label, why in summary.not_done]
+    publish_run_markdown(f"{_artifact_key(directory)}-run", f"Recovery of {name}", directory, lines)
 
 
 # -------------------------------------------------------------------- fan-out
 
 
 def _submit_experiment(
-    runner: ThreadPoolTaskRunner, before: ExperimentSurvey, spec: AgentEvalSpec | None, verbose: bool, tags: list[str]
+    runner: TaskRunner[Any], before: ExperimentSurvey, spec: AgentEvalSpec | None, verbose: bool, tags: list[str]
 ) -> list[tuple[str, PrefectFuture[Any]]]:
     """One task run per regeneration, agent rerun, judge slot and consensus rebuild."""
     logger = get_run_logger()
@@ -165,11 +173,11 @@ def _submit_experiment(
 
 
 def _recover_experiment(
-    before: ExperimentSurvey, parallelism: int | None, verbose: bool
+    before: ExperimentSurvey, parallelism: int | None, verbose: bool, dask: dict[str, Any]
 ) -> tuple[ExperimentSurvey, list[tuple[str, str]]]:
     spec = load_spec(before.exp) if any(r.rerun_agent or r.judge_slots for r in before.planned) else None
     tags = [before.config.experiment_id, before.mode.value, "recover"]
-    with ThreadPoolTaskRunner(max_workers=parallelism or DEFAULT_PARALLELISM) as runner:
+    with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, **dask) as runner:
         futures = _submit_experiment(runner, before, spec, verbose, tags)
         wait([f for _, f in futures])
     failures = []
@@ -183,7 +191,9 @@ def _recover_experiment(
     return after, failures
 
 
-def _recover_suite_run(before: SuiteRunSurvey, parallelism: int | None) -> tuple[SuiteRunSurvey, list[tuple[str, str]]]:
+def _recover_suite_run(
+    before: SuiteRunSurvey, parallelism: int | None, dask: dict[str, Any]
+) -> tuple[SuiteRunSurvey, list[tuple[str, str]]]:
     from flows.run_suite import run_suite
 
     check_suite_rerun(before)
@@ -191,7 +201,7 @@ def _recover_suite_run(before: SuiteRunSurvey, parallelism: int | None) -> tuple
     if before.planned:
         state = run_suite(
             suite_path=before.manifest.suite_file, resume=str(before.run.dir), parallelism=parallelism,
-            return_state=True,
+            **{k: v for k, v in dask.items() if v is not None}, return_state=True,
         )
         if not state.is_completed():
             result = state.result(raise_on_failure=False)
@@ -231,7 +241,8 @@ def _not_done(before: Survey, after: Survey, failures: list[tuple[str, str]]) ->
 
 
 def _recover(
-    target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool
+    target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool,
+    dask: dict[str, Any],
 ) -> RecoverySummary:
     """Survey, act, survey again, publish the artifact (the caller holds the lock)."""
     logger = get_run_logger()
@@ -240,9 +251,9 @@ def _recover(
     print(text, flush=True)
     logger.info("%s", text)
     if isinstance(before, ExperimentSurvey):
-        after_all, failures = _recover_experiment(before, parallelism, verbose)
+        after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
     else:
-        after_all, failures = _recover_suite_run(before, parallelism)
+        after_all, failures = _recover_suite_run(before, parallelism, dask)
     after = _restrict(after_all, before)
     summary = RecoverySummary(
         directory=str(target.dir),
@@ -275,10 +286,13 @@ def recover(
     parallelism: int | None = None,
     json_output: bool = False,
     verbose: bool = False,
+    dask_address: str | None = None,
+    dask_workers: int | None = None,
 ) -> Any:
     """Classify every expected run of ``experiment_dir`` from its files and fix only what needs it.
 
     ``dry_run`` / ``json_output``: print the classification and the actions, write nothing.
+    ``dask_address`` / ``dask_workers``: run the tasks on a Dask cluster (flows/task_runners.py).
     """
     logger = get_run_logger()
     if parallelism is not None and parallelism < 1:
@@ -292,15 +306,16 @@ def recover(
         return RecoverySummary(str(target_of(experiment_dir).dir), s.mode.value, dry_run=True)
 
     target = target_of(experiment_dir)
+    dask = dict(dask_address=dask_address, dask_workers=dask_workers)
     if isinstance(target, SuiteRunPaths):
         # run_suite --resume takes the run directory's lock itself, for exactly as long as
         # it reruns cases: holding it here too would lock the rerun out.
-        summary = _recover(target, selection, parallelism, verbose)
+        summary = _recover(target, selection, parallelism, verbose, dask)
     else:
         with acquire_lock(target.lock, what=str(target.dir)) as held:
             if held.took_over_from is not None or held.took_over_unreadable:
                 logger.warning("took over the stale lock of %s", held.took_over_from or "an unreadable lock file")
-            summary = _recover(target, selection, parallelism, verbose)
+            summary = _recover(target, selection, parallelism, verbose, dask)
     text = summary.format()
     print(text, flush=True)
     logger.info("%s", text)

@@ -23,8 +23,9 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from experiment_infra.layout import UnsafeNameError  # noqa: E402
 from experiment_infra.records import RecordError  # noqa: E402
 from experiment_infra.reports import ReportError, build_reports, check_directory  # noqa: E402
+from experiment_infra.services import ServiceError  # noqa: E402
 
-BAD_INPUT = (ReportError, RecordError, UnsafeNameError)
+BAD_INPUT = (ReportError, RecordError, UnsafeNameError, ServiceError)
 
 
 def artifact_key(directory: Path) -> str:
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_directory(args.experiment_dir)  # bad input fails before a Prefect server starts
+        from flows.api_check import check_api
+
+        check_api()
         written = report(str(args.experiment_dir), dry_run=args.dry_run)
     except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,12 +31,12 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed, State
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
 from experiment_infra.lock import acquire_lock, check_lock
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, start_run
+from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
 
 
@@ -93,19 +93,20 @@ def check_parallelism(parallelism: int | None) -> None:
 
 
 def _run_standard(
-    suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str
+    suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
+    dask_address: str | None = None, dask_workers: int | None = None,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
     plan = plan_suite(suite, results_root, resume)
     if dry_run:
         print(format_plan(plan))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
-        _label_flow_run(plan, suffix=" (dry run)")
+        label_flow_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
     start_run(plan)
-    _label_flow_run(plan)
+    label_flow_run(suite, plan.run.dir.name)
     logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
 
     task = run_case_task.with_options(
@@ -116,7 +117,12 @@ def _run_standard(
     futures: list[PrefectFuture[Any]] = []
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
-        with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner:
+        if wants_dask(dask_address, dask_workers):
+            ship_by_value(p.case.config for p in plan.cases)  # config classes live next to the suite file
+        runner_of = build_task_runner(
+            parallelism, dask_address=dask_address, dask_workers=dask_workers, default_parallelism=len(plan.cases)
+        )
+        with runner_of as runner:
             for p in plan.cases:
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
@@ -133,15 +139,21 @@ def _run_standard(
     return Failed(message=f"{len(summary.failed)} of {len(summary.rows)} case(s) did not complete", data=summary)
 
 
-# Mode -> runner. "inspect" gets its own entry here when inspect mode lands.
-MODE_RUNNERS: dict[str, Callable[..., Any]] = {"standard": _run_standard}
+def _run_inspect(suite: Suite, **options: Any) -> Any:
+    # Imported on use: inspect mode (and its optional dependency) costs nothing otherwise.
+    from flows.inspect_suite import run_inspect
+
+    return run_inspect(suite, **options)
+
+
+MODE_RUNNERS: dict[str, Callable[..., Any]] = {"standard": _run_standard, "inspect": _run_inspect}
 
 
 def _runner_for(suite: Suite) -> Callable[..., Any]:
     runner = MODE_RUNNERS.get(suite.mode)
     if runner is None:
         where = suite.suite_file.name if suite.suite_file else "suite"
-        raise SuiteError(f"{where}: mode {suite.mode!r} is not yet supported by run_suite (supported: standard)")
+        raise SuiteError(f"{where}: mode {suite.mode!r} is not supported by run_suite ({', '.join(MODE_RUNNERS)})")
     return runner
 
 
@@ -149,7 +161,11 @@ def preflight(suite_path: str, *, dry_run: bool, parallelism: int | None, resume
     """Everything the flow would refuse, checked before a Prefect server starts (writes nothing)."""
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
-    if isinstance(suite, Suite):
+    if isinstance(suite, Suite) and suite.mode == "inspect":
+        from flows.inspect_suite import check_inspect
+
+        check_inspect(suite, resume, results_root)
+    elif isinstance(suite, Suite):
         _runner_for(suite)
         plan = plan_suite(suite, results_root, resume)
         if plan.resumed:
@@ -187,13 +203,13 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
     return rows
 
 
-def _artifact_key(name: str) -> str:
+def artifact_key(name: str) -> str:
     # Artifact keys allow lowercase letters, digits and dashes only.
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "suite"
 
 
 def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
-    key = _artifact_key(plan.suite.experiment_name)
+    key = artifact_key(plan.suite.experiment_name)
     table = [
         {
             "variant": r.variant,
@@ -225,15 +241,14 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     create_markdown_artifact("\n".join(lines), key=f"{key}-run", description=str(plan.run.dir))
 
 
-def _label_flow_run(plan: SuitePlan, suffix: str = "") -> None:
-    """Name the flow run after the experiment and its run directory, and tag it."""
+def label_flow_run(suite: Suite, where: str) -> None:
+    """Name the flow run after the experiment and where its results go, and tag it."""
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
         return
-    suite = plan.suite
     tags = sorted({*ctx.flow_run.tags, suite.experiment_name, suite.mode})
     with get_client(sync_client=True) as client:
-        client.update_flow_run(ctx.flow_run.id, name=f"{suite.experiment_name} {plan.run.dir.name}{suffix}", tags=tags)
+        client.update_flow_run(ctx.flow_run.id, name=f"{suite.experiment_name} {where}", tags=tags)
 
 
 # --------------------------------------------------------------------------- flow
@@ -246,19 +261,27 @@ def run_suite(
     parallelism: int | None = None,
     resume: str | None = None,
     results_root: str = "results",
+    dask_address: str | None = None,
+    dask_workers: int | None = None,
 ) -> Any:
-    """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all)."""
+    """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all).
+
+    ``dask_address`` / ``dask_workers``: run the cases on a Dask cluster (flows/task_runners.py).
+    """
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
+    dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers).items() if v is not None}
     if not isinstance(suite, Suite):
         from flows.agent_eval import run_agent_eval
 
         return run_agent_eval(
             suite, suite_path=suite_path, dry_run=dry_run, parallelism=parallelism, resume=resume,
-            results_root=results_root,
+            results_root=results_root, **dask,
         )
+    if dask and suite.mode != "standard":
+        raise SuiteError(f"--dask-address/--dask-workers: {suite.mode}-mode suites run on this machine only")
     return _runner_for(suite)(
-        suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root
+        suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root, **dask
     )
 
 

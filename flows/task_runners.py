@@ -25,55 +25,24 @@ from typing import Any, Iterable
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from experiment_infra.services import ServiceError, check_dask_options, check_dask_scheduler
 from flows.api_check import configured_api_url
 
-SCHEDULER_TIMEOUT_SECONDS = 5.0
-
-
-class TaskRunnerError(ValueError):
-    """Dask options that cannot work (one-line message naming the option and the fix)."""
-
+__all__ = ["ServiceError", "build_task_runner", "check_dask", "describe", "ship_by_value", "wants_dask"]
 
 def wants_dask(dask_address: str | None, dask_workers: int | None) -> bool:
     return bool(dask_address) or dask_workers is not None
 
 
-def check_dask_options(dask_address: str | None, dask_workers: int | None) -> None:
-    """The checks that need no network: exclusive options, a positive count, a real server."""
-    if dask_address and dask_workers is not None:
-        raise TaskRunnerError(
-            "--dask-address and --dask-workers are exclusive: use an existing scheduler or start a local cluster, not both"
-        )
-    if dask_workers is not None and (isinstance(dask_workers, bool) or not isinstance(dask_workers, int) or dask_workers < 1):
-        raise TaskRunnerError(f"--dask-workers must be a positive integer, got {dask_workers!r}")
-    if wants_dask(dask_address, dask_workers) and not configured_api_url():
-        option = "--dask-address" if dask_address else "--dask-workers"
-        raise TaskRunnerError(
-            f"{option} needs a real Prefect server: start one (prefect server start) and set PREFECT_API_URL "
-            "(with Prefect's temporary server every Dask worker fails with 'database is locked')"
-        )
-
-
-def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> int:
-    """Connect to the Dask scheduler at ``address``; returns its worker count or raises TaskRunnerError."""
-    import distributed
-
-    try:
-        with distributed.Client(address, timeout=timeout, set_as_default=False) as client:
-            return len(client.scheduler_info().get("workers", {}))
-    except (OSError, TimeoutError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TaskRunnerError(
-            f"Dask scheduler {address} does not answer within {timeout:g} s ({reason}); "
-            "start it (dask scheduler) or fix --dask-address"
-        ) from None
-
-
 def check_dask(dask_address: str | None, dask_workers: int | None) -> None:
-    """Everything about the Dask options a flow would trip over, checked before it starts."""
-    check_dask_options(dask_address, dask_workers)
+    """Everything about the Dask options a flow would trip over, checked before it starts.
+
+    Raises ServiceError: both options, a bad count, no real Prefect server, or a
+    scheduler that does not answer within a few seconds.
+    """
+    check_dask_options(dask_address, dask_workers, configured_api_url())
     if dask_address:
-        check_scheduler(dask_address)
+        check_dask_scheduler(dask_address)
 
 
 def _importable_elsewhere(module: ModuleType) -> bool:
@@ -118,7 +87,7 @@ def build_task_runner(
     """The runner a flow submits to (enter it with ``with``); ``-p`` bounds only the thread runner."""
     if not wants_dask(dask_address, dask_workers):
         return ThreadPoolTaskRunner(max_workers=parallelism or default_parallelism)
-    check_dask_options(dask_address, dask_workers)  # a flow started from the UI skips the CLI's checks
+    check_dask_options(dask_address, dask_workers, configured_api_url())  # a run started from the UI skipped the CLI
     from prefect_dask import DaskTaskRunner
 
     if dask_address:

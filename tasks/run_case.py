@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import Completed, Failed, State
 
+from experiment_infra.inspect_mode import InspectCase, run_inspect_process
 from experiment_infra.runner import run_case
 from experiment_infra.suite import PlannedCase
 from experiment_infra.status import CaseClassification, CaseStatus, classify_case
@@ -66,6 +67,32 @@ def run_case_task(
     if outcome.status is not CaseStatus.COMPLETED:
         # Returned, not raised: Prefect still retries a returned Failed state, and the
         # log shows the one-line reason instead of a traceback of this task's code.
+        message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
+        return Failed(message=message, data=CaseFailed(message))
+    return outcome
+
+
+@task(
+    name="run_inspect_case",
+    task_run_name="{variant_name}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retry_condition_fn=worth_retrying,
+)
+def run_inspect_case_task(
+    variant_name: str,
+    planned: InspectCase,
+    log_dir: Path,
+    timeout_seconds: float | None = None,
+) -> CaseClassification | State:
+    """Run one inspect-mode case; its ``.eval`` log (not this state) is the record."""
+    logger = get_run_logger()
+
+    def forward(stream: str, line: str) -> None:
+        (logger.warning if stream == "stderr" else logger.info)("%s", line)
+
+    outcome = run_inspect_process(planned, log_dir, timeout_seconds=timeout_seconds, on_output=forward)
+    if outcome.status is not CaseStatus.COMPLETED:
         message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
         return Failed(message=message, data=CaseFailed(message))
     return outcome

@@ -39,6 +39,16 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `prefect server start` process with its own PREFECT_HOME (tests marked `server`)."""
+    from server_helpers import start_server, stop_server
+
+    server = start_server(tmp_path_factory.mktemp("prefect-server-home"))
+    yield server
+    stop_server(server)
+
+
 def copy_tree_writable(src: Path, dest: Path) -> Path:
     """copytree, then make everything writable (the shared fixture is read-only)."""
     shutil.copytree(src, dest, symlinks=True)

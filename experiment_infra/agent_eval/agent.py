@@ -18,7 +18,7 @@ from ..records import AgentTiming, CommandEntry, CommandLog, utc_now_iso, write_
 from ..regenerate import build_agent_result
 from ..status import RunStatus, classify_agent
 from .commands import agent_replay_script, cli_version, model_md, process_env, recorded_env, render
-from .process import run_logged
+from ..process import run_logged
 from .spec import AgentEvalError, AgentEvalSpec
 from .workspace import create_workspace
 

@@ -19,7 +19,7 @@ from ..records import JudgeCommand, JudgeTiming, Judgment, grade_for, utc_now_is
 from ..regenerate import Panel, parse_agent_stdout, rebuild_after_judging
 from ..status import JudgeStatus, RunStatus, classify_agent, classify_judge
 from .commands import cli_version, judge_replay_script, model_md, process_env, render
-from .process import run_logged
+from ..process import run_logged
 from .spec import AgentEvalSpec
 from .workspace import workspace_changes
 

@@ -1,8 +1,8 @@
-"""Run one agent or judge command with its output in log files and a hard timeout.
+"""Subprocess plumbing shared by every runner: process groups, timeouts, exit reasons.
 
-The command gets its own process group, so a timeout (or an interrupted runner)
-kills everything it started, not just the first process. Output goes straight to
-files: a grandchild that keeps the descriptors open cannot block the runner.
+Each command gets its own process group, so a timeout (or an interrupted runner)
+kills everything it started, not just the first process. ``run_logged`` sends output
+straight to files: a grandchild that keeps the descriptors open cannot block it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..records import utc_now_iso
+from .records import utc_now_iso
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports
 START_FAILED_EXIT_CODE = 127  # what a shell reports for a command it could not start
@@ -33,10 +33,11 @@ class ProcessResult:
     reason: str | None = None
 
 
-def _kill_group(pid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
+def kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS) -> None:
+    """SIGTERM the process group of ``proc`` (started with start_new_session), SIGKILL after ``grace``."""
     # Only while the leader is unreaped: its pid (the group id) cannot belong to anyone else.
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
     try:
@@ -44,13 +45,14 @@ def _kill_group(pid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
     except subprocess.TimeoutExpired:
         pass
     try:
-        os.killpg(pid, signal.SIGKILL)
+        # Members that ignored SIGTERM (or outlived the leader) get SIGKILL.
+        os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
 
 
-def _last_line(path: Path) -> str:
+def last_line(path: Path) -> str:
     try:
         with open(path, "rb") as fh:
             fh.seek(max(0, os.fstat(fh.fileno()).st_size - 4096))
@@ -60,7 +62,8 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def describe_exit(exit_code: int, stderr_path: Path) -> str | None:
+def describe_exit(exit_code: int, last_stderr: str = "") -> str | None:
+    """``exit code N`` / ``killed by signal SIGX``, with the last stderr line; None for 0."""
     if exit_code == 0:
         return None
     if exit_code < 0:
@@ -70,8 +73,7 @@ def describe_exit(exit_code: int, stderr_path: Path) -> str | None:
             why = f"killed by signal {-exit_code}"
     else:
         why = f"exit code {exit_code}"
-    last = _last_line(stderr_path)
-    return (why + (f" (last stderr line: {last})" if last else ""))[:MAX_REASON_CHARS]
+    return (why + (f" (last stderr line: {last_stderr})" if last_stderr else ""))[:MAX_REASON_CHARS]
 
 
 def run_logged(
@@ -100,13 +102,13 @@ def run_logged(
         try:
             proc.wait(timeout=timeout_seconds)
         except subprocess.TimeoutExpired:
-            _kill_group(proc.pid, proc, KILL_GRACE_SECONDS)
+            kill_group(proc)
             return ProcessResult(
                 TIMEOUT_EXIT_CODE, started_at, utc_now_iso(), round(time.monotonic() - start, 6),
                 timed_out=True, reason=f"timed out after {timeout_seconds:g} s; process group killed",
             )
         except BaseException:  # interrupted runner (Ctrl-C, Prefect cancellation): leave nothing running
-            _kill_group(proc.pid, proc, 1.0)
+            kill_group(proc, 1.0)
             raise
     duration = round(time.monotonic() - start, 6)
-    return ProcessResult(proc.returncode, started_at, utc_now_iso(), duration, reason=describe_exit(proc.returncode, stderr_path))
+    return ProcessResult(proc.returncode, started_at, utc_now_iso(), duration, reason=describe_exit(proc.returncode, last_line(stderr_path)))

@@ -1,0 +1,74 @@
+"""Is what a run depends on there? The Prefect API and a Dask scheduler, checked before a flow starts.
+
+Prefect-free (the flows read the Prefect settings and call these): a run pointed at a
+server that is down, or at a Dask scheduler that does not answer, should stop with one
+line naming the URL or address and the fix, not with a stack trace minutes later.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+API_TIMEOUT_SECONDS = 10.0
+SCHEDULER_TIMEOUT_SECONDS = 5.0
+_START_SERVER = "start it (prefect server start) or unset PREFECT_API_URL to run on a temporary local server"
+
+
+class ServiceError(RuntimeError):
+    """A service a run needs is unreachable, or options that cannot reach it (one line)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def check_prefect_api(url: str, *, api_key: str | None = None, timeout: float = API_TIMEOUT_SECONDS) -> None:
+    """GET ``{url}/health``; raise ServiceError naming ``url`` unless it answers 200."""
+    request = urllib.request.Request(url.rstrip("/") + "/health")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the user's own URL)
+            body = response.read(200)
+    except urllib.error.HTTPError as exc:
+        raise ServiceError(f"PREFECT_API_URL={url} answered HTTP {exc.code} at /health; is it a Prefect API URL (ending in /api)?") from None
+    except (OSError, ValueError) as exc:  # URLError, refused, timeout, a malformed URL
+        raise ServiceError(f"PREFECT_API_URL={url} does not answer ({_first_line(exc)}); {_START_SERVER}") from None
+    try:
+        json.loads(body or b"null")
+    except ValueError:
+        raise ServiceError(f"PREFECT_API_URL={url} answered /health with something not JSON; is it a Prefect API URL (ending in /api)?") from None
+
+
+def check_dask_options(dask_address: str | None, dask_workers: int | None, api_url: str | None) -> None:
+    """The Dask checks that need no network: exclusive options, a positive count, a real Prefect server."""
+    if dask_address and dask_workers is not None:
+        raise ServiceError(
+            "--dask-address and --dask-workers are exclusive: use an existing scheduler or start a local cluster, not both"
+        )
+    if dask_workers is not None and (isinstance(dask_workers, bool) or not isinstance(dask_workers, int) or dask_workers < 1):
+        raise ServiceError(f"--dask-workers must be a positive integer, got {dask_workers!r}")
+    if (dask_address or dask_workers is not None) and not api_url:
+        option = "--dask-address" if dask_address else "--dask-workers"
+        raise ServiceError(
+            f"{option} needs a real Prefect server: start one (prefect server start) and set PREFECT_API_URL "
+            "(with Prefect's temporary server every Dask worker fails with 'database is locked')"
+        )
+
+
+def check_dask_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> int:
+    """Connect to the Dask scheduler at ``address``; its worker count, or ServiceError naming it."""
+    import distributed  # only a Dask run needs it (the `dask` extra)
+
+    try:
+        with distributed.Client(address, timeout=timeout, set_as_default=False) as client:
+            return len(client.scheduler_info().get("workers", {}))
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise ServiceError(
+            f"Dask scheduler {address} does not answer within {timeout:g} s ({_first_line(exc)}); "
+            "start it (dask scheduler) or fix --dask-address"
+        ) from None

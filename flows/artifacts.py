@@ -1,0 +1,73 @@
+"""What every flow run shows in the Prefect UI besides its states: a findable name, tags
+to filter on, and a markdown artifact saying where its files are and which code made them.
+
+The table artifacts stay with each flow (their columns are the flow's own); these are
+the parts all of them share.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
+
+from experiment_infra.layout import DIRTY_SUFFIX
+from experiment_infra.provenance import git_provenance
+from experiment_infra.records import AgentEvalManifest, GitProvenance, SuiteManifest, read_record
+
+# The code running a flow (this checkout), as opposed to the code that produced the results.
+TOOL_ROOT = Path(__file__).resolve().parents[1]
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    slug = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    return slug[:100] or "run"
+
+
+def label_flow_run(name: str | None = None, tags: Iterable[str] = ()) -> None:
+    """Rename the current flow run and add tags (no-op outside a flow run)."""
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    merged = sorted({*ctx.flow_run.tags, *(t for t in tags if t)})
+    update: dict[str, object] = {"tags": merged}
+    if name:
+        update["name"] = name
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(ctx.flow_run.id, **update)  # type: ignore[arg-type]
+
+
+def git_line(label: str, git: GitProvenance | None) -> str:
+    if git is None:
+        return f"- {label}: not recorded"
+    branch = f" on `{git.branch}`" if git.branch else ""
+    return f"- {label}: `{git.sha}`{branch}" + (f" ({DIRTY_SUFFIX.lstrip('-')})" if git.dirty else " (clean)")
+
+
+def recorded_git(directory: Path) -> GitProvenance | None:
+    """The git provenance an experiment or run directory recorded when it was made (None: not recorded)."""
+    from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
+
+    for path, model in ((SuiteRunPaths(directory).manifest, SuiteManifest), (ExperimentPaths(directory).manifest, AgentEvalManifest)):
+        read = read_record(path, model)
+        if read.record is not None:
+            return read.record.git  # type: ignore[union-attr]
+    return None
+
+
+def publish_run_markdown(key: str, title: str, directory: Path | str, lines: Iterable[str] = (), *, results_git: GitProvenance | None = None) -> None:
+    """The markdown artifact: directory, the results' git provenance, this code's git provenance, extra lines."""
+    body = [
+        f"# {title}",
+        "",
+        f"- directory: `{directory}`",
+        git_line("results made by git", results_git if results_git is not None else recorded_git(Path(directory))),
+        git_line("this run's code (git)", git_provenance(TOOL_ROOT)),
+        *lines,
+    ]
+    create_markdown_artifact("\n".join(body), key=key, description=f"{title}: {directory}")

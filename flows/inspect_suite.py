@@ -1,0 +1,92 @@
+"""Inspect mode of ``run_suite``: each case is an Inspect eval logging flat into
+``results/{experiment}/``; there is no run directory and nothing to resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import PrefectFuture, wait
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from experiment_infra.inspect_mode import InspectPlan, format_inspect_plan, plan_inspect_suite, require_inspect
+from experiment_infra.layout import DIRTY_SUFFIX, inspect_logs_for
+from experiment_infra.suite import Suite, SuiteError
+from tasks.run_case import run_inspect_case_task
+
+RESUME_REFUSED = (
+    "--resume is not available in inspect mode: every run writes new .eval logs beside the old ones; "
+    "re-run failed variants with `python flows/recover.py {log_dir}`"
+)
+
+
+def check_inspect(suite: Suite, resume: str | None, results_root: str) -> InspectPlan:
+    """What the flow would refuse, checked before any Prefect server starts."""
+    require_inspect()
+    plan = plan_inspect_suite(suite, results_root)
+    if resume is not None:
+        raise SuiteError(RESUME_REFUSED.format(log_dir=plan.log_dir))
+    return plan
+
+
+def run_inspect(
+    suite: Suite,
+    *,
+    dry_run: bool,
+    parallelism: int | None,
+    resume: str | None,
+    results_root: str,
+    variants: list[str] | None = None,
+) -> Any:
+    from flows.run_suite import CaseRow, SuiteSummary, artifact_key, label_flow_run
+
+    logger = get_run_logger()
+    check_inspect(suite, resume, results_root)
+    plan = plan_inspect_suite(suite, results_root, variants=variants)
+    label_flow_run(suite, plan.log_dir.name + (" (dry run)" if dry_run else ""))
+    if dry_run:
+        print(format_inspect_plan(plan))
+        return SuiteSummary(suite.experiment_name, str(plan.log_dir), dry_run=True)
+    task = run_inspect_case_task.with_options(
+        retries=suite.retries, retry_delay_seconds=suite.retry_delays() or 0, tags=[suite.experiment_name, "inspect"]
+    )
+    futures: list[PrefectFuture[Any]] = []
+    with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner:
+        for case in plan.cases:
+            params = dict(variant_name=case.variant_name, planned=case, log_dir=plan.log_dir,
+                          timeout_seconds=suite.timeout_seconds)
+            futures.append(runner.submit(task, parameters=params))
+        wait(futures)
+    rows = []
+    for case, future in zip(plan.cases, futures):
+        outcome = future.result(raise_on_failure=False)
+        logs = inspect_logs_for(plan.log_dir, case.variant_name)
+        if isinstance(outcome, BaseException):
+            status, reason = "failed", str(outcome)
+        else:
+            status, reason = outcome.status.value, outcome.reason
+        rows.append(CaseRow(case.variant_name, status, None, None, None, str(logs[-1]) if logs else "", reason))
+    summary = SuiteSummary(suite.experiment_name, str(plan.log_dir), rows=tuple(rows))
+    print(summary.format())
+    _publish(plan, summary, artifact_key(suite.experiment_name))
+    logger.info("%d case(s) logged to %s", len(rows), plan.log_dir)
+    if summary.ok:
+        return Completed(message=f"{len(rows)} case(s) completed", data=summary)
+    return Failed(message=f"{len(summary.failed)} of {len(rows)} case(s) did not complete", data=summary)
+
+
+def _publish(plan: InspectPlan, summary: Any, key: str) -> None:
+    table = [{"variant": r.variant, "status": r.status, "log": r.output_dir, "reason": r.reason} for r in summary.rows]
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items()))
+    create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
+    git = plan.git
+    lines = [
+        f"# {plan.suite.experiment_name} (inspect)",
+        "",
+        f"- logs: `{plan.log_dir}` (open with `inspect view --log-dir {plan.log_dir}`)",
+        f"- git: `{git.sha}`" + (f" {DIRTY_SUFFIX}" if git.dirty else ""),
+        f"- cases: {counts}",
+    ]
+    create_markdown_artifact("\n".join(lines), key=f"{key}-run", description=str(plan.log_dir))

@@ -1,0 +1,162 @@
+"""Inspect mode for real: Inspect AI's mock model, flat .eval logs, status from Inspect's reader."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PYTHON, REPO_ROOT, git
+
+from experiment_infra.layout import parse_inspect_log_name
+from experiment_infra.status import CaseStatus, classify_inspect_case
+from experiment_infra.suite import SuiteError, load_suite
+from flows.run_suite import run_suite
+
+pytest.importorskip("inspect_ai")  # an optional extra; `make setup` installs it
+
+DEMO = REPO_ROOT / "experiments" / "inspect_demo"
+
+# An entry point that fails in each of the ways recovery must tell apart.
+BROKEN = '''
+import os, sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from config import QuizConfig
+from eval_quiz import build
+from experiment_infra.inspect_mode import run_inspect_case
+from inspect_ai.solver import solver
+
+config = QuizConfig.from_cli()
+if config.model == "crash-before-inspect":
+    sys.exit("no model today")
+
+@solver
+def die():
+    async def solve(state, generate):
+        if config.model == "die":
+            os._exit(9)  # the process dies with the log open: status "started"
+        raise RuntimeError("solver exploded")  # Inspect records status "error"
+    return solve
+
+task, _ = build(config.copy_with(model="mockllm/model"))
+task.solver = die()
+log = run_inspect_case(task, config, model="mockllm/model")
+sys.exit(0 if log.status == "success" else 1)
+'''
+
+
+def demo_repo(root: Path, extra_cases: str = "") -> tuple[Path, str]:
+    """The inspect demo copied into a fresh git repository; returns (suite file, git sha)."""
+    exp = root / "experiments" / "inspect_demo"
+    shutil.copytree(DEMO, exp, ignore=shutil.ignore_patterns("__pycache__"))
+    (exp / "broken.py").write_text(BROKEN)
+    if extra_cases:
+        suite = exp / "suite_inspect_demo.py"
+        suite.write_text(suite.read_text().replace("\n]\n", f"\n{extra_cases}]\n", 1))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "demo")
+    return exp / "suite_inspect_demo.py", git(root, "rev-parse", "HEAD")
+
+
+def test_inspect_suite_writes_flat_eval_logs_with_config_inside(prefect_harness, tmp_path: Path) -> None:
+    from inspect_ai.log import read_eval_log
+
+    suite_file, sha = demo_repo(tmp_path / "repo")
+    results = tmp_path / "results"
+    state = run_suite(suite_path=str(suite_file), results_root=str(results), parallelism=2, return_state=True)
+    assert state.is_completed(), state.message
+
+    log_dir = results / "inspect_demo"
+    files = sorted(p.name for p in log_dir.iterdir())
+    assert len(files) == 3 and all(f.endswith(".eval") for f in files)  # flat: no run dir, no config.json
+    suite = load_suite(suite_file)
+    for case in suite.cases:
+        [name] = [f for f in files if parse_inspect_log_name(f)[2] == case.variant_name]
+        timestamp, git7, variant, log_id = parse_inspect_log_name(name)
+        assert git7 == sha[:7] and variant == case.variant_name and log_id
+        log = read_eval_log(str(log_dir / name), header_only=True)
+        assert log.status == "success"
+        expected = case.config.with_output_dir(str(log_dir)).model_dump(mode="json")
+        assert log.eval.metadata["config"] == expected
+        assert log.eval.metadata["git_sha"] == sha and log.eval.metadata["variant_name"] == case.variant_name
+        assert classify_inspect_case(log_dir, case.variant_name).status is CaseStatus.COMPLETED
+    accuracy = {
+        parse_inspect_log_name(f)[2]: read_eval_log(str(log_dir / f)).results.scores[0].metrics["accuracy"].value
+        for f in files
+    }
+    assert accuracy["perfect"] == 1.0 and accuracy["hopeless"] == 0.0
+
+
+def test_inspect_statuses_error_started_and_no_log(prefect_harness, tmp_path: Path) -> None:
+    cases = (
+        '    ExperimentCase("explodes", base.copy_with(model="explode")),\n'
+        '    ExperimentCase("dies", base.copy_with(model="die")),\n'
+        '    ExperimentCase("nolog", base.copy_with(model="crash-before-inspect")),\n'
+    )
+    suite_file, _ = demo_repo(tmp_path / "repo", extra_cases=cases)
+    suite_file.write_text(
+        suite_file.read_text()
+        .replace('entry_point = "eval_quiz.py"', 'entry_point = "broken.py"')
+        .replace("base = QuizConfig()", "retries = 0\nbase = QuizConfig()")
+    )
+    # Keep only the broken cases: the healthy ones are covered above.
+    text = suite_file.read_text()
+    for healthy in ('"perfect"', '"sloppy"', '"hopeless"'):
+        text = "\n".join(line for line in text.splitlines() if healthy not in line) + "\n"
+    suite_file.write_text(text)
+    git(suite_file.parents[2], "commit", "-qam", "broken cases")
+
+    results = tmp_path / "results"
+    state = run_suite(suite_path=str(suite_file), results_root=str(results), return_state=True)
+    assert state.is_failed()
+    log_dir = results / "inspect_demo"
+    explodes = classify_inspect_case(log_dir, "explodes")
+    dies = classify_inspect_case(log_dir, "dies")
+    nolog = classify_inspect_case(log_dir, "nolog")
+    assert explodes.status is CaseStatus.FAILED and "error" in explodes.reason
+    assert dies.status is CaseStatus.PARTIAL and "started" in dies.reason
+    assert nolog.status is CaseStatus.MISSING
+    summary = state.result(raise_on_failure=False)
+    reasons = {r.variant: r.reason for r in summary.rows}
+    assert "no .eval log written" in reasons["nolog"] and "no model today" in reasons["nolog"]
+
+
+def test_inspect_dry_run_lists_patterns_and_writes_nothing(tmp_path: Path) -> None:
+    suite_file, sha = demo_repo(tmp_path / "repo")
+    results = tmp_path / "results"
+    env = {**__import__("os").environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    out = subprocess.run(
+        [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), str(suite_file), "--dry-run", "--results-root", str(results)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    for variant in ("perfect", "sloppy", "hopeless"):
+        assert f"{{timestamp}}_{sha[:7]}_{variant}_{{id}}.eval" in out.stdout
+    assert not results.exists()
+
+
+def test_inspect_resume_is_refused(tmp_path: Path) -> None:
+    suite_file, _ = demo_repo(tmp_path / "repo")
+    out = subprocess.run(
+        [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), str(suite_file), "--resume", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: --resume is not available in inspect mode")
+    assert "Traceback" not in out.stderr
+
+
+def test_core_imports_without_inspect_ai(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['inspect_ai'] = None\n"
+        "import experiment_infra, experiment_infra.inspect_mode as im\n"
+        "from experiment_infra.status import classify_inspect_case\n"
+        "try:\n    im.require_inspect()\nexcept im.InspectNotInstalled as e:\n    print('refused:', e)\n"
+    )
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "refused: inspect mode needs Inspect AI" in out.stdout
