@@ -20,7 +20,8 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_suite.py
+	$(PY) benchmarks/bench_recovery.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -21,11 +21,15 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import NoReturn, Sequence
 
 from deployments.nightly import DEFAULT_CRON, DEFAULT_TIMEZONE, nightly_deployment
 from experiment_infra.services import ServiceError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not check_api():
             raise ServiceError("serving a deployment needs a Prefect server: start one (prefect server start) and set PREFECT_API_URL")
-        deployment = nightly_deployment(args.results_root, cron=args.cron, timezone=args.timezone, dry_run=args.dry_run)
+        root = str(Path(args.results_root).expanduser().resolve())
+        # The deployment records its entrypoint relative to the working directory: make it
+        # flows/nightly.py, whatever directory this was started from.
+        os.chdir(REPO_ROOT)
+        deployment = nightly_deployment(root, cron=args.cron, timezone=args.timezone, dry_run=args.dry_run)
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,14 +18,15 @@ from pathlib import Path
 # Names become directory names and travel on command lines, so only a portable
 # subset is allowed (no separators, no NUL, no unicode look-alikes, no leading dot
 # or dash that would hide the directory or read as a flag).
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=@,-]*$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "a\n" through.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=@,-]*\Z")
 MAX_NAME_LENGTH = 128
 
 DIRTY_SUFFIX = "-dirty"
 NOGIT = "nogit"
-RUN_DIR_PATTERN = re.compile(r"^\d{8}_\d{6}_[0-9a-z]+(-dirty)?$")
-_RUN_NUMBER = re.compile(r"^run_(\d+)$")
-_ATTEMPT = re.compile(r"^attempt_(\d+)$")
+RUN_DIR_PATTERN = re.compile(r"^[0-9]{8}_[0-9]{6}_[0-9a-z]+(-dirty)?\Z")
+_RUN_NUMBER = re.compile(r"^run_([0-9]+)\Z")
+_ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
 
 
 class UnsafeNameError(ValueError):

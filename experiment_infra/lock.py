@@ -1,4 +1,4 @@
-"""One recovery per directory at a time: a lock file that names its holder.
+"""One writer per directory at a time (a recovery, a resumed suite run): a lock file that names its holder.
 
 The lock is created atomically (a fully written temporary file hard-linked into
 place, which fails if the lock exists, like ``O_EXCL``; plain ``O_EXCL`` where hard
@@ -181,7 +181,7 @@ def acquire_lock(path: Path, *, what: str, command: list[str] | None = None) -> 
                     )
                 if alive:
                     raise LockHeld(
-                        f"{what} is locked by {describe_holder(holder)}: another recovery is running "
+                        f"{what} is locked by {describe_holder(holder)}: that process is still running "
                         f"(lock file {path})"
                     )
             if identity is not None and _take_over(path, tmp, identity, info, what):
@@ -249,4 +249,4 @@ def check_lock(path: Path, *, what: str) -> None:
             f"if that process is gone, delete {path}"
         )
     if alive:
-        raise LockHeld(f"{what} is locked by {describe_holder(current.record)}: another recovery is running (lock file {path})")
+        raise LockHeld(f"{what} is locked by {describe_holder(current.record)}: that process is still running (lock file {path})")

@@ -144,6 +144,11 @@ def preflight(args: argparse.Namespace, selection: Selection) -> None:
     if isinstance(s, ExperimentSurvey):
         if any(r.rerun_agent or r.judge_slots for r in s.planned):
             load_spec(s.exp)  # an experiment it cannot rerun, or a bad command template
+        if any(r.rerun_agent for r in s.planned) and not s.exp.prompt.is_file():
+            raise RecoveryInputError(
+                f"{s.exp.prompt}: missing, so agents of this experiment cannot be rerun; restore it, "
+                "or recover without agent reruns (--judges-only, or --status results)"
+            )
         return
     check_suite_rerun(s)
     if s.planned:

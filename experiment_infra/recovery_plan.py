@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
-from .layout import ExperimentPaths, SuiteRunPaths, UnsafeNameError, check_name, run_dir_name_for
+from .layout import ExperimentPaths, SuiteRunPaths, UnsafeNameError, check_name, judge_slot_name, run_dir_name_for
 from .records import AgentEvalManifest, ExperimentConfig, read_record
 from .recovery_select import (
     AGENT_EVAL_STATUS_NAMES,
@@ -25,6 +25,7 @@ from .recovery_select import (
     Selection,
     check_statuses,
     parse_runs,
+    shown_names,
 )
 from .recovery_suite import CaseWork, SuiteRunSurvey, survey_suite_run
 from .status import (
@@ -64,7 +65,7 @@ class RunWork:
 
     @property
     def label(self) -> str:
-        return f"{self.tier}/{self.subtest}/run_{self.run:02d}"
+        return f"{self.tier}/{self.subtest}/{run_dir_name_for(self.run)}"
 
     @property
     def planned(self) -> bool:
@@ -83,7 +84,7 @@ class RunWork:
         """The reason in words: the run's, then each judge slot that needs work."""
         parts = [] if self.status is RunStatus.COMPLETED else [self.reason]
         parts += [
-            f"judge_{j.slot:02d} {j.status.value}: {j.reason}" for j in self.judges if j.status in JUDGE_RERUN_STATUSES
+            f"{judge_slot_name(j.slot)} {j.status.value}: {j.reason}" for j in self.judges if j.status in JUDGE_RERUN_STATUSES
         ]
         return "; ".join(parts) or self.reason
 
@@ -236,7 +237,7 @@ def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[
         unknown = sorted(selection.tiers - set(config.tiers_to_run))
         if unknown:
             raise RecoveryInputError(
-                f"--tier {', '.join(unknown)}: not in tiers_to_run of config/experiment.json "
+                f"--tier {shown_names(unknown)}: not in tiers_to_run of config/experiment.json "
                 f"({', '.join(config.tiers_to_run)})"
             )
     if selection.subtests:
@@ -244,7 +245,7 @@ def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[
         unknown = sorted(selection.subtests - known)
         if unknown:
             raise RecoveryInputError(
-                f"--subtest {', '.join(unknown)}: no such subtest in the selected tiers (known: {', '.join(sorted(known)) or 'none'})"
+                f"--subtest {shown_names(unknown)}: no such subtest in the selected tiers (known: {', '.join(sorted(known)) or 'none'})"
             )
     if selection.runs:
         too_big = sorted(r for r in selection.runs if r > config.runs_per_subtest)

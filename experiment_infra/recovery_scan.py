@@ -26,6 +26,7 @@ from .recovery_select import (
     Mode,
     RecoveryInputError,
     Selection,
+    shown_names,
 )
 from .recovery_suite import survey_suite_run
 
@@ -119,7 +120,7 @@ def check_root_filters(statuses: Sequence[str] | None) -> None:
     unknown = sorted(set(statuses or ()) - valid)
     if unknown:
         raise RecoveryInputError(
-            f"statuses {', '.join(unknown)}: no such status; valid: {', '.join(sorted(valid))}"
+            f"statuses {shown_names(unknown)}: no such status; valid: {', '.join(sorted(valid))}"
         )
 
 

@@ -97,9 +97,15 @@ class Selection:
         }
 
 
+def shown_names(names: Iterable[str]) -> str:
+    """Names typed by a user, for a one-line message: one holding a newline, NUL or other
+    control character is shown quoted and escaped, so the message stays one line."""
+    return ", ".join(n if n and n.isprintable() and n.strip() == n else repr(n) for n in names)
+
+
 def check_statuses(selection: Selection, valid: Sequence[str], kind: str) -> None:
     unknown = sorted(set(selection.statuses or ()) - set(valid))
     if unknown:
         raise RecoveryInputError(
-            f"--status {', '.join(unknown)}: no such {kind} status; valid statuses are {', '.join(valid)}"
+            f"--status {shown_names(unknown)}: no such {kind} status; valid statuses are {', '.join(valid)}"
         )

@@ -9,6 +9,7 @@ deleted, so a retry cannot destroy the evidence of why the first attempt failed.
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -22,7 +23,7 @@ from typing import IO, Callable
 
 from .atomic import atomic_write_json, move_aside
 from .case import ExperimentCase
-from .config import BaseExperimentConfig
+from .config import BaseExperimentConfig, ConfigError
 from .layout import CasePaths
 from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group
 from .records import RunRecord, read_record, utc_now_iso, write_record
@@ -45,9 +46,31 @@ def case_config(case: ExperimentCase, paths: CasePaths) -> BaseExperimentConfig:
 def case_command(
     case: ExperimentCase, paths: CasePaths, entry_point: Path, python: str = sys.executable
 ) -> list[str]:
-    """``[python, entry_point, --field=value ...]``: an argv list, never a shell string."""
+    """``[python, entry_point, --field=value ...]``: an argv list, never a shell string.
+
+    Raises ``ConfigError`` for a value that cannot make the trip (checked while planning,
+    so nothing is written for a suite that holds one).
+    """
     config = case_config(case, paths)
-    return [python, str(entry_point), *config.to_argv(case=case.variant_name)]
+    argv = config.to_argv(case=case.variant_name)
+    _check_travels(config, argv, case.variant_name)
+    return [python, str(entry_point), *argv]
+
+
+def _check_travels(config: BaseExperimentConfig, argv: list[str], variant: str) -> None:
+    for arg in argv:
+        if "\x00" in arg:  # exec() would refuse it ("embedded null byte") after config.json was written
+            raise ConfigError(
+                f"case {variant!r}: {arg.partition('=')[0]} holds a NUL character, which no command line can carry; remove it"
+            )
+    for name, value in config.to_json_dict().items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # config.json and the manifest are UTF-8 files
+            raise ConfigError(
+                f"case {variant!r}: field {name!r} holds text that is not valid Unicode (a lone surrogate), "
+                "which cannot be written to config.json; fix the value"
+            ) from None
 
 
 def _runner_files(paths: CasePaths) -> list[Path]:
@@ -236,7 +259,7 @@ def run_case(
     records the attempt as failed before re-raising.
     """
     config = case_config(case, paths)
-    command = [python, str(entry_point), *config.to_argv(case=case.variant_name)]
+    command = case_command(case, paths, entry_point, python)
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     paths.dir.mkdir(parents=True, exist_ok=True)
     attempt = set_aside_previous_attempt(paths)

@@ -28,10 +28,10 @@ def _first_line(exc: BaseException) -> str:
 
 def check_prefect_api(url: str, *, api_key: str | None = None, timeout: float = API_TIMEOUT_SECONDS) -> None:
     """GET ``{url}/health``; raise ServiceError naming ``url`` unless it answers 200."""
-    request = urllib.request.Request(url.rstrip("/") + "/health")
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
     try:
+        request = urllib.request.Request(url.rstrip("/") + "/health")
+        if api_key:
+            request.add_header("Authorization", f"Bearer {api_key}")
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the user's own URL)
             body = response.read(200)
     except urllib.error.HTTPError as exc:

@@ -102,22 +102,6 @@ def _is_real_dir(path: Path) -> bool:
     return not path.is_symlink() and path.is_dir()
 
 
-def _has_text(path: Path) -> bool:
-    """A regular file with at least one non-whitespace byte."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    if not (st.st_mode & 0o170000 == 0o100000) or st.st_size == 0:
-        return False
-    if st.st_size > 4096:
-        return True
-    try:
-        return bool(path.read_bytes().strip())
-    except OSError:
-        return False
-
-
 def _entries(path: Path | str) -> list[str]:
     try:
         return os.listdir(path)
@@ -256,11 +240,17 @@ def _results_status(run: str) -> tuple[RunStatus, str]:
     lacks it would otherwise never get it back.
     """
     problems = []
+    # O_NOFOLLOW guards only the last component: a judge/ that is a symlink would lead
+    # the consensus read out of the experiment (agent/ is already checked to be a dir).
+    judge_linked = _kind(_at(run, _Names.judge_dir)) == "symlink"
     for rel, model in (
         (_Names.agent_result, AgentResult),
         (_Names.consensus, Consensus),
         (_Names.run_result, RunResult),
     ):
+        if judge_linked and rel == _Names.consensus:
+            problems.append(f"{rel} not read: judge directory is a symlink (not followed)")
+            continue
         read = read_record(_at(run, rel), model)
         if read.record is None:
             problems.append(f"{rel} {read.problem}")

@@ -49,6 +49,10 @@ BAD_INPUT = (RecoveryInputError, RecordError, ServiceError)
 NIGHTLY_TAG = "nightly"
 
 
+def _dirs(n: int) -> str:
+    return f"{n} experiment {'directory' if n == 1 else 'directories'}"
+
+
 @dataclass(frozen=True)
 class NightlyRow:
     directory: str
@@ -83,11 +87,11 @@ class NightlySummary:
         if not self.with_work:
             skipped = sum(1 for r in self.rows if r.outcome in ("skipped", "locked"))
             extra = f" ({skipped} skipped)" if skipped else ""
-            return f"nothing to do: {len(self.rows)} experiment director(ies) under {self.results_root}, none needs recovery{extra}"
+            return f"nothing to do: {_dirs(len(self.rows))} under {self.results_root}, none needs recovery{extra}"
         counts: dict[str, int] = {}
         for r in self.rows:
             counts[r.outcome] = counts.get(r.outcome, 0) + 1
-        return f"{self.results_root}: {len(self.rows)} experiment director(ies): " + ", ".join(
+        return f"{self.results_root}: {_dirs(len(self.rows))}: " + ", ".join(
             f"{n} {k}" for k, n in sorted(counts.items())
         )
 
@@ -191,7 +195,7 @@ def nightly_recovery(
     logger.info("%s", text)
     _publish(summary)
     if not summary.ok:
-        return Failed(message=f"{len(summary.failed)} experiment director(ies) not fully recovered", data=summary)
+        return Failed(message=f"{_dirs(len(summary.failed))} not fully recovered", data=summary)
     return Completed(message=summary.headline(), data=summary)
 
 

@@ -165,10 +165,10 @@ def _submit_experiment(
         if judges:
             # Rebuilt from whichever judges succeeded; never after a failed agent.
             finish = runner.submit(
-                finish_task, parameters=dict(label=label, spec=spec, **where),
+                finish_task, parameters=dict(label=f"{label}/consensus", spec=spec, **where),
                 wait_for=upstream + [allow_failure(j) for j in judges],
             )
-            futures.append((label, finish))
+            futures.append((f"{label}/consensus", finish))
     return futures
 
 
@@ -224,7 +224,7 @@ def _not_done(before: Survey, after: Survey, failures: list[tuple[str, str]]) ->
     now = {r.label: r for r in after.runs}
     reasons: dict[str, str] = {}
     for label, why in failures:
-        reasons.setdefault(label.split("/judge_")[0], why)
+        reasons.setdefault("/".join(label.split("/")[:3]), why)  # tier/subtest/run_NN[/judge_NN]
     out = []
     for r in before.planned:
         a = now.get(r.label)

@@ -20,7 +20,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, run_judge
-from experiment_infra.layout import ExperimentPaths
+from experiment_infra.layout import ExperimentPaths, judge_slot_name, run_dir_name_for
 from experiment_infra.recovery_actions import move_slot_aside, set_aside_run
 from experiment_infra.regenerate import regenerate_run
 from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
@@ -48,11 +48,11 @@ def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
 
 
 def run_label(tier: str, subtest: str, run_number: int) -> str:
-    return f"{tier}/{subtest}/run_{run_number:02d}"
+    return f"{tier}/{subtest}/{run_dir_name_for(run_number)}"
 
 
 def slot_label(tier: str, subtest: str, run_number: int, slot: int) -> str:
-    return f"{run_label(tier, subtest, run_number)}/judge_{slot:02d}"
+    return f"{run_label(tier, subtest, run_number)}/{judge_slot_name(slot)}"
 
 
 _COMMON: dict[str, Any] = dict(

@@ -85,3 +85,10 @@ def git_repo(tmp_path: Path) -> Path:
     git(repo, "add", "README.md")
     git(repo, "commit", "-q", "-m", "initial")
     return repo
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fault suite's figures (tests/faults_helpers.py), when any of its tests ran."""
+    helpers = sys.modules.get("faults_helpers")
+    if helpers is not None:
+        helpers.write_summary(terminalreporter)

@@ -352,3 +352,13 @@ def test_unreadable_tree_entries_do_not_crash(scylla_copy: Path) -> None:
     (scylla_copy / "T2" / ".hidden").mkdir()
     _, runs = by_label(scylla_copy)
     assert runs[LABEL].status is RunStatus.RESULTS and "T2/.hidden/run_01" not in runs
+
+
+def test_agent_rerun_of_an_experiment_without_its_prompt_is_refused(scylla_copy: Path) -> None:
+    shutil.rmtree(run_paths(scylla_copy).dir)
+    (scylla_copy / "prompt.md").unlink()
+    before = tree_hash(scylla_copy)
+    result = recover_cli(str(scylla_copy))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "prompt.md: missing, so agents of this experiment cannot be rerun" in result.stderr
+    assert tree_hash(scylla_copy) == before

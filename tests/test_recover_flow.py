@@ -139,7 +139,7 @@ def test_held_lock_stops_a_second_recovery(prefect_harness, scylla_copy: Path, c
         assert code == 3
         assert err.startswith("error: ") and f"pid " in err and socket.gethostname() in err and "first recovery" in err
         state, result = run_recover(scylla_copy)  # the flow itself refuses too (a deployment has no preflight)
-        assert state.is_failed() and "another recovery is running" in str(result)
+        assert state.is_failed() and "is locked by pid" in str(result)
         snapshot = tree_hash(scylla_copy)
         snapshot.pop(".recover.lock")
         assert snapshot == before
@@ -191,3 +191,15 @@ def test_standard_mode_run_directory(prefect_harness, git_repo: Path, tmp_path: 
     assert summary.before == {"completed": 1, "failed": 1, "partial": 0, "missing": 1}
     assert summary.after == {"completed": 3, "failed": 0, "partial": 0, "missing": 0}
     assert tree_hash(run.case("good").dir) == good_before  # the completed case was not run again
+
+
+def test_foreign_experiment_that_cannot_rerun_agents_still_regenerates(prefect_harness, scylla_copy: Path) -> None:
+    """The fixture's repo/ is not a git clone: its agent reruns fail, clearly; the rest is done."""
+    shutil.rmtree(run_paths(scylla_copy).dir)
+    run_paths(scylla_copy, "T2", "01", 1).run_result.unlink()
+    state, summary = run_recover(scylla_copy)
+    assert state.is_failed() and summary.exit_code == 1
+    assert [label for label, _ in summary.not_done] == ["T1/01/run_01"]
+    assert "repo" in summary.not_done[0][1] and "not a git repository" in summary.not_done[0][1]
+    assert run_paths(scylla_copy, "T2", "01", 1).run_result.is_file()
+    assert summary.after["completed"] == 6 and summary.after["missing"] == 1

@@ -1,0 +1,112 @@
+"""A Prefect API or Dask setup that cannot work is one ``error:`` line naming it, before
+any flow starts, for every command line (no server needed: nothing answers here)."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from recover_helpers import tree_hash
+from server_helpers import free_port, run_py, show
+from suite_factory import case_src, make_suite
+
+from experiment_infra.services import ServiceError, check_dask_options, check_prefect_api
+
+DASK_NEEDS_SERVER = (
+    "needs a real Prefect server: start one (prefect server start) and set PREFECT_API_URL "
+    "(with Prefect's temporary server every Dask worker fails with 'database is locked')"
+)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_unreachable_api_url_is_one_line_naming_it_for_every_command(tmp_path: Path, scylla_copy: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    suite = make_suite(tmp_path / "s", [case_src("a")], name="unreachable")
+    root = scylla_copy.parent
+    before = tree_hash(scylla_copy)
+    commands = {
+        "run_suite": ("flows/run_suite.py", suite, "--results-root", tmp_path / "results"),
+        "recover": ("flows/recover.py", scylla_copy),
+        "report": ("flows/report.py", scylla_copy),
+        "nightly": ("flows/nightly.py", root),
+        "serve": ("deployments/serve.py", "--results-root", root),
+    }
+    for name, args in commands.items():
+        proc = run_py(None, *args, env={"PREFECT_API_URL": url}, timeout=300)
+        assert proc.returncode == 2, (name, show(proc))
+        assert error_lines(proc.stderr) == [
+            f"error: PREFECT_API_URL={url} does not answer ([Errno 111] Connection refused); start it "
+            "(prefect server start) or unset PREFECT_API_URL to run on a temporary local server"
+        ], (name, show(proc))
+        assert "Traceback" not in proc.stderr, name
+    assert not (tmp_path / "results").exists()
+    assert tree_hash(scylla_copy) == before  # nothing written: no report, no lock, no cache
+
+
+def test_dry_runs_that_never_start_prefect_do_not_need_the_server(scylla_copy: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    proc = run_py(None, "flows/recover.py", scylla_copy, "--dry-run", env={"PREFECT_API_URL": url})
+    assert proc.returncode == 0, show(proc)
+
+
+def test_dask_needs_a_real_prefect_server(tmp_path: Path, scylla_copy: Path) -> None:
+    suite = make_suite(tmp_path / "s", [case_src("a")], name="no_server")
+    for args in (
+        ("flows/run_suite.py", suite, "--dask-workers", "2"),
+        ("flows/recover.py", scylla_copy, "--dask-address", "tcp://127.0.0.1:8786"),
+        ("flows/nightly.py", scylla_copy.parent, "--dask-workers", "2"),
+    ):
+        proc = run_py(None, *args)
+        assert proc.returncode == 2, show(proc)
+        (line,) = error_lines(proc.stderr)
+        assert line.endswith(DASK_NEEDS_SERVER) and "Traceback" not in proc.stderr
+    both = run_py(None, "flows/run_suite.py", suite, "--dask-workers", "2", "--dask-address", "tcp://x:1")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def test_dask_option_rules() -> None:
+    check_dask_options(None, None, None)  # threads need nothing
+    check_dask_options("tcp://h:8786", None, "http://x/api")
+    with pytest.raises(ServiceError, match="exclusive"):
+        check_dask_options("tcp://h:8786", 2, "http://x/api")
+    with pytest.raises(ServiceError, match="--dask-workers must be a positive integer, got 0"):
+        check_dask_options(None, 0, "http://x/api")
+    with pytest.raises(ServiceError, match=re.escape(f"--dask-workers {DASK_NEEDS_SERVER}")):
+        check_dask_options(None, 2, None)
+
+
+class _NotPrefect(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = b"<html>hello</html>" if self.path.startswith("/html") else b"not found"
+        self.send_response(200 if self.path.startswith("/html") else 404)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_prefect() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotPrefect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_url_that_is_not_a_prefect_api(not_prefect: str) -> None:
+    with pytest.raises(ServiceError, match=r"answered HTTP 404 at /health; is it a Prefect API URL \(ending in /api\)\?"):
+        check_prefect_api(f"{not_prefect}/wrong")
+    with pytest.raises(ServiceError, match="answered /health with something not JSON"):
+        check_prefect_api(f"{not_prefect}/html")
+    with pytest.raises(ServiceError, match=r"^PREFECT_API_URL=not a url does not answer"):
+        check_prefect_api("not a url")
