@@ -21,6 +21,8 @@ from .records import RecordError, load_record, read_record, write_record
 from .reports import ReportError, rebuild_reports
 from .lock import LockHeld, acquire_lock
 from .recovery_plan import RecoveryInputError, Selection, survey
+from .recovery_scan import scan_results_root, survey_root
+from .services import ServiceError
 from .suite import Suite, SuiteError, load_suite
 from .status import (
     CaseStatus,
@@ -51,6 +53,9 @@ __all__ = [
     "Selection",
     "acquire_lock",
     "survey",
+    "survey_root",
+    "scan_results_root",
+    "ServiceError",
     "RunStatus",
     "Suite",
     "SuiteError",

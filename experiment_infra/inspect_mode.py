@@ -106,6 +106,17 @@ def read_log_header(path: Path) -> InspectLogHeader:
     return InspectLogHeader(path, log.status, error=error)
 
 
+def read_log_metadata(path: Path) -> dict[str, Any]:
+    """The metadata ``run_inspect_case`` stored in a log (config, variant, suite file, git)."""
+    require_inspect()
+    from inspect_ai.log import read_eval_log
+
+    try:
+        return dict(read_eval_log(str(path), header_only=True).eval.metadata or {})
+    except Exception:  # a torn or foreign log: no metadata, never a crash
+        return {}
+
+
 def latest_log(log_dir: Path, variant_name: str) -> InspectLogHeader | None:
     logs = inspect_logs_for(log_dir, variant_name)
     return read_log_header(logs[-1]) if logs else None

@@ -52,6 +52,43 @@ def kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS)
     proc.wait()
 
 
+def running_command(pid: int) -> list[str] | None:
+    """The argv of a live process on this machine (Linux ``/proc``); None if gone or unknown."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:  # a zombie, or a kernel thread
+        return None
+    return [os.fsdecode(arg) for arg in raw.split(b"\0")[:-1]]
+
+
+def stop_group_of(pid: int, argv: Sequence[str], grace: float = KILL_GRACE_SECONDS) -> bool:
+    """SIGTERM, then SIGKILL, the process group led by ``pid``, if that process still runs
+    exactly ``argv``; True if it was stopped.
+
+    For a process that is not our child (its runner was killed): a pid alone may have
+    been reused, so it is identified by its command line as well.
+    """
+    argv = list(argv)
+    if running_command(pid) != argv:
+        return False
+    try:
+        if os.getpgid(pid) != pid:
+            return False
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and running_command(pid) == argv:
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)  # members that ignored SIGTERM (the group outlives its leader)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return True
+
+
 def last_line(path: Path) -> str:
     try:
         with open(path, "rb") as fh:

@@ -23,6 +23,7 @@ from .lock import LockHeld, check_lock
 from .records import RecordError
 from .services import ServiceError
 from .recovery_plan import ExperimentSurvey, RecoveryInputError, Selection, SuiteRunSurvey, survey
+from .recovery_select import Mode
 from .recovery_render import render_json, render_text
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
@@ -87,7 +88,8 @@ def check_suite_rerun(s: SuiteRunSurvey) -> None:
             "--resume reruns every unfinished case: drop --status or include their statuses"
         )
     if s.planned and not s.manifest.suite_file:
-        raise RecoveryInputError(f"{s.run.manifest}: suite_file is empty, so run_suite cannot rerun its cases")
+        where = s.run.dir if s.mode is Mode.INSPECT else s.run.manifest
+        raise RecoveryInputError(f"{where}: no loadable suite file is recorded, so run_suite cannot rerun its cases")
 
 
 # ------------------------------------------------------------------ command line
@@ -153,9 +155,11 @@ def preflight(args: argparse.Namespace, selection: Selection) -> None:
     check_suite_rerun(s)
     if s.planned:
         run_suite = _import_flows("run_suite")
+        inspect = s.mode is Mode.INSPECT
         run_suite.preflight(
-            s.manifest.suite_file, dry_run=False, parallelism=args.parallelism, resume=str(s.run.dir),
-            results_root="results",
+            s.manifest.suite_file, dry_run=False, parallelism=args.parallelism,
+            resume=None if inspect else str(s.run.dir),
+            results_root=str(s.run.dir.parent) if inspect else "results",
         )
 
 

@@ -312,9 +312,13 @@ def target_of(directory: str | Path) -> ExperimentPaths | SuiteRunPaths:
     run = SuiteRunPaths(path)
     if run.is_run_dir():
         return run
+    from .recovery_inspect import inspect_target, is_inspect_log_dir
+
+    if is_inspect_log_dir(path):
+        return inspect_target(path)
     raise RecoveryInputError(
-        f"{path}: no config/experiment.json (agent-evaluation experiment) and no manifest.json "
-        "(standard-mode run directory); pass the directory that holds one"
+        f"{path}: no config/experiment.json (agent-evaluation experiment), no manifest.json "
+        "(standard-mode run directory) and no .eval logs (inspect mode); pass the directory that holds one"
     )
 
 

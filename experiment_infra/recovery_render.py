@@ -74,10 +74,12 @@ def _render_experiment(s: ExperimentSurvey, verbose: bool) -> str:
 
 def _render_suite_run(s: SuiteRunSurvey, verbose: bool) -> str:
     lines = [
-        f"run directory {s.run.dir} (standard mode, experiment {s.manifest.experiment_name})",
+        f"{'log' if s.mode is Mode.INSPECT else 'run'} directory {s.run.dir} "
+        f"({s.mode.value} mode, experiment {s.manifest.experiment_name})",
         f"expected cases: {s.expected}; selected: {len(s.cases)} (filters: {_filters_text(s)})",
         _counts_line("cases:", s.case_counts()),
-        f"work:   {len(s.planned)} case(s) rerun through run_suite --resume {s.run.dir}",
+        f"work:   {len(s.planned)} case(s) rerun through run_suite"
+        + ("" if s.mode is Mode.INSPECT else f" --resume {s.run.dir}"),
     ]
     lines += [f"note:   {n}" for n in s.notes]
     todo = [c for c in s.cases if c.needs_work or verbose]
@@ -115,7 +117,7 @@ def survey_document(survey: Survey) -> dict[str, Any]:
     if isinstance(survey, SuiteRunSurvey):
         return {
             "version": JSON_SCHEMA_VERSION,
-            "mode": Mode.STANDARD.value,
+            "mode": survey.mode.value,
             "directory": str(survey.run.dir),
             "experiment": survey.manifest.experiment_name,
             "filters": survey.selection.as_dict(),

@@ -20,6 +20,7 @@ class RecoveryInputError(ValueError):
 class Mode(str, Enum):
     AGENT_EVAL = "agent_eval"
     STANDARD = "standard"
+    INSPECT = "inspect"
 
 
 RUN_STATUS_NAMES = tuple(s.value for s in RunStatus)

@@ -1,4 +1,5 @@
-"""Recovery of a standard-mode run directory: its cases' statuses from their run records.
+"""Recovery of a standard-mode run directory (cases' statuses from their run records)
+or of an inspect-mode log directory (variants' statuses from their newest .eval log).
 
 A rerun goes through ``run_suite --resume``, which reruns every unfinished case and
 skips completed ones, so the survey also says which unfinished cases a ``--status``
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .layout import SuiteRunPaths, UnsafeNameError
+from .layout import SuiteRunPaths, UnsafeNameError, check_name
 from .records import SuiteManifest, read_record
 from .recovery_select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
-from .status import CaseStatus, classify_case
+from .status import CaseClassification, CaseStatus, classify_case, classify_inspect_case
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,13 @@ class CaseWork:
     def problem(self) -> str:
         return self.reason
 
+    inspect: bool = False
+
     @property
     def action(self) -> str:
-        return "rerun case (run_suite --resume)" if self.needs_work else "none"
+        if not self.needs_work:
+            return "none"
+        return "rerun variant (run_suite, new .eval log)" if self.inspect else "rerun case (run_suite --resume)"
 
 
 @dataclass(frozen=True)
@@ -88,29 +93,41 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey
                 "(filter it with --status)"
             )
     check_statuses(selection, CASE_STATUS_NAMES, "case")
-    read = read_record(run.manifest, SuiteManifest)
-    if read.record is None:
-        raise RecoveryInputError(f"{run.manifest}: {read.problem}; fix or restore it")
-    manifest = read.record
+    inspect = not run.is_run_dir()
+    notes: list[str] = []
+    if inspect:
+        from .recovery_inspect import inspect_manifest
+
+        manifest, notes = inspect_manifest(run.dir)
+    else:
+        read = read_record(run.manifest, SuiteManifest)
+        if read.record is None:
+            raise RecoveryInputError(f"{run.manifest}: {read.problem}; fix or restore it")
+        manifest = read.record
     cases: list[CaseWork] = []
     left_out: list[str] = []
     for mc in manifest.cases:
-        try:
-            paths = run.case(mc.variant_name)
-        except UnsafeNameError as exc:
-            raise RecoveryInputError(f"{run.manifest}: {exc}") from None
-        c = classify_case(paths)
-        work = CaseWork(mc.variant_name, c.status, c.reason)
+        c = _classify(run, mc.variant_name, inspect)
+        work = CaseWork(mc.variant_name, c.status, c.reason, inspect)
         if selection.statuses is None or c.status.value in selection.statuses:
             cases.append(work)
-        elif work.needs_work:
+        elif work.needs_work and not inspect:
             left_out.append(mc.variant_name)
-    notes = []
     if left_out:
         notes.append(
             f"{len(left_out)} unfinished case(s) not selected by --status ({', '.join(left_out)}): run_suite "
             "--resume reruns every unfinished case, so a real recovery needs a --status that selects them too"
         )
     return SuiteRunSurvey(
-        run, manifest, selection, len(manifest.cases), tuple(cases), tuple(left_out), tuple(notes)
+        run, manifest, selection, len(manifest.cases), tuple(cases), tuple(left_out), tuple(notes),
+        Mode.INSPECT if inspect else Mode.STANDARD,
     )
+
+
+def _classify(run: SuiteRunPaths, variant: str, inspect: bool) -> CaseClassification:
+    try:
+        if inspect:
+            return classify_inspect_case(run.dir, check_name("variant", variant))
+        return classify_case(run.case(variant))
+    except UnsafeNameError as exc:
+        raise RecoveryInputError(f"{run.dir}: {exc}") from None

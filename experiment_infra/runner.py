@@ -25,7 +25,7 @@ from .atomic import atomic_write_json, move_aside
 from .case import ExperimentCase
 from .config import BaseExperimentConfig, ConfigError
 from .layout import CasePaths
-from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group
+from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group, stop_group_of
 from .records import RunRecord, read_record, utc_now_iso, write_record
 from .status import CaseClassification, classify_case
 
@@ -75,6 +75,19 @@ def _check_travels(config: BaseExperimentConfig, argv: list[str], variant: str) 
 
 def _runner_files(paths: CasePaths) -> list[Path]:
     return [paths.config, paths.run_record, paths.stdout, paths.stderr]
+
+
+def stop_unfinished_attempt(paths: CasePaths) -> bool:
+    """Stop an earlier attempt that is still running on this host; True if one was stopped.
+
+    Entry points run in their own process group, so a runner that is killed (or a
+    laptop that loses its terminal) leaves them running. A resumed run must not let
+    that orphan write into the case directory beside the new attempt.
+    """
+    record = read_record(paths.run_record, RunRecord).record
+    if record is None or record.ended_at is not None or record.pid is None or record.host != socket.gethostname():
+        return False
+    return stop_group_of(record.pid, record.command)
 
 
 def set_aside_previous_attempt(paths: CasePaths) -> int:
@@ -130,28 +143,37 @@ class _Stream:
                 self.on_output = None
 
 
-def _pump(proc: subprocess.Popen[bytes], streams: list[_Stream], deadline: float | None) -> bool:
+def _pump(
+    proc: subprocess.Popen[bytes], streams: list[_Stream], deadline: float | None, drain: float = DRAIN_SECONDS
+) -> bool:
     """Copy the pipes until both close; return True if ``deadline`` passed first.
 
     Runs in the calling thread (no reader threads: with hundreds of cases their
     start-up showed in the per-case overhead). A grandchild that keeps a pipe open
-    after the entry point exited gets ``DRAIN_SECONDS``, then its group is killed.
+    after the entry point exited gets ``drain`` seconds, then its group is killed; a
+    pipe still open a second later (held by a process that left the group) is given up.
     """
     selector = selectors.DefaultSelector()
     for stream in streams:
         selector.register(stream.pipe, selectors.EVENT_READ, stream)
     exited_at: float | None = None
+    killed = False
     try:
         while selector.get_map():
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                return True
             if exited_at is None and proc.poll() is not None:
                 exited_at = now
-            elif exited_at is not None and now - exited_at > DRAIN_SECONDS:
-                kill_group(proc, grace=0.5)
-                exited_at = float("inf")
-            wait = POLL_SECONDS if deadline is None else min(POLL_SECONDS, deadline - now)
+            if exited_at is not None and now - exited_at > drain:
+                if killed and now - exited_at > drain + 1.0:
+                    return False
+                if not killed:
+                    kill_group(proc, grace=0.5)
+                    killed = True
+            # The timeout is the entry point's: once it has exited, only the drain delay applies
+            # (a leftover child holding the pipe must not turn a finished case into a timeout).
+            if deadline is not None and now >= deadline and exited_at is None:
+                return True
+            wait = POLL_SECONDS if deadline is None or exited_at is not None else min(POLL_SECONDS, deadline - now)
             for key, _ in selector.select(wait):
                 stream = key.data
                 data = os.read(key.fd, 65536)
@@ -227,7 +249,7 @@ def run_streaming(
     # Whatever the killed group wrote last still belongs in the logs.
     unread = [s for s in streams if not s.pipe.closed]
     if unread:
-        _pump(proc, unread, time.monotonic() + 1.0)
+        _pump(proc, unread, None, drain=1.0)
     for stream in unread:
         if not stream.pipe.closed:
             stream.close()
@@ -262,6 +284,7 @@ def run_case(
     command = case_command(case, paths, entry_point, python)
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     paths.dir.mkdir(parents=True, exist_ok=True)
+    stop_unfinished_attempt(paths)
     attempt = set_aside_previous_attempt(paths)
     atomic_write_json(paths.config, config.to_json_dict())
 

@@ -7,6 +7,7 @@ line naming the URL or address and the fix, not with a stack trace minutes later
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -26,15 +27,23 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def check_prefect_api(url: str, *, api_key: str | None = None, timeout: float = API_TIMEOUT_SECONDS) -> None:
-    """GET ``{url}/health``; raise ServiceError naming ``url`` unless it answers 200."""
+def check_prefect_api(
+    url: str, *, api_key: str | None = None, auth_string: str | None = None, timeout: float = API_TIMEOUT_SECONDS
+) -> None:
+    """GET ``{url}/health`` (with the credentials the Prefect client would send); ServiceError naming ``url`` unless 200."""
     try:
         request = urllib.request.Request(url.rstrip("/") + "/health")
         if api_key:
             request.add_header("Authorization", f"Bearer {api_key}")
+        elif auth_string:
+            request.add_header("Authorization", "Basic " + base64.b64encode(auth_string.encode()).decode())
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the user's own URL)
             body = response.read(200)
     except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise ServiceError(
+                f"PREFECT_API_URL={url} refused the credentials (HTTP {exc.code}); set PREFECT_API_AUTH_STRING or PREFECT_API_KEY"
+            ) from None
         raise ServiceError(f"PREFECT_API_URL={url} answered HTTP {exc.code} at /health; is it a Prefect API URL (ending in /api)?") from None
     except (OSError, ValueError) as exc:  # URLError, refused, timeout, a malformed URL
         raise ServiceError(f"PREFECT_API_URL={url} does not answer ({_first_line(exc)}); {_START_SERVER}") from None

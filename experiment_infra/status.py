@@ -200,7 +200,25 @@ def _recorded_reason(log: CommandLog) -> str | None:
     return f"agent exited with code {entry.exit_code}: {entry.reason}"
 
 
+def _linked_parent(run: str) -> str | None:
+    """``subtest`` or ``tier`` when the directory holding the run is a symlink.
+
+    Every read below goes through these two directories, and O_NOFOLLOW guards only
+    the last component of a path: a linked one would lead the reads out of the experiment.
+    """
+    subtest = os.path.dirname(run)
+    if subtest and _kind(subtest) == "symlink":
+        return "subtest"
+    tier = os.path.dirname(subtest)
+    if tier and _kind(tier) == "symlink":
+        return "tier"
+    return None
+
+
 def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
+    linked = _linked_parent(run)
+    if linked is not None:
+        return RunStatus.MISSING, f"{linked} directory is a symlink (not followed)"
     kind = _kind(run)
     if kind != "dir":
         return RunStatus.MISSING, {
@@ -208,8 +226,9 @@ def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
             "symlink": "run directory is a symlink (not followed)",
         }.get(kind, "run path is not a directory")
     agent = _at(run, _Names.agent_dir)
-    if _kind(agent) != "dir":
-        return RunStatus.MISSING, "no agent files"
+    agent_kind = _kind(agent)
+    if agent_kind != "dir":
+        return RunStatus.MISSING, "agent directory is a symlink (not followed)" if agent_kind == "symlink" else "no agent files"
     log = read_record(_at(run, _Names.command_log), CommandLog)
     has_output = _text_in(_at(run, _Names.output))
     if not has_output and not log.exists and not _entries(agent):

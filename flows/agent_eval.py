@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
@@ -26,8 +27,8 @@ from experiment_infra.agent_eval import (
     plan_experiment,
     start_experiment,
 )
-from experiment_infra.records import RecordError, RunResult, read_record
-from experiment_infra.reports import ReportError, rebuild_reports
+from experiment_infra.lock import acquire_lock
+from experiment_infra.records import RunResult, read_record
 from experiment_infra.status import RunStatus, classify_run
 from flows.artifacts import label_flow_run, publish_run_markdown
 from flows.task_runners import build_task_runner
@@ -174,17 +175,31 @@ def run_agent_eval(
         logger.info("%s", text)
         return EXIT_OK
     width = parallelism or max(1, sum(1 for r in plan.runs if r.needs_agent or r.judges))
-    start_experiment(plan, width)
-    label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name}", tags)
-    todo = [r for r in plan.runs if not r.done]
-    logger.info("%s %s: %d run(s) to do of %d", "resuming" if plan.resumed else "created", plan.exp.dir, len(todo), len(plan.runs))
-    errors = _execute(plan, width, dict(dask_address=dask_address, dask_workers=dask_workers))
-    try:
-        written = rebuild_reports(plan.exp.dir)
-        logger.info("reports: %d file(s) rebuilt", len(written))
-    except (ReportError, RecordError, OSError) as exc:  # reports are views: a failure loses no run
-        errors.append(f"reports: {type(exc).__name__}: {exc}")
+    # A recovery (or a second resume) working on this directory meanwhile would take
+    # runs in progress for partial ones and move them aside.
+    if not plan.resumed:
+        start_experiment(plan, width)  # a new directory: nobody else can be in it yet
+    with acquire_lock(plan.exp.lock, what=f"experiment {plan.exp.dir}"):
+        if plan.resumed:
+            start_experiment(plan, width)
+        label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name}", tags)
+        todo = [r for r in plan.runs if not r.done]
+        logger.info("%s %s: %d run(s) to do of %d", "resuming" if plan.resumed else "created", plan.exp.dir, len(todo), len(plan.runs))
+        errors = _execute(plan, width, dict(dask_address=dask_address, dask_workers=dask_workers))
+        if todo:  # reports are views of the runs: nothing ran, nothing to rebuild
+            errors += rebuild_reports_step(plan.exp.dir)
     rows = _rows(plan)
     print(_publish(plan, rows, errors))
     ok = not errors and all(r.status == RunStatus.COMPLETED.value and not r.reason for r in rows)  # reason: a failed judge
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def rebuild_reports_step(experiment_dir: Path) -> list[str]:
+    """The last step of a suite run or recovery: the report flow (a subflow, so its
+    artifact with plots shows in the UI); a failure loses no run, so it is an error line."""
+    from flows.report import report
+
+    state = report(experiment_dir=str(experiment_dir), return_state=True)
+    if state.is_completed():
+        return []
+    return [f"reports: {state.message or state.name}"]

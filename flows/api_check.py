@@ -24,6 +24,10 @@ def check_api() -> str | None:
     """The configured API URL once it answers (None: a temporary server will be used)."""
     url = configured_api_url()
     if url:
-        key = get_current_settings().api.key
-        check_prefect_api(url, api_key=key.get_secret_value() if key else None)
+        api = get_current_settings().api
+        check_prefect_api(
+            url,
+            api_key=api.key.get_secret_value() if api.key else None,
+            auth_string=api.auth_string.get_secret_value() if api.auth_string else None,
+        )
     return url

@@ -35,6 +35,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
+from experiment_infra.cli import add_dask_options, positive_int
 from experiment_infra.lock import LockHeld
 from experiment_infra.records import RecordError
 from experiment_infra.recovery_cli import RecoverySummary
@@ -208,12 +209,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="flows/nightly.py", description="Recover every experiment directory under a results root.")
     p.add_argument("results_root", metavar="RESULTS_ROOT", help="directory holding experiment and run directories")
@@ -223,10 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     only = p.add_mutually_exclusive_group()
     only.add_argument("--agents-only", action="store_true", help="agent reruns and regeneration only")
     only.add_argument("--judges-only", action="store_true", help="judge reruns only")
-    p.add_argument("-p", "--parallelism", type=_positive_int, metavar="N", help="at most N tasks at once per experiment")
-    dask = p.add_mutually_exclusive_group()
-    dask.add_argument("--dask-address", metavar="ADDR", help="run the tasks on this Dask scheduler (needs PREFECT_API_URL)")
-    dask.add_argument("--dask-workers", type=_positive_int, metavar="N", help="run the tasks on a local Dask cluster of N processes")
+    p.add_argument("-p", "--parallelism", type=positive_int, metavar="N", help="at most N tasks at once per experiment")
+    add_dask_options(p, "recoveries' tasks")
     return p
 
 

@@ -41,6 +41,7 @@ from experiment_infra.agent_eval import AgentEvalSpec, load_spec
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra.recovery_actions import work_done
+from experiment_infra.recovery_select import Mode
 from experiment_infra.recovery_cli import (
     DEFAULT_PARALLELISM,
     RecoverySummary,
@@ -66,7 +67,8 @@ from experiment_infra.recovery_render import (
     render_text,
     still_needing_rows,
 )
-from flows.artifacts import label_flow_run, publish_run_markdown
+from flows.agent_eval import rebuild_reports_step
+from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
 from flows.task_runners import build_task_runner
 from tasks.recover import (
     finish_run_task,
@@ -120,7 +122,8 @@ def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
     lines = [f"- {before.mode.value}: {summary.planned - len(summary.not_done)} of {summary.planned} planned run(s) done"]
     lines += [f"- before: {summary.before}", f"- after: {summary.after}"]
     lines += [f"  - **{label}** not done: {why}" for label, why in summary.not_done]
-    publish_run_markdown(f"{_artifact_key(directory)}-run", f"Recovery of {name}", directory, lines)
+    key = artifact_key("recovery", directory.parent.name, directory.name)  # not "recover-": that is the table
+    publish_run_markdown(key, f"Recovery of {name}", directory, lines)
 
 
 # -------------------------------------------------------------------- fan-out
@@ -199,9 +202,16 @@ def _recover_suite_run(
     check_suite_rerun(before)
     failures: list[tuple[str, str]] = []
     if before.planned:
+        if before.mode is Mode.INSPECT:
+            # No resume in inspect mode: rerun just these variants; their new logs land beside the old.
+            where: dict[str, Any] = dict(
+                results_root=str(before.run.dir.parent), variants=[c.variant for c in before.planned]
+            )
+        else:
+            where = dict(resume=str(before.run.dir))
         state = run_suite(
-            suite_path=before.manifest.suite_file, resume=str(before.run.dir), parallelism=parallelism,
-            **{k: v for k, v in dask.items() if v is not None}, return_state=True,
+            suite_path=before.manifest.suite_file, parallelism=parallelism,
+            **where, **{k: v for k, v in dask.items() if v is not None}, return_state=True,
         )
         if not state.is_completed():
             result = state.result(raise_on_failure=False)
@@ -252,6 +262,8 @@ def _recover(
     logger.info("%s", text)
     if isinstance(before, ExperimentSurvey):
         after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
+        if before.planned:
+            failures += [("reports", why) for why in rebuild_reports_step(target.dir)]
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask)
     after = _restrict(after_all, before)

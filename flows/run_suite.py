@@ -263,10 +263,12 @@ def run_suite(
     results_root: str = "results",
     dask_address: str | None = None,
     dask_workers: int | None = None,
+    variants: list[str] | None = None,
 ) -> Any:
     """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all).
 
     ``dask_address`` / ``dask_workers``: run the cases on a Dask cluster (flows/task_runners.py).
+    ``variants``: inspect mode only, run just these cases (what a recovery reruns).
     """
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
@@ -280,6 +282,10 @@ def run_suite(
         )
     if dask and suite.mode != "standard":
         raise SuiteError(f"--dask-address/--dask-workers: {suite.mode}-mode suites run on this machine only")
+    if variants is not None:
+        if suite.mode != "inspect":
+            raise SuiteError("variants: only inspect-mode runs take a subset of cases (standard mode: use --resume)")
+        dask["variants"] = variants
     return _runner_for(suite)(
         suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root, **dask
     )

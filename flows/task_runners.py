@@ -28,7 +28,8 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from experiment_infra.services import ServiceError, check_dask_options, check_dask_scheduler
 from flows.api_check import configured_api_url
 
-__all__ = ["ServiceError", "build_task_runner", "check_dask", "describe", "ship_by_value", "wants_dask"]
+__all__ = ["ServiceError", "build_task_runner", "check_dask", "ship_by_value", "wants_dask"]
+
 
 def wants_dask(dask_address: str | None, dask_workers: int | None) -> bool:
     return bool(dask_address) or dask_workers is not None
@@ -41,6 +42,12 @@ def check_dask(dask_address: str | None, dask_workers: int | None) -> None:
     scheduler that does not answer within a few seconds.
     """
     check_dask_options(dask_address, dask_workers, configured_api_url())
+    if not wants_dask(dask_address, dask_workers):
+        return
+    try:
+        import prefect_dask  # noqa: F401
+    except ImportError:
+        raise ServiceError("--dask-address/--dask-workers need prefect-dask: pip install -e '.[dask]'") from None
     if dask_address:
         check_dask_scheduler(dask_address)
 
@@ -87,7 +94,7 @@ def build_task_runner(
     """The runner a flow submits to (enter it with ``with``); ``-p`` bounds only the thread runner."""
     if not wants_dask(dask_address, dask_workers):
         return ThreadPoolTaskRunner(max_workers=parallelism or default_parallelism)
-    check_dask_options(dask_address, dask_workers, configured_api_url())  # a run started from the UI skipped the CLI
+    check_dask(dask_address, dask_workers)  # a run started from the UI or a deployment skipped the CLI's check
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
@@ -97,11 +104,3 @@ def build_task_runner(
         cluster_kwargs=dict(n_workers=dask_workers, threads_per_worker=1, processes=True, dashboard_address=None),
     )
 
-
-def describe(dask_address: str | None, dask_workers: int | None, parallelism: int | None, default_parallelism: int) -> str:
-    """Where the task runs go, for the flow's log."""
-    if dask_address:
-        return f"Dask scheduler {dask_address}"
-    if dask_workers is not None:
-        return f"a local Dask cluster of {dask_workers} worker process(es)"
-    return f"threads in this process (at most {parallelism or default_parallelism} at once)"

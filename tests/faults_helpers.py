@@ -33,15 +33,24 @@ FIGURE_NAMES = {
 }
 
 
-def tally(**counts: int) -> None:
-    """Add to the suite's figures (printed at the end of the pytest run)."""
+FAULT_KINDS = ("kill", "hang", "torn", "tree", "name", "race", "disk")
+
+
+def tally(kind: str | None = None, **counts: int) -> None:
+    """Add to the suite's figures (printed at the end of the pytest run); ``kind`` says
+    which sort of fault ``faults`` counts (see FAULT_KINDS)."""
     unknown = set(counts) - set(FIGURE_NAMES)
     assert not unknown, unknown
+    assert kind is None or kind in FAULT_KINDS, kind
     FIGURES.update(counts)
+    if kind is not None and counts.get("faults"):
+        FIGURES[f"faults:{kind}"] += counts["faults"]
 
 
 def summary_line() -> str:
-    return "fault suite: " + ", ".join(f"{FIGURES[k]} {label}" for k, label in FIGURE_NAMES.items())
+    kinds = ", ".join(f"{k} {FIGURES[f'faults:{k}']}" for k in FAULT_KINDS if FIGURES[f"faults:{k}"])
+    main = ", ".join(f"{FIGURES[k]} {label}" + (f" ({kinds})" if k == "faults" and kinds else "") for k, label in FIGURE_NAMES.items())
+    return "fault suite: " + main
 
 
 def write_summary(terminalreporter: Any) -> None:
@@ -126,11 +135,14 @@ class Marked:
         wait_gone(pids, 10)
         return pids
 
-    def popen(self, *args: str | Path, cwd: Path = REPO_ROOT, **kw: Any) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [PYTHON, *map(str, args)], cwd=cwd, env=self.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw,
-        )
+    def popen(self, *args: str | Path, log: Path, cwd: Path = REPO_ROOT, **kw: Any) -> subprocess.Popen[bytes]:
+        """Start ``python ARGS`` in the background, its output going to ``log`` (never a pipe
+        nobody reads, which would block it)."""
+        with open(log, "wb") as out:
+            return subprocess.Popen(
+                [PYTHON, *map(str, args)], cwd=cwd, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, **kw,
+            )
 
     def run(self, *args: str | Path, cwd: Path = REPO_ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

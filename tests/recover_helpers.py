@@ -46,11 +46,30 @@ def truncate(path: Path) -> None:
 CACHE_NAME = ExperimentPaths(Path(".")).status_cache.name
 
 
-def tree_hash(root: Path, skip: Path | None = None) -> dict[str, str]:
+REPORT_NAMES = {"report.json", "report.md", "summary.md", "best_subtest.json", "tier_comparison.json"}
+
+
+def is_report(rel: str) -> bool:
+    """Report files: views a recovery rebuilds from run files at its end (issue 8)."""
+    parts = rel.rstrip("/").split("/")
+    return (
+        parts[-1] in REPORT_NAMES
+        or parts[0] == "plots"
+        or (parts[-1] == "result.json" and len(parts) <= 2)  # experiment and tier result.json
+    )
+
+
+def tree_hash(root: Path, skip: Path | None = None, *, ignore_reports: bool = False) -> dict[str, str]:
     """Every entry under ``root`` (files by content, links by target, dirs by name) -> digest.
 
-    The classification cache a real recovery leaves at the top is not experiment data.
+    The classification cache a real recovery leaves at the top is not experiment data;
+    with ``ignore_reports``, neither are the reports it rebuilds at its end.
     """
+    out = _tree_hash(root, skip)
+    return {k: v for k, v in out.items() if not is_report(k)} if ignore_reports else out
+
+
+def _tree_hash(root: Path, skip: Path | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root)

@@ -68,7 +68,7 @@ def test_hostile_variant_names_are_refused_in_one_line(name: str) -> None:
     assert str(err.value).startswith("variant name")
     with pytest.raises(UnsafeNameError):
         SuiteRunPaths(Path("/nowhere")).case(name)
-    tally(faults=1)
+    tally("name", faults=1)
 
 
 @pytest.mark.parametrize("name", NAMES, ids=IDS)
@@ -82,7 +82,7 @@ def test_hostile_tier_and_subtest_names_are_refused_in_one_line(name: str) -> No
         ExperimentPaths(Path("/nowhere")).run(name, "00", 1)
     with pytest.raises(UnsafeNameError):
         ExperimentPaths(Path("/nowhere")).run("T0", name, 1)
-    tally(faults=2)
+    tally("name", faults=2)
 
 
 @pytest.mark.parametrize("name", NAMES, ids=IDS)
@@ -91,7 +91,7 @@ def test_hostile_recovery_filters_are_refused_in_one_line(scylla_copy: Path, nam
         with pytest.raises(RecoveryInputError) as err:
             survey(scylla_copy, Selection.build(**filters))  # type: ignore[arg-type]
         one_line(str(err.value))
-    tally(faults=3)
+    tally("name", faults=3)
 
 
 def test_hostile_filter_on_the_command_line_is_one_error_line(scylla_copy: Path) -> None:
@@ -101,7 +101,7 @@ def test_hostile_filter_on_the_command_line_is_one_error_line(scylla_copy: Path)
         lines = done.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {flag}"), done.stderr
         assert done.stdout == ""
-        tally(faults=1)
+        tally("name", faults=1)
 
 
 def test_hostile_names_inside_an_experiment_are_refused(scylla_copy: Path, tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_hostile_names_inside_an_experiment_are_refused(scylla_copy: Path, tmp_p
         with pytest.raises(RecoveryInputError, match="tiers_to_run") as err:
             survey(scylla_copy, Selection())
         one_line(str(err.value))
-        tally(faults=1)
+        tally("name", faults=1)
 
     # A standard-mode run directory whose manifest names a case "../x".
     run = SuiteRunPaths(tmp_path / "results" / "demo" / "20260101_000000_abcdef0")
@@ -125,7 +125,7 @@ def test_hostile_names_inside_an_experiment_are_refused(scylla_copy: Path, tmp_p
     with pytest.raises(RecoveryInputError, match="variant name") as err:
         survey(run.dir, Selection())
     one_line(str(err.value))
-    tally(faults=1)
+    tally("name", faults=1)
 
 
 def test_hostile_variant_in_a_suite_file_is_one_error_line_and_writes_nothing(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_hostile_variant_in_a_suite_file_is_one_error_line_and_writes_nothing(tm
     assert done.returncode == 2, done
     assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: ") and "../escape" in done.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "escape").exists()
-    tally(faults=1)
+    tally("name", faults=1)
 
 
 # ------------------------------------------------------------------ config values
@@ -209,4 +209,4 @@ def test_values_no_command_line_can_carry_are_refused_before_anything_is_written
     one_line(str(err.value))
     assert "'bad'" in str(err.value) and field in str(err.value)
     assert not (tmp_path / "results").exists()
-    tally(faults=1)
+    tally("name", faults=1)

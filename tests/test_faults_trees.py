@@ -163,7 +163,9 @@ DIR_OPS = ["delete", "link_out", "empty", "file_instead", "junk", "dangling"]
 
 def damage_file(p: Path, op: str, cut: float, exp: Path, outside: Path) -> bool:
     """Apply ``op`` to ``p``; True if the file no longer holds its valid original."""
-    original = p.read_bytes() if p.is_file() and not p.is_symlink() else None
+    if p.is_symlink() or (p.exists() and not p.is_file()):
+        _remove(p)  # an earlier op left a link, directory or FIFO: never write through it
+    original = p.read_bytes() if p.is_file() else None
     mirror = outside / p.relative_to(exp)
     if op == "delete":
         _remove(p)
@@ -312,7 +314,7 @@ def test_damaged_experiment_trees_classify_safely(skeleton: Path, ops: list[tupl
                     continue
                 if damage_dir(d, op, exp, outside):
                     touched.setdefault(i, set()).add(f"dir:{_norm(rel)}")
-        tally(faults=len(ops))
+        tally("tree", faults=len(ops))
 
         with watching(exp) as bad:
             s = _check_survey(exp)
@@ -402,7 +404,7 @@ def test_damaged_standard_run_directories_classify_safely(ops: list[tuple[str, f
             else:
                 damage_file(p, op, cut, run.dir, outside)
             damaged[v] = op
-        tally(faults=len(damaged))
+        tally("tree", faults=len(damaged))
 
         with watching(run.dir) as bad:
             s = survey(run.dir, Selection())
@@ -440,7 +442,7 @@ def test_a_symlinked_directory_to_a_complete_run_is_never_followed(skeleton: Pat
     rel = LINKED[where]
     shutil.rmtree(exp / rel)
     (exp / rel).symlink_to(outside / rel, target_is_directory=True)
-    tally(faults=1)
+    tally("tree", faults=1)
     with watching(exp) as bad:
         s = _check_survey(exp)
     assert not bad, bad
@@ -448,7 +450,9 @@ def test_a_symlinked_directory_to_a_complete_run_is_never_followed(skeleton: Pat
     r = runs.get("T1/01/run_01")
     tally(runs=len(s.runs))
     if r is None:
-        assert where == "tier" and not with_manifest  # a foreign tier that is a link has no subtests on disk
+        # A foreign experiment's subtests are the real directories on disk: a linked one is not one.
+        assert where in ("tier", "subtest") and not with_manifest
+        assert any("tier T1" in note for note in s.notes)
         return
     if where == "judge slot":
         assert r.judges[1].status is not JudgeStatus.COMPLETE and "symlink" in r.judges[1].reason
@@ -456,3 +460,30 @@ def test_a_symlinked_directory_to_a_complete_run_is_never_followed(skeleton: Pat
         assert all(j.status is not JudgeStatus.COMPLETE for j in r.judges)
     else:
         assert r.status is not RunStatus.COMPLETED and "symlink" in r.reason, r
+
+
+@pytest.mark.parametrize("where", ["tier", "subtest"])
+def test_a_rerun_never_writes_through_a_symlinked_tier_or_subtest(skeleton: Path, tmp_path: Path, where: str) -> None:
+    """Such a run is classified missing (above); rerunning it must not write into the link's target."""
+    from experiment_infra.agent_eval import AgentEvalError, load_spec, run_agent, set_aside_run
+    from faults_helpers import compare_kept, file_hashes
+
+    exp, outside = tmp_path / "exp", tmp_path / "outside"
+    shutil.copytree(skeleton, exp)
+    _decoy(skeleton, outside)
+    _manifest(exp)
+    (exp / "prompt.md").write_text("task\n")
+    rel = LINKED[where]
+    shutil.rmtree(exp / rel)
+    (exp / rel).symlink_to(outside / rel, target_is_directory=True)
+    before_outside, before_exp = file_hashes(outside), file_hashes(exp)
+    tally("tree", faults=1)
+    paths = ExperimentPaths(exp)
+    spec = load_spec(paths)
+    with pytest.raises(AgentEvalError, match=f"{where} directory .* is a symlink") as err:
+        set_aside_run(paths, "T1", "01", 1)
+    assert "\n" not in str(err.value)
+    with pytest.raises(AgentEvalError, match="symlink"):
+        run_agent(paths, spec, "T1", "01", 1)
+    assert compare_kept(before_outside, file_hashes(outside)) == []
+    assert file_hashes(outside) == before_outside and file_hashes(exp) == before_exp

@@ -160,3 +160,38 @@ def test_core_imports_without_inspect_ai(tmp_path: Path) -> None:
     out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "refused: inspect mode needs Inspect AI" in out.stdout
+
+
+def test_recovery_reruns_missing_and_failed_variants_and_keeps_old_logs(prefect_harness, tmp_path: Path) -> None:
+    from flows.recover import recover
+
+    from experiment_infra.recovery_plan import Selection, survey
+
+    suite_file, _ = demo_repo(tmp_path / "repo")
+    results = tmp_path / "results"
+    assert run_suite(suite_path=str(suite_file), results_root=str(results), return_state=True).is_completed()
+    log_dir = results / "inspect_demo"
+    [hopeless] = [p for p in log_dir.iterdir() if "_hopeless_" in p.name]
+    hopeless.unlink()  # lost: recovery must see it as missing (the suite file still lists it)
+    # "sloppy" breaks: a newer log of it in status error
+    broken = suite_file.parent / "broken.py"
+    kept = {p.name: p.read_bytes() for p in log_dir.iterdir()}
+    env_suite = suite_file.read_text()
+    suite_file.write_text(env_suite.replace('entry_point = "eval_quiz.py"', 'entry_point = "broken.py"')
+                          .replace("base.copy_with(error_rate=0.5)", 'base.copy_with(error_rate=0.5, model="explode")')
+                          .replace("base = QuizConfig()", "retries = 0\nbase = QuizConfig()"))
+    run_suite(suite_path=str(suite_file), results_root=str(results), variants=["sloppy"], return_state=True)
+    assert broken.exists()
+    suite_file.write_text(env_suite)  # fixed again
+
+    before = survey(log_dir, Selection())
+    statuses = {c.variant: c.status.value for c in before.cases}
+    assert statuses == {"perfect": "completed", "sloppy": "failed", "hopeless": "missing"}
+
+    state = recover(experiment_dir=str(log_dir), return_state=True)
+    assert state.is_completed(), state.message
+    after = survey(log_dir, Selection())
+    assert {c.variant: c.status.value for c in after.cases} == dict.fromkeys(statuses, "completed")
+    for name, data in kept.items():  # nothing written over or deleted
+        assert (log_dir / name).read_bytes() == data
+    assert len([p for p in log_dir.iterdir() if "_sloppy_" in p.name]) == 3  # ok, error, ok again

@@ -49,7 +49,7 @@ def test_reruns_move_old_attempts_aside_and_touch_nothing_else(prefect_harness, 
     fallback_tree = tree_hash(judged.judge_slot(2).dir)
     slot1_before = tree_hash(judged.judge_slot(1).dir)
     shutil.rmtree(exp.run("T1", "01", 1).dir)  # missing
-    untouched = tree_hash(exp.run("T1", "01", 2).dir)
+    untouched = tree_hash(exp.run("T1", "01", 2).dir, ignore_reports=True)
     assert statuses(exp)["T0/00/run_01"][0] == "failed" and statuses(exp)["T0/00/run_02"][1] == ["complete", "failed"]
 
     state, summary = run_recover(exp.dir, parallelism=4)
@@ -65,7 +65,7 @@ def test_reruns_move_old_attempts_aside_and_touch_nothing_else(prefect_harness, 
     assert tree_hash(judged.judge_slot(1).dir) == slot1_before
     # The deleted run had nothing to keep; the run nobody selected did not change at all.
     assert not exp.subtest("T1", "01").failed_dir.exists()
-    assert tree_hash(exp.run("T1", "01", 2).dir) == untouched
+    assert tree_hash(exp.run("T1", "01", 2).dir, ignore_reports=True) == untouched
 
     names = task_run_names(state)
     assert {"T0/00/run_01", "T0/00/run_01/judge_01", "T0/00/run_01/judge_02", "T0/00/run_02/judge_02",
@@ -77,13 +77,13 @@ def test_judge_model_override_is_recorded(prefect_harness, tmp_path: Path, git_r
     exp = build(tmp_path, git_repo)
     run = exp.run("T1", "01", 2)
     shutil.rmtree(run.judge_slot(1).dir)
-    other = tree_hash(exp.dir, skip=run.dir)
+    other = tree_hash(exp.dir, skip=run.dir, ignore_reports=True)
     state, summary = run_recover(exp.dir, judges_only=True, judge_model="fake-override-0.7")
     assert state.is_completed() and summary.exit_code == 0
     command = load_record(run.judge_slot(1).command_log, JudgeCommand)
     assert command.model == "fake-override-0.7" and command.model_override is True
     assert statuses(exp)["T1/01/run_02"] == ("completed", ["complete", "complete"])
-    assert tree_hash(exp.dir, skip=run.dir) == other
+    assert tree_hash(exp.dir, skip=run.dir, ignore_reports=True) == other
 
 
 def test_flaky_agent_is_retried_and_every_attempt_kept(prefect_harness, tmp_path: Path, git_repo: Path, monkeypatch) -> None:

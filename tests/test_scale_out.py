@@ -16,6 +16,8 @@ from conftest import FIXTURE, PYTHON, REPO_ROOT
 from recover_helpers import run_paths
 from server_helpers import PrefectServer, free_port, run_py, show
 
+from experiment_infra.layout import SuiteRunPaths
+
 pytestmark = pytest.mark.server
 
 CONFIG = '''
@@ -101,7 +103,8 @@ def where_suite(where: Path, name: str) -> Path:
 
 def case_parents(results: Path, name: str) -> dict[str, dict[str, int]]:
     (run_dir,) = (results / name).iterdir()
-    return {v: json.loads((run_dir / v / "metrics.json").read_text()) for v in ("left", "right", "solo1", "solo2")}
+    run = SuiteRunPaths(run_dir)
+    return {v: json.loads(run.case(v).metrics.read_text()) for v in ("left", "right", "solo1", "solo2")}
 
 
 @pytest.fixture

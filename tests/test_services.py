@@ -3,6 +3,7 @@ any flow starts, for every command line (no server needed: nothing answers here)
 
 from __future__ import annotations
 
+import base64
 import http.server
 import re
 import threading
@@ -84,8 +85,14 @@ def test_dask_option_rules() -> None:
 
 class _NotPrefect(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        body = b"<html>hello</html>" if self.path.startswith("/html") else b"not found"
-        self.send_response(200 if self.path.startswith("/html") else 404)
+        if self.path.startswith("/locked"):  # a server with basic auth (PREFECT_SERVER_API_AUTH_STRING)
+            ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"admin:pw").decode()
+            code, body = (200, b"true") if ok else (401, b"unauthorized")
+        elif self.path.startswith("/html"):
+            code, body = 200, b"<html>hello</html>"
+        else:
+            code, body = 404, b"not found"
+        self.send_response(code)
         self.end_headers()
         self.wfile.write(body)
 
@@ -110,3 +117,6 @@ def test_a_url_that_is_not_a_prefect_api(not_prefect: str) -> None:
         check_prefect_api(f"{not_prefect}/html")
     with pytest.raises(ServiceError, match=r"^PREFECT_API_URL=not a url does not answer"):
         check_prefect_api("not a url")
+    check_prefect_api(f"{not_prefect}/locked", auth_string="admin:pw")  # the credentials the client would send
+    with pytest.raises(ServiceError, match=r"refused the credentials \(HTTP 401\); set PREFECT_API_AUTH_STRING"):
+        check_prefect_api(f"{not_prefect}/locked")

@@ -29,8 +29,20 @@ def refuse_existing(path: Path, what: str) -> None:
         raise FileExistsError(f"{path}: {what} already has files; move the earlier attempt aside before rerunning it")
 
 
+def refuse_linked_parents(exp: ExperimentPaths, tier: str, subtest: str) -> None:
+    """A tier or subtest directory that is a symlink would take the run's files (and the
+    move of its earlier attempt) out of the experiment: refused, never written through."""
+    for kind, directory in (("tier", exp.tier(tier).dir), ("subtest", exp.subtest(tier, subtest).dir)):
+        if directory.is_symlink():
+            raise AgentEvalError(
+                f"{kind} directory {directory} is a symlink; runs are never written through one: "
+                "replace it with a real directory"
+            )
+
+
 def set_aside_run(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -> Path | None:
     """Move an earlier attempt of a run to ``{subtest}/.failed/run_NN_attempt_K`` (never deleted)."""
+    refuse_linked_parents(exp, tier, subtest)
     paths = exp.run(tier, subtest, run_number)
     if not paths.dir.is_symlink() and (not paths.dir.exists() or (paths.dir.is_dir() and not any(paths.dir.iterdir()))):
         return None
@@ -67,6 +79,7 @@ def run_agent(exp: ExperimentPaths, spec: AgentEvalSpec, tier: str, subtest: str
     """
     condition = spec.condition(tier, subtest)
     paths: AgentRunPaths = exp.run(tier, subtest, run_number)
+    refuse_linked_parents(exp, tier, subtest)
     refuse_existing(paths.dir, "run directory")
     prompt = _read_prompt(exp)
     paths.agent_dir.mkdir(parents=True, exist_ok=True)

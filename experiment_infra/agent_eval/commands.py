@@ -17,6 +17,8 @@ import string
 import subprocess
 from typing import Mapping, Sequence
 
+from ..process import kill_group
+
 EXTRA_ARGS = "{extra_args}"
 PLACEHOLDERS = frozenset({"model", "prompt_file", "workspace", "run_dir", "tier", "subtest", "run_number"})
 
@@ -176,16 +178,32 @@ def _program(argv: Sequence[str]) -> tuple[str, ...]:
     return tuple(head[:2]) if head else tuple(argv[:1])
 
 
+VERSION_TIMEOUT_SECONDS = 15.0
+
+
 @functools.lru_cache(maxsize=32)
 def _version_of(program: tuple[str, ...]) -> str:
+    # Its own process group, killed whole on timeout: a CLI that hangs on --version (and
+    # any child it started, which may hold the pipe open) must not outlive the question.
     try:
-        done = subprocess.run(
-            [*program, "--version"], capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [*program, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, start_new_session=True,
         )
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, ValueError):
         return "unknown"
-    first = done.stdout.strip().splitlines()[:1]
-    return first[0] if done.returncode == 0 and first else "unknown"
+    try:
+        out, _ = proc.communicate(timeout=VERSION_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        kill_group(proc, grace=1.0)
+        if proc.stdout is not None:
+            proc.stdout.close()  # not read: a process that left the group could hold it open forever
+        return "unknown"
+    except BaseException:
+        kill_group(proc, grace=1.0)
+        raise
+    first = out.strip().splitlines()[:1]
+    return first[0] if proc.returncode == 0 and first else "unknown"
 
 
 def cli_version(argv: Sequence[str]) -> str:
