@@ -186,6 +186,32 @@ def inspect_logs_for(log_dir: Path, variant_name: str) -> list[Path]:
 # --------------------------------------------------------------- agent evaluation
 
 
+class _Reported:
+    """``report.json`` and ``report.md``: the reports of a run, a subtest, a tier or an experiment."""
+
+    dir: Path
+
+    @property
+    def report_json(self) -> Path:
+        return self.dir / "report.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.dir / "report.md"
+
+
+class _Summarized(_Reported):
+    """Tier and experiment level: also the aggregated ``result.json`` and ``summary.md``."""
+
+    @property
+    def result(self) -> Path:
+        return self.dir / "result.json"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.dir / "summary.md"
+
+
 def run_dir_name_for(run_number: int) -> str:
     return f"run_{run_number:02d}"
 
@@ -241,7 +267,7 @@ class JudgeSlotPaths:
 
 
 @dataclass(frozen=True)
-class AgentRunPaths:
+class AgentRunPaths(_Reported):
     """``{tier}/{subtest}/run_{NN}/``: one agent run and its judge panel."""
 
     dir: Path
@@ -318,14 +344,6 @@ class AgentRunPaths:
         return self.dir / "run_result.json"
 
     @property
-    def report_json(self) -> Path:
-        return self.dir / "report.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.dir / "report.md"
-
-    @property
     def workspace(self) -> Path:
         return self.dir / "workspace"
 
@@ -349,7 +367,7 @@ class AgentRunPaths:
 
 
 @dataclass(frozen=True)
-class ExperimentPaths:
+class ExperimentPaths(_Summarized):
     """An agent-evaluation experiment directory (ProjectScylla's layout)."""
 
     dir: Path
@@ -410,21 +428,6 @@ class ExperimentPaths:
         return self.dir / "repo"
 
     # experiment-level reports
-    @property
-    def result(self) -> Path:
-        return self.dir / "result.json"
-
-    @property
-    def report_json(self) -> Path:
-        return self.dir / "report.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.dir / "report.md"
-
-    @property
-    def summary_md(self) -> Path:
-        return self.dir / "summary.md"
 
     @property
     def tier_comparison(self) -> Path:
@@ -476,24 +479,8 @@ class ExperimentPaths:
 
 
 @dataclass(frozen=True)
-class TierPaths:
+class TierPaths(_Summarized):
     dir: Path
-
-    @property
-    def result(self) -> Path:
-        return self.dir / "result.json"
-
-    @property
-    def report_json(self) -> Path:
-        return self.dir / "report.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.dir / "report.md"
-
-    @property
-    def summary_md(self) -> Path:
-        return self.dir / "summary.md"
 
     @property
     def best_subtest(self) -> Path:
@@ -501,19 +488,11 @@ class TierPaths:
 
 
 @dataclass(frozen=True)
-class SubtestPaths:
+class SubtestPaths(_Reported):
     dir: Path
 
     def run(self, run_number: int) -> AgentRunPaths:
         return AgentRunPaths(self.dir / run_dir_name_for(run_number))
-
-    @property
-    def report_json(self) -> Path:
-        return self.dir / "report.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.dir / "report.md"
 
     @property
     def config_manifest(self) -> Path:

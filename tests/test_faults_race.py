@@ -1,0 +1,197 @@
+"""Concurrency: two recoveries of one experiment, a recovery killed while holding the lock,
+and two resumes of one standard-mode run directory, all as real ``python flows/...``
+processes. Exactly one writer works; the other exits non-zero naming the lock holder;
+a dead holder's lock is taken over; the work is done exactly once."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+from agent_eval_helpers import DEMO, make_suite
+from conftest import PYTHON, REPO_ROOT
+from faults_helpers import (
+    Marked,
+    compare_kept,
+    fault_case,
+    file_hashes,
+    read_json,
+    run_suite_cmd,
+    tally,
+    wait_for,
+    write_fault_suite,
+)
+
+from experiment_infra.agent_eval import Condition, finish_run, plan_experiment, run_agent, run_judge, start_experiment
+from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
+from experiment_infra.records import LockInfo, RunRecord, load_record, read_record
+from experiment_infra.recovery_plan import Selection, survey
+from experiment_infra.status import CaseStatus, RunStatus, classify_case
+
+pytestmark = pytest.mark.slow
+
+HOLD_AGENT = textwrap.dedent(
+    """
+    # The fake agent, after waiting while $HOLD_FILE exists (records its pid first).
+    import os, sys, time
+    from pathlib import Path
+
+    if sys.argv[1:2] != ["--version"]:
+        Path(os.environ["HOLD_PIDS"]).mkdir(exist_ok=True)
+        (Path(os.environ["HOLD_PIDS"]) / str(os.getpid())).write_text("agent")
+        deadline = time.monotonic() + 120
+        while Path(os.environ["HOLD_FILE"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+    """
+)
+MODELS = ["fake-opus"]
+
+
+def _experiment(tmp_path: Path, repo: Path) -> ExperimentPaths:
+    """A finished experiment (one run, one judge) whose run then lost its command log: partial."""
+    suite = make_suite(tmp_path, repo, conditions=[Condition("T0", "00", "fake-sonnet")], judge_models=MODELS)
+    plan = plan_experiment(suite, results_root=tmp_path / "results")
+    start_experiment(plan, 1)
+    exp, spec = plan.exp, plan.spec
+    run_agent(exp, spec, "T0", "00", 1)
+    run_judge(exp, spec, "T0", "00", 1, 1, MODELS[0])
+    finish_run(exp, spec, "T0", "00", 1)
+    exp.run("T0", "00", 1).command_log.unlink()
+    assert [r.status for r in survey(exp.dir, Selection()).runs] == [RunStatus.PARTIAL]
+    return exp
+
+
+def _recovery_env(tmp_path: Path, hold: Path) -> dict[str, str]:
+    wrapper = tmp_path / "hold_agent.py"
+    wrapper.write_text(HOLD_AGENT)
+    agent = [PYTHON, str(wrapper), str(DEMO / "fake_agent.py"), "--model", "{model}", "--print", "--output-format", "json",
+             "--dangerously-skip-permissions", "{extra_args}", "{prompt_file}"]
+    return {"EXPERIMENT_AGENT_COMMAND": shlex.join(agent), "HOLD_FILE": str(hold), "HOLD_PIDS": str(tmp_path / "agent-pids")}
+
+
+def _recover_args(exp: ExperimentPaths) -> list[str]:
+    return [str(REPO_ROOT / "flows" / "recover.py"), str(exp.dir)]
+
+
+def _attempts(exp: ExperimentPaths) -> list[str]:
+    failed = exp.subtest("T0", "00").failed_dir
+    return sorted(p.name for p in failed.iterdir()) if failed.is_dir() else []
+
+
+def test_two_recoveries_at_once_exactly_one_works(tmp_path: Path, git_repo: Path) -> None:
+    exp = _experiment(tmp_path, git_repo)
+    damaged = file_hashes(exp.run("T0", "00", 1).dir)
+    hold = tmp_path / "hold"
+    hold.write_text("hold")
+    env = _recovery_env(tmp_path, hold)
+    a, b = Marked(tmp_path / "home-a", **env), Marked(tmp_path / "home-b", **env)
+    procs = {"a": a.popen(*_recover_args(exp), log=tmp_path / "a.log"), "b": b.popen(*_recover_args(exp), log=tmp_path / "b.log")}
+    try:
+        # The one that loses exits while the winner's agent is still held.
+        loser = wait_for(lambda: next((k for k, p in procs.items() if p.poll() is not None), None), 240, "one recovery to give up")
+        winner = "b" if loser == "a" else "a"
+        assert procs[winner].poll() is None
+        out = (tmp_path / f"{loser}.log").read_text()
+        assert procs[loser].returncode == 3, out[-3000:]
+        errors = [line for line in out.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, out[-3000:]
+        assert f"is locked by pid {procs[winner].pid} on {socket.gethostname()}" in errors[0]
+        assert "still running" in errors[0] and str(exp.lock) in errors[0]
+        holder = load_record(exp.lock, LockInfo)
+        assert holder.pid == procs[winner].pid
+        hold.unlink()
+        assert procs[winner].wait(timeout=240) == 0, (tmp_path / f"{winner}.log").read_text()[-3000:]
+    finally:
+        hold.unlink(missing_ok=True)
+        a.end_all()
+        b.end_all()
+    tally("race", faults=1, runs=1)
+    assert [r.status for r in survey(exp.dir, Selection()).runs] == [RunStatus.COMPLETED]
+    assert _attempts(exp) == ["run_01_attempt_1"]  # rerun exactly once
+    moved = exp.subtest("T0", "00").failed_attempt(1, 1)
+    assert compare_kept(damaged, file_hashes(moved)) == []
+    assert not exp.lock.exists()
+
+
+def test_lock_of_a_killed_recovery_is_taken_over_and_nothing_is_lost(tmp_path: Path, git_repo: Path) -> None:
+    exp = _experiment(tmp_path, git_repo)
+    damaged = file_hashes(exp.run("T0", "00", 1).dir)
+    hold = tmp_path / "hold"
+    hold.write_text("hold")
+    env = _recovery_env(tmp_path, hold)
+    first = Marked(tmp_path / "home-first", **env)
+    proc = first.popen(*_recover_args(exp), log=tmp_path / "first.log", start_new_session=True)
+    try:
+        wait_for(lambda: (tmp_path / "agent-pids").is_dir() and any((tmp_path / "agent-pids").iterdir()), 240,
+                 "the first recovery's agent to start")
+        holder = load_record(exp.lock, LockInfo)
+        assert holder.pid == proc.pid
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        first.end_all()  # what the killed recovery left running: its temporary server and its agent
+    tally("kill", faults=1)
+    assert read_record(exp.lock, LockInfo).record == holder  # a stale lock, left behind
+    half_done = file_hashes(exp.run("T0", "00", 1).dir)
+    assert [r.status for r in survey(exp.dir, Selection()).runs] == [RunStatus.PARTIAL]
+
+    hold.unlink()
+    second = Marked(tmp_path / "home-second", **env)
+    try:
+        done = second.run(*_recover_args(exp), timeout=300)
+    finally:
+        second.end_all()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "took over the stale lock" in done.stdout + done.stderr
+    assert not exp.lock.exists()
+    assert [r.status for r in survey(exp.dir, Selection()).runs] == [RunStatus.COMPLETED]
+    assert _attempts(exp) == ["run_01_attempt_1", "run_01_attempt_2"]
+    sub = exp.subtest("T0", "00")
+    assert compare_kept(damaged, file_hashes(sub.failed_attempt(1, 1))) == []  # the original damaged run
+    assert compare_kept(half_done, file_hashes(sub.failed_attempt(1, 2))) == []  # the killed recovery's half run
+    tally("race", faults=1, runs=2)
+
+
+def test_two_resumes_of_one_run_directory_exactly_one_reruns(tmp_path: Path, prefect_harness) -> None:
+    from flows.run_suite import run_suite
+
+    hold = tmp_path / "hold"
+    suite = write_fault_suite(tmp_path / "suite", [fault_case("kept"), fault_case("redo", hold_file=str(hold))])
+    state = run_suite(suite_path=str(suite), results_root=str(tmp_path / "results"), return_state=True)
+    assert state.is_completed()
+    (run_dir,) = (tmp_path / "results" / "faults").iterdir()
+    run = SuiteRunPaths(run_dir)
+    kept = file_hashes(run.case("kept").dir)
+    redo = run.case("redo")
+    redo.run_record.unlink()  # as if it never ran: its next try (tries.txt gone too) holds on the file
+    (redo.dir / "tries.txt").unlink()
+    hold.write_text("hold")
+
+    a, b = Marked(tmp_path / "home-a"), Marked(tmp_path / "home-b")
+    args = run_suite_cmd(suite, "--resume", str(run.dir))
+    procs = {"a": a.popen(*args, log=tmp_path / "a.log"), "b": b.popen(*args, log=tmp_path / "b.log")}
+    try:
+        loser = wait_for(lambda: next((k for k, p in procs.items() if p.poll() is not None), None), 240, "one resume to give up")
+        winner = "b" if loser == "a" else "a"
+        out = (tmp_path / f"{loser}.log").read_text()
+        assert procs[loser].returncode == 2, out[-3000:]
+        errors = [line for line in out.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and f"is locked by pid {procs[winner].pid}" in errors[0], out[-3000:]
+        hold.unlink()
+        assert procs[winner].wait(timeout=240) == 0, (tmp_path / f"{winner}.log").read_text()[-3000:]
+    finally:
+        hold.unlink(missing_ok=True)
+        a.end_all()
+        b.end_all()
+    tally("race", faults=1, runs=2)
+    assert classify_case(redo).status is CaseStatus.COMPLETED
+    assert read_json(redo.metrics)["tries"] == 1 and len((redo.dir / "pids.txt").read_text().split()) == 2  # 1 + 1 rerun
+    assert load_record(redo.run_record, RunRecord).attempt == 2 and redo.kept_attempts() == [1]  # the first logs, kept
+    assert compare_kept(kept, file_hashes(run.case("kept").dir)) == []
+    assert not run.lock.exists()
