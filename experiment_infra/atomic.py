@@ -60,6 +60,26 @@ def write_new_text(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
+def unwritable_reason(directory: Path) -> str | None:
+    """Why nothing can be created in ``directory`` (or, while it does not exist yet, in the
+    nearest directory above it that does); None when it is writable.
+
+    access(2) reports a read-only filesystem even to root, who ignores permission bits,
+    so a run can refuse up front instead of failing at its first write.
+    """
+    path = Path(directory).absolute()
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    if os.access(path, os.W_OK | os.X_OK):
+        return None
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return f"{path} is on a read-only filesystem"
+    except OSError:
+        pass
+    return f"{path} is not writable by this user"
+
+
 def move_aside(path: Path, dest: Path) -> Path:
     """Move ``path`` to ``dest`` (never deleting anything); returns ``dest``.
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from .agent_eval import AgentEvalError, load_spec
+from .atomic import unwritable_reason
 from .lock import LockHeld, check_lock
 from .records import RecordError
 from .services import ServiceError
@@ -143,6 +144,9 @@ def preflight(args: argparse.Namespace, selection: Selection) -> None:
     s = survey(args.experiment_dir, selection)
     target = s.exp if isinstance(s, ExperimentSurvey) else s.run
     check_lock(target.lock, what=str(target.dir))
+    problem = unwritable_reason(target.dir)
+    if problem is not None:  # a read-only mount: refused here, not at the lock inside the flow
+        raise RecoveryInputError(f"{target.dir}: a recovery writes here and cannot ({problem}); --dry-run and --json only read")
     if isinstance(s, ExperimentSurvey):
         if any(r.rerun_agent or r.judge_slots for r in s.planned):
             load_spec(s.exp)  # an experiment it cannot rerun, or a bad command template

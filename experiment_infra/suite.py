@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, unwritable_reason
 from .case import ExperimentCase, validate_cases
 from .config import ConfigError
 from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
@@ -298,6 +298,16 @@ def plan_suite(
         on_disk = classify_case(paths) if resume is not None else CaseClassification(CaseStatus.MISSING, "new run")
         planned.append(PlannedCase(case, paths, tuple(command), on_disk))
     return SuitePlan(suite, run, git, tuple(planned), resumed=resume is not None)
+
+
+def check_writable(plan: SuitePlan) -> None:
+    """Refuse, before anything starts, a run whose directory cannot be written (a read-only
+    mount, no permission): it would otherwise fail at its first write, inside the flow."""
+    where = plan.run.dir if plan.resumed else plan.run.dir.parent
+    problem = unwritable_reason(where)
+    if problem is not None:
+        what = f"--resume {plan.run.dir}" if plan.resumed else f"results root {plan.run.dir.parent.parent}"
+        raise SuiteError(f"{what}: cannot write there ({problem}); use a writable --results-root or fix the mount")
 
 
 def manifest_for(plan: SuitePlan) -> SuiteManifest:

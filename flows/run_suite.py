@@ -35,7 +35,16 @@ from prefect.states import Completed, Failed, State
 from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
 from experiment_infra.lock import acquire_lock, check_lock
 from experiment_infra.status import CaseStatus, classify_case
-from experiment_infra.suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, start_run
+from experiment_infra.suite import (
+    Suite,
+    SuiteError,
+    SuitePlan,
+    check_writable,
+    format_plan,
+    load_suite,
+    plan_suite,
+    start_run,
+)
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
 
@@ -170,6 +179,8 @@ def preflight(suite_path: str, *, dry_run: bool, parallelism: int | None, resume
         plan = plan_suite(suite, results_root, resume)
         if plan.resumed:
             check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
+        if not dry_run:
+            check_writable(plan)
 
 
 # ------------------------------------------------------------------------ summary

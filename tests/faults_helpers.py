@@ -186,6 +186,7 @@ class FaultConfig(BaseExperimentConfig):
     stubborn_child: bool = False  # start a child that ignores SIGTERM and keeps stdout open
     orphan_child: bool = False    # exit 0 at once, leaving that child behind
     payload_mb: int = 0      # write a file this big (disk-full tests)
+    fail_first: bool = False  # exit 3 on the first try
     text: str = ""
     items: list[str] = []
     mapping: dict[str, str] = {}
@@ -220,6 +221,9 @@ if cfg.stubborn_child or cfg.orphan_child:
     (case.dir / "child.pid").write_text(str(child.pid))
 if cfg.orphan_child:
     os._exit(0)
+if cfg.fail_first and tries == 1:
+    print(f"first try of {{cfg.label}} fails", file=sys.stderr)
+    sys.exit(3)
 if cfg.hang:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while True:

@@ -195,3 +195,38 @@ def test_two_resumes_of_one_run_directory_exactly_one_reruns(tmp_path: Path, pre
     assert load_record(redo.run_record, RunRecord).attempt == 2 and redo.kept_attempts() == [1]  # the first logs, kept
     assert compare_kept(kept, file_hashes(run.case("kept").dir)) == []
     assert not run.lock.exists()
+
+
+def test_nightly_run_racing_a_recovery_skips_the_locked_experiment_naming_the_holder(
+    tmp_path: Path, git_repo: Path, prefect_harness
+) -> None:
+    from conftest import FIXTURE, copy_tree_writable
+    from flows.nightly import nightly_recovery
+
+    exp = _experiment(tmp_path, git_repo)  # under tmp_path/results
+    other = ExperimentPaths(copy_tree_writable(FIXTURE, tmp_path / "results" / "scylla"))
+    other.run("T1", "01", 1).run_result.unlink()  # work for the nightly run: a regeneration
+    hold = tmp_path / "hold"
+    hold.write_text("hold")
+    env = _recovery_env(tmp_path, hold)
+    marked = Marked(tmp_path / "home", **env)
+    proc = marked.popen(*_recover_args(exp), log=tmp_path / "recover.log")
+    try:
+        wait_for(lambda: (tmp_path / "agent-pids").is_dir() and any((tmp_path / "agent-pids").iterdir()), 240,
+                 "the recovery to hold the lock and start its agent")
+        state = nightly_recovery(results_root=str(tmp_path / "results"), return_state=True)
+        summary = state.result(raise_on_failure=False)
+        assert state.is_completed(), state.message
+        rows = {Path(r.directory): r for r in summary.rows}
+        locked = rows[exp.dir]
+        assert locked.outcome == "locked" and f"pid {proc.pid} on {socket.gethostname()}" in locked.detail, locked
+        assert rows[other.dir].outcome == "recovered", rows[other.dir]
+        hold.unlink()
+        assert proc.wait(timeout=240) == 0, (tmp_path / "recover.log").read_text()[-3000:]
+    finally:
+        hold.unlink(missing_ok=True)
+        marked.end_all()
+    tally("race", faults=1, runs=2)
+    assert _attempts(exp) == ["run_01_attempt_1"]  # only the recovery touched it, once
+    assert [r.status for r in survey(exp.dir, Selection()).runs] == [RunStatus.COMPLETED]
+    assert all(r.status is RunStatus.COMPLETED for r in survey(other.dir, Selection()).runs)

@@ -487,3 +487,32 @@ def test_a_rerun_never_writes_through_a_symlinked_tier_or_subtest(skeleton: Path
         run_agent(paths, spec, "T1", "01", 1)
     assert compare_kept(before_outside, file_hashes(outside)) == []
     assert file_hashes(outside) == before_outside and file_hashes(exp) == before_exp
+
+
+def test_json_command_line_on_a_hostile_tree(skeleton: Path, tmp_path: Path) -> None:
+    """``flows/recover.py DIR --json`` as a user runs it, on a tree damaged several ways at once."""
+    from recover_helpers import recover_cli
+
+    exp, outside = tmp_path / "exp", tmp_path / "outside"
+    shutil.copytree(skeleton, exp)
+    _decoy(skeleton, outside)
+    _manifest(exp)
+    damage_dir(exp / "T1" / "01", "link_out", exp, outside)
+    damage_dir(exp / "T2" / "01" / "run_01" / "judge", "link_out", exp, outside)
+    damage_file(exp / "T3" / "01" / "run_01" / "run_result.json", "non_utf8", 0.0, exp, outside)
+    damage_file(exp / "T4" / "01" / "run_01" / "agent" / "command_log.json", "huge_garbage", 0.0, exp, outside)
+    damage_file(exp / "T5" / "01" / "run_01" / "judge" / "judge_01" / "judgment.json", "fifo", 0.0, exp, outside)
+    tally("tree", faults=5)
+    done = recover_cli(str(exp), "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    runs = {f"{r['tier']}/{r['subtest']}": r for r in doc["runs"]}
+    assert runs["T1/01"]["status"] == "missing" and "symlink" in runs["T1/01"]["reason"]
+    assert runs["T2/01"]["status"] == "results" and "symlink" in runs["T2/01"]["reason"]
+    assert runs["T3/01"]["status"] == "results" and "not UTF-8" in runs["T3/01"]["reason"]
+    assert runs["T4/01"]["status"] == "partial" and "command_log.json" in runs["T4/01"]["reason"]
+    assert runs["T5/01"]["judges"][0]["status"] != "complete"
+    assert runs["T0/00"]["status"] == "completed"
+    for r in doc["runs"]:
+        assert r["status"] in {x.value for x in RunStatus} and r["reason"].strip()
+    tally(runs=len(doc["runs"]))
