@@ -128,7 +128,7 @@ def classify_case(paths: CasePaths) -> CaseClassification:
         )
     if record.exit_code == 0 and not record.timed_out:
         return CaseClassification(CaseStatus.COMPLETED, "exit code 0", record)
-    why = record.reason or (f"timed out" if record.timed_out else f"exit code {record.exit_code}")
+    why = record.reason or ("timed out" if record.timed_out else f"exit code {record.exit_code}")
     return CaseClassification(CaseStatus.FAILED, f"attempt {record.attempt}: {why}", record)
 
 

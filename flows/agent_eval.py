@@ -30,7 +30,7 @@ from experiment_infra.agent_eval import (
 from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
 from experiment_infra.status import RunStatus, classify_run
-from flows.artifacts import label_flow_run, publish_run_markdown
+from flows.artifacts import label_flow_run, publish_run_markdown, show
 from flows.task_runners import build_task_runner
 from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
 
@@ -171,8 +171,7 @@ def run_agent_eval(
     if dry_run:
         label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name} (dry run)", tags)
         text = format_plan(plan)
-        print(text)
-        logger.info("%s", text)
+        show(text)
         return EXIT_OK
     width = parallelism or max(1, sum(1 for r in plan.runs if r.needs_agent or r.judges))
     # A recovery (or a second resume) working on this directory meanwhile would take

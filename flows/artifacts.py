@@ -7,10 +7,12 @@ the parts all of them share.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Iterable
 
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
@@ -71,3 +73,11 @@ def publish_run_markdown(key: str, title: str, directory: Path | str, lines: Ite
         *lines,
     ]
     create_markdown_artifact("\n".join(body), key=key, description=f"{title}: {directory}")
+
+
+def show(text: str) -> None:
+    """Print ``text`` for the terminal and put it in the run's log in the UI, once each."""
+    print(text, flush=True)
+    run_logger = get_run_logger()
+    # "prefect.extra" sends to the API only (no console handler): the terminal has the print.
+    logging.LoggerAdapter(logging.getLogger("prefect.extra"), dict(run_logger.extra)).info("%s", text)

@@ -42,7 +42,7 @@ from experiment_infra.recovery_cli import RecoverySummary
 from experiment_infra.recovery_scan import RootItem, check_root_filters, scan_results_root, survey_root
 from experiment_infra.recovery_select import RecoveryInputError
 from experiment_infra.services import ServiceError
-from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
+from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show
 from flows.recover import recover
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -192,8 +192,7 @@ def nightly_recovery(
             rows.append(NightlyRow(**base, outcome=outcome, detail=detail))
     summary = NightlySummary(root, dry_run, tuple(rows))
     text = summary.format()
-    print(text, flush=True)
-    logger.info("%s", text)
+    show(text)
     _publish(summary)
     if not summary.ok:
         return Failed(message=f"{_dirs(len(summary.failed))} not fully recovered", data=summary)

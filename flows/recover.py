@@ -68,7 +68,7 @@ from experiment_infra.recovery_render import (
     still_needing_rows,
 )
 from flows.agent_eval import rebuild_reports_step
-from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
+from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show
 from flows.task_runners import build_task_runner
 from tasks.recover import (
     finish_run_task,
@@ -255,11 +255,9 @@ def _recover(
     dask: dict[str, Any],
 ) -> RecoverySummary:
     """Survey, act, survey again, publish the artifact (the caller holds the lock)."""
-    logger = get_run_logger()
     before = survey(target.dir, selection)
     text = render_text(before, verbose=verbose)
-    print(text, flush=True)
-    logger.info("%s", text)
+    show(text)
     if isinstance(before, ExperimentSurvey):
         after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
         if before.planned:
@@ -313,8 +311,7 @@ def recover(
     if dry_run or json_output:
         s = survey(experiment_dir, selection)
         text = render_json(s) if json_output else render_text(s, verbose=verbose)
-        print(text, flush=True)
-        logger.info("%s", text)
+        show(text)
         return RecoverySummary(str(target_of(experiment_dir).dir), s.mode.value, dry_run=True)
 
     target = target_of(experiment_dir)
@@ -329,8 +326,7 @@ def recover(
                 logger.warning("took over the stale lock of %s", held.took_over_from or "an unreadable lock file")
             summary = _recover(target, selection, parallelism, verbose, dask)
     text = summary.format()
-    print(text, flush=True)
-    logger.info("%s", text)
+    show(text)
     if summary.ok:
         return Completed(message=f"{summary.planned} planned run(s) done", data=summary)
     return Failed(message=f"{len(summary.not_done)} of {summary.planned} planned run(s) not done", data=summary)

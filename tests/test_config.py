@@ -8,9 +8,7 @@ import subprocess
 import sys
 import textwrap
 import types
-from enum import Enum, IntEnum
 from pathlib import Path
-from typing import Literal, Optional
 
 import pytest
 from hypothesis import given, settings

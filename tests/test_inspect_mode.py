@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from conftest import PYTHON, REPO_ROOT, git
 
 from experiment_infra.layout import parse_inspect_log_name
 from experiment_infra.status import CaseStatus, classify_inspect_case
-from experiment_infra.suite import SuiteError, load_suite
+from experiment_infra.suite import load_suite
 from flows.run_suite import run_suite
 
 pytest.importorskip("inspect_ai")  # an optional extra; `make setup` installs it

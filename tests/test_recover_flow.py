@@ -141,7 +141,7 @@ def test_held_lock_stops_a_second_recovery(prefect_harness, scylla_copy: Path, c
         code = main([str(scylla_copy)])
         err = capsys.readouterr().err
         assert code == 3
-        assert err.startswith("error: ") and f"pid " in err and socket.gethostname() in err and "first recovery" in err
+        assert err.startswith("error: ") and "pid " in err and socket.gethostname() in err and "first recovery" in err
         state, result = run_recover(scylla_copy)  # the flow itself refuses too (a deployment has no preflight)
         assert state.is_failed() and "is locked by pid" in str(result)
         snapshot = tree_hash(scylla_copy)

@@ -22,7 +22,7 @@ from experiment_infra.layout import RUN_DIR_PATTERN
 from experiment_infra.records import RunRecord, SuiteManifest
 from experiment_infra.runner import run_case
 from experiment_infra.status import CaseStatus
-from experiment_infra.suite import SuiteError, load_suite
+from experiment_infra.suite import load_suite
 from flows.run_suite import run_suite  # imported (and its logging set up) before any test captures output
 
 

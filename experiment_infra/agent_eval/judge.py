@@ -13,13 +13,22 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..atomic import atomic_write_text, move_aside
 from ..layout import AgentRunPaths, ExperimentPaths, judge_slot_name, next_aside
-from ..records import JudgeCommand, JudgeTiming, Judgment, grade_for, utc_now_iso, write_record
+from ..process import run_logged
+from ..records import (
+    JudgeCommand,
+    JudgeTiming,
+    Judgment,
+    grade_for,
+    utc_now_iso,
+    write_record,
+)
 from ..regenerate import Panel, parse_agent_stdout, rebuild_after_judging
 from ..status import JudgeStatus, RunStatus, classify_agent, classify_judge
 from .commands import cli_version, judge_replay_script, model_md, process_env, render
-from ..process import run_logged
 from .spec import AgentEvalSpec
 from .workspace import workspace_changes
 
@@ -113,8 +122,8 @@ def parse_judgment(reply: str) -> tuple[Judgment | None, str | None]:
         }
         try:
             judgment = Judgment.model_validate(fields)
-        except ValueError as exc:
-            first = getattr(exc, "errors", lambda: [{"loc": ("?",), "msg": str(exc)}])()[0]
+        except ValidationError as exc:
+            first = exc.errors()[0]
             problem = f"reply JSON field {'.'.join(map(str, first['loc']))}: {first['msg']}"
             continue
         if judgment.grade is None:
