@@ -69,3 +69,19 @@ def test_flow_task_runs_artifacts_and_logs_read_back(prefect_harness, tmp_path: 
         messages = [log.message for log in logs]
         assert "hello from alpha try 1" in messages  # the entry point's stdout, forwarded
         assert "boom in beta" in messages  # and its stderr
+
+
+def test_recovery_text_reaches_the_run_log_once(prefect_harness, scylla_copy: Path, capsys) -> None:
+    """The survey a recovery prints is in the UI's run log too, and on the terminal once."""
+    from flows.recover import recover
+
+    state = recover(experiment_dir=str(scylla_copy), dry_run=True, return_state=True)
+    assert state.is_completed()
+    APILogHandler().flush()
+    out = capsys.readouterr()
+    assert (out.out + out.err).count("expected runs: 7; selected: 7") == 1
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    assert any("expected runs: 7; selected: 7" in log.message for log in logs)
