@@ -100,6 +100,38 @@ def flow_runner(suite_path: Path, results: Path, parallelism: int) -> float:
     return elapsed
 
 
+def bare_prefect_runner(suite_path: Path, results: Path, parallelism: int) -> float:
+    """The plain runner's body inside one bare Prefect task per case: Prefect's own floor.
+
+    No records, no log forwarding, no retries: what any one-task-run-per-case design
+    costs on this machine, whatever it does inside the task.
+    """
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from experiment_infra.suite import load_suite
+
+    suite = load_suite(suite_path)
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
+    def one(i: int) -> int:
+        case = suite.cases[i]
+        out = results / case.variant_name
+        out.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, str(suite.entry_point), *case.config.with_output_dir(str(out)).to_argv()]
+        with open(out / "stdout.log", "wb") as so, open(out / "stderr.log", "wb") as se:
+            return subprocess.run(argv, stdout=so, stderr=se).returncode
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=parallelism))
+    def bare() -> list[int]:
+        return [f.result() for f in [one.submit(i) for i in range(len(suite.cases))]]
+
+    started = time.perf_counter()
+    assert not any(bare()), "bare Prefect runner: a case failed"
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200, help="number of cases (default 200)")
@@ -118,10 +150,13 @@ def main() -> None:
     flow_cold_1 = flow_runner(one, work / "flow", args.p)
     flow_warm_1 = flow_runner(one, work / "flow", args.p)
     flow_n = flow_runner(many, work / "flow", args.p)
+    bare_1 = bare_prefect_runner(one, work / "bare1", args.p)
+    bare_n = bare_prefect_runner(many, work / "bareN", args.p)
 
     startup = flow_cold_1 - flow_warm_1
     per_case_plain = (plain_n - plain_1) / (args.n - 1)
     per_case_flow = (flow_n - flow_warm_1) / (args.n - 1)
+    per_case_bare = (bare_n - bare_1) / (args.n - 1)
     lines = [
         f"{args.n} trivial cases, -p {args.p}, {os.cpu_count()} CPU(s)",
         f"plain runner:      1 case {plain_1:6.2f} s   {args.n} cases {plain_n:7.2f} s",
@@ -133,6 +168,8 @@ def main() -> None:
         f"per-case wall time: plain {per_case_plain * 1000:.1f} ms, run_suite {per_case_flow * 1000:.1f} ms, "
         f"ratio {per_case_flow / per_case_plain:.2f}x",
         f"wall-time ratio, flow started: {flow_n / plain_n:.2f}x;  including start-up: {(flow_n + startup) / plain_n:.2f}x",
+        f"floor: one bare Prefect task per case (same subprocess, nothing else): {per_case_bare * 1000:.1f} ms per case, "
+        f"{per_case_bare / per_case_plain:.2f}x plain; run_suite is {per_case_flow / per_case_bare:.2f}x that floor",
     ]
     print("\n".join(lines))
 
