@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 # Names become directory names and travel on command lines, so only a portable
@@ -53,6 +53,18 @@ def check_name(kind: str, name: object) -> str:
 
 def run_dir_name(when: datetime, git7: str, dirty: bool) -> str:
     return f"{when:%Y%m%d_%H%M%S}_{git7}{DIRTY_SUFFIX if dirty else ''}"
+
+
+def free_run_dir(results_root: Path, experiment_name: str, when: datetime, git7: str, dirty: bool) -> Path:
+    """``results/{experiment}/{YYYYmmdd_HHMMSS}_{git7}[-dirty]`` that does not exist yet.
+
+    Two runs started within the same second would share a name: the later one takes
+    the next free second.
+    """
+    parent = Path(results_root) / check_name("experiment", experiment_name)
+    while (parent / run_dir_name(when, git7, dirty)).exists():
+        when += timedelta(seconds=1)
+    return parent / run_dir_name(when, git7, dirty)
 
 
 @dataclass(frozen=True)
@@ -105,8 +117,8 @@ class SuiteRunPaths:
 
     @classmethod
     def new(cls, results_root: Path, experiment_name: str, when: datetime, git7: str, dirty: bool) -> SuiteRunPaths:
-        check_name("experiment", experiment_name)
-        return cls(Path(results_root) / experiment_name / run_dir_name(when, git7, dirty))
+        """A run directory that does not exist yet (see ``free_run_dir``)."""
+        return cls(free_run_dir(results_root, experiment_name, when, git7, dirty))
 
     @property
     def manifest(self) -> Path:
@@ -374,9 +386,8 @@ class ExperimentPaths(_Summarized):
 
     @classmethod
     def new(cls, results_root: Path, experiment_name: str, when: datetime, git7: str, dirty: bool) -> ExperimentPaths:
-        """``results/{experiment}/{YYYYmmdd_HHMMSS}_{git7}[-dirty]`` (same naming as standard mode)."""
-        check_name("experiment", experiment_name)
-        return cls(Path(results_root) / experiment_name / run_dir_name(when, git7, dirty))
+        """An experiment directory that does not exist yet, named as in standard mode."""
+        return cls(free_run_dir(results_root, experiment_name, when, git7, dirty))
 
     @property
     def patch(self) -> Path:

@@ -21,7 +21,7 @@ import shlex
 import sys
 import traceback
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -258,15 +258,6 @@ def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, Sui
     return run, manifest
 
 
-def _free_run_dir(results_root: Path, suite: Suite, when: datetime, git: GitProvenance) -> SuiteRunPaths:
-    # Two runs started within the same second would share a name: take the next second.
-    while True:
-        run = SuiteRunPaths.new(results_root, suite.experiment_name, when, git.short, git.dirty)
-        if not run.dir.exists():
-            return run
-        when += timedelta(seconds=1)
-
-
 def plan_suite(
     suite: Suite,
     results_root: str | Path = "results",
@@ -288,7 +279,7 @@ def plan_suite(
     else:
         git = git_provenance(_provenance_root(suite))
         when = now or datetime.now()
-        run = _free_run_dir(Path(results_root).expanduser().resolve(), suite, when, git)
+        run = SuiteRunPaths.new(Path(results_root).expanduser().resolve(), suite.experiment_name, when, git.short, git.dirty)
         if git.dirty:
             git = git.model_copy(update={"patch_file": run.patch.name})
     planned = []

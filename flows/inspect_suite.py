@@ -14,6 +14,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from experiment_infra.inspect_mode import InspectPlan, format_inspect_plan, plan_inspect_suite, require_inspect
 from experiment_infra.layout import DIRTY_SUFFIX, inspect_logs_for
 from experiment_infra.suite import Suite, SuiteError
+from flows.artifacts import artifact_key
 from tasks.run_case import run_inspect_case_task
 
 RESUME_REFUSED = (
@@ -40,12 +41,12 @@ def run_inspect(
     results_root: str,
     variants: list[str] | None = None,
 ) -> Any:
-    from flows.run_suite import CaseRow, SuiteSummary, artifact_key, label_flow_run
+    from flows.run_suite import CaseRow, SuiteSummary, label_suite_run
 
     logger = get_run_logger()
     check_inspect(suite, resume, results_root)
     plan = plan_inspect_suite(suite, results_root, variants=variants)
-    label_flow_run(suite, plan.log_dir.name + (" (dry run)" if dry_run else ""))
+    label_suite_run(suite, plan.log_dir.name + (" (dry run)" if dry_run else ""))
     if dry_run:
         print(format_inspect_plan(plan))
         return SuiteSummary(suite.experiment_name, str(plan.log_dir), dry_run=True)

@@ -21,14 +21,11 @@ if __name__ == "__main__":
 
     sys.exit(main(sys.argv[1:]))
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.client.orchestration import get_client
-from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed, State
 
@@ -45,6 +42,7 @@ from experiment_infra.suite import (
     plan_suite,
     start_run,
 )
+from flows.artifacts import artifact_key, label_flow_run
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
 
@@ -93,6 +91,11 @@ class SuiteSummary:
         return "\n".join(lines)
 
 
+def label_suite_run(suite: Suite, where: str) -> None:
+    """Name the flow run after the experiment and where its results go, and tag it."""
+    label_flow_run(f"{suite.experiment_name} {where}", [suite.experiment_name, suite.mode])
+
+
 def check_parallelism(parallelism: int | None) -> None:
     if parallelism is not None and (isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1):
         raise SuiteError(f"parallelism (-p) must be a positive integer, got {parallelism!r}")
@@ -110,12 +113,12 @@ def _run_standard(
     if dry_run:
         print(format_plan(plan))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
-        label_flow_run(suite, plan.run.dir.name + " (dry run)")
+        label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
     start_run(plan)
-    label_flow_run(suite, plan.run.dir.name)
+    label_suite_run(suite, plan.run.dir.name)
     logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
 
     task = run_case_task.with_options(
@@ -214,11 +217,6 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
     return rows
 
 
-def artifact_key(name: str) -> str:
-    # Artifact keys allow lowercase letters, digits and dashes only.
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "suite"
-
-
 def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     key = artifact_key(plan.suite.experiment_name)
     table = [
@@ -250,16 +248,6 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     for r in summary.failed:
         lines.append(f"  - **{r.variant}** {r.status}: {r.reason}")
     create_markdown_artifact("\n".join(lines), key=f"{key}-run", description=str(plan.run.dir))
-
-
-def label_flow_run(suite: Suite, where: str) -> None:
-    """Name the flow run after the experiment and where its results go, and tag it."""
-    ctx = FlowRunContext.get()
-    if ctx is None or ctx.flow_run is None:
-        return
-    tags = sorted({*ctx.flow_run.tags, suite.experiment_name, suite.mode})
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(ctx.flow_run.id, name=f"{suite.experiment_name} {where}", tags=tags)
 
 
 # --------------------------------------------------------------------------- flow

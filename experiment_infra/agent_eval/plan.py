@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from ..layout import DIRTY_SUFFIX, AgentRunPaths, ExperimentPaths, run_dir_name_for
@@ -88,14 +88,6 @@ def _check_resume(suite: AgentEvalSuite, resume: str | Path) -> tuple[Experiment
     return exp, manifest
 
 
-def _free_dir(results_root: Path, suite: AgentEvalSuite, when: datetime, git: GitProvenance) -> ExperimentPaths:
-    while True:  # two runs started in the same second would share a name: take the next second
-        exp = ExperimentPaths.new(results_root, suite.experiment_name, when, git.short, git.dirty)
-        if not exp.dir.exists():
-            return exp
-        when += timedelta(seconds=1)
-
-
 def plan_experiment(
     suite: AgentEvalSuite,
     *,
@@ -129,7 +121,7 @@ def plan_experiment(
         return ExperimentPlan(suite, spec, exp, manifest.git, tuple(runs), True, str(suite_path) if suite_path else None)
     spec = suite.to_spec(resolve_commit(suite.task.repo, suite.task.commit))
     git = git_provenance(root)
-    exp = _free_dir(Path(results_root).expanduser().resolve(), suite, now or datetime.now(), git)
+    exp = ExperimentPaths.new(Path(results_root).expanduser().resolve(), suite.experiment_name, now or datetime.now(), git.short, git.dirty)
     slots = tuple(enumerate(models, start=1))
     runs = tuple(PlannedRun(t, s, n, exp.run(t, s, n), True, slots) for t, s, n in spec.runs())
     return ExperimentPlan(suite, spec, exp, git, runs, False, str(suite_path) if suite_path else None)
