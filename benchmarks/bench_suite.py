@@ -10,7 +10,17 @@ concurrent subprocesses. Reported (run by hand; no test asserts on time):
   server; measured as first 1-case run minus a second 1-case run;
 - per-case overhead: (T(N) - T(1)) / (N - 1) for each runner, and their ratio;
 - the project's runner alone (records, logs, config.json; no Prefect), to tell its
-  cost from Prefect's (task-run engine and the server's event and log handling).
+  cost from Prefect's (task-run engine and the server's event and log handling);
+- the floor: one bare Prefect task per case running the plain runner's body;
+- where the CPU goes per case: this process (the flow and its task threads) and the
+  temporary server (a child process), which share the machine with the cases.
+
+Two things made single runs of Prefect flows unrepeatable, and are handled here:
+the temporary server keeps recording a flow's events after the flow returns (the next
+flow run competes with that backlog, so each one starts after the server goes idle),
+and a flow run's end waits for its heartbeat thread, which sleeps in 1 s steps (up to
+1 s more per flow run, a fixed cost: measured on its own, then heartbeats are off for
+the per-case figures). Each warm figure is the median of ``--repeat`` runs.
 """
 
 from __future__ import annotations
@@ -45,6 +55,47 @@ entry_point = "entry.py"
 retries = 0
 cases = [ExperimentCase(f"case{{i:04d}}", BenchConfig(index=i)) for i in range({n})]
 """
+
+
+def _child_cpu_seconds() -> float:
+    """CPU time used so far by this process's live children (the temporary server); Linux only."""
+    me, total, tick = str(os.getpid()), 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def wait_for_idle_server(quiet_cpu_seconds: float = 0.05) -> None:
+    """Return once the server used under ``quiet_cpu_seconds`` of CPU in one second."""
+    if not Path("/proc").is_dir():
+        time.sleep(5)
+        return
+    while True:
+        before = _child_cpu_seconds()
+        time.sleep(1.0)
+        if _child_cpu_seconds() - before < quiet_cpu_seconds:
+            return
+
+
+def measured(run, *args) -> tuple[float, float, float]:
+    """(wall, this process's CPU, the server's CPU until it is idle again) of one flow run."""
+    wait_for_idle_server()
+    server, cpu = _child_cpu_seconds(), time.process_time()
+    wall = run(*args)
+    cpu = time.process_time() - cpu
+    wait_for_idle_server()
+    return wall, cpu, _child_cpu_seconds() - server
+
+
+def median_wall(repeat: int, run, *args) -> tuple[float, float, float]:
+    """Median wall time of ``repeat`` runs, with the CPU figures of the median run."""
+    runs = sorted(measured(run, *args) for _ in range(repeat))
+    return runs[len(runs) // 2]
 
 
 def write_suite(where: Path, n: int) -> Path:
@@ -136,6 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200, help="number of cases (default 200)")
     parser.add_argument("-p", type=int, default=4, help="concurrent subprocesses for both runners (default 4)")
+    parser.add_argument("--repeat", type=int, default=3, help="warm flow runs per figure, median taken (default 3)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-suite-"))
     # A private PREFECT_HOME and no API URL: the flow starts its own temporary server.
@@ -144,32 +196,43 @@ def main() -> None:
     sys.path.insert(0, str(REPO_ROOT))
     one, many = write_suite(work / "suite", 1), write_suite(work / "suite", args.n)
 
-    plain_1 = plain_runner(one, work / "plain1", args.p)
-    plain_n = plain_runner(many, work / "plainN", args.p)
-    core_n = core_runner(many, work / "core", args.p)
+    plain_1 = min(plain_runner(one, work / f"plain1_{i}", args.p) for i in range(args.repeat))
+    plain_n = min(plain_runner(many, work / f"plainN_{i}", args.p) for i in range(args.repeat))
+    core_n = min(core_runner(many, work / f"core_{i}", args.p) for i in range(args.repeat))
     flow_cold_1 = flow_runner(one, work / "flow", args.p)
-    flow_warm_1 = flow_runner(one, work / "flow", args.p)
-    flow_n = flow_runner(many, work / "flow", args.p)
-    bare_1 = bare_prefect_runner(one, work / "bare1", args.p)
-    bare_n = bare_prefect_runner(many, work / "bareN", args.p)
+    flow_1_heartbeat, _, _ = median_wall(args.repeat, flow_runner, one, work / "flow", args.p)
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    startup = flow_cold_1 - flow_warm_1
-    per_case_plain = (plain_n - plain_1) / (args.n - 1)
-    per_case_flow = (flow_n - flow_warm_1) / (args.n - 1)
-    per_case_bare = (bare_n - bare_1) / (args.n - 1)
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        flow_1, _, _ = median_wall(args.repeat, flow_runner, one, work / "flow", args.p)
+        flow_n, flow_cpu, flow_server = median_wall(args.repeat, flow_runner, many, work / "flow", args.p)
+        bare_1, _, _ = median_wall(args.repeat, bare_prefect_runner, one, work / "bare1", args.p)
+        bare_n, bare_cpu, bare_server = median_wall(args.repeat, bare_prefect_runner, many, work / "bareN", args.p)
+
+    n = args.n
+    startup = flow_cold_1 - flow_1_heartbeat
+    per_case_plain = (plain_n - plain_1) / (n - 1)
+    per_case_flow = (flow_n - flow_1) / (n - 1)
+    per_case_bare = (bare_n - bare_1) / (n - 1)
+    ms = 1000 / n
     lines = [
-        f"{args.n} trivial cases, -p {args.p}, {os.cpu_count()} CPU(s)",
-        f"plain runner:      1 case {plain_1:6.2f} s   {args.n} cases {plain_n:7.2f} s",
-        f"core runner, no Prefect:          {args.n} cases {core_n:7.2f} s   ({core_n / plain_n:.2f}x plain)",
-        f"run_suite (warm):  1 case {flow_warm_1:6.2f} s   {args.n} cases {flow_n:7.2f} s",
+        f"{n} trivial cases, -p {args.p}, {os.cpu_count()} CPU(s); Prefect figures: median of {args.repeat} warm runs",
+        f"plain runner:      1 case {plain_1:6.2f} s   {n} cases {plain_n:7.2f} s",
+        f"core runner, no Prefect:          {n} cases {core_n:7.2f} s   ({core_n / plain_n:.2f}x plain)",
+        f"run_suite (warm):  1 case {flow_1_heartbeat:6.2f} s   (heartbeats on, as users run it)",
+        f"run_suite (warm, no heartbeat):  1 case {flow_1:6.2f} s   {n} cases {flow_n:7.2f} s",
         f"run_suite (cold):  1 case {flow_cold_1:6.2f} s   (first flow run of the process)",
+        f"bare Prefect task per case (no heartbeat): 1 case {bare_1:6.2f} s   {n} cases {bare_n:7.2f} s",
         f"fixed start-up cost (temporary server): {startup:.2f} s",
-        f"fixed per-flow-run cost over plain:      {flow_warm_1 - plain_1:.2f} s",
+        f"fixed per-flow-run cost over plain:      {flow_1_heartbeat - plain_1:.2f} s "
+        f"({flow_1_heartbeat - flow_1:.2f} s of it waiting for the heartbeat thread)",
         f"per-case wall time: plain {per_case_plain * 1000:.1f} ms, run_suite {per_case_flow * 1000:.1f} ms, "
         f"ratio {per_case_flow / per_case_plain:.2f}x",
         f"wall-time ratio, flow started: {flow_n / plain_n:.2f}x;  including start-up: {(flow_n + startup) / plain_n:.2f}x",
-        f"floor: one bare Prefect task per case (same subprocess, nothing else): {per_case_bare * 1000:.1f} ms per case, "
-        f"{per_case_bare / per_case_plain:.2f}x plain; run_suite is {per_case_flow / per_case_bare:.2f}x that floor",
+        f"floor (bare Prefect task per case): {per_case_bare * 1000:.1f} ms per case, {per_case_bare / per_case_plain:.2f}x plain; "
+        f"run_suite is {per_case_flow / per_case_bare:.2f}x that floor",
+        f"CPU per case, this process / temporary server: run_suite {flow_cpu * ms:.1f} / {flow_server * ms:.1f} ms, "
+        f"bare {bare_cpu * ms:.1f} / {bare_server * ms:.1f} ms",
     ]
     print("\n".join(lines))
 

@@ -51,9 +51,12 @@ def case_command(
     Raises ``ConfigError`` for a value that cannot make the trip (checked while planning,
     so nothing is written for a suite that holds one).
     """
-    config = case_config(case, paths)
-    argv = config.to_argv(case=case.variant_name)
-    _check_travels(config, argv, case.variant_name)
+    return _command(case_config(case, paths), case.variant_name, entry_point, python)
+
+
+def _command(config: BaseExperimentConfig, variant: str, entry_point: Path, python: str) -> list[str]:
+    argv = config.to_argv(case=variant)
+    _check_travels(config, argv, variant)
     return [python, str(entry_point), *argv]
 
 
@@ -281,7 +284,7 @@ def run_case(
     records the attempt as failed before re-raising.
     """
     config = case_config(case, paths)
-    command = case_command(case, paths, entry_point, python)
+    command = _command(config, case.variant_name, entry_point, python)
     cwd = Path(cwd) if cwd is not None else Path.cwd()
     paths.dir.mkdir(parents=True, exist_ok=True)
     stop_unfinished_attempt(paths)

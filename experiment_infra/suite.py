@@ -2,7 +2,7 @@
 
 A suite file declares at module level what a run needs (``cases``, ``entry_point``,
 ``experiment_name`` and optionally ``mode``, ``retries``, ``retry_delay_seconds``,
-``timeout_seconds``), or a module-level ``suite`` object. ``load_suite`` imports it
+``timeout_seconds``, ``task_tags``), or a module-level ``suite`` object. ``load_suite`` imports it
 by path without running its ``__main__`` block, so the command line, a deployment
 and the Prefect UI all start the same flow from nothing but the path.
 
@@ -48,7 +48,7 @@ SuiteMode = Literal["standard", "inspect"]
 SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
 DEFAULT_RETRIES = 1
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
-_OPTIONAL = ("mode", "retries", "retry_delay_seconds", "timeout_seconds")
+_OPTIONAL = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags")
 _load_counter = itertools.count()
 
 
@@ -62,6 +62,11 @@ class Suite:
 
     A suite file may define ``suite = Suite(...)`` instead of the module-level names;
     pass ``suite_file=Path(__file__)`` so a relative entry point is found next to it.
+
+    ``task_tags`` go on every case's task run, for Prefect tag concurrency limits shared
+    across flows (``prefect concurrency-limit create gpu 2``). Untagged by default: the
+    flow run carries the experiment's tags, and a tagged task run costs two server round
+    trips (take and release a slot), which was most of the per-case overhead.
     """
 
     experiment_name: str
@@ -71,6 +76,7 @@ class Suite:
     retries: int = DEFAULT_RETRIES
     retry_delay_seconds: float = DEFAULT_RETRY_DELAY_SECONDS
     timeout_seconds: float | None = None
+    task_tags: tuple[str, ...] = ()
     suite_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -90,6 +96,10 @@ class Suite:
             isinstance(self.timeout_seconds, (int, float)) and self.timeout_seconds > 0
         ):
             raise SuiteError(f"{source}: timeout_seconds must be > 0 or None, got {self.timeout_seconds!r}")
+        tags = self.task_tags
+        if isinstance(tags, str) or not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
+            raise SuiteError(f"{source}: task_tags must be a list of non-empty strings, got {tags!r}")
+        object.__setattr__(self, "task_tags", tuple(tags))
         base = self.suite_file.parent if self.suite_file else None
         object.__setattr__(self, "entry_point", resolve_entry_point(self.entry_point, base, source))
 

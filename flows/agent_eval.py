@@ -49,7 +49,7 @@ class RunRow:
 
 def _retry_options(plan: ExperimentPlan) -> dict[str, Any]:
     delays = [plan.spec.retry_delay_seconds * 2**i for i in range(plan.spec.retries)]
-    return {"retries": plan.spec.retries, "retry_delay_seconds": delays or 0, "tags": [plan.suite.experiment_name, "agent_eval"]}
+    return {"retries": plan.spec.retries, "retry_delay_seconds": delays or 0}
 
 
 def _execute(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] | None = None) -> list[str]:

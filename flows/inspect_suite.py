@@ -51,7 +51,7 @@ def run_inspect(
         print(format_inspect_plan(plan))
         return SuiteSummary(suite.experiment_name, str(plan.log_dir), dry_run=True)
     task = run_inspect_case_task.with_options(
-        retries=suite.retries, retry_delay_seconds=suite.retry_delays() or 0, tags=[suite.experiment_name, "inspect"]
+        retries=suite.retries, retry_delay_seconds=suite.retry_delays() or 0, tags=list(suite.task_tags)
     )
     futures: list[PrefectFuture[Any]] = []
     with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner:

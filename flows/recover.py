@@ -130,17 +130,18 @@ def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
 
 
 def _submit_experiment(
-    runner: TaskRunner[Any], before: ExperimentSurvey, spec: AgentEvalSpec | None, verbose: bool, tags: list[str]
+    runner: TaskRunner[Any], before: ExperimentSurvey, spec: AgentEvalSpec | None, verbose: bool
 ) -> list[tuple[str, PrefectFuture[Any]]]:
     """One task run per regeneration, agent rerun, judge slot and consensus rebuild."""
     logger = get_run_logger()
     sel = before.selection
     models = list(before.config.judge_models)
     retry: dict[str, Any] = dict(retries=spec.retries, retry_delay_seconds=spec.retry_delay_seconds) if spec else {}
-    agent_task = rerun_agent_task.with_options(tags=tags, **retry)
-    judge_task = rerun_judge_task.with_options(tags=tags, **retry)
-    regen_task = regenerate_task.with_options(tags=tags)
-    finish_task = finish_run_task.with_options(tags=tags)
+    # Untagged: the flow run carries the tags, and a tagged task run costs two server
+    # round trips (a tag concurrency slot), which thousands of regenerations would feel.
+    agent_task = rerun_agent_task.with_options(**retry)
+    judge_task = rerun_judge_task.with_options(**retry)
+    regen_task, finish_task = regenerate_task, finish_run_task
     futures: list[tuple[str, PrefectFuture[Any]]] = []
     for r in before.planned:
         where = dict(experiment_dir=str(before.exp.dir), tier=r.tier, subtest=r.subtest, run_number=r.run)
@@ -179,9 +180,8 @@ def _recover_experiment(
     before: ExperimentSurvey, parallelism: int | None, verbose: bool, dask: dict[str, Any]
 ) -> tuple[ExperimentSurvey, list[tuple[str, str]]]:
     spec = load_spec(before.exp) if any(r.rerun_agent or r.judge_slots for r in before.planned) else None
-    tags = [before.config.experiment_id, before.mode.value, "recover"]
     with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, **dask) as runner:
-        futures = _submit_experiment(runner, before, spec, verbose, tags)
+        futures = _submit_experiment(runner, before, spec, verbose)
         wait([f for _, f in futures])
     failures = []
     for label, future in futures:

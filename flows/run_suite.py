@@ -124,7 +124,7 @@ def _run_standard(
     task = run_case_task.with_options(
         retries=suite.retries,
         retry_delay_seconds=suite.retry_delays() or 0,
-        tags=[suite.experiment_name, suite.mode],
+        tags=list(suite.task_tags),
     )
     futures: list[PrefectFuture[Any]] = []
     # Two runs resuming the same directory would run its cases twice at once.

@@ -30,7 +30,8 @@ from prefect.logging.handlers import APILogHandler
 def test_flow_task_runs_artifacts_and_logs_read_back(prefect_harness, tmp_path: Path) -> None:
     from flows.run_suite import run_suite
 
-    suite = make_suite(tmp_path / "s", [case_src("alpha"), case_src("beta", fail_times=9)], name="client_check")
+    cases = [case_src("alpha"), case_src("beta", fail_times=9)]
+    suite = make_suite(tmp_path / "s", cases, name="client_check", extra='task_tags = ["gpu"]')
     state = run_suite(suite_path=str(suite), results_root=str(tmp_path / "results"), return_state=True)
     summary = state.result(raise_on_failure=False)
     run_dir = Path(summary.run_dir)
@@ -53,7 +54,7 @@ def test_flow_task_runs_artifacts_and_logs_read_back(prefect_harness, tmp_path: 
         (beta,) = client.read_task_runs(
             flow_run_filter=this_run, task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["beta"]))
         )
-        assert "client_check" in beta.tags
+        assert beta.tags == ["gpu"]  # the suite's task_tags only: the flow run carries the experiment's
 
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
         by_key = {a.key: a for a in artifacts}

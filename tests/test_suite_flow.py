@@ -308,6 +308,9 @@ def test_bad_inputs_get_one_line_errors(tmp_path: Path, capsys) -> None:
     err = _one_line_error(capsys, [str(broken)])
     assert "NameError" in err and "line" in err
 
+    bad_tags = make_suite(tmp_path / "bad_tags", extra='task_tags = "gpu"')
+    assert "task_tags must be a list of non-empty strings, got 'gpu'" in _one_line_error(capsys, [str(bad_tags)])
+
     typo = make_suite(tmp_path / "typo", extra="DemoConfig().copy_with(valeu=1)")
     assert "unknown field(s) valeu" in _one_line_error(capsys, [str(typo), "--results-root", results])
     assert not Path(results).exists()
