@@ -20,6 +20,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from .atomic import atomic_write_json
+from .layout import check_name
 
 # Result files are small; anything larger is not one of ours and is not read whole.
 MAX_RECORD_BYTES = 32 * 1024 * 1024
@@ -121,7 +122,10 @@ def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
-        return ReadResult(None, f"invalid: {name} field {where}: {first['msg']}")
+        # A validator's own ValueError reads better without pydantic's "Value error, " prefix.
+        error = first.get("ctx", {}).get("error") if first["type"] == "value_error" else None
+        msg = str(error) if error is not None else first["msg"]
+        return ReadResult(None, f"invalid: {name} field {where}: {msg}")
 
 
 # O_NONBLOCK: a FIFO planted where a result file should be must not hang the reader.
@@ -242,6 +246,14 @@ class ExperimentConfig(_Open):
     max_turns: int | None = None
     max_subtests: int | None = None
     use_containers: bool | None = None
+
+    @field_validator("tiers_to_run")
+    @classmethod
+    def _tiers_are_directory_names(cls, tiers: list[str]) -> list[str]:
+        # Each tier is a directory under the experiment: "../x" must not reach outside it.
+        for tier in tiers:
+            check_name("tier", tier)
+        return tiers
 
 
 class CommandEntry(_Open):

@@ -158,11 +158,6 @@ def load_config(exp: ExperimentPaths) -> ExperimentConfig:
         if read.problem == "missing":
             raise RecoveryInputError(f"{exp.config}: missing; is {exp.dir} an experiment directory?")
         raise RecoveryInputError(f"{exp.config}: {read.problem}; fix or restore it")
-    for tier in read.record.tiers_to_run:
-        try:
-            check_name("tier", tier)
-        except UnsafeNameError as exc:
-            raise RecoveryInputError(f"{exp.config}: tiers_to_run: {exc}") from None
     return read.record
 
 

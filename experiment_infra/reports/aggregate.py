@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ..layout import AgentRunPaths, ExperimentPaths, UnsafeNameError, check_name
+from ..layout import AgentRunPaths, ExperimentPaths
 from ..records import (
     AgentTiming,
     BestSubtest,
@@ -280,11 +280,6 @@ def load_config(experiment_dir: Path) -> ExperimentConfig:
     read = read_record(paths.config, ExperimentConfig)
     if read.record is None:
         raise ReportError(f"{paths.config}: {read.problem} (not an agent-evaluation experiment directory?)")
-    for tier in read.record.tiers_to_run:
-        try:
-            check_name("tier", tier)
-        except UnsafeNameError as exc:
-            raise ReportError(f"{paths.config}: tiers_to_run: {exc}") from None
     return read.record
 
 
