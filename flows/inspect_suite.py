@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from experiment_infra.inspect_mode import InspectPlan, format_inspect_plan, plan_inspect_suite, require_inspect
-from experiment_infra.layout import DIRTY_SUFFIX, inspect_logs_for
+from experiment_infra.layout import inspect_logs_for
 from experiment_infra.suite import Suite, SuiteError
-from flows.artifacts import artifact_key
+from flows.artifacts import artifact_key, publish_run_markdown
 from tasks.run_case import run_inspect_case_task
+
+if TYPE_CHECKING:  # run_suite imports this module when a suite's mode is inspect
+    from flows.run_suite import SuiteSummary
 
 RESUME_REFUSED = (
     "--resume is not available in inspect mode: every run writes new .eval logs beside the old ones; "
@@ -78,16 +81,9 @@ def run_inspect(
     return Failed(message=f"{len(summary.failed)} of {len(rows)} case(s) did not complete", data=summary)
 
 
-def _publish(plan: InspectPlan, summary: Any, key: str) -> None:
+def _publish(plan: InspectPlan, summary: SuiteSummary, key: str) -> None:
     table = [{"variant": r.variant, "status": r.status, "log": r.output_dir, "reason": r.reason} for r in summary.rows]
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items()))
+    counts = summary.counts_text()
     create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
-    git = plan.git
-    lines = [
-        f"# {plan.suite.experiment_name} (inspect)",
-        "",
-        f"- logs: `{plan.log_dir}` (open with `inspect view --log-dir {plan.log_dir}`)",
-        f"- git: `{git.sha}`" + (f" {DIRTY_SUFFIX}" if git.dirty else ""),
-        f"- cases: {counts}",
-    ]
-    create_markdown_artifact("\n".join(lines), key=f"{key}-run", description=str(plan.log_dir))
+    lines = [f"- open with `inspect view --log-dir {plan.log_dir}`", f"- cases: {counts}"]
+    publish_run_markdown(f"{key}-run", f"{plan.suite.experiment_name} (inspect)", plan.log_dir, lines, results_git=plan.git)

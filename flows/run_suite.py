@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed, State
 
-from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
+from experiment_infra.layout import NOGIT
 from experiment_infra.lock import acquire_lock, check_lock
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.suite import (
@@ -42,7 +42,7 @@ from experiment_infra.suite import (
     plan_suite,
     start_run,
 )
-from flows.artifacts import artifact_key, label_flow_run
+from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
 
@@ -79,9 +79,11 @@ class SuiteSummary:
             out[row.status] = out.get(row.status, 0) + 1
         return out
 
+    def counts_text(self) -> str:
+        return ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
+
     def format(self) -> str:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
-        lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {counts}", f"run directory: {self.run_dir}"]
+        lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {self.counts_text()}", f"run directory: {self.run_dir}"]
         width = max([len(r.variant) for r in self.rows] + [7])
         lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}  reason")
         for r in self.rows:
@@ -231,23 +233,15 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         }
         for r in summary.rows
     ]
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items()))
-    create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
-    git = plan.git
-    lines = [
-        f"# {plan.suite.experiment_name}",
-        "",
-        f"- run directory: `{plan.run.dir}`" + (" (resumed)" if plan.resumed else ""),
-        f"- suite file: `{plan.suite.suite_file}`",
-        f"- entry point: `{plan.suite.entry_point}`",
-        f"- git: `{git.sha}`" + (f" on `{git.branch}`" if git.branch else "") + (f" {DIRTY_SUFFIX}" if git.dirty else ""),
-    ]
-    if git.patch_file:
-        lines.append(f"- uncommitted changes: `{plan.run.dir / git.patch_file}`")
-    lines.append(f"- cases: {counts}")
-    for r in summary.failed:
-        lines.append(f"  - **{r.variant}** {r.status}: {r.reason}")
-    create_markdown_artifact("\n".join(lines), key=f"{key}-run", description=str(plan.run.dir))
+    create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {summary.counts_text()}")
+    lines = [f"- suite file: `{plan.suite.suite_file}`", f"- entry point: `{plan.suite.entry_point}`"]
+    if plan.resumed:
+        lines.append("- resumed: cases completed earlier were skipped")
+    if plan.git.patch_file:
+        lines.append(f"- uncommitted changes: `{plan.run.dir / plan.git.patch_file}`")
+    lines.append(f"- cases: {summary.counts_text()}")
+    lines += [f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed]
+    publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.run.dir, lines, results_git=plan.git)
 
 
 # --------------------------------------------------------------------------- flow
