@@ -11,6 +11,7 @@ import logging
 import re
 from pathlib import Path
 from typing import Iterable
+from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -42,6 +43,19 @@ def label_flow_run(name: str | None = None, tags: Iterable[str] = ()) -> None:
         update["name"] = name
     with get_client(sync_client=True) as client:
         client.update_flow_run(ctx.flow_run.id, **update)  # type: ignore[arg-type]
+
+
+def tag_flow_run(flow_run_id: UUID | None, tags: Iterable[str]) -> None:
+    """Add tags to a finished (sub)flow run.
+
+    Not ``with prefect.tags(...)`` around the call: that tags every task run inside it
+    too, and a tagged task run costs two server round trips (a concurrency slot).
+    """
+    if flow_run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        client.update_flow_run(flow_run_id, tags=sorted({*run.tags, *tags}))
 
 
 def git_line(label: str, git: GitProvenance | None) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from prefect import flow, get_run_logger, tags
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
@@ -42,7 +42,7 @@ from experiment_infra.recovery_cli import RecoverySummary
 from experiment_infra.recovery_scan import RootItem, check_root_filters, scan_results_root, survey_root
 from experiment_infra.recovery_select import RecoveryInputError
 from experiment_infra.services import ServiceError
-from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show
+from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run
 from flows.recover import recover
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -124,6 +124,7 @@ def _recover_one(item: RootItem, parallelism: int | None, dask_address: str | No
         dask_workers=dask_workers,
         return_state=True,
     )
+    tag_flow_run(state.state_details.flow_run_id, [NIGHTLY_TAG])
     result = state.result(raise_on_failure=False)
     if isinstance(result, LockHeld):
         return "locked", str(result)  # taken between the survey and the recovery
@@ -187,8 +188,7 @@ def nightly_recovery(
             rows.append(NightlyRow(**base, outcome="would recover", detail=item.work))
         else:
             logger.info("recovering %s: %s", where, item.work)
-            with tags(NIGHTLY_TAG):
-                outcome, detail = _recover_one(item, parallelism, dask_address, dask_workers)
+            outcome, detail = _recover_one(item, parallelism, dask_address, dask_workers)
             rows.append(NightlyRow(**base, outcome=outcome, detail=detail))
     summary = NightlySummary(root, dry_run, tuple(rows))
     text = summary.format()

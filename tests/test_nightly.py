@@ -96,6 +96,19 @@ def test_nightly_recovers_both_kinds_and_leaves_complete_ones_alone(prefect_harn
     assert (run_dir / "flaky" / "metrics.json").is_file()
     assert tree_hash(untouched) == before
 
+    # The nested recover runs are tagged for the UI; their task runs are not (a tag costs
+    # each task run two server round trips).
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as client:
+        parent = FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])
+        children = [r for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent))
+                    if r.name.startswith("recover ")]
+        assert len(children) == 2 and all("nightly" in r.tags for r in children)
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[r.id for r in children])))
+        assert tasks and all("nightly" not in t.tags for t in tasks)
+
 
 def test_nothing_to_do_ends_completed_and_says_so(prefect_harness, tmp_path: Path) -> None:
     from flows.nightly import nightly_recovery
