@@ -75,16 +75,6 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def wait_gone(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
     """The pids still alive after ``timeout`` (empty when all are gone)."""
     pids = list(pids)

@@ -126,14 +126,4 @@ def show(proc: subprocess.CompletedProcess[str]) -> str:
     return f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
 
 
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-__all__ = ["PrefectServer", "client_for", "free_port", "run_py", "show", "start_server", "stop_server", "wait_until"]
+__all__ = ["PrefectServer", "client_for", "free_port", "run_py", "show", "start_server", "stop_server"]

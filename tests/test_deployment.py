@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import PYTHON, REPO_ROOT
+from conftest import PYTHON, REPO_ROOT, wait_for
 from recover_helpers import run_paths
-from server_helpers import PrefectServer, client_for, run_py, show, wait_until
+from server_helpers import PrefectServer, client_for, run_py, show
 
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 from prefect.exceptions import ObjectNotFound
@@ -52,7 +52,7 @@ def served(prefect_server: PrefectServer, scylla_copy: Path, tmp_path: Path) -> 
         def registered() -> Any:
             return "exited" if proc.poll() is not None else read_deployment(prefect_server)
 
-        deployment = wait_until(registered, 300, "serve.py to register the deployment")
+        deployment = wait_for(registered, 300, "serve.py to register the deployment", interval=1.0)
         assert deployment != "exited", (tmp_path / "serve.log").read_text()
         yield scylla_copy, deployment
     finally:
@@ -81,8 +81,9 @@ def test_served_deployment_runs_and_repairs_a_damaged_experiment(prefect_server:
     paths.run_result.unlink()
     with client_for(prefect_server) as client:
         flow_run = client.create_flow_run_from_deployment(deployment.id)
-        done = wait_until(
-            lambda: (r := client.read_flow_run(flow_run.id)).state.is_final() and r, 480, "the triggered nightly run"
+        done = wait_for(
+            lambda: (r := client.read_flow_run(flow_run.id)).state.is_final() and r, 480, "the triggered nightly run",
+            interval=1.0,
         )
         assert done.state.type.value == "COMPLETED", done.state.message
         assert "1 recovered" in (done.state.message or "")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from agent_eval_helpers import DEMO, make_suite
-from conftest import PYTHON
+from conftest import PYTHON, wait_for
 from faults_helpers import (
     Marked,
     alive,
@@ -27,7 +27,6 @@ from faults_helpers import (
     recorded_pids,
     run_suite_cmd,
     tally,
-    wait_for,
     wait_gone,
     write_fault_suite,
 )

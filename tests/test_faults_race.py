@@ -10,11 +10,15 @@ import shlex
 import signal
 import socket
 import textwrap
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from subprocess import Popen
+from typing import Iterator
 
 import pytest
 from agent_eval_helpers import DEMO, make_suite
-from conftest import PYTHON, REPO_ROOT
+from conftest import PYTHON, REPO_ROOT, wait_for
 from faults_helpers import (
     Marked,
     compare_kept,
@@ -23,7 +27,6 @@ from faults_helpers import (
     read_json,
     run_suite_cmd,
     tally,
-    wait_for,
     write_fault_suite,
 )
 
@@ -51,6 +54,37 @@ HOLD_AGENT = textwrap.dedent(
     """
 )
 MODELS = ["fake-opus"]
+
+
+@dataclass(frozen=True)
+class Race:
+    procs: dict[str, Popen[bytes]]
+    winner: str
+    loser: str
+    out: str  # the loser's output
+    errors: list[str]  # its "error: " lines
+
+
+@contextmanager
+def two_racing(tmp_path: Path, args: list[str], hold: Path, what: str, **env: str) -> Iterator[Race]:
+    """Start the same command twice; once one gives up, yield the race, then let the winner finish.
+
+    ``hold`` keeps the winner's work waiting until the body has looked at the loser; both
+    process groups are ended whatever the body asserts.
+    """
+    a, b = Marked(tmp_path / "home-a", **env), Marked(tmp_path / "home-b", **env)
+    procs = {"a": a.popen(*args, log=tmp_path / "a.log"), "b": b.popen(*args, log=tmp_path / "b.log")}
+    try:
+        loser = wait_for(lambda: next((k for k, p in procs.items() if p.poll() is not None), None), 240, what)
+        winner = "b" if loser == "a" else "a"
+        out = (tmp_path / f"{loser}.log").read_text()
+        yield Race(procs, winner, loser, out, [line for line in out.splitlines() if line.startswith("error: ")])
+        hold.unlink()
+        assert procs[winner].wait(timeout=240) == 0, (tmp_path / f"{winner}.log").read_text()[-3000:]
+    finally:
+        hold.unlink(missing_ok=True)
+        a.end_all()
+        b.end_all()
 
 
 def _experiment(tmp_path: Path, repo: Path) -> ExperimentPaths:
@@ -89,28 +123,16 @@ def test_two_recoveries_at_once_exactly_one_works(tmp_path: Path, git_repo: Path
     damaged = file_hashes(exp.run("T0", "00", 1).dir)
     hold = tmp_path / "hold"
     hold.write_text("hold")
-    env = _recovery_env(tmp_path, hold)
-    a, b = Marked(tmp_path / "home-a", **env), Marked(tmp_path / "home-b", **env)
-    procs = {"a": a.popen(*_recover_args(exp), log=tmp_path / "a.log"), "b": b.popen(*_recover_args(exp), log=tmp_path / "b.log")}
-    try:
+    with two_racing(tmp_path, _recover_args(exp), hold, "one recovery to give up", **_recovery_env(tmp_path, hold)) as race:
         # The one that loses exits while the winner's agent is still held.
-        loser = wait_for(lambda: next((k for k, p in procs.items() if p.poll() is not None), None), 240, "one recovery to give up")
-        winner = "b" if loser == "a" else "a"
+        procs, winner = race.procs, race.winner
         assert procs[winner].poll() is None
-        out = (tmp_path / f"{loser}.log").read_text()
-        assert procs[loser].returncode == 3, out[-3000:]
-        errors = [line for line in out.splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1, out[-3000:]
-        assert f"is locked by pid {procs[winner].pid} on {socket.gethostname()}" in errors[0]
-        assert "still running" in errors[0] and str(exp.lock) in errors[0]
+        assert procs[race.loser].returncode == 3, race.out[-3000:]
+        assert len(race.errors) == 1, race.out[-3000:]
+        assert f"is locked by pid {procs[winner].pid} on {socket.gethostname()}" in race.errors[0]
+        assert "still running" in race.errors[0] and str(exp.lock) in race.errors[0]
         holder = load_record(exp.lock, LockInfo)
         assert holder.pid == procs[winner].pid
-        hold.unlink()
-        assert procs[winner].wait(timeout=240) == 0, (tmp_path / f"{winner}.log").read_text()[-3000:]
-    finally:
-        hold.unlink(missing_ok=True)
-        a.end_all()
-        b.end_all()
     tally("race", faults=1, runs=1)
     assert [r.status for r in survey(exp.dir, Selection()).runs] == [RunStatus.COMPLETED]
     assert _attempts(exp) == ["run_01_attempt_1"]  # rerun exactly once
@@ -173,22 +195,11 @@ def test_two_resumes_of_one_run_directory_exactly_one_reruns(tmp_path: Path, pre
     (redo.dir / "tries.txt").unlink()
     hold.write_text("hold")
 
-    a, b = Marked(tmp_path / "home-a"), Marked(tmp_path / "home-b")
     args = run_suite_cmd(suite, "--resume", str(run.dir))
-    procs = {"a": a.popen(*args, log=tmp_path / "a.log"), "b": b.popen(*args, log=tmp_path / "b.log")}
-    try:
-        loser = wait_for(lambda: next((k for k, p in procs.items() if p.poll() is not None), None), 240, "one resume to give up")
-        winner = "b" if loser == "a" else "a"
-        out = (tmp_path / f"{loser}.log").read_text()
-        assert procs[loser].returncode == 2, out[-3000:]
-        errors = [line for line in out.splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1 and f"is locked by pid {procs[winner].pid}" in errors[0], out[-3000:]
-        hold.unlink()
-        assert procs[winner].wait(timeout=240) == 0, (tmp_path / f"{winner}.log").read_text()[-3000:]
-    finally:
-        hold.unlink(missing_ok=True)
-        a.end_all()
-        b.end_all()
+    with two_racing(tmp_path, args, hold, "one resume to give up") as race:
+        assert race.procs[race.loser].returncode == 2, race.out[-3000:]
+        winner_pid = race.procs[race.winner].pid
+        assert len(race.errors) == 1 and f"is locked by pid {winner_pid}" in race.errors[0], race.out[-3000:]
     tally("race", faults=1, runs=2)
     assert classify_case(redo).status is CaseStatus.COMPLETED
     assert read_json(redo.metrics)["tries"] == 1 and len((redo.dir / "pids.txt").read_text().split()) == 2  # 1 + 1 rerun
