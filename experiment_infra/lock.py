@@ -35,23 +35,25 @@ class LockHeld(RuntimeError):
     """Another live process holds the lock (the message names it)."""
 
 
-def _proc_start(pid: int) -> str | None:
-    """The process start time in clock ticks since boot (Linux), or None if unknown."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """Fields 3 onwards of ``/proc/PID/stat`` (Linux), or None if it cannot be read."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    return fields[19].decode() if len(fields) > 19 else None
+    return raw[raw.rfind(b")") + 2 :].split()
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process start time in clock ticks since boot (Linux), or None if unknown."""
+    fields = _stat_fields(pid)
+    return fields[19].decode() if fields is not None and len(fields) > 19 else None
 
 
 def _is_zombie(pid: int) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return raw[raw.rfind(b")") + 2 :].startswith(b"Z")
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0].startswith(b"Z")
 
 
 def holder_alive(info: LockInfo) -> bool | None:

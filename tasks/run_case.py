@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import Completed, Failed, State
 
 from experiment_infra.inspect_mode import InspectCase, run_inspect_process
-from experiment_infra.runner import run_case
+from experiment_infra.runner import OutputCallback, run_case
 from experiment_infra.suite import PlannedCase
 from experiment_infra.status import CaseClassification, CaseStatus, classify_case
 
@@ -39,6 +39,26 @@ def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
     return isinstance(state.data, CaseFailed)
 
 
+def _to_run_log() -> OutputCallback:
+    """Forward a case's output lines to the task run's log."""
+    logger = get_run_logger()
+
+    def forward(stream: str, line: str) -> None:
+        # stderr is where tracebacks land: WARNING makes it stand out in the UI.
+        (logger.warning if stream == "stderr" else logger.info)("%s", line)
+
+    return forward
+
+
+def _as_state(variant_name: str, outcome: CaseClassification) -> CaseClassification | State:
+    if outcome.status is CaseStatus.COMPLETED:
+        return outcome
+    # Returned, not raised: Prefect still retries a returned Failed state, and the
+    # log shows the one-line reason instead of a traceback of this task's code.
+    message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
+    return Failed(message=message, data=CaseFailed(message))
+
+
 @task(
     name="run_case",
     task_run_name="{variant_name}",
@@ -57,19 +77,8 @@ def run_case_task(
     if on_disk.status is CaseStatus.COMPLETED:
         return Completed(name=SKIPPED, message=f"{variant_name}: completed earlier ({on_disk.reason})", data=on_disk)
 
-    logger = get_run_logger()
-
-    def forward(stream: str, line: str) -> None:
-        # stderr is where tracebacks land: WARNING makes it stand out in the UI.
-        (logger.warning if stream == "stderr" else logger.info)("%s", line)
-
-    outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward)
-    if outcome.status is not CaseStatus.COMPLETED:
-        # Returned, not raised: Prefect still retries a returned Failed state, and the
-        # log shows the one-line reason instead of a traceback of this task's code.
-        message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
-        return Failed(message=message, data=CaseFailed(message))
-    return outcome
+    outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=_to_run_log())
+    return _as_state(variant_name, outcome)
 
 
 @task(
@@ -86,13 +95,5 @@ def run_inspect_case_task(
     timeout_seconds: float | None = None,
 ) -> CaseClassification | State:
     """Run one inspect-mode case; its ``.eval`` log (not this state) is the record."""
-    logger = get_run_logger()
-
-    def forward(stream: str, line: str) -> None:
-        (logger.warning if stream == "stderr" else logger.info)("%s", line)
-
-    outcome = run_inspect_process(planned, log_dir, timeout_seconds=timeout_seconds, on_output=forward)
-    if outcome.status is not CaseStatus.COMPLETED:
-        message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
-        return Failed(message=message, data=CaseFailed(message))
-    return outcome
+    outcome = run_inspect_process(planned, log_dir, timeout_seconds=timeout_seconds, on_output=_to_run_log())
+    return _as_state(variant_name, outcome)

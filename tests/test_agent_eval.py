@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from agent_eval_helpers import FAKE_AGENT, FIXTURE_ONLY, OURS_ONLY, keys, make_suite, tree
 from conftest import FIXTURE, git
+from faults_helpers import alive
 
 from experiment_infra.agent_eval import (
     DEFAULT_AGENT_COMMAND,
@@ -238,14 +239,6 @@ def test_agent_nonzero_exit_is_a_failed_run_and_its_judges_do_not_run(tmp_path, 
     assert not paths.run_result.exists()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def test_hanging_agent_is_killed_at_the_timeout_and_recorded_as_failed(tmp_path, git_repo):
     exp, spec = start(tmp_path, git_repo, conditions=[Condition("T0", "00", "fake-hang")], agent_timeout_seconds=3)
     assert run_agent(exp, spec, "T0", "00", 1) is RunStatus.FAILED
@@ -255,7 +248,7 @@ def test_hanging_agent_is_killed_at_the_timeout_and_recorded_as_failed(tmp_path,
     status, reason = classify_agent(paths)
     assert status is RunStatus.FAILED and "timed out" in reason
     pids = [int(p) for p in (paths.workspace / "hang.pids").read_text().split()]  # workspace kept
-    assert not any(_alive(p) for p in pids)  # the agent and its child: the whole group is gone
+    assert not any(alive(p) for p in pids)  # the agent and its child: the whole group is gone
 
 
 def test_secrets_in_the_environment_are_redacted_everywhere_and_still_reach_the_agent(tmp_path, git_repo, monkeypatch):
