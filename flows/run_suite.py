@@ -233,13 +233,14 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         }
         for r in summary.rows
     ]
-    create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {summary.counts_text()}")
+    counts = summary.counts_text()
+    create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
     lines = [f"- suite file: `{plan.suite.suite_file}`", f"- entry point: `{plan.suite.entry_point}`"]
     if plan.resumed:
         lines.append("- resumed: cases completed earlier were skipped")
     if plan.git.patch_file:
         lines.append(f"- uncommitted changes: `{plan.run.dir / plan.git.patch_file}`")
-    lines.append(f"- cases: {summary.counts_text()}")
+    lines.append(f"- cases: {counts}")
     lines += [f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed]
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.run.dir, lines, results_git=plan.git)
 
