@@ -12,7 +12,7 @@ $(PY):
 setup: $(PY)
 	$(PY) -m pip install --quiet -e '.[all]'
 
-# Sets up, then runs the example suite end to end (offline, about 20 s).
+# Sets up, then runs the example suite end to end (offline; about 20 s once installed).
 example: setup
 	$(PY) flows/run_suite.py experiments/sweep/suite_sweep.py
 
