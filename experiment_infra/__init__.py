@@ -5,7 +5,7 @@ Plain functions over files. ``flows/`` and ``tasks/`` wrap these with Prefect.
 
 from .case import ExperimentCase, validate_cases
 from .agent_eval import AgentEvalSuite, Condition, TaskSpec
-from .cli import run_experiments_cli
+from .suite_main import run_experiments_cli
 from .config import NONE_SENTINEL, BaseExperimentConfig, ConfigError
 from .layout import (
     AgentRunPaths,

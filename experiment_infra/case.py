@@ -24,7 +24,7 @@ class ExperimentCase:
                 f"case {self.variant_name!r}: config must be a BaseExperimentConfig, "
                 f"got {type(self.config).__name__}"
             )
-        if self.config.output_dir:
+        if self.config.assigned_output_dir:
             raise ConfigError(
                 f"case {self.variant_name!r}: output_dir is set by the runner; remove it from the suite"
             )

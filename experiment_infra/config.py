@@ -6,23 +6,51 @@ that the child's config equals the parent's, field for field, so values are enco
 unambiguously: ``None`` as ``__none__``, enums by value, bools as true/false, and
 lists, dicts and nested models as JSON (which can carry an empty list or a string
 starting with ``-``, unlike repeated flags).
+
+An entry point may rebuild its config either way: ``MyConfig.from_cli()``, or the
+spec's ``config = MyConfig()``, which reads the command line when this process is a
+case's entry point (the runner says so in ``ENTRY_POINT_ENV``) or when a person runs
+the entry point by hand with nothing but field flags (``python run_x.py --lr=0.1
+--output_dir=out``). Anywhere else (a suite file, a notebook, a test, a suite being
+loaded) ``MyConfig()`` is the class defaults: a process's own flags (``--dry-run``,
+``-p 4``) never leak into a config.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 import typing
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import Enum
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
-from pydantic import ValidationError, field_validator
+from pydantic import PrivateAttr, ValidationError, field_validator
 from pydantic_core import to_jsonable_python
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 NONE_SENTINEL = "__none__"
 RUNNER_ONLY_FIELDS = frozenset({"output_dir"})
+# Set by the runner in each case's environment: the entry point it started. A config
+# built with no arguments in that process (and no other) reads its fields from argv.
+ENTRY_POINT_ENV = "EXPERIMENT_INFRA_ENTRY_POINT"
+# True while suite files are loaded (and while this module builds configs itself):
+# a no-argument config is then the class defaults, whatever argv holds.
+_ARGV_OFF: ContextVar[bool] = ContextVar("experiment_infra_argv_off", default=False)
+
+
+@contextmanager
+def configs_ignore_argv() -> Iterator[None]:
+    """Within this block ``MyConfig()`` never reads the command line (used to load suite files)."""
+    token = _ARGV_OFF.set(True)
+    try:
+        yield
+    finally:
+        _ARGV_OFF.reset(token)
 
 
 class ConfigError(ValueError):
@@ -54,6 +82,36 @@ class BaseExperimentConfig(BaseSettings):
 
     output_dir: str = ""
     seed: int = 42
+    # A config built in a script's top level with nowhere to write: reading its
+    # output_dir is an error instead of a silent write into the current directory.
+    _no_output_dir: str = PrivateAttr(default="")
+
+    def __init__(self, **values: Any) -> None:
+        from_argv = None
+        if not values and not _ARGV_OFF.get():
+            from_argv = _argv_values(type(self))
+        super().__init__(**(from_argv if from_argv is not None else values))
+        if self.__dict__["output_dir"] or _ARGV_OFF.get():
+            return
+        if from_argv is not None:
+            self._no_output_dir = "the command line has no --output_dir"
+        elif not values and sys._getframe(1).f_globals.get("__name__") == "__main__":
+            self._no_output_dir = "it was built with no arguments outside a case"
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "output_dir":
+            value = object.__getattribute__(self, "__dict__")["output_dir"]
+            if not value:
+                private = object.__getattribute__(self, "__pydantic_private__") or {}
+                if private.get("_no_output_dir"):
+                    raise ConfigError(_no_output_dir_message(type(self).__name__, private["_no_output_dir"]))
+            return value
+        return object.__getattribute__(self, name)
+
+    @property
+    def assigned_output_dir(self) -> str:
+        """``output_dir`` as set ("" when the runner has not placed this config), never an error."""
+        return self.__dict__["output_dir"]
 
     @field_validator("*", mode="before")
     @classmethod
@@ -103,12 +161,13 @@ class BaseExperimentConfig(BaseSettings):
         return type(self)._validated({**self._field_values(), "output_dir": output_dir})
 
     def _field_values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in type(self).model_fields}
+        return {name: self.__dict__[name] for name in type(self).model_fields}
 
     @classmethod
     def _validated(cls, values: dict[str, Any]) -> BaseExperimentConfig:
         try:
-            return cls(**values)
+            with configs_ignore_argv():  # {} means the defaults here, never argv
+                return cls(**values)
         except ValidationError as exc:
             raise ConfigError(_one_line(cls.__name__, exc)) from None
 
@@ -118,7 +177,7 @@ class BaseExperimentConfig(BaseSettings):
         """``--field=value`` flags that ``from_cli`` turns back into an equal config."""
         argv: list[str] = []
         for name, info in type(self).model_fields.items():
-            value = getattr(self, name)
+            value = self.__dict__[name]
             if value is None and _is_dict_type(info.annotation):
                 where = f"case {case!r}: " if case else ""
                 raise ConfigError(
@@ -138,25 +197,17 @@ class BaseExperimentConfig(BaseSettings):
         if any(a in ("-h", "--help") for a in args):
             print(cls.cli_help())
             raise SystemExit(0)
+        return cls._validated(cls._values_from_argv(args))
+
+    @classmethod
+    def _values_from_argv(cls, args: Sequence[str]) -> dict[str, Any]:
         fields = cls.model_fields
         values: dict[str, Any] = {}
-        i = 0
-        while i < len(args):
-            arg = args[i]
-            if not arg.startswith("--"):
-                raise ConfigError(f"{cls.__name__}: unexpected argument {arg!r}; expected --field=value")
-            name, eq, raw = arg[2:].partition("=")
-            name = name.replace("-", "_")
-            if not eq:
-                if i + 1 >= len(args):
-                    raise ConfigError(f"{cls.__name__}: --{name} needs a value")
-                i += 1
-                raw = args[i]
+        for name, raw in _flag_pairs(cls.__name__, args):
             if name not in fields:
                 raise ConfigError(f"{cls.__name__}: unknown field --{name}; valid fields: {', '.join(fields)}")
             values[name] = decode_value(raw, fields[name].annotation)
-            i += 1
-        return cls._validated(values)
+        return values
 
     @classmethod
     def cli_help(cls) -> str:
@@ -169,6 +220,64 @@ class BaseExperimentConfig(BaseSettings):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _flag_pairs(cls_name: str, args: Sequence[str]) -> list[tuple[str, str]]:
+    """``--name=value`` / ``--name value`` pairs (names with ``_`` for ``-``)."""
+    pairs = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"{cls_name}: unexpected argument {arg!r}; expected --field=value")
+        name, eq, raw = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        if not eq:
+            if i + 1 >= len(args):
+                raise ConfigError(f"{cls_name}: --{name} needs a value")
+            i += 1
+            raw = args[i]
+        pairs.append((name, raw))
+        i += 1
+    return pairs
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _argv_values(cls: type[BaseExperimentConfig]) -> dict[str, Any] | None:
+    """Field values from ``sys.argv`` when this process is the config's entry point, else None.
+
+    The runner names the entry point in ``ENTRY_POINT_ENV``: there argv is the case's
+    command line and anything off in it is an error. Without it (a person running the
+    entry point by hand), argv counts only when every argument is a flag naming one of
+    the class's fields, so a suite's ``--dry-run -p 4`` or pytest's flags are never
+    mistaken for a config.
+    """
+    args = sys.argv[1:]
+    started_by_runner = os.environ.get(ENTRY_POINT_ENV)
+    if started_by_runner and sys.argv and _same_file(started_by_runner, sys.argv[0]):
+        return cls._values_from_argv(args)
+    if not args:
+        return None
+    try:
+        pairs = _flag_pairs(cls.__name__, args)
+    except ConfigError:
+        return None
+    if not all(name in cls.model_fields for name, _ in pairs):
+        return None
+    return cls._values_from_argv(args)
+
+
+def _no_output_dir_message(cls_name: str, why: str) -> str:
+    return (
+        f"{cls_name}.output_dir is not set ({why}): run this entry point through its suite "
+        "(python SUITE.py or python flows/run_suite.py SUITE.py), or by hand with --output_dir=DIR"
+    )
 
 
 def _raw_string_type(annotation: Any) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .config import BaseExperimentConfig
+from .config import ENTRY_POINT_ENV, BaseExperimentConfig
 from .layout import DIRTY_SUFFIX, inspect_log_dir, inspect_log_file_pattern, inspect_logs_for
 from .provenance import git_provenance
 from .records import GitProvenance
@@ -36,8 +36,8 @@ GIT_DIRTY_ENV = "EXPERIMENT_GIT_DIRTY"
 InspectLogStatus = Literal["started", "success", "cancelled", "error"]
 
 
-class InspectNotInstalled(RuntimeError):
-    pass
+class InspectNotInstalled(SuiteError):
+    """Inspect mode without the ``inspect`` extra installed (bad input: one line, exit 2)."""
 
 
 def require_inspect() -> None:
@@ -81,7 +81,7 @@ def run_inspect_case(task: Any, config: BaseExperimentConfig, **eval_kwargs: Any
         "git_dirty": os.environ.get(GIT_DIRTY_ENV) == "true",
     }
     eval_kwargs.setdefault("display", "none")
-    logs = inspect_eval(task, log_dir=config.output_dir or None, metadata=metadata, **eval_kwargs)
+    logs = inspect_eval(task, log_dir=config.assigned_output_dir or None, metadata=metadata, **eval_kwargs)
     return logs[0]
 
 
@@ -157,9 +157,24 @@ def plan_inspect_suite(
             continue
         config = case.config.with_output_dir(str(log_dir))
         command = (python, str(suite.entry_point), *config.to_argv(case=case.variant_name))
-        env = case_env(log_dir, git, case.variant_name, suite.suite_file)
+        env = {**case_env(log_dir, git, case.variant_name, suite.suite_file), ENTRY_POINT_ENV: str(suite.entry_point)}
         planned.append(InspectCase(case.variant_name, command, env, env[LOG_PATTERN_ENV]))
     return InspectPlan(suite, log_dir, git, tuple(planned))
+
+
+RESUME_REFUSED = (
+    "--resume is not available in inspect mode: every run writes new .eval logs beside the old ones; "
+    "re-run failed variants with `python flows/recover.py {log_dir}`"
+)
+
+
+def check_inspect(suite: Suite, resume: str | None, results_root: str | Path) -> InspectPlan:
+    """What an inspect run would refuse (no Inspect AI, ``--resume``); its plan otherwise."""
+    require_inspect()
+    plan = plan_inspect_suite(suite, results_root)
+    if resume is not None:
+        raise SuiteError(RESUME_REFUSED.format(log_dir=plan.log_dir))
+    return plan
 
 
 def format_inspect_plan(plan: InspectPlan) -> str:

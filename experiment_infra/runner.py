@@ -23,7 +23,7 @@ from typing import IO, Callable
 
 from .atomic import atomic_write_json, move_aside
 from .case import ExperimentCase
-from .config import BaseExperimentConfig, ConfigError
+from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
 from .layout import CasePaths
 from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group, stop_group_of
 from .records import RunRecord, read_record, utc_now_iso, write_record
@@ -309,7 +309,8 @@ def run_case(
         done = run_streaming(
             command,
             cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # ENTRY_POINT_ENV lets the spec's `config = MyConfig()` read this argv.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", ENTRY_POINT_ENV: str(entry_point)},
             logs=(out_log, err_log),
             on_output=on_output,
             timeout_seconds=timeout_seconds,

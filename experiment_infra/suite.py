@@ -1,10 +1,13 @@
 """Suites: load a suite file by path, and plan a run of it (new, resumed or dry).
 
-A suite file declares at module level what a run needs (``cases``, ``entry_point``,
+A suite file declares what a run needs in the experiment-infrastructure spec's shape,
+``run_experiments_cli(cases, entry_point=..., experiment_name=...)`` under
+``if __name__ == "__main__":``, or with module-level names (``cases``, ``entry_point``,
 ``experiment_name`` and optionally ``mode``, ``retries``, ``retry_delay_seconds``,
-``timeout_seconds``, ``task_tags``), or a module-level ``suite`` object. ``load_suite`` imports it
-by path without running its ``__main__`` block, so the command line, a deployment
-and the Prefect UI all start the same flow from nothing but the path.
+``timeout_seconds``, ``task_tags``), or a module-level ``suite`` object. ``load_suite``
+runs the file as ``__main__`` with ``run_experiments_cli`` only declaring (it hands its
+arguments back instead of running), so the command line, a deployment and the
+Prefect UI all start the same flow from nothing but the path.
 
 Planning writes nothing: ``plan_suite`` works out the run directory, each case's
 directory and exact command line (that is the dry run); ``start_run`` then creates
@@ -20,6 +23,7 @@ import logging
 import shlex
 import sys
 import traceback
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +31,7 @@ from typing import Any, Literal, get_args
 
 from .atomic import atomic_write_text, unwritable_reason
 from .case import ExperimentCase, validate_cases
-from .config import ConfigError
+from .config import ConfigError, configs_ignore_argv
 from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
 from .provenance import git_diff, git_provenance
 from .records import (
@@ -48,7 +52,7 @@ SuiteMode = Literal["standard", "inspect"]
 SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
 DEFAULT_RETRIES = 1
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
-_OPTIONAL = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags")
+SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags")
 _load_counter = itertools.count()
 
 
@@ -129,46 +133,128 @@ def resolve_entry_point(entry_point: str | Path, suite_dir: Path | None, source:
 # ------------------------------------------------------------------------ loading
 
 
-def _import_by_path(path: Path) -> Any:
-    """Import ``path`` under a private module name, so its ``__main__`` block does not run.
+class SuiteDeclared(BaseException):
+    """Raised by ``run_experiments_cli`` while a suite file is being loaded: it carries
+    the suite the call declared and stops the file there, as the real call would exit.
+    A BaseException, so a suite's own ``except Exception`` cannot swallow it."""
 
-    Its directory is first on ``sys.path`` while it runs, as when Python runs it as a
-    script, so ``import my_config`` next to the suite file works either way.
+    def __init__(self, suite: Any) -> None:
+        super().__init__("suite declared")
+        self.suite = suite
+
+
+# True while load_suite runs a suite file: run_experiments_cli then declares, not runs.
+_LOADING: ContextVar[bool] = ContextVar("experiment_infra_loading_suite", default=False)
+
+
+def loading_suite() -> bool:
+    return _LOADING.get()
+
+
+def _run_as_main(path: Path) -> tuple[Any, Any]:
+    """Run ``path`` as Python runs a script (``__name__ == "__main__"``) and return
+    ``(module, declared)``: ``declared`` is what its ``run_experiments_cli`` call declared, or None.
+
+    One mechanism for every shape: a spec-style file whose cases exist only for its
+    ``__main__`` call, module-level names, or a ``suite`` object. Its directory is first
+    on ``sys.path`` while it runs, so ``import my_config`` next to it works. Classes it
+    defines are filed under a private module name afterwards (not the real
+    ``__main__``), so pydantic and pickling find them.
     """
     name = f"_experiment_suite_{path.stem}_{next(_load_counter)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SuiteError(f"{path}: cannot be imported as a Python file")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # pydantic and dataclasses look their module up here
+    code = spec.loader.get_code(name)  # type: ignore[attr-defined]
+    module.__name__ = "__main__"
+    sys.modules[name] = module
+    real_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = module  # what the file's classes look their module up in while it runs
     suite_dir = str(path.parent)
     sys.path.insert(0, suite_dir)
+    token = _LOADING.set(True)
+    declared = None
     try:
-        spec.loader.exec_module(module)
+        with configs_ignore_argv():
+            exec(code, vars(module))  # noqa: S102 (the user's own suite file, as `python SUITE.py` would)
+    except SuiteDeclared as call:
+        declared = call.suite
     except (SuiteError, ConfigError, UnsafeNameError) as exc:
         sys.modules.pop(name, None)
         raise SuiteError(f"{path.name}: {exc}") from None
+    except SystemExit as exc:
+        sys.modules.pop(name, None)
+        raise SuiteError(f"{path.name}: it exited (code {exc.code}) while being loaded") from None
     except Exception as exc:
         sys.modules.pop(name, None)
         lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
         where = f" at line {lines[-1]}" if lines else ""
         raise SuiteError(f"{path}: importing it raised {type(exc).__name__}{where}: {exc}") from None
     finally:
+        _LOADING.reset(token)
+        if real_main is not None:
+            sys.modules["__main__"] = real_main
         if suite_dir in sys.path:
             sys.path.remove(suite_dir)
-    return module
+    module.__name__ = name
+    for value in list(vars(module).values()):
+        if isinstance(value, type) and value.__module__ == "__main__":
+            value.__module__ = name
+    return module, declared
+
+
+def _options_of(namespace: Any) -> dict[str, Any]:
+    return {k: getattr(namespace, k) for k in SUITE_OPTIONS if hasattr(namespace, k)}
+
+
+def declared_suite(
+    path: Path, namespace: Any, cases: Any, entry_point: Any, experiment_name: Any, options: dict[str, Any]
+) -> Any:
+    """The suite a ``run_experiments_cli(...)`` call in ``path`` declares.
+
+    ``cases`` may be a suite object (``Suite`` or an agent-evaluation suite), else a list of
+    cases with ``entry_point`` and ``experiment_name``. Options the call does not pass
+    (``retries``, ``timeout_seconds``, ...) are taken from the file's module-level names.
+    """
+    unknown = sorted(set(options) - set(SUITE_OPTIONS))
+    if unknown:
+        raise SuiteError(f"{path.name}: run_experiments_cli: unknown option(s) {', '.join(unknown)}; valid: {', '.join(SUITE_OPTIONS)}")
+    if isinstance(cases, Suite):
+        return cases if cases.suite_file else replace(cases, suite_file=path)
+    if not isinstance(cases, (list, tuple)):
+        if entry_point is None and experiment_name is None and not options:
+            return cases  # an agent-evaluation suite object
+        raise SuiteError(f"{path.name}: run_experiments_cli: cases must be a list of ExperimentCase, got {type(cases).__name__}")
+    missing = [n for n, v in (("entry_point", entry_point), ("experiment_name", experiment_name)) if v is None]
+    if missing:
+        raise SuiteError(
+            f"{path.name}: run_experiments_cli(cases, ...) needs {' and '.join(missing)}; "
+            "call it as run_experiments_cli(cases, entry_point=..., experiment_name=...)"
+        )
+    try:
+        return Suite(
+            experiment_name=experiment_name, entry_point=entry_point, cases=tuple(cases), suite_file=path,
+            **{**_options_of(namespace), **options},
+        )
+    except (ConfigError, UnsafeNameError) as exc:
+        raise SuiteError(f"{path.name}: {exc}") from None
 
 
 def load_suite(path: str | Path) -> Suite | Any:
-    """Load a suite file by path. A module-level ``suite`` that is not a ``Suite``
-    (an agent-evaluation suite) is returned as it is."""
+    """Load a suite file by path: the suite its ``run_experiments_cli`` call declares, else
+    its module-level ``suite`` object, else its module-level ``cases``, ``entry_point`` and
+    ``experiment_name``. A suite object that is not a ``Suite`` (an agent-evaluation
+    suite) is returned as it is."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise SuiteError(f"suite file {str(path)!r} not found")
     if path.suffix != ".py":
         raise SuiteError(f"suite file {str(path)!r} is not a .py file")
     path = path.resolve()
-    module = _import_by_path(path)
+    module, declared = _run_as_main(path)
+    if declared is not None:
+        return declared
     if hasattr(module, "suite"):
         obj = module.suite
         if isinstance(obj, Suite):
@@ -177,23 +263,10 @@ def load_suite(path: str | Path) -> Suite | Any:
     missing = [n for n in ("cases", "entry_point", "experiment_name") if not hasattr(module, n)]
     if missing:
         raise SuiteError(
-            f"{path.name}: no module-level {', '.join(missing)}; a suite file defines cases, entry_point "
-            "and experiment_name at module level (or a `suite` object)"
+            f"{path.name}: declares no suite: call run_experiments_cli(cases, entry_point=..., experiment_name=...) "
+            f"under `if __name__ == \"__main__\":`, or define {', '.join(missing)} at module level (or a `suite` object)"
         )
-    cases = module.cases
-    if not isinstance(cases, (list, tuple)):
-        raise SuiteError(f"{path.name}: `cases` must be a list of ExperimentCase, got {type(cases).__name__}")
-    options = {k: getattr(module, k) for k in _OPTIONAL if hasattr(module, k)}
-    try:
-        return Suite(
-            experiment_name=module.experiment_name,
-            entry_point=module.entry_point,
-            cases=tuple(cases),
-            suite_file=path,
-            **options,
-        )
-    except (ConfigError, UnsafeNameError) as exc:
-        raise SuiteError(f"{path.name}: {exc}") from None
+    return declared_suite(path, module, module.cases, module.entry_point, module.experiment_name, {})
 
 
 # ----------------------------------------------------------------------- planning

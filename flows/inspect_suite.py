@@ -11,29 +11,14 @@ from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from experiment_infra.inspect_mode import InspectPlan, format_inspect_plan, plan_inspect_suite, require_inspect
+from experiment_infra.inspect_mode import InspectPlan, check_inspect, format_inspect_plan, plan_inspect_suite
 from experiment_infra.layout import inspect_logs_for
-from experiment_infra.suite import Suite, SuiteError
+from experiment_infra.suite import Suite
 from flows.artifacts import artifact_key, publish_run_markdown
 from tasks.run_case import run_inspect_case_task
 
 if TYPE_CHECKING:  # run_suite imports this module when a suite's mode is inspect
     from flows.run_suite import SuiteSummary
-
-RESUME_REFUSED = (
-    "--resume is not available in inspect mode: every run writes new .eval logs beside the old ones; "
-    "re-run failed variants with `python flows/recover.py {log_dir}`"
-)
-
-
-def check_inspect(suite: Suite, resume: str | None, results_root: str) -> InspectPlan:
-    """What the flow would refuse, checked before any Prefect server starts."""
-    require_inspect()
-    plan = plan_inspect_suite(suite, results_root)
-    if resume is not None:
-        raise SuiteError(RESUME_REFUSED.format(log_dir=plan.log_dir))
-    return plan
-
 
 def run_inspect(
     suite: Suite,

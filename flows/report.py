@@ -10,22 +10,24 @@ markdown artifact with the summary table and the plots inlined as data URIs.
 
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__":
+    # As a script, sys.path[0] is flows/ (its modules would shadow top-level names).
+    import sys
+    from pathlib import Path
+
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from experiment_cli.common import run_main
+    from experiment_cli.report import main
+
+    run_main(lambda: main(sys.argv[1:]))
+
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-
-from experiment_infra.layout import UnsafeNameError  # noqa: E402
-from experiment_infra.records import RecordError  # noqa: E402
-from experiment_infra.reports import ReportError, build_reports, check_directory  # noqa: E402
-from experiment_infra.services import ServiceError  # noqa: E402
-
-BAD_INPUT = (ReportError, RecordError, UnsafeNameError, ServiceError)
+from experiment_infra.reports import build_reports
 
 
 def artifact_key(directory: Path) -> str:
@@ -50,32 +52,3 @@ def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
         description=f"{bundle.title} ({len(written)} files {verb})",
     )
     return [str(p) for p in written]
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (usage: python flows/report.py EXPERIMENT_DIR [--dry-run])\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = _OneLineParser(prog="flows/report.py", description=__doc__.splitlines()[0])
-    parser.add_argument("experiment_dir", metavar="EXPERIMENT_DIR", type=Path)
-    parser.add_argument("--dry-run", action="store_true", help="list the files that would be written; write nothing")
-    args = parser.parse_args(argv)
-    try:
-        check_directory(args.experiment_dir)  # bad input fails before a Prefect server starts
-        from flows.api_check import check_api
-
-        check_api()
-        written = report(str(args.experiment_dir), dry_run=args.dry_run)
-    except BAD_INPUT as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for path in written:
-        print(path)
-    print(f"{'would write' if args.dry_run else 'wrote'} {len(written)} files", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

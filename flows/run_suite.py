@@ -17,9 +17,10 @@ if __name__ == "__main__":
     from pathlib import Path
 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-    from flows.run_suite import main
+    from experiment_cli.common import run_main
+    from experiment_cli.run_suite import main
 
-    sys.exit(main(sys.argv[1:]))
+    run_main(lambda: main(sys.argv[1:], prog="flows/run_suite.py"))
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -30,13 +31,13 @@ from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed, State
 
 from experiment_infra.layout import NOGIT
-from experiment_infra.lock import acquire_lock, check_lock
+from experiment_infra.lock import acquire_lock
+from experiment_infra.preflight import check_parallelism
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.suite import (
     Suite,
     SuiteError,
     SuitePlan,
-    check_writable,
     format_plan,
     load_suite,
     plan_suite,
@@ -96,11 +97,6 @@ class SuiteSummary:
 def label_suite_run(suite: Suite, where: str) -> None:
     """Name the flow run after the experiment and where its results go, and tag it."""
     label_flow_run(f"{suite.experiment_name} {where}", [suite.experiment_name, suite.mode])
-
-
-def check_parallelism(parallelism: int | None) -> None:
-    if parallelism is not None and (isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1):
-        raise SuiteError(f"parallelism (-p) must be a positive integer, got {parallelism!r}")
 
 
 # --------------------------------------------------------------------------- modes
@@ -169,23 +165,6 @@ def _runner_for(suite: Suite) -> Callable[..., Any]:
         where = suite.suite_file.name if suite.suite_file else "suite"
         raise SuiteError(f"{where}: mode {suite.mode!r} is not supported by run_suite ({', '.join(MODE_RUNNERS)})")
     return runner
-
-
-def preflight(suite_path: str, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str) -> None:
-    """Everything the flow would refuse, checked before a Prefect server starts (writes nothing)."""
-    check_parallelism(parallelism)
-    suite = load_suite(suite_path)
-    if isinstance(suite, Suite) and suite.mode == "inspect":
-        from flows.inspect_suite import check_inspect
-
-        check_inspect(suite, resume, results_root)
-    elif isinstance(suite, Suite):
-        _runner_for(suite)
-        plan = plan_suite(suite, results_root, resume)
-        if plan.resumed:
-            check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
-        if not dry_run:
-            check_writable(plan)
 
 
 # ------------------------------------------------------------------------ summary
@@ -284,8 +263,3 @@ def run_suite(
         suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root, **dask
     )
 
-
-def main(argv: list[str] | None = None) -> int:
-    from experiment_infra.cli import main as cli_main
-
-    return cli_main(argv, prog="flows/run_suite.py")

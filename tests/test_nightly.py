@@ -157,7 +157,8 @@ def test_a_failed_recovery_fails_the_night_but_not_the_others(prefect_harness, t
 
 
 def test_missing_root_fails_the_flow_and_the_command_line(prefect_harness, tmp_path: Path, capsys) -> None:
-    from flows.nightly import main, nightly_recovery
+    from experiment_cli.nightly import main
+    from flows.nightly import nightly_recovery
 
     state = nightly_recovery(results_root=str(tmp_path / "nowhere"), return_state=True)
     assert state.is_failed()

@@ -17,7 +17,7 @@ from conftest import PYTHON, REPO_ROOT, git
 from suite_factory import case_src, make_suite, rewrite_cases
 
 from experiment_infra import CasePaths, SuiteRunPaths, load_record
-from experiment_infra.cli import main
+from experiment_cli.run_suite import main
 from experiment_infra.layout import RUN_DIR_PATTERN
 from experiment_infra.records import RunRecord, SuiteManifest
 from experiment_infra.runner import run_case
@@ -130,7 +130,7 @@ def test_dry_run_prints_commands_and_writes_nothing(prefect_harness, tmp_path: P
         assert shlex.join(argv) in out
 
 
-def test_dry_run_from_the_suite_file_itself(prefect_harness, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_dry_run_from_the_suite_file_itself(tmp_path: Path, capfd, monkeypatch) -> None:
     suite = make_suite(tmp_path / "s")
     results = tmp_path / "results"
     monkeypatch.setattr(sys, "argv", [str(suite), "--dry-run", "--results-root", str(results)])
@@ -140,7 +140,7 @@ def test_dry_run_from_the_suite_file_itself(prefect_harness, tmp_path: Path, cap
         runpy.run_path(str(suite), run_name="__main__")
 
     assert info.value.code == 0
-    assert "nothing written" in capsys.readouterr().out
+    assert "nothing written" in capfd.readouterr().out  # from the command line it ran as a child
     assert not results.exists()
 
 
@@ -302,7 +302,8 @@ def test_bad_inputs_get_one_line_errors(tmp_path: Path, capsys) -> None:
     missing_names = tmp_path / "bare" / "suite_bare.py"
     missing_names.parent.mkdir()
     missing_names.write_text("cases = []\n")
-    assert "no module-level entry_point, experiment_name" in _one_line_error(capsys, [str(missing_names)])
+    err = _one_line_error(capsys, [str(missing_names)])
+    assert "declares no suite" in err and "define entry_point, experiment_name at module level" in err
 
     broken = make_suite(tmp_path / "broken", extra="undefined_name + 1")
     err = _one_line_error(capsys, [str(broken)])
@@ -317,7 +318,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path: Path, capsys) -> None:
 
 
 def test_cli_flags_parse_in_both_command_lines() -> None:
-    from experiment_infra.cli import build_parser
+    from experiment_cli.run_suite import build_parser
 
     args = build_parser().parse_args(["s.py", "--dry-run", "-p", "3", "--resume", "r", "--results-root", "d"])
     assert (args.suite, args.dry_run, args.parallelism, args.resume, args.results_root) == ("s.py", True, 3, "r", "d")
@@ -325,18 +326,15 @@ def test_cli_flags_parse_in_both_command_lines() -> None:
     assert (args.dry_run, args.parallelism, args.resume, args.results_root) == (False, None, None, "results")
 
 
-def test_run_experiments_cli_refuses_a_call_that_disagrees_with_the_module(
-    tmp_path: Path, capsys, monkeypatch
-) -> None:
+def test_what_run_experiments_cli_is_called_with_is_what_runs(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The call under ``__main__`` declares the suite: its arguments win over module-level names."""
     suite = make_suite(tmp_path / "s")
     (suite.parent / "other.py").write_text("")
     rewrite_cases(suite, "entry_point=entry_point,", "entry_point='other.py',")
-    monkeypatch.setattr(sys, "argv", [str(suite), "--dry-run"])
-    monkeypatch.syspath_prepend(str(suite.parent))
-    with pytest.raises(SystemExit) as info:
-        runpy.run_path(str(suite), run_name="__main__")
-    assert info.value.code == 2
-    assert "entry_point='other.py'" in capsys.readouterr().err
+    assert main([str(suite), "--dry-run", "--results-root", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert f"{suite.parent / 'other.py'} --output_dir=" in out and "/entry.py" not in out
+    assert not (tmp_path / "results").exists()
 
 
 # --------------------------------------------------------- runner (no Prefect needed)

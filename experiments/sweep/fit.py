@@ -61,7 +61,7 @@ def mse(coef: list[float], xs: list[float], ys: list[float]) -> float:
 
 
 def main() -> None:
-    cfg = SweepConfig.from_cli()
+    cfg = SweepConfig()  # the case's config, from the command line the runner built (or SweepConfig.from_cli())
     rng = random.Random(cfg.seed)
     f = TARGETS[cfg.target]
     train_x = [rng.uniform(-1.0, 1.0) for _ in range(cfg.n_train)]

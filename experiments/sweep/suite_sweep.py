@@ -10,8 +10,7 @@ from sweep_config import SweepConfig, Target
 
 from experiment_infra import ExperimentCase, run_experiments_cli
 
-experiment_name = "sweep"
-entry_point = "fit.py"  # relative to this file's directory
+# Optional run settings, read from module level (or passed to run_experiments_cli):
 retries = 1
 retry_delay_seconds = 2.0
 timeout_seconds = 120.0
@@ -28,4 +27,4 @@ cases = [
 cases.append(ExperimentCase("sine_deg7_noise0.3_ridge", base.copy_with(degree=7, noise=0.3, ridge=1e-2)))
 
 if __name__ == "__main__":
-    run_experiments_cli(cases, entry_point=entry_point, experiment_name=experiment_name)
+    run_experiments_cli(cases, entry_point="fit.py", experiment_name="sweep")

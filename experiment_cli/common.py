@@ -1,0 +1,173 @@
+"""What every command line shares: its parser, its error line, its exit codes, and
+how it starts Prefect (a slow first start of the temporary server is survived).
+
+Exit codes (every command): 0 done, 1 a case / run / recovery did not succeed,
+2 bad input or a service that cannot be reached (one ``error:`` line), 3 the
+directory is locked by another run (``recover``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+from experiment_infra.agent_eval import AgentEvalError
+from experiment_infra.config import ConfigError
+from experiment_infra.layout import UnsafeNameError
+from experiment_infra.lock import LockHeld
+from experiment_infra.records import RecordError
+from experiment_infra.recovery_select import RecoveryInputError
+from experiment_infra.reports import ReportError
+from experiment_infra.services import ServiceError
+from experiment_infra.suite import SuiteError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+# Every refusal the core raises for input a user can fix (InspectNotInstalled and
+# AgentEvalError are SuiteErrors).
+BAD_INPUT: tuple[type[Exception], ...] = (
+    SuiteError, ConfigError, UnsafeNameError, RecordError, LockHeld, FileExistsError, ServiceError,
+    RecoveryInputError, AgentEvalError, ReportError,
+)
+
+STARTUP_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+# Prefect allows its temporary server 20 s to start. A brand-new Prefect home on a
+# busy 2-core laptop needs more (measured: 18 s idle, over 20 s with one other
+# CPU-bound process), and the first run is a newcomer's first impression.
+GENEROUS_STARTUP_SECONDS = 300
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error line: ``error: ...`` and exit 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(message)
+
+
+def fail(message: object, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def report(exc: BaseException) -> int:
+    """Print a refusal as the one ``error:`` line; the bad-input exit code."""
+    print(f"error: {exc}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """Exit with ``main()``'s code; a reader that closed the pipe (``| head``) ends it quietly."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
+    raise SystemExit(code)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (at least 1), got {value}")
+    return value
+
+
+def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--dask-address`` / ``--dask-workers`` (see flows/task_runners.py)."""
+    dask = parser.add_mutually_exclusive_group()
+    dask.add_argument(
+        "--dask-address", metavar="ADDR", default=None,
+        help=f"run the {what} on the Dask scheduler at ADDR (needs PREFECT_API_URL and a shared filesystem)",
+    )
+    dask.add_argument(
+        "--dask-workers", type=positive_int, metavar="N", default=None,
+        help=f"run the {what} on a local Dask cluster of N worker processes (needs PREFECT_API_URL)",
+    )
+
+
+def _profile_sets(setting: str) -> bool:
+    """Whether the active Prefect profile (profiles.toml) sets ``setting`` (read without importing Prefect)."""
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    return setting in profiles.get("profiles", {}).get(active, {})
+
+
+def allow_slow_server_start() -> None:
+    """Give Prefect's temporary server a generous start-up, unless the user set one.
+
+    Must run before Prefect is imported (its settings are read then). A value in the
+    environment or in the active Prefect profile always wins.
+    """
+    if STARTUP_SETTING not in os.environ and not _profile_sets(STARTUP_SETTING):
+        os.environ[STARTUP_SETTING] = str(GENEROUS_STARTUP_SECONDS)
+
+
+def _startup_timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and "attempting to connect to ephemeral Prefect API server" in str(exc)
+
+
+def start_failure(exc: BaseException) -> ServiceError | None:
+    """The one-line error for a temporary server that never came up, else None."""
+    if not _startup_timed_out(exc):
+        return None
+    limit = os.environ.get(STARTUP_SETTING, "its configured")
+    return ServiceError(
+        f"Prefect's temporary server did not start within {limit} s; raise {STARTUP_SETTING} "
+        "(e.g. =600), or start a server (prefect server start) and set PREFECT_API_URL"
+    )
+
+
+def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
+    """Call ``flow`` for its final state; a server that never starts is a ServiceError, not a traceback."""
+    try:
+        return flow(**parameters, return_state=True)
+    except RuntimeError as exc:
+        failure = start_failure(exc)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def check_services(dask_address: str | None = None, dask_workers: int | None = None) -> None:
+    """The Prefect API (and Dask scheduler) a run needs answer; ServiceError naming them otherwise."""
+    from flows.api_check import check_api
+    from flows.task_runners import check_dask
+
+    check_api()
+    check_dask(dask_address, dask_workers)
+
+
+def exit_code_of(state: Any, what: str = "run") -> int:
+    """A flow's final state as the process exit code (bad input returned by the flow: 2)."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BAD_INPUT):
+        print(f"error: {result}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if isinstance(result, BaseException):
+        failure = start_failure(result)
+        if failure is not None:
+            print(f"error: {failure}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"error: the {what} failed: {type(result).__name__}: {result}", file=sys.stderr)
+        return EXIT_FAILED
+    if isinstance(result, bool):
+        return EXIT_OK if result else EXIT_FAILED
+    if isinstance(result, int):
+        return result
+    ok = getattr(result, "ok", None)
+    if ok is not None:
+        return EXIT_OK if ok else EXIT_FAILED
+    return EXIT_FAILED if state.is_failed() else EXIT_OK

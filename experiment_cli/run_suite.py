@@ -1,0 +1,93 @@
+"""``python flows/run_suite.py SUITE [flags]``: run a suite file as the ``run_suite`` flow.
+
+Bad input is one ``error: ...`` line, exit 2, before Prefect is imported; ``--dry-run``
+is answered by the core alone (no Prefect, no server, nothing written); a run with
+a case that did not complete exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from experiment_infra.preflight import check_run
+
+from .common import (
+    BAD_INPUT,
+    EXIT_OK,
+    Parser,
+    add_dask_options,
+    allow_slow_server_start,
+    check_services,
+    exit_code_of,
+    positive_int,
+    report,
+    run_flow,
+)
+
+
+def build_parser(*, with_suite: bool = True, prog: str | None = None) -> argparse.ArgumentParser:
+    parser = Parser(prog=prog, description="Run an experiment suite as a Prefect flow.")
+    if with_suite:
+        parser.add_argument("suite", metavar="SUITE", help="path to a suite file (experiments/<name>/suite_<name>.py)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the run directory and each case's command; write nothing"
+    )
+    parser.add_argument(
+        "-p", "--parallelism", type=positive_int, default=None, metavar="N",
+        help="at most N cases run at once (default: all cases)",
+    )
+    parser.add_argument(
+        "--resume", metavar="RUN_DIR", default=None,
+        help="reuse a run directory; cases already completed there are skipped",
+    )
+    parser.add_argument(
+        "--results-root", metavar="DIR", default="results", help="where run directories go (default: results)"
+    )
+    add_dask_options(parser, "cases")
+    return parser
+
+
+def run_suite_command(
+    suite_path: str | Path,
+    *,
+    dry_run: bool = False,
+    parallelism: int | None = None,
+    resume: str | None = None,
+    results_root: str = "results",
+    dask_address: str | None = None,
+    dask_workers: int | None = None,
+) -> int:
+    """Check the input, answer a dry run or run the ``run_suite`` flow; the process exit code."""
+    options = dict(dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=str(results_root))
+    try:
+        account = check_run(str(suite_path), **options)
+    except BAD_INPUT as exc:
+        return report(exc)
+    if dry_run:
+        print(account)
+        return EXIT_OK
+    allow_slow_server_start()
+    dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers).items() if v is not None}
+    try:
+        check_services(dask_address, dask_workers)
+        from flows.run_suite import run_suite
+
+        state = run_flow(run_suite, suite_path=str(suite_path), **options, **dask)
+    except BAD_INPUT as exc:
+        return report(exc)
+    return exit_code_of(state)
+
+
+def run_parsed(args: argparse.Namespace, suite_path: str | Path) -> int:
+    return run_suite_command(
+        suite_path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
+        results_root=args.results_root, dask_address=args.dask_address, dask_workers=args.dask_workers,
+    )
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """``python flows/run_suite.py SUITE [--dry-run] [-p N] [--resume RUN_DIR] [--results-root DIR]``."""
+    args = build_parser(prog=prog).parse_args(argv)
+    return run_parsed(args, args.suite)

@@ -1,0 +1,56 @@
+"""Everything a run of a suite file would refuse, checked before Prefect is imported.
+
+``check_run`` loads the suite file and plans the run, for every kind of suite
+(standard, inspect, agent evaluation), and writes nothing. Its text is the dry run's
+account, so ``--dry-run`` on a command line is this function and a print: no Prefect
+import, no server (the spec says "always dry-run first"; that must cost well under
+a second, not a server start).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .agent_eval import AgentEvalSuite, format_plan as format_agent_eval_plan, plan_experiment
+from .inspect_mode import check_inspect, format_inspect_plan
+from .lock import check_lock
+from .suite import Suite, SuiteError, check_writable, format_plan, load_suite, plan_suite
+
+__all__ = ["check_parallelism", "check_run", "describe_suite"]
+
+
+def check_parallelism(parallelism: int | None) -> None:
+    if parallelism is not None and (isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1):
+        raise SuiteError(f"parallelism (-p) must be a positive integer, got {parallelism!r}")
+
+
+def describe_suite(suite: Suite | AgentEvalSuite, suite_path: str | Path, *, resume: str | None, results_root: str) -> str:
+    """The dry run's account of a loaded suite: where each case goes and its exact command."""
+    if isinstance(suite, Suite):
+        if suite.mode == "inspect":
+            return format_inspect_plan(check_inspect(suite, resume, results_root))
+        return format_plan(plan_suite(suite, results_root, resume))
+    if isinstance(suite, AgentEvalSuite):
+        return format_agent_eval_plan(
+            plan_experiment(suite, results_root=results_root, resume=resume, suite_path=suite_path)
+        )
+    raise SuiteError(
+        f"{Path(suite_path).name}: `suite` is a {type(suite).__name__}, not a Suite or AgentEvalSuite"
+    )
+
+
+def check_run(
+    suite_path: str | Path, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str
+) -> str:
+    """Refuse (SuiteError and kin, one line each) what the run_suite flow would refuse;
+    return the dry run's account. Writes nothing."""
+    check_parallelism(parallelism)
+    suite = load_suite(suite_path)
+    if not (isinstance(suite, Suite) and suite.mode == "standard"):
+        return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
+    plan = plan_suite(suite, results_root, resume)
+    if plan.resumed:
+        check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
+    if not dry_run:
+        check_writable(plan)
+    return format_plan(plan)
