@@ -158,9 +158,10 @@ def preflight(args: argparse.Namespace, selection: Selection) -> None:
         return
     check_suite_rerun(s)
     if s.planned:
-        run_suite = _import_flows("run_suite")
+        from .preflight import check_run
+
         inspect = s.mode is Mode.INSPECT
-        run_suite.preflight(
+        check_run(
             s.manifest.suite_file, dry_run=False, parallelism=args.parallelism,
             resume=None if inspect else str(s.run.dir),
             results_root=str(s.run.dir.parent) if inspect else "results",

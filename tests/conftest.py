@@ -32,13 +32,26 @@ FIXTURE = Path(os.environ.get("SCYLLA_FIXTURE", REPO_ROOT.parent / "shared" / "f
 PYTHON = sys.executable
 
 
-@pytest.fixture(scope="session")
+# The session's server, for the commands tests start as subprocesses: one server
+# start per session instead of one per command (15-20 s each on this machine).
+SHARED_API_ENV = "TESTS_SHARED_PREFECT_API_URL"
+
+
+@pytest.fixture(scope="session", autouse=True)
 def prefect_harness():
-    """One temporary Prefect server (SQLite) for the whole session."""
+    """One temporary Prefect server (SQLite) for the whole session, shared with subprocesses."""
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=600):
+        os.environ[SHARED_API_ENV] = str(PREFECT_API_URL.value())
         yield
+        os.environ.pop(SHARED_API_ENV, None)
+
+
+def shared_server_env(**extra: str) -> dict[str, str]:
+    """The environment of a command a test runs: the session's Prefect server, plus ``extra``."""
+    return {**os.environ, "PREFECT_API_URL": os.environ[SHARED_API_ENV], **extra}
 
 
 @pytest.fixture(scope="session")

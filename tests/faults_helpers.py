@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from conftest import PYTHON, REPO_ROOT
+from conftest import PYTHON, REPO_ROOT, shared_server_env
 
 # ------------------------------------------------------------------------ figures
 
@@ -90,15 +90,11 @@ class Marked:
     def __init__(self, home: Path, **extra: str) -> None:
         self.token = uuid.uuid4().hex
         home.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **os.environ,
-            "PREFECT_HOME": str(home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PYTHONUNBUFFERED": "1",
-            "FAULT_MARK": self.token,
-            **extra,
-        }
-        self.env.pop("PREFECT_API_URL", None)  # each subprocess starts its own temporary server
+        # The session's server: the commands under test report to it, as to a real one.
+        self.env = shared_server_env(
+            PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONUNBUFFERED="1",
+            FAULT_MARK=self.token, **extra,
+        )
 
     def pids(self) -> list[int]:
         needle = f"FAULT_MARK={self.token}".encode()

@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import PYTHON, REPO_ROOT
+from conftest import PYTHON, REPO_ROOT, shared_server_env
 
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths
 
@@ -94,5 +94,5 @@ def recover_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_
     """``python flows/recover.py ARGS`` as a user runs it (a real subprocess)."""
     return subprocess.run(
         [PYTHON, str(REPO_ROOT / "flows" / "recover.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
+        cwd=cwd, capture_output=True, text=True, timeout=300, env=shared_server_env(**(env or {})),
     )
