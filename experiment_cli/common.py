@@ -3,7 +3,7 @@ how it starts Prefect (a slow first start of the temporary server is survived).
 
 Exit codes (every command): 0 done, 1 a case / run / recovery did not succeed,
 2 bad input or a service that cannot be reached (one ``error:`` line), 3 the
-directory is locked by another run (``recover``).
+directory is locked by another run or recovery.
 """
 
 from __future__ import annotations
@@ -15,23 +15,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
-from experiment_infra.agent_eval import AgentEvalError
-from experiment_infra.config import ConfigError
-from experiment_infra.layout import UnsafeNameError
-from experiment_infra.lock import LockHeld
-from experiment_infra.records import RecordError
-from experiment_infra.recovery_select import RecoveryInputError
-from experiment_infra.reports import ReportError
+from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ExperimentError
 from experiment_infra.services import ServiceError
-from experiment_infra.suite import SuiteError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
-# Every refusal the core raises for input a user can fix (InspectNotInstalled and
-# AgentEvalError are SuiteErrors).
-BAD_INPUT: tuple[type[Exception], ...] = (
-    SuiteError, ConfigError, UnsafeNameError, RecordError, LockHeld, FileExistsError, ServiceError,
-    RecoveryInputError, AgentEvalError, ReportError,
-)
+__all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "Parser", "fail", "report", "run_flow"]
+
+# Every refusal the core raises for input a user can fix carries its exit code
+# (experiment_infra.errors); a run directory that already exists is one more.
+BAD_INPUT: tuple[type[Exception], ...] = (ExperimentError, FileExistsError)
 
 STARTUP_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 # Prefect allows its temporary server 20 s to start. A brand-new Prefect home on a
@@ -53,9 +44,9 @@ def fail(message: object, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 
 def report(exc: BaseException) -> int:
-    """Print a refusal as the one ``error:`` line; the bad-input exit code."""
+    """Print a refusal as the one ``error:`` line; its exit code (2 unless it says otherwise)."""
     print(f"error: {exc}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return getattr(exc, "exit_code", EXIT_BAD_INPUT)
 
 
 def run_main(main: Callable[[], int]) -> NoReturn:
@@ -154,8 +145,7 @@ def exit_code_of(state: Any, what: str = "run") -> int:
     """A flow's final state as the process exit code (bad input returned by the flow: 2)."""
     result = state.result(raise_on_failure=False)
     if isinstance(result, BAD_INPUT):
-        print(f"error: {result}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return report(result)
     if isinstance(result, BaseException):
         failure = start_failure(result)
         if failure is not None:

@@ -33,6 +33,8 @@ from pydantic import PrivateAttr, ValidationError, field_validator
 from pydantic_core import to_jsonable_python
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .errors import ExperimentError
+
 NONE_SENTINEL = "__none__"
 RUNNER_ONLY_FIELDS = frozenset({"output_dir"})
 # Set by the runner in each case's environment: the entry point it started. A config
@@ -53,7 +55,7 @@ def configs_ignore_argv() -> Iterator[None]:
         _ARGV_OFF.reset(token)
 
 
-class ConfigError(ValueError):
+class ConfigError(ExperimentError, ValueError):
     """A config that cannot be built or cannot travel to its entry point."""
 
 

@@ -12,9 +12,10 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig
+from .inspect_logs import InspectNotInstalled, require_inspect
 from .layout import DIRTY_SUFFIX, inspect_log_dir, inspect_log_file_pattern, inspect_logs_for
 from .provenance import git_provenance
 from .records import GitProvenance
@@ -32,22 +33,6 @@ VARIANT_ENV = "EXPERIMENT_VARIANT"
 SUITE_FILE_ENV = "EXPERIMENT_SUITE_FILE"
 GIT_SHA_ENV = "EXPERIMENT_GIT_SHA"
 GIT_DIRTY_ENV = "EXPERIMENT_GIT_DIRTY"
-
-InspectLogStatus = Literal["started", "success", "cancelled", "error"]
-
-
-class InspectNotInstalled(SuiteError):
-    """Inspect mode without the ``inspect`` extra installed (bad input: one line, exit 2)."""
-
-
-def require_inspect() -> None:
-    try:
-        import inspect_ai  # noqa: F401
-    except ImportError:
-        raise InspectNotInstalled(
-            "inspect mode needs Inspect AI: pip install 'experiment-infra[inspect]'"
-        ) from None
-
 
 def case_env(log_dir: Path, git: GitProvenance, variant_name: str, suite_file: Path | None) -> dict[str, str]:
     """Environment for one case's subprocess: where and under which name Inspect logs,
@@ -83,43 +68,6 @@ def run_inspect_case(task: Any, config: BaseExperimentConfig, **eval_kwargs: Any
     eval_kwargs.setdefault("display", "none")
     logs = inspect_eval(task, log_dir=config.assigned_output_dir or None, metadata=metadata, **eval_kwargs)
     return logs[0]
-
-
-@dataclass(frozen=True)
-class InspectLogHeader:
-    path: Path
-    status: InspectLogStatus | None
-    problem: str | None = None
-    error: str | None = None
-
-
-def read_log_header(path: Path) -> InspectLogHeader:
-    """Status of one ``.eval`` log via Inspect's own reader (header only: fast)."""
-    require_inspect()
-    from inspect_ai.log import read_eval_log
-
-    try:
-        log = read_eval_log(str(path), header_only=True)
-    except Exception as exc:  # a torn or foreign file: say so, never crash a scan
-        return InspectLogHeader(path, None, problem=f"unreadable ({type(exc).__name__}: {exc})"[:200])
-    error = log.error.message[:200] if log.error else None
-    return InspectLogHeader(path, log.status, error=error)
-
-
-def read_log_metadata(path: Path) -> dict[str, Any]:
-    """The metadata ``run_inspect_case`` stored in a log (config, variant, suite file, git)."""
-    require_inspect()
-    from inspect_ai.log import read_eval_log
-
-    try:
-        return dict(read_eval_log(str(path), header_only=True).eval.metadata or {})
-    except Exception:  # a torn or foreign log: no metadata, never a crash
-        return {}
-
-
-def latest_log(log_dir: Path, variant_name: str) -> InspectLogHeader | None:
-    logs = inspect_logs_for(log_dir, variant_name)
-    return read_log_header(logs[-1]) if logs else None
 
 
 # ------------------------------------------------------------------- planning and running

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .errors import ExperimentError
+
 # Names become directory names and travel on command lines, so only a portable
 # subset is allowed (no separators, no NUL, no unicode look-alikes, no leading dot
 # or dash that would hide the directory or read as a flag).
@@ -29,7 +31,7 @@ _RUN_NUMBER = re.compile(r"^run_([0-9]+)\Z")
 _ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
 
 
-class UnsafeNameError(ValueError):
+class UnsafeNameError(ExperimentError, ValueError):
     """A variant, tier or subtest name that cannot be a single directory name."""
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from .errors import LockedError
 from .layout import lock_aside, lock_takeover_marker, lock_temp
 from .records import LockInfo, read_record, utc_now_iso
 
@@ -31,7 +32,7 @@ UNREADABLE_GRACE_SECONDS = 10.0
 _ATTEMPTS = 5
 
 
-class LockHeld(RuntimeError):
+class LockHeld(LockedError, RuntimeError):
     """Another live process holds the lock (the message names it)."""
 
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from .atomic import atomic_write_json
+from .errors import ExperimentError
 from .layout import check_name
 
 # Result files are small; anything larger is not one of ours and is not read whole.
@@ -36,7 +37,7 @@ def utc_now_iso() -> str:
     return utc_now().isoformat()
 
 
-class RecordError(ValueError):
+class RecordError(ExperimentError, ValueError):
     """A result file that is missing or does not hold what its model requires."""
 
 

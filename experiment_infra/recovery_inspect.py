@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .inspect_mode import read_log_metadata
+from .inspect_logs import read_log_metadata
 from .layout import INSPECT_LOG_SUFFIX, SuiteRunPaths, parse_inspect_log_name
 from .records import GitProvenance, ManifestCase, SuiteManifest
 from .recovery_select import RecoveryInputError

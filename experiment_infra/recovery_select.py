@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable, Sequence
 
+from .errors import ExperimentError
 from .status import CaseStatus, JudgeStatus, RunStatus
 
 
-class RecoveryInputError(ValueError):
+class RecoveryInputError(ExperimentError, ValueError):
     """Bad input to a recovery (one line naming the field or file and the fix)."""
 
 

@@ -12,12 +12,14 @@ import json
 import urllib.error
 import urllib.request
 
+from .errors import ExperimentError
+
 API_TIMEOUT_SECONDS = 10.0
 SCHEDULER_TIMEOUT_SECONDS = 5.0
 _START_SERVER = "start it (prefect server start) or unset PREFECT_API_URL to run on a temporary local server"
 
 
-class ServiceError(RuntimeError):
+class ServiceError(ExperimentError, RuntimeError):
     """A service a run needs is unreachable, or options that cannot reach it (one line)."""
 
 

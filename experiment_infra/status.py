@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from .inspect_logs import latest_log
 from .layout import AgentRunPaths, CasePaths, JudgeSlotPaths, judge_slot_name
 from .records import (
     AgentResult,
@@ -413,8 +414,6 @@ _INSPECT_STATUS = {
 
 def classify_inspect_case(log_dir: Path, variant_name: str) -> CaseClassification:
     """Status of an inspect-mode case from its latest ``.eval`` log."""
-    from .inspect_mode import latest_log
-
     header = latest_log(log_dir, variant_name)
     if header is None:
         return CaseClassification(CaseStatus.MISSING, "no .eval log")

@@ -32,6 +32,7 @@ from typing import Any, Literal, get_args
 from .atomic import atomic_write_text, unwritable_reason
 from .case import ExperimentCase, validate_cases
 from .config import ConfigError, configs_ignore_argv
+from .errors import ExperimentError
 from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
 from .provenance import git_diff, git_provenance
 from .records import (
@@ -56,7 +57,7 @@ SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "t
 _load_counter = itertools.count()
 
 
-class SuiteError(ValueError):
+class SuiteError(ExperimentError, ValueError):
     """A suite file, run directory or run option that cannot be used (one-line message)."""
 
 

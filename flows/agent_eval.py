@@ -31,6 +31,7 @@ from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
 from experiment_infra.status import RunStatus, classify_run
 from flows.artifacts import label_flow_run, publish_run_markdown, show
+from flows.progress import Progress
 from flows.task_runners import build_task_runner
 from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
 
@@ -54,6 +55,12 @@ def _retry_options(plan: ExperimentPlan) -> dict[str, Any]:
 
 def _execute(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] | None = None) -> list[str]:
     """Run every agent and judge the plan needs; returns errors met outside the tasks."""
+    key = re.sub(r"[^a-z0-9-]+", "-", plan.suite.experiment_name.lower()).strip("-") or "agent-eval"
+    with Progress(sum(1 for r in plan.runs if not r.done), f"{key}-progress", "runs") as progress:
+        return _execute_with(plan, parallelism, dask, progress)
+
+
+def _execute_with(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] | None, progress: Progress) -> list[str]:
     logger = get_run_logger()
     exp_dir, spec, options = str(plan.exp.dir), plan.spec, _retry_options(plan)
     agents: deque[PlannedRun] = deque(r for r in plan.runs if r.needs_agent)
@@ -66,6 +73,9 @@ def _execute(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] | None
             finish_run(plan.exp, spec, run.tier, run.subtest, run.run_number)
         except (OSError, ValueError) as exc:  # a record that cannot be rebuilt: report, keep going
             errors.append(f"{run.name}: {type(exc).__name__}: {exc}")
+            progress.advance(failed=True)
+        else:
+            progress.advance(failed=classify_run(run.paths, list(spec.judge_models)).status is not RunStatus.COMPLETED)
 
     def queue_judges(run: PlannedRun) -> None:
         if not run.judges:
@@ -104,6 +114,7 @@ def _execute(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] | None
                     queue_judges(run)
                 else:
                     logger.warning("%s: agent run failed; its judges will not run", run.name)
+                    progress.advance(failed=True)
                 continue
             outstanding[run.name] -= 1
             if outstanding[run.name] == 0:

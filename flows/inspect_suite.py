@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -15,6 +15,7 @@ from experiment_infra.inspect_mode import InspectPlan, check_inspect, format_ins
 from experiment_infra.layout import inspect_logs_for
 from experiment_infra.suite import Suite
 from flows.artifacts import artifact_key, publish_run_markdown
+from flows.progress import Progress
 from tasks.run_case import run_inspect_case_task
 
 if TYPE_CHECKING:  # run_suite imports this module when a suite's mode is inspect
@@ -42,12 +43,15 @@ def run_inspect(
         retries=suite.retries, retry_delay_seconds=suite.retry_delays() or 0, tags=list(suite.task_tags)
     )
     futures: list[PrefectFuture[Any]] = []
-    with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner:
+    key = artifact_key(suite.experiment_name)
+    with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner, Progress(len(plan.cases), f"{key}-progress") as progress:
         for case in plan.cases:
             params = dict(variant_name=case.variant_name, planned=case, log_dir=plan.log_dir,
                           timeout_seconds=suite.timeout_seconds)
             futures.append(runner.submit(task, parameters=params))
-        wait(futures)
+        for done in as_completed(futures):
+            done.wait()  # settles its final state locally (no server read)
+            progress.advance(failed=not done.state.is_completed())
     rows = []
     for case, future in zip(plan.cases, futures):
         outcome = future.result(raise_on_failure=False)
@@ -59,7 +63,7 @@ def run_inspect(
         rows.append(CaseRow(case.variant_name, status, None, None, None, str(logs[-1]) if logs else "", reason))
     summary = SuiteSummary(suite.experiment_name, str(plan.log_dir), rows=tuple(rows))
     print(summary.format())
-    _publish(plan, summary, artifact_key(suite.experiment_name))
+    _publish(plan, summary, key)
     logger.info("%d case(s) logged to %s", len(rows), plan.log_dir)
     if summary.ok:
         return Completed(message=f"{len(rows)} case(s) completed", data=summary)

@@ -23,11 +23,12 @@ if __name__ == "__main__":
     run_main(lambda: main(sys.argv[1:], prog="flows/run_suite.py"))
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed, State
 
 from experiment_infra.layout import NOGIT
@@ -44,6 +45,7 @@ from experiment_infra.suite import (
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
+from flows.progress import Progress
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
 
@@ -74,6 +76,9 @@ class SuiteSummary:
     def ok(self) -> bool:
         return not self.failed
 
+    def failed_first(self) -> list[CaseRow]:
+        return sorted(self.rows, key=lambda r: r.status == CaseStatus.COMPLETED.value)
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for row in self.rows:
@@ -87,7 +92,7 @@ class SuiteSummary:
         lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {self.counts_text()}", f"run directory: {self.run_dir}"]
         width = max([len(r.variant) for r in self.rows] + [7])
         lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}  reason")
-        for r in self.rows:
+        for r in self.failed_first():
             secs = f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-"
             code = str(r.exit_code) if r.exit_code is not None else "-"
             lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}  {r.reason}")
@@ -132,14 +137,16 @@ def _run_standard(
         runner_of = build_task_runner(
             parallelism, dask_address=dask_address, dask_workers=dask_workers, default_parallelism=len(plan.cases)
         )
-        with runner_of as runner:
+        with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress:
             for p in plan.cases:
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
                 )
                 futures.append(runner.submit(task, parameters=params))
-            wait(futures)
+            for done in as_completed(futures):
+                done.wait()  # settles its final state locally (no server read)
+                progress.advance(failed=not done.state.is_completed())
 
     summary = SuiteSummary(suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)))
     print(summary.format())
@@ -184,6 +191,8 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
                 reason = f"{type(exc).__name__}: {exc}"
         status = now.status.value if not (state.is_failed() and now.status is CaseStatus.COMPLETED) else "failed"
+        if status == CaseStatus.COMPLETED.value and state.name != SKIPPED:
+            reason = ""  # a success needs no reason ("exit code 0" only pushed the real ones aside)
         rows.append(
             CaseRow(
                 variant=p.variant_name,
@@ -198,19 +207,27 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
     return rows
 
 
+def _relative(path: str, base: Path) -> str:
+    try:
+        return str(Path(path).relative_to(base)) or "."
+    except ValueError:
+        return path
+
+
 def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     key = artifact_key(plan.suite.experiment_name)
+    # What failed and why first: reason beside the status, failed rows on top, paths short.
     table = [
         {
             "variant": r.variant,
             "status": r.status,
-            "duration_s": r.duration_seconds,
+            "reason": r.reason,
+            "duration_s": round(r.duration_seconds, 1) if r.duration_seconds is not None else None,
             "exit_code": r.exit_code,
             "attempt": r.attempt,
-            "output_dir": r.output_dir,
-            "reason": r.reason,
+            "output_dir": _relative(r.output_dir, plan.run.dir),
         }
-        for r in summary.rows
+        for r in summary.failed_first()
     ]
     counts = summary.counts_text()
     create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")

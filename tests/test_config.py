@@ -180,6 +180,37 @@ def test_child_process_rebuilds_the_same_config(tmp_path: Path) -> None:
         assert child["seed"] == 42  # SEED in the child's environment changes nothing
 
 
+@pytest.mark.parametrize("route", ["started by the runner", "run by hand"])
+def test_the_specs_entry_point_shape_rebuilds_the_same_config(tmp_path: Path, route: str) -> None:
+    """``config = Everything()`` in an entry point rebuilds exactly what ``from_cli()`` does,
+    for every field type, whether the runner started it or a person typed the flags."""
+    from experiment_infra.config import ENTRY_POINT_ENV
+
+    (tmp_path / "everything_config.py").write_text(CONFIG_SOURCE)
+    child = tmp_path / "child.py"
+    child.write_text(
+        textwrap.dedent(
+            """
+            import json
+            from everything_config import Everything
+            config = Everything()
+            print(json.dumps({"repr": repr(config), "cli": repr(Everything.from_cli())}))
+            """
+        )
+    )
+    env = {"PATH": "/usr/bin:/bin"}
+    if route == "started by the runner":
+        env[ENTRY_POINT_ENV] = str(child)
+    for changes in CASES.values():
+        config = Everything().copy_with(**changes).with_output_dir(str(tmp_path / "out"))
+        done = subprocess.run(
+            [sys.executable, str(child), *config.to_argv(case="c")], capture_output=True, text=True, cwd=tmp_path, env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        got = json.loads(done.stdout)
+        assert got["repr"] == got["cli"] == repr(config)
+
+
 def test_seed_env_var_does_not_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEED", "7")
     monkeypatch.setenv("OUTPUT_DIR", "/somewhere")

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from conftest import PYTHON, REPO_ROOT, shared_server_env
 
-from experiment_infra.layout import CasePaths
 
 CONFIG = '''
 from experiment_infra import BaseExperimentConfig

@@ -73,7 +73,7 @@ def test_suite_run_and_its_recovery_as_the_ui_shows_them(prefect_server: Prefect
 
         arts = artifacts_of(client, original.id)
         rows = table_rows(arts["ui-suite-cases"])
-        assert [(r["variant"], r["status"]) for r in rows] == [("alpha", "completed"), ("beta", "failed")]
+        assert [(r["variant"], r["status"]) for r in rows] == [("beta", "failed"), ("alpha", "completed")]  # failures first
         markdown = arts["ui-suite-run"].data
         assert str(run_dir) in markdown and sha in markdown and "-dirty" not in markdown
 

@@ -257,7 +257,7 @@ def test_resume_of_a_directory_in_use_is_refused(prefect_harness, tmp_path: Path
         code = main([str(suite), "--resume", str(run.dir), "--results-root", str(results)])
 
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: ") and "is locked by" in err and str(os.getpid()) in err
+    assert code == 3 and err.startswith("error: ") and "is locked by" in err and str(os.getpid()) in err
 
 
 # ----------------------------------------------------------------------- bad input

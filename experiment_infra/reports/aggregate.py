@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ..errors import ExperimentError
 from ..layout import AgentRunPaths, ExperimentPaths
 from ..records import (
     AgentTiming,
@@ -54,7 +55,7 @@ GRADE_ORDER = ("F", "D", "C", "B", "A", "S")
 TIE_THRESHOLD = 0.05
 
 
-class ReportError(ValueError):
+class ReportError(ExperimentError, ValueError):
     """An experiment or suite directory that reports cannot be built from."""
 
 

@@ -1,0 +1,39 @@
+"""What a researcher sees of a suite run in the Prefect UI, read back through the client:
+live progress that ends at 100 %, and a cases table that answers "what failed and why"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from suite_factory import case_src, make_suite
+
+from flows.run_suite import run_suite
+
+
+def _artifacts(flow_run_id) -> dict[str, object]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.type: a for a in found}
+
+
+def test_progress_ends_at_100_and_the_failed_case_leads_the_table(tmp_path: Path) -> None:
+    suite = make_suite(
+        tmp_path / "s", [case_src("good"), case_src("bad", fail_times=5), case_src("also_good", value=2.0)], name="views"
+    )
+    state = run_suite(suite_path=str(suite), results_root=str(tmp_path / "results"), return_state=True)
+    assert state.is_failed()
+
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    assert float(artifacts["progress"].data) == 100.0
+    assert "3/3 cases done, 1 failed" in artifacts["progress"].description
+    rows = artifacts["table"].data
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert [r["variant"] for r in rows][0] == "bad"
+    assert list(rows[0])[:3] == ["variant", "status", "reason"]
+    assert rows[0]["status"] == "failed" and "exit code 3" in rows[0]["reason"] and "boom in bad" in rows[0]["reason"]
+    assert rows[0]["output_dir"] == "bad"  # relative to the run directory
+    assert all(r["reason"] == "" for r in rows[1:])
