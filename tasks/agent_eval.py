@@ -17,8 +17,41 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from experiment_infra.agent_eval import AgentEvalSpec, run_agent, run_judge, set_aside_run, set_aside_slot
-from experiment_infra.layout import ExperimentPaths
+from experiment_infra.layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths
+from experiment_infra.records import AgentResult, Judgment, read_record
 from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
+
+STDERR_TAIL_LINES = 5
+
+
+def stderr_tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last lines of a process's stderr log, for a failure's message ("" when empty)."""
+    try:
+        text = path.read_bytes()[-4000:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    return ("; stderr: " + " | ".join(tail)) if tail else ""
+
+
+def agent_line(paths: AgentRunPaths, status: RunStatus) -> str:
+    """One line a person reads at the end of an agent task's log: status, cost, tokens."""
+    result = read_record(paths.agent_result, AgentResult).record
+    if result is None:
+        return f"agent {status.value}"
+    t = result.token_stats
+    return (f"agent {status.value}: exit {result.exit_code}, cost ${result.cost_usd:.4f}, "
+            f"tokens {t.input_tokens} in / {t.output_tokens} out, {result.api_calls} API call(s)")
+
+
+def judge_line(slot: JudgeSlotPaths, model: str, status: JudgeStatus) -> str:
+    """One line at the end of a judge task's log: status, score, grade."""
+    judgment = read_record(slot.judgment, Judgment).record
+    if judgment is None:
+        return f"judge {slot.dir.name} ({model}) {status.value}"
+    grade = f", grade {judgment.grade}" if judgment.grade else ""
+    verdict = "passed" if judgment.passed else "not passed"
+    return f"judge {slot.dir.name} ({model}) {status.value}: score {judgment.score:.3f}{grade}, {verdict}"
 
 
 class RunFailed(RuntimeError):
@@ -46,8 +79,10 @@ def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, r
     status = run_agent(exp, spec, tier, subtest, run_number)
     paths = exp.run(tier, subtest, run_number)
     if status not in (RunStatus.RESULTS, RunStatus.COMPLETED):
-        raise RunFailed(f"{tier}/{subtest}/{paths.dir.name} {status.value}: {classify_agent(paths)[1]}")
-    logger.info("agent finished: %s", paths.dir)
+        raise RunFailed(
+            f"{tier}/{subtest}/{paths.dir.name} {status.value}: {classify_agent(paths)[1]}{stderr_tail(paths.agent_stderr)}"
+        )
+    logger.info("%s", agent_line(paths, status))
     return status.value
 
 
@@ -69,6 +104,8 @@ def judge_slot_task(
     status = run_judge(exp, spec, tier, subtest, run_number, slot, model)
     slot_paths = exp.run(tier, subtest, run_number).judge_slot(slot)
     if status in (JudgeStatus.FAILED, JudgeStatus.PARTIAL):
-        raise RunFailed(f"{slot_paths.dir} {status.value}: {classify_judge(slot_paths, model).reason}")
-    logger.info("judge %s (%s): %s", slot_paths.dir.name, model, status.value)
+        raise RunFailed(
+            f"{slot_paths.dir} {status.value}: {classify_judge(slot_paths, model).reason}{stderr_tail(slot_paths.stderr)}"
+        )
+    logger.info("%s", judge_line(slot_paths, model, status))
     return status.value

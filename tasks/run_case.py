@@ -8,6 +8,8 @@ without running.
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +41,46 @@ def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
     return isinstance(state.data, CaseFailed)
 
 
-def _to_run_log() -> OutputCallback:
-    """Forward a case's output lines to the task run's log."""
-    logger = get_run_logger()
+class _RunLog:
+    """Forward a case's output to the task run's log: stdout a line a record (INFO),
+    stderr a block a record (WARNING): a traceback reads as one entry in the UI, not as
+    thirty. A block ends when stdout speaks, after a pause, at ``MAX_BLOCK_LINES``, or
+    when the case ends."""
 
-    def forward(stream: str, line: str) -> None:
-        # stderr is where tracebacks land: WARNING makes it stand out in the UI.
-        (logger.warning if stream == "stderr" else logger.info)("%s", line)
+    MAX_BLOCK_LINES = 200
+    PAUSE_SECONDS = 1.0
 
-    return forward
+    def __init__(self) -> None:
+        self.logger = get_run_logger()
+        self.block: list[str] = []
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, stream: str, line: str) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if stream != "stderr":
+                self._flush()
+                self.logger.info("%s", line)
+                return
+            if self.block and now - self.last > self.PAUSE_SECONDS:
+                self._flush()
+            self.block.append(line)
+            self.last = now
+            if len(self.block) >= self.MAX_BLOCK_LINES:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.block:
+            self.logger.warning("%s", "\n".join(self.block))
+            self.block = []
+
+    def __enter__(self) -> OutputCallback:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self._flush()
 
 
 def _as_state(variant_name: str, outcome: CaseClassification) -> CaseClassification | State:
@@ -77,7 +110,8 @@ def run_case_task(
     if on_disk.status is CaseStatus.COMPLETED:
         return Completed(name=SKIPPED, message=f"{variant_name}: completed earlier ({on_disk.reason})", data=on_disk)
 
-    outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=_to_run_log())
+    with _RunLog() as forward:
+        outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward)
     return _as_state(variant_name, outcome)
 
 
@@ -95,5 +129,6 @@ def run_inspect_case_task(
     timeout_seconds: float | None = None,
 ) -> CaseClassification | State:
     """Run one inspect-mode case; its ``.eval`` log (not this state) is the record."""
-    outcome = run_inspect_process(planned, log_dir, timeout_seconds=timeout_seconds, on_output=_to_run_log())
+    with _RunLog() as forward:
+        outcome = run_inspect_process(planned, log_dir, timeout_seconds=timeout_seconds, on_output=forward)
     return _as_state(variant_name, outcome)

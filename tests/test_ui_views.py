@@ -37,3 +37,28 @@ def test_progress_ends_at_100_and_the_failed_case_leads_the_table(tmp_path: Path
     assert rows[0]["status"] == "failed" and "exit code 3" in rows[0]["reason"] and "boom in bad" in rows[0]["reason"]
     assert rows[0]["output_dir"] == "bad"  # relative to the run directory
     assert all(r["reason"] == "" for r in rows[1:])
+
+
+def test_a_traceback_on_stderr_is_one_log_record_and_the_reason_names_it(tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    suite = make_suite(tmp_path / "s", [case_src("crash")], name="crashy", write_entry=False)
+    (suite.parent / "entry.py").write_text(
+        "print('working', flush=True)\n"
+        "def inner():\n    raise ValueError('the real cause')\n"
+        "def outer():\n    inner()\n"
+        "outer()\n"
+    )
+    state = run_suite(suite_path=str(suite), results_root=str(tmp_path / "results"), return_state=True)
+    assert state.is_failed()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    blocks = [log.message for log in logs if "Traceback (most recent call last)" in log.message]
+    assert len(blocks) == 1  # the whole traceback in one record
+    assert "ValueError: the real cause" in blocks[0] and "in outer" in blocks[0] and "in inner" in blocks[0]
+    rows = _artifacts(state.state_details.flow_run_id)["table"].data
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert "ValueError: the real cause" in rows[0]["reason"]
