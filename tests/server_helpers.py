@@ -34,7 +34,7 @@ def free_port() -> int:
 
 @dataclass
 class PrefectServer:
-    url: str  # the API URL: http://127.0.0.1:PORT/api
+    url: str  # the API URL: http://127.0.0.1:PORT/api (the UI is at PORT/)
     home: Path
     log: Path
     proc: subprocess.Popen[bytes]
@@ -66,7 +66,9 @@ def start_server(home: Path, timeout: float = START_TIMEOUT_SECONDS) -> PrefectS
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",  # the API is what the UI reads; serving the UI adds nothing here
+        # The UI is served (the browser test reads it); on a port other than 4200 its
+        # pages must be told where the API is, or they call port 4200.
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
     }
     env.pop("PREFECT_API_URL", None)
     with log.open("wb") as out:
