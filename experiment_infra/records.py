@@ -362,6 +362,13 @@ class Judgment(_Open):
     fallback: bool = False
     criteria_scores: dict[str, Any] = {}
 
+    @field_validator("criteria_scores", mode="before")
+    @classmethod
+    def _no_criteria(cls, v: Any) -> Any:
+        # ProjectScylla writes null when a judge returned no per-criterion scores; its
+        # own models read null as {}: a valid judgment without criteria, not a broken one.
+        return {} if v is None else v
+
     @field_validator("score", mode="before")
     @classmethod
     def _numeric_unit_score(cls, v: Any) -> Any:
