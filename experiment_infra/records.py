@@ -282,6 +282,14 @@ class CommandLog(_Open):
         """The run's exit code: the first non-zero one, else 0."""
         return next((c.exit_code for c in self.commands if c.exit_code != 0), 0)
 
+    @property
+    def duration_seconds(self) -> float | None:
+        """The commands' total duration, when every entry records one (ProjectScylla's always do)."""
+        durations = [c.duration_seconds for c in self.commands]
+        if any(d is None or not math.isfinite(d) or d < 0 for d in durations):
+            return None
+        return float(sum(d for d in durations if d is not None))
+
 
 class AgentTiming(_Open):
     """``agent/timing.json``."""

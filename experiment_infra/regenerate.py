@@ -122,20 +122,52 @@ class Panel:
         ]
 
 
+def agent_duration(paths: AgentRunPaths) -> float:
+    """``agent/timing.json`` if valid, else what the run recorded without it.
+
+    ProjectScylla wrote no timing files before 2026-01-10: ``run_result.json``
+    (when still valid) and ``command_log.json`` (every entry's ``duration_seconds``)
+    hold the same number.
+    """
+    timing = read_record(paths.agent_timing, AgentTiming).record
+    if timing is not None:
+        return timing.agent_duration_seconds
+    previous = read_record(paths.run_result, RunResult).record
+    if previous is not None:
+        return previous.agent_duration_seconds
+    log = read_record(paths.command_log, CommandLog)
+    if log.record is not None and log.record.duration_seconds is not None:
+        return log.record.duration_seconds
+    raise RecordError(
+        f"{paths.agent_timing}: {read_record(paths.agent_timing, AgentTiming).problem}, and neither "
+        "run_result.json nor command_log.json records how long the agent ran"
+    )
+
+
 def judge_duration(paths: AgentRunPaths, judge_models: list[str]) -> float:
-    """``judge/timing.json`` if valid, else the sum of the slots' timings (judges run in turn)."""
+    """``judge/timing.json`` if valid, else the sum of the slots' timings (judges run in turn);
+    with no timing file at all (older ProjectScylla), a valid ``run_result.json``'s value."""
     total = read_record(paths.judge_timing, JudgeTiming).record
     if total is not None:
         return total.judge_duration_seconds
+    slots = _slot_timings(paths, judge_models)
+    if not slots:
+        previous = read_record(paths.run_result, RunResult).record
+        if previous is not None:
+            return previous.judge_duration_seconds
+    return sum(t.judge_duration_seconds for t in slots)
+
+
+def _slot_timings(paths: AgentRunPaths, judge_models: list[str]) -> list[JudgeTiming]:
     slots = (read_record(paths.judge_slot(i).timing, JudgeTiming).record for i in range(1, len(judge_models) + 1))
-    return sum(t.judge_duration_seconds for t in slots if t is not None)
+    return [t for t in slots if t is not None]
 
 
 def build_run_result(
     paths: AgentRunPaths, judge_models: list[str], *, judge_seconds: float | None = None
 ) -> tuple[RunResult, Consensus]:
     agent = read_record(paths.agent_result, AgentResult).record or build_agent_result(paths)
-    timing = load_record(paths.agent_timing, AgentTiming)
+    agent_seconds = agent_duration(paths)
     panel = Panel.read(paths, judge_models)
     consensus = panel.consensus()
     if judge_seconds is None:
@@ -148,8 +180,8 @@ def build_run_result(
         tokens_input=stats.input_tokens + stats.cache_read_tokens,
         tokens_output=stats.output_tokens,
         cost_usd=agent.cost_usd,
-        duration_seconds=timing.agent_duration_seconds + judge_seconds,
-        agent_duration_seconds=timing.agent_duration_seconds,
+        duration_seconds=agent_seconds + judge_seconds,
+        agent_duration_seconds=agent_seconds,
         judge_duration_seconds=judge_seconds,
         judge_score=consensus.score,
         judge_passed=consensus.passed,
@@ -196,7 +228,7 @@ def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bo
         return written
     run_result, consensus = build_run_result(paths, judge_models)
     if not dry_run:
-        if read_record(paths.judge_timing, JudgeTiming).record is None:
+        if read_record(paths.judge_timing, JudgeTiming).record is None and _slot_timings(paths, judge_models):
             _replace_record(
                 paths.judge_timing,
                 JudgeTiming(judge_duration_seconds=run_result.judge_duration_seconds, measured_at=utc_now_iso()),

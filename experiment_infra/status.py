@@ -242,7 +242,7 @@ def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
         why = f"agent exited with code {log.record.exit_code}"
     else:
         timing = read_record(_at(run, _Names.timing), AgentTiming)
-        if timing.record is not None:
+        if timing.record is not None or _duration_known(run, log.record):
             return _results_status(run)
         why = f"timing.json {timing.problem}"
     if log.record is not None and log.record.exit_code != 0:
@@ -250,6 +250,18 @@ def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
     if not has_output and _text_in(_at(run, _Names.stderr)):
         return RunStatus.FAILED, "stderr.log present and no usable output"
     return RunStatus.PARTIAL, f"agent started and never finished ({why})"
+
+
+def _duration_known(run: str, log: CommandLog) -> bool:
+    """The agent's duration is on record without ``agent/timing.json``.
+
+    ProjectScylla wrote no timing files before 2026-01-10; its runs record the
+    duration in ``run_result.json`` and in every ``command_log.json`` entry. A run
+    whose agent exited 0 and left its output is finished whichever of them holds it.
+    """
+    if log.duration_seconds is not None:
+        return True
+    return read_record(_at(run, _Names.run_result), RunResult).record is not None
 
 
 def _results_status(run: str) -> tuple[RunStatus, str]:
@@ -357,7 +369,7 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
 # Every entry the rules above consult for one run, relative to the run directory,
 # for the stat signature a classification cache is keyed on (status_cache.py).
 # Keep in step with the rules: a rule reading a new file must add it here.
-STATUS_RULES_VERSION = 2
+STATUS_RULES_VERSION = 3
 
 
 @functools.lru_cache(maxsize=16)

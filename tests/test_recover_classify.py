@@ -71,8 +71,15 @@ AGENT_CASES: dict[str, tuple[Callable[[AgentRunPaths], None], RunStatus, str, Ju
     "no output, no stderr": (
         lambda p: (p.output.unlink(), p.agent_stderr.unlink()), RunStatus.PARTIAL, "output.txt is missing", JudgeStatus.AGENT_FAILED,
     ),
-    "timing corrupt": (lambda p: truncate(p.agent_timing), RunStatus.PARTIAL, "timing.json", JudgeStatus.AGENT_FAILED),
-    "timing empty": (lambda p: p.agent_timing.write_text(""), RunStatus.PARTIAL, "timing.json invalid", JudgeStatus.AGENT_FAILED),
+    # The agent's duration is also in run_result.json and command_log.json (issue 15: a run
+    # whose result files are valid is never rerun); only with neither is the run unfinished.
+    "timing corrupt": (lambda p: truncate(p.agent_timing), RunStatus.COMPLETED, "result files are valid", JudgeStatus.COMPLETE),
+    "timing empty": (lambda p: p.agent_timing.write_text(""), RunStatus.COMPLETED, "result files are valid", JudgeStatus.COMPLETE),
+    "timing, run_result and durations gone": (
+        lambda p: (p.agent_timing.unlink(), p.run_result.unlink(),
+                   p.command_log.write_text(p.command_log.read_text().replace('"duration_seconds"', '"was_duration"'))),
+        RunStatus.PARTIAL, "timing.json missing", JudgeStatus.AGENT_FAILED,
+    ),
     "command log truncated": (
         lambda p: truncate(p.command_log), RunStatus.PARTIAL, "command_log.json invalid", JudgeStatus.AGENT_FAILED,
     ),
