@@ -420,22 +420,48 @@ class JudgeCommand(_Closed):
     model_override: bool = False
 
 
+def _extra(record: BaseModel, key: str, default: Any) -> Any:
+    value = (record.model_extra or {}).get(key, default)
+    return default if value is None else value
+
+
 class Consensus(_Open):
-    """``judge/result.json``: the panel's verdict."""
+    """``judge/result.json``: the panel's verdict.
+
+    ProjectScylla writes ``is_valid`` (false when not every judge of the panel was valid)
+    and ``criteria_scores`` (may be null) since 2026-02-09; older versions wrote neither.
+    They stay extra keys so that an older file is written back in its own shape.
+    """
 
     score: float
     passed: bool
     grade: str
     reasoning: str = ""
 
+    @property
+    def panel_valid(self) -> bool:
+        return _extra(self, "is_valid", True) is not False
+
+    @property
+    def criteria_scores(self) -> dict[str, Any]:
+        value = _extra(self, "criteria_scores", {})
+        return value if isinstance(value, dict) else {}
+
 
 class JudgeSummary(_Open):
+    """One entry of ``run_result.json`` ``judges`` (``is_valid``, ``criteria_scores``: see Consensus)."""
+
     model: str
     score: float
     passed: bool
     grade: str | None = None
     reasoning: str = ""
     judge_number: int
+
+    @property
+    def valid(self) -> bool:
+        """False for a judge ProjectScylla lists as failed (``is_valid: false``, score 0)."""
+        return _extra(self, "is_valid", True) is not False
 
 
 class RunResult(_Open):
@@ -459,6 +485,11 @@ class RunResult(_Open):
     logs_path: str | None = None
     command_log_path: str | None = None
     criteria_scores: dict[str, Any] = {}
+
+    @field_validator("criteria_scores", mode="before")
+    @classmethod
+    def _no_criteria(cls, v: Any) -> Any:
+        return {} if v is None else v  # as ProjectScylla's own model reads it
 
 
 class RunReport(_Open):

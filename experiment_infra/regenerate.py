@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import move_aside
@@ -19,6 +19,7 @@ from .records import (
     ClaudeCodeOutput,
     CommandLog,
     Consensus,
+    JudgeCommand,
     JudgeSummary,
     JudgeTiming,
     Judgment,
@@ -80,46 +81,100 @@ def build_agent_result(paths: AgentRunPaths) -> AgentResult:
 
 @dataclass(frozen=True)
 class Panel:
-    """The valid judgments of a run, by slot, with their models."""
+    """The judge slots of a run: the valid judgments by slot, with their models, and the rest."""
 
     judgments: list[tuple[int, str, Judgment]]
+    others: list[tuple[int, str, str]] = field(default_factory=list)  # (slot, model, why) of every other slot
 
     @classmethod
     def read(cls, paths: AgentRunPaths, judge_models: list[str]) -> Panel:
         """The slots whose status is ``complete`` (same rule as classification)."""
-        found = []
+        found, others = [], []
         for slot, model in enumerate(judge_models, start=1):
-            _, judgment = judge_verdict(paths.judge_slot(slot), model)
+            verdict, judgment = judge_verdict(paths.judge_slot(slot), model)
             if judgment is not None:
                 found.append((slot, model, judgment))
-        return cls(found)
+            else:
+                others.append((slot, model, f"{verdict.status.value}: {verdict.reason}"))
+        return cls(found, others)
 
-    def consensus(self) -> Consensus:
-        """Mean score, strict-majority pass, grade from the mean, first valid reasoning."""
+    @property
+    def complete(self) -> bool:
+        """Every judge of the panel gave a valid judgment (ProjectScylla's consensus ``is_valid``)."""
+        return not self.others
+
+    def consensus(self, *, current: bool = True) -> Consensus:
+        """Mean score, strict-majority pass, grade from the mean, first valid reasoning.
+
+        ``current``: also ``is_valid`` (false when not every judge of the panel gave a
+        valid judgment, so the mean is over fewer judges) and ``criteria_scores`` (the
+        per-criterion scores of the judge whose reasoning it carries), as ProjectScylla
+        writes them since 2026-02-09.
+        """
         if not self.judgments:
             raise RecordError("no valid judgment to build a consensus from")
         scores = [j.score for _, _, j in self.judgments]
         score = sum(scores) / len(scores)
         passes = sum(1 for _, _, j in self.judgments if j.passed)
+        primary = self.judgments[0][2]
+        extra = dict(is_valid=self.complete, criteria_scores=primary.criteria_scores) if current else {}
         return Consensus(
             score=score,
             passed=passes * 2 > len(self.judgments),
             grade=grade_for(score),
-            reasoning=self.judgments[0][2].reasoning,
+            reasoning=primary.reasoning,
+            **extra,
         )
 
-    def summaries(self) -> list[JudgeSummary]:
-        return [
-            JudgeSummary(
+    def summaries(self, *, current: bool = True) -> list[JudgeSummary]:
+        """``run_result.json`` ``judges``; ``current`` adds each entry's ``is_valid`` and
+        ``criteria_scores`` and lists the slots without a valid judgment too, as ProjectScylla
+        does (score 0, not passed, grade F, ``is_valid: false``, the reason)."""
+        valid = [
+            (slot, JudgeSummary(
                 model=model,
                 score=j.score,
                 passed=j.passed,
                 grade=j.grade if j.grade is not None else grade_for(j.score),
                 reasoning=j.reasoning,
                 judge_number=slot,
-            )
+                **(dict(is_valid=True, criteria_scores=j.criteria_scores) if current else {}),
+            ))
             for slot, model, j in self.judgments
         ]
+        if not current:
+            return [summary for _, summary in valid]
+        failed = [
+            (slot, JudgeSummary(
+                model=model, score=0.0, passed=False, grade="F", reasoning=f"Judge failed: {why}",
+                judge_number=slot, is_valid=False, criteria_scores={},
+            ))
+            for slot, model, why in self.others
+        ]
+        return [summary for _, summary in sorted(valid + failed, key=lambda item: item[0])]
+
+
+def writes_current_fields(paths: AgentRunPaths, panel: Panel) -> bool:
+    """Do this run's regenerated files carry the fields ProjectScylla writes today?
+
+    Yes for a run this project wrote (its judge slots hold our ``command_log.json``), a
+    run whose surviving ``judge/result.json`` or ``run_result.json`` already has them,
+    and a run whose panel is not fully valid (only ``is_valid: false`` can say so). A
+    run whose files show an older writer (before 2026-02-09), or show no writer at all,
+    keeps that writer's shape, so an older experiment regenerates equal to its originals.
+    """
+    if not panel.complete:
+        return True
+    for slot in range(1, len(panel.judgments) + len(panel.others) + 1):
+        if read_record(paths.judge_slot(slot).command_log, JudgeCommand).record is not None:
+            return True
+    consensus = read_record(paths.consensus, Consensus).record
+    if consensus is not None:
+        return "is_valid" in (consensus.model_extra or {})
+    previous = read_record(paths.run_result, RunResult).record
+    if previous is not None and previous.judges:
+        return all("is_valid" in (j.model_extra or {}) for j in previous.judges)
+    return False
 
 
 def agent_duration(paths: AgentRunPaths) -> float:
@@ -169,7 +224,8 @@ def build_run_result(
     agent = read_record(paths.agent_result, AgentResult).record or build_agent_result(paths)
     agent_seconds = agent_duration(paths)
     panel = Panel.read(paths, judge_models)
-    consensus = panel.consensus()
+    current = writes_current_fields(paths, panel)
+    consensus = panel.consensus(current=current)
     if judge_seconds is None:
         judge_seconds = judge_duration(paths, judge_models)
     stats = agent.token_stats
@@ -187,11 +243,11 @@ def build_run_result(
         judge_passed=consensus.passed,
         judge_grade=consensus.grade,
         judge_reasoning=consensus.reasoning,
-        judges=panel.summaries(),
+        judges=panel.summaries(current=current),
         workspace_path=os.path.abspath(paths.workspace),
         logs_path=os.path.abspath(paths.agent_dir),
         command_log_path=os.path.abspath(paths.command_log),
-        criteria_scores={},
+        criteria_scores=consensus.criteria_scores if current else {},
     )
     return result, consensus
 

@@ -72,3 +72,37 @@ def test_run_without_timing_files_is_regenerated_from_its_command_log(prefect_ha
     assert regenerated["judge_score"] == original["judge_score"] and regenerated["cost_usd"] == original["cost_usd"]
     assert not p.agent_timing.exists() and not p.judge_timing.exists()
     assert run_entry(json_survey(scylla_copy))["status"] == "completed"
+
+
+PATH_KEYS = {"workspace_path", "logs_path", "command_log_path"}
+
+
+def test_consensus_from_fewer_valid_judges_says_so_and_keeps_its_criteria(prefect_harness, scylla_copy: Path, capsys) -> None:
+    from conftest import FIXTURE
+
+    from experiment_infra.recovery_cli import main
+
+    p = run_paths(scylla_copy)
+    edit_json(p.judge_slot(3).judgment, is_valid=False)  # a heuristic fallback: the slot failed
+    p.consensus.unlink()
+    p.run_result.unlink()
+    untouched = run_paths(scylla_copy, "T2", "01", 1)
+    untouched.run_result.unlink()  # a fully judged run of the fixture's (older) writer
+    main([str(scylla_copy), "--agents-only"])  # regenerate; no judge rerun
+    capsys.readouterr()
+
+    judgments = [json.loads(p.judge_slot(n).judgment.read_text()) for n in (1, 2, 3)]
+    consensus = json.loads(p.consensus.read_text())
+    assert consensus["is_valid"] is False  # 2 of the panel's 3 judges
+    assert consensus["score"] == (judgments[0]["score"] + judgments[1]["score"]) / 2
+    assert consensus["criteria_scores"] == judgments[0]["criteria_scores"] and consensus["criteria_scores"]
+    result = json.loads(p.run_result.read_text())
+    assert result["criteria_scores"] == judgments[0]["criteria_scores"]
+    assert [(j["judge_number"], j["is_valid"]) for j in result["judges"]] == [(1, True), (2, True), (3, False)]
+    assert [j["criteria_scores"] for j in result["judges"][:2]] == [judgments[0]["criteria_scores"], judgments[1]["criteria_scores"]]
+    assert result["judges"][2]["score"] == 0.0 and "fallback" in result["judges"][2]["reasoning"]
+
+    # The run whose writer predates those fields regenerates exactly as it was written.
+    before = json.loads(run_paths(FIXTURE, "T2", "01", 1).run_result.read_text())
+    after = json.loads(untouched.run_result.read_text())
+    assert {k: v for k, v in after.items() if k not in PATH_KEYS} == {k: v for k, v in before.items() if k not in PATH_KEYS}
