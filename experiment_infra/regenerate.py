@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import move_aside
-from .layout import AgentRunPaths, next_aside
+from .layout import AgentRunPaths, JudgeSlotPaths, next_aside
 from .records import (
     AgentResult,
     AgentTiming,
@@ -88,14 +88,15 @@ class Panel:
 
     @classmethod
     def read(cls, paths: AgentRunPaths, judge_models: list[str]) -> Panel:
-        """The slots whose status is ``complete`` (same rule as classification)."""
+        """The slots whose status is ``complete`` (same rule as classification), each
+        credited to the model that judged it (``judged_by``), which ``--judge-model`` changes."""
         found, others = [], []
         for slot, model in enumerate(judge_models, start=1):
             verdict, judgment = judge_verdict(paths.judge_slot(slot), model)
             if judgment is not None:
-                found.append((slot, model, judgment))
+                found.append((slot, judged_by(paths.judge_slot(slot), model), judgment))
             else:
-                others.append((slot, model, f"{verdict.status.value}: {verdict.reason}"))
+                others.append((slot, judged_by(paths.judge_slot(slot), model), f"{verdict.status.value}: {verdict.reason}"))
         return cls(found, others)
 
     @property
@@ -117,7 +118,14 @@ class Panel:
         score = sum(scores) / len(scores)
         passes = sum(1 for _, _, j in self.judgments if j.passed)
         primary = self.judgments[0][2]
-        extra = dict(is_valid=self.complete, criteria_scores=primary.criteria_scores) if current else {}
+        extra: dict[str, object] = {}
+        if current:
+            extra = dict(
+                is_valid=self.complete,
+                criteria_scores=primary.criteria_scores,
+                # This project's addition: which model's judgment each averaged slot holds.
+                judges=[{"judge_number": slot, "model": model} for slot, model, _ in self.judgments],
+            )
         return Consensus(
             score=score,
             passed=passes * 2 > len(self.judgments),
@@ -152,6 +160,25 @@ class Panel:
             for slot, model, why in self.others
         ]
         return [summary for _, summary in sorted(valid + failed, key=lambda item: item[0])]
+
+
+_MODEL_LINE = "**Model**:"
+
+
+def judged_by(slot: JudgeSlotPaths, configured: str) -> str:
+    """The model whose judgment the slot holds: its ``command_log.json`` (this project's,
+    ``--judge-model`` included), else its ``MODEL.md`` (ProjectScylla's), else ``configured``."""
+    command = read_record(slot.command_log, JudgeCommand).record
+    if command is not None and command.model.strip():
+        return command.model
+    try:
+        if not slot.model_md.is_symlink():
+            for line in slot.model_md.read_text(encoding="utf-8", errors="replace").splitlines()[:20]:
+                if line.startswith(_MODEL_LINE) and line[len(_MODEL_LINE):].strip():
+                    return line[len(_MODEL_LINE):].strip()
+    except OSError:
+        pass
+    return configured
 
 
 def writes_current_fields(paths: AgentRunPaths, panel: Panel) -> bool:

@@ -3,6 +3,7 @@ project with the demo's fake agent and judges (real subprocesses, real git workt
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -84,6 +85,25 @@ def test_judge_model_override_is_recorded(prefect_harness, tmp_path: Path, git_r
     assert command.model == "fake-override-0.7" and command.model_override is True
     assert statuses(exp)["T1/01/run_02"] == ("completed", ["complete", "complete"])
     assert tree_hash(exp.dir, skip=run.dir, ignore_reports=True) == other
+
+
+def test_judge_model_override_is_credited_in_run_result_consensus_and_report(
+    prefect_harness, tmp_path: Path, git_repo: Path, capsys
+) -> None:
+    exp = build(tmp_path, git_repo)
+    run = exp.run("T1", "01", 2)
+    shutil.rmtree(run.judge_slot(1).dir)
+    assert main([str(exp.dir), "--judges-only", "--judge-model", "fake-override-0.7"]) == 0
+    capsys.readouterr()
+    result = json.loads(run.run_result.read_text())
+    assert [(j["judge_number"], j["model"]) for j in result["judges"]] == [(1, "fake-override-0.7"), (2, "fake-sonnet-0.9")]
+    assert result["judges"][0]["score"] == 0.7
+    consensus = json.loads(run.consensus.read_text())
+    assert consensus["judges"] == [{"judge_number": 1, "model": "fake-override-0.7"}, {"judge_number": 2, "model": "fake-sonnet-0.9"}]
+    assert "Judge 1: fake-override-0.7" in (run.dir / "report.md").read_text()
+    # The runs the override did not touch still credit the configured panel.
+    other = json.loads(exp.run("T1", "01", 1).run_result.read_text())
+    assert [j["model"] for j in other["judges"]] == ["fake-opus", "fake-sonnet-0.9"]
 
 
 def test_flaky_agent_is_retried_and_every_attempt_kept(prefect_harness, tmp_path: Path, git_repo: Path, monkeypatch) -> None:
