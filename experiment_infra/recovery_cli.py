@@ -45,14 +45,15 @@ class RecoverySummary:
     not_done: tuple[tuple[str, str], ...] = ()  # (run, why) of planned work that did not succeed
     remaining: tuple[tuple[str, str, str], ...] = ()  # (run, status, reason) still needing work
     notes: tuple[str, ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()  # (tier, why) of selected tiers with no run at all
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if not self.not_done else EXIT_FAILED
+        return EXIT_OK if self.ok else EXIT_FAILED
 
     @property
     def ok(self) -> bool:
-        return not self.not_done
+        return not self.not_done and not self.missing
 
     def format(self) -> str:
         def counts(c: dict[str, int]) -> str:

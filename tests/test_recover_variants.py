@@ -106,3 +106,22 @@ def test_consensus_from_fewer_valid_judges_says_so_and_keeps_its_criteria(prefec
     before = json.loads(run_paths(FIXTURE, "T2", "01", 1).run_result.read_text())
     after = json.loads(untouched.run_result.read_text())
     assert {k: v for k, v in after.items() if k not in PATH_KEYS} == {k: v for k, v in before.items() if k not in PATH_KEYS}
+
+
+def test_tier_that_never_started_is_missing_work(prefect_harness, scylla_copy: Path, capsys) -> None:
+    import shutil
+
+    from experiment_infra.recovery_cli import main
+
+    shutil.rmtree(scylla_copy / "T5")  # in tiers_to_run; its subtests never got a directory
+    doc = json_survey(scylla_copy)
+    assert [m["tier"] for m in doc["missing_tiers"]] == ["T5"] and doc["counts"]["missing_tiers"] == 1
+    dry = recover_cli(str(scylla_copy), "--dry-run")
+    assert dry.returncode == 0  # a dry run that ran
+    assert "nothing to do" not in dry.stdout and "missing: tier T5 is in tiers_to_run" in dry.stdout
+    assert "T5" not in json.dumps(json_survey(scylla_copy, "--tier", "T0")["missing_tiers"])
+    # A real recovery cannot name those runs, so it cannot do them: it says so and exits 1.
+    assert main([str(scylla_copy)]) == 1
+    out = capsys.readouterr().out
+    assert "nothing to do" not in out and "still needing work: 1" in out and "T5  missing  tier T5" in out
+    assert main([str(scylla_copy), "--tier", "T0"]) == 0
