@@ -7,7 +7,7 @@
 (importing it alone takes seconds and creates its home directory), so they are fast
 and write nothing. A real recovery is checked here first (bad input is one
 ``error: ...`` line, exit 2; a held lock exits 3), then runs the ``recover`` flow.
-Exit 0 when nothing is left to do or everything asked for succeeded, 1 otherwise.
+Exit 0 when every selected run is complete afterwards (read from the files), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -53,7 +53,15 @@ class RecoverySummary:
 
     @property
     def ok(self) -> bool:
-        return not self.not_done and not self.missing
+        """Every planned action succeeded and, read from the files afterwards, every
+        selected run is complete (nothing left out by a switch, a filter or a failure)."""
+        return not self.not_done and not self.missing and not self.remaining
+
+    def problems(self, limit: int = 5) -> str:
+        """The first few reasons it is not ``ok``, for a one-line summary."""
+        items = [f"{label}: {why}" for label, why in self.not_done]
+        items += [f"{label} still {status}: {why}" for label, status, why in self.remaining if label not in dict(self.not_done)]
+        return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
     def format(self) -> str:
         def counts(c: dict[str, int]) -> str:
@@ -66,7 +74,10 @@ class RecoverySummary:
         ]
         lines += [f"not done: {label}: {why}" for label, why in self.not_done]
         if self.remaining:
-            lines.append(f"still needing work: {len(self.remaining)}")
+            lines.append(
+                f"still needing work: {len(self.remaining)} (the recovery exits {EXIT_FAILED}: "
+                "not every selected run is complete afterwards)"
+            )
             lines += [f"  {label}  {status}  {reason}" for label, status, reason in self.remaining]
         return "\n".join(lines)
 

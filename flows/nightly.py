@@ -132,7 +132,7 @@ def _recover_one(item: RootItem, parallelism: int | None, dask_address: str | No
         done = f"{result.planned - len(result.not_done)} of {result.planned} planned run(s) done"
         if result.ok:
             return "recovered", done
-        return "failed", done + "; " + "; ".join(f"{label}: {why}" for label, why in result.not_done[:5])
+        return "failed", done + "; " + result.problems()
     if isinstance(result, BaseException):
         return "failed", f"{type(result).__name__}: {result}"
     return ("recovered" if state.is_completed() else "failed"), state.message or ""

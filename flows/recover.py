@@ -335,5 +335,9 @@ def recover(
     if summary.ok:
         return Completed(message=f"{summary.planned} planned run(s) done", data=summary)
     if not summary.not_done:
-        return Failed(message=f"{len(summary.missing)} selected tier(s) have no runs at all", data=summary)
+        return Failed(
+            message=f"{summary.planned} planned run(s) done, but {len(summary.remaining)} selected run(s) or tier(s) "
+            "still need work",
+            data=summary,
+        )
     return Failed(message=f"{len(summary.not_done)} of {summary.planned} planned run(s) not done", data=summary)

@@ -106,6 +106,24 @@ def test_judge_model_override_is_credited_in_run_result_consensus_and_report(
     assert [j["model"] for j in other["judges"]] == ["fake-opus", "fake-sonnet-0.9"]
 
 
+def test_exit_code_comes_from_the_runs_afterwards(prefect_harness, tmp_path: Path, git_repo: Path, capsys) -> None:
+    """--agents-only reruns agents without judging them: every planned action succeeds, yet
+    those runs are still results afterwards, so the recovery says so and exits 1."""
+    exp = build(tmp_path, git_repo)
+    for tier, subtest in (("T0", "00"), ("T1", "01")):
+        log = exp.run(tier, subtest, 1).command_log
+        log.write_text(log.read_text().replace('"exit_code": 0', '"exit_code": 2'))
+    exp.run("T0", "00", 2).agent_result.unlink()  # results: regenerated, complete afterwards
+    assert main([str(exp.dir), "--agents-only"]) == 1
+    out = capsys.readouterr().out
+    assert "3 of 3 planned run(s) done" in out and "still needing work: 2" in out
+    assert "T0/00/run_01  results" in out and "T1/01/run_01  results" in out
+    assert statuses(exp)["T0/00/run_01"][0] == "results" and statuses(exp)["T0/00/run_02"][0] == "completed"
+    # Judging them (and nothing else) completes the selection: exit 0.
+    assert main([str(exp.dir)]) == 0
+    assert all(s == ("completed", ["complete", "complete"]) for s in statuses(exp).values())
+
+
 def test_flaky_agent_is_retried_and_every_attempt_kept(prefect_harness, tmp_path: Path, git_repo: Path, monkeypatch) -> None:
     exp = build(tmp_path, git_repo, retries=1)
     run = exp.run("T1", "01", 1)
