@@ -120,12 +120,64 @@ def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
     try:
         return ReadResult(model.model_validate(data), None)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        # A validator's own ValueError reads better without pydantic's "Value error, " prefix.
-        error = first.get("ctx", {}).get("error") if first["type"] == "value_error" else None
-        msg = str(error) if error is not None else first["msg"]
-        return ReadResult(None, f"invalid: {name} field {where}: {msg}")
+        return ReadResult(None, f"invalid: {name} {explain_validation(exc)}")
+
+
+_EXPECTED = {
+    "dict_type": "should be a JSON object",
+    "model_type": "should be a JSON object",
+    "model_attributes_type": "should be a JSON object",
+    "list_type": "should be a list",
+    "tuple_type": "should be a list",
+    "int_type": "should be a whole number",
+    "int_parsing": "should be a whole number",
+    "int_from_float": "should be a whole number",
+    "float_type": "should be a number",
+    "float_parsing": "should be a number",
+    "finite_number": "should be a finite number",
+    "bool_type": "should be true or false",
+    "bool_parsing": "should be true or false",
+    "string_type": "should be text",
+}
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def explain_validation(exc: ValidationError) -> str:
+    """The first problem pydantic found, as the end of a sentence a researcher can act on
+    (``lacks the required field exit_code``, ``field criteria_scores should be a JSON object,
+    but it is null``), never pydantic's own wording (``Input should be a valid dictionary``)."""
+    first = exc.errors()[0]
+    loc = first["loc"]
+    where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
+    kind, ctx = first["type"], first.get("ctx") or {}
+    if not where:
+        return f"should hold a JSON object, but it is {_shown(first.get('input'))}" if kind.endswith("_type") else first["msg"].lower()
+    if kind == "missing":
+        return f"lacks the required field {where}"
+    if kind == "extra_forbidden":
+        return f"has a field this project does not write: {where}"
+    if kind == "value_error" and ctx.get("error") is not None:
+        said, last = str(ctx["error"]), str(loc[-1])  # a validator's own sentence, e.g. "score must be ..."
+        return f"field {where}{said[len(last):]}" if said.startswith(last + " ") else f"field {where}: {said}"
+    if kind == "too_short":
+        return f"field {where} should not be empty"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+                 "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}[kind]
+        return f"field {where} should be {bound[0]} {ctx.get(bound[1])}, but it is {_shown(first.get('input'))}"
+    expected = _EXPECTED.get(kind)
+    if expected is None:
+        msg = first["msg"]
+        expected = msg[:1].lower() + msg[1:]
+        expected = expected[len("input "):] if expected.startswith("input ") else expected
+    return f"field {where} {expected}, but it is {_shown(first.get('input'))}"
 
 
 # O_NONBLOCK: a FIFO planted where a result file should be must not hang the reader.

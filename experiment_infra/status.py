@@ -264,6 +264,16 @@ def _duration_known(run: str, log: CommandLog) -> bool:
     return read_record(_at(run, _Names.run_result), RunResult).record is not None
 
 
+def _what_is_wrong(rel: str, problem: str | None) -> str:
+    """``run_result.json missing``; ``agent/result.json lacks the required field exit_code``
+    (read_record's account, with the file named once, by its place in the run)."""
+    detail = (problem or "missing").removeprefix("invalid: ")
+    base = os.path.basename(rel)
+    if detail.startswith(base + " "):
+        return rel + detail[len(base):]
+    return f"{rel} {detail}" if detail == "missing" else f"{rel} is unusable: {detail}"
+
+
 def _results_status(run: str) -> tuple[RunStatus, str]:
     """The agent finished: ``completed`` if its derived files are valid, else ``results``.
 
@@ -284,7 +294,7 @@ def _results_status(run: str) -> tuple[RunStatus, str]:
             continue
         read = read_record(_at(run, rel), model)
         if read.record is None:
-            problems.append(f"{rel} {read.problem}")
+            problems.append(_what_is_wrong(rel, read.problem))
     if not problems:
         return RunStatus.COMPLETED, "agent finished and result files are valid"
     return RunStatus.RESULTS, "agent finished but " + "; ".join(problems)
@@ -323,7 +333,7 @@ def _judge_verdict_at(slot_dir: str, slot: int, model: str) -> tuple[JudgeClassi
         # The judge ran to the end and its reply gave no judgment (e.g. unparseable).
         return status(JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json")
     if read.exists:
-        return status(JudgeStatus.FAILED, f"judgment.json {read.problem}")
+        return status(JudgeStatus.FAILED, _what_is_wrong(_Names.judgment, read.problem))
     if not command_read.exists and not _entries(slot_dir):
         return status(JudgeStatus.MISSING, "judge directory is empty")
     return status(JudgeStatus.PARTIAL, "judge started, no judgment.json")

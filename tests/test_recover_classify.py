@@ -369,3 +369,19 @@ def test_agent_rerun_of_an_experiment_without_its_prompt_is_refused(scylla_copy:
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "prompt.md: missing, so agents of this experiment cannot be rerun" in result.stderr
     assert tree_hash(scylla_copy) == before
+
+
+def test_reasons_read_as_sentences(scylla_copy: Path) -> None:
+    p = run_paths(scylla_copy)
+    edit_json(p.judge_slot(2).judgment, criteria_scores=[1, 2])
+    edit_json(p.run_result, exit_code="zero")
+    edit_json(p.agent_result, exit_code=DELETE)
+    doc = json.loads(recover_cli(str(scylla_copy), "--json").stdout)
+    run = next(r for r in doc["runs"] if (r["tier"], r["subtest"], r["run"]) == ("T1", "01", 1))
+    assert "judgment.json field criteria_scores should be a JSON object, but it is [1, 2]" in run["judges"][1]["reason"]
+    assert run["reason"] == (
+        "agent finished but agent/result.json lacks the required field exit_code; "
+        'run_result.json field exit_code should be a whole number, but it is "zero"'
+    )
+    text = json.dumps(doc)
+    assert "Input should" not in text and "valid dictionary" not in text and "Field required" not in text
