@@ -54,10 +54,15 @@ def _render_experiment(s: ExperimentSurvey, verbose: bool) -> str:
     ]
     acts = s.action_counts()
     planned = s.planned
+    switch = "--agents-only" if s.selection.agents_only else "--judges-only" if s.selection.judges_only else None
+    left_out = ""
+    if acts["excluded"]:
+        # Without a switch, what is left out is left out by a filter (e.g. --status results
+        # on a run whose judges must rerun first): the run's line below says what it needs.
+        left_out = f"; {acts['excluded']} left out by {switch}" if switch else f"; {acts['excluded']} need(s) work these filters leave out"
     lines.append(
         f"work:   {len(planned)} run(s): {acts['regenerate']} regenerate, {acts['agent_reruns']} agent rerun(s), "
-        f"{acts['judge_reruns']} judge rerun(s)"
-        + (f"; {acts['excluded']} left out by --agents-only/--judges-only" if acts["excluded"] else "")
+        f"{acts['judge_reruns']} judge rerun(s)" + left_out
     )
     lines += [f"note:   {n}" for n in s.notes]
     lines += [f"missing: {m.reason}" for m in s.missing_tiers]

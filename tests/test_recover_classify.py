@@ -385,3 +385,15 @@ def test_reasons_read_as_sentences(scylla_copy: Path) -> None:
     )
     text = json.dumps(doc)
     assert "Input should" not in text and "valid dictionary" not in text and "Field required" not in text
+
+
+def test_left_out_line_only_with_a_switch(scylla_copy: Path) -> None:
+    p = run_paths(scylla_copy)
+    p.run_result.unlink()
+    for slot in (1, 2, 3):
+        edit_json(p.judge_slot(slot).judgment, is_valid=False)  # its judges must rerun before it can be rebuilt
+    plain = recover_cli(str(scylla_copy), "--dry-run", "--status", "results")
+    assert plain.returncode == 0 and "--agents-only" not in plain.stdout and "--judges-only" not in plain.stdout
+    assert "1 need(s) work these filters leave out" in plain.stdout
+    switched = recover_cli(str(scylla_copy), "--dry-run", "--agents-only")
+    assert "; 1 left out by --agents-only" in switched.stdout and "--judges-only" not in switched.stdout
