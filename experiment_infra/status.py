@@ -379,7 +379,7 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
 # Every entry the rules above consult for one run, relative to the run directory,
 # for the stat signature a classification cache is keyed on (status_cache.py).
 # Keep in step with the rules: a rule reading a new file must add it here.
-STATUS_RULES_VERSION = 3
+STATUS_RULES_VERSION = 4  # 4: reasons reworded as sentences; a cached reason must not keep the old wording
 
 
 @functools.lru_cache(maxsize=16)
