@@ -130,8 +130,11 @@ def _recover_one(item: RootItem, parallelism: int | None, dask_address: str | No
         return "locked", str(result)  # taken between the survey and the recovery
     if isinstance(result, RecoverySummary):
         done = f"{result.planned - len(result.not_done)} of {result.planned} planned run(s) done"
-        if result.ok:
-            return "recovered", done
+        if not result.not_done:
+            # Work its filters leave out does not fail the night (as for a directory with no
+            # planned work), but is named: the recovery itself exits 1 for it.
+            left = f"; still needing work: {result.problems()}" if result.remaining else ""
+            return "recovered", done + left
         return "failed", done + "; " + result.problems()
     if isinstance(result, BaseException):
         return "failed", f"{type(result).__name__}: {result}"
