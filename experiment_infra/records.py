@@ -121,12 +121,64 @@ def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
     try:
         return ReadResult(model.model_validate(data), None)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        # A validator's own ValueError reads better without pydantic's "Value error, " prefix.
-        error = first.get("ctx", {}).get("error") if first["type"] == "value_error" else None
-        msg = str(error) if error is not None else first["msg"]
-        return ReadResult(None, f"invalid: {name} field {where}: {msg}")
+        return ReadResult(None, f"invalid: {name} {explain_validation(exc)}")
+
+
+_EXPECTED = {
+    "dict_type": "should be a JSON object",
+    "model_type": "should be a JSON object",
+    "model_attributes_type": "should be a JSON object",
+    "list_type": "should be a list",
+    "tuple_type": "should be a list",
+    "int_type": "should be a whole number",
+    "int_parsing": "should be a whole number",
+    "int_from_float": "should be a whole number",
+    "float_type": "should be a number",
+    "float_parsing": "should be a number",
+    "finite_number": "should be a finite number",
+    "bool_type": "should be true or false",
+    "bool_parsing": "should be true or false",
+    "string_type": "should be text",
+}
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def explain_validation(exc: ValidationError) -> str:
+    """The first problem pydantic found, as the end of a sentence a researcher can act on
+    (``lacks the required field exit_code``, ``field criteria_scores should be a JSON object,
+    but it is null``), never pydantic's own wording (``Input should be a valid dictionary``)."""
+    first = exc.errors()[0]
+    loc = first["loc"]
+    where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
+    kind, ctx = first["type"], first.get("ctx") or {}
+    if not where:
+        return f"should hold a JSON object, but it is {_shown(first.get('input'))}" if kind.endswith("_type") else first["msg"].lower()
+    if kind == "missing":
+        return f"lacks the required field {where}"
+    if kind == "extra_forbidden":
+        return f"has a field this project does not write: {where}"
+    if kind == "value_error" and ctx.get("error") is not None:
+        said, last = str(ctx["error"]), str(loc[-1])  # a validator's own sentence, e.g. "score must be ..."
+        return f"field {where}{said[len(last):]}" if said.startswith(last + " ") else f"field {where}: {said}"
+    if kind == "too_short":
+        return f"field {where} should not be empty"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+                 "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}[kind]
+        return f"field {where} should be {bound[0]} {ctx.get(bound[1])}, but it is {_shown(first.get('input'))}"
+    expected = _EXPECTED.get(kind)
+    if expected is None:
+        msg = first["msg"]
+        expected = msg[:1].lower() + msg[1:]
+        expected = expected[len("input "):] if expected.startswith("input ") else expected
+    return f"field {where} {expected}, but it is {_shown(first.get('input'))}"
 
 
 # O_NONBLOCK: a FIFO planted where a result file should be must not hang the reader.
@@ -283,6 +335,14 @@ class CommandLog(_Open):
         """The run's exit code: the first non-zero one, else 0."""
         return next((c.exit_code for c in self.commands if c.exit_code != 0), 0)
 
+    @property
+    def duration_seconds(self) -> float | None:
+        """The commands' total duration, when every entry records one (ProjectScylla's always do)."""
+        durations = [c.duration_seconds for c in self.commands]
+        if any(d is None or not math.isfinite(d) or d < 0 for d in durations):
+            return None
+        return float(sum(d for d in durations if d is not None))
+
 
 class AgentTiming(_Open):
     """``agent/timing.json``."""
@@ -363,6 +423,13 @@ class Judgment(_Open):
     fallback: bool = False
     criteria_scores: dict[str, Any] = {}
 
+    @field_validator("criteria_scores", mode="before")
+    @classmethod
+    def _no_criteria(cls, v: Any) -> Any:
+        # ProjectScylla writes null when a judge returned no per-criterion scores; its
+        # own models read null as {}: a valid judgment without criteria, not a broken one.
+        return {} if v is None else v
+
     @field_validator("score", mode="before")
     @classmethod
     def _numeric_unit_score(cls, v: Any) -> Any:
@@ -406,22 +473,48 @@ class JudgeCommand(_Closed):
     model_override: bool = False
 
 
+def _extra(record: BaseModel, key: str, default: Any) -> Any:
+    value = (record.model_extra or {}).get(key, default)
+    return default if value is None else value
+
+
 class Consensus(_Open):
-    """``judge/result.json``: the panel's verdict."""
+    """``judge/result.json``: the panel's verdict.
+
+    ProjectScylla writes ``is_valid`` (false when not every judge of the panel was valid)
+    and ``criteria_scores`` (may be null) since 2026-02-09; older versions wrote neither.
+    They stay extra keys so that an older file is written back in its own shape.
+    """
 
     score: float
     passed: bool
     grade: str
     reasoning: str = ""
 
+    @property
+    def panel_valid(self) -> bool:
+        return _extra(self, "is_valid", True) is not False
+
+    @property
+    def criteria_scores(self) -> dict[str, Any]:
+        value = _extra(self, "criteria_scores", {})
+        return value if isinstance(value, dict) else {}
+
 
 class JudgeSummary(_Open):
+    """One entry of ``run_result.json`` ``judges`` (``is_valid``, ``criteria_scores``: see Consensus)."""
+
     model: str
     score: float
     passed: bool
     grade: str | None = None
     reasoning: str = ""
     judge_number: int
+
+    @property
+    def valid(self) -> bool:
+        """False for a judge ProjectScylla lists as failed (``is_valid: false``, score 0)."""
+        return _extra(self, "is_valid", True) is not False
 
 
 class RunResult(_Open):
@@ -445,6 +538,11 @@ class RunResult(_Open):
     logs_path: str | None = None
     command_log_path: str | None = None
     criteria_scores: dict[str, Any] = {}
+
+    @field_validator("criteria_scores", mode="before")
+    @classmethod
+    def _no_criteria(cls, v: Any) -> Any:
+        return {} if v is None else v  # as ProjectScylla's own model reads it
 
 
 class RunReport(_Open):

@@ -7,12 +7,14 @@
 (importing it alone takes seconds and creates its home directory), so they are fast
 and write nothing. A real recovery is checked here first (bad input is one
 ``error: ...`` line, exit 2; a held lock exits 3), then runs the ``recover`` flow.
-Exit 0 when nothing is left to do or everything asked for succeeded, 1 otherwise.
+Exit 0 when every selected run is complete afterwards (read from the files), 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +47,23 @@ class RecoverySummary:
     not_done: tuple[tuple[str, str], ...] = ()  # (run, why) of planned work that did not succeed
     remaining: tuple[tuple[str, str, str], ...] = ()  # (run, status, reason) still needing work
     notes: tuple[str, ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()  # (tier, why) of selected tiers with no run at all
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if not self.not_done else EXIT_FAILED
+        return EXIT_OK if self.ok else EXIT_FAILED
 
     @property
     def ok(self) -> bool:
-        return not self.not_done
+        """Every planned action succeeded and, read from the files afterwards, every
+        selected run is complete (nothing left out by a switch, a filter or a failure)."""
+        return not self.not_done and not self.missing and not self.remaining
+
+    def problems(self, limit: int = 5) -> str:
+        """The first few reasons it is not ``ok``, for a one-line summary."""
+        items = [f"{label}: {why}" for label, why in self.not_done]
+        items += [f"{label} still {status}: {why}" for label, status, why in self.remaining if label not in dict(self.not_done)]
+        return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
     def format(self) -> str:
         def counts(c: dict[str, int]) -> str:
@@ -65,7 +76,10 @@ class RecoverySummary:
         ]
         lines += [f"not done: {label}: {why}" for label, why in self.not_done]
         if self.remaining:
-            lines.append(f"still needing work: {len(self.remaining)}")
+            lines.append(
+                f"still needing work: {len(self.remaining)} (the recovery exits {EXIT_FAILED}: "
+                "not every selected run is complete afterwards)"
+            )
             lines += [f"  {label}  {status}  {reason}" for label, status, reason in self.remaining]
         return "\n".join(lines)
 
@@ -96,10 +110,23 @@ def check_suite_rerun(s: SuiteRunSurvey) -> None:
 # ------------------------------------------------------------------ command line
 
 
+class _UsageError(Exception):
+    """A command line argparse refuses (exit 2), reported by ``main`` in text or JSON."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
+        raise _UsageError(message)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """``--json`` (or an abbreviation argparse accepts) before any ``--``: errors too are JSON then."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if len(arg) >= 4 and "--json".startswith(arg):
+            return True
+    return False
 
 
 def _positive_int(text: str) -> int:
@@ -134,9 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _error(message: object, code: int = EXIT_BAD_INPUT) -> int:
-    print(f"error: {message}", file=sys.stderr)
+def _error(message: object, code: int = EXIT_BAD_INPUT, *, as_json: bool = False) -> int:
+    """One line ``error: ...`` on stderr; with ``--json``, the one document on stdout instead."""
+    if as_json:
+        print(json.dumps({"error": str(message), "exit_code": code}, ensure_ascii=False))
+    else:
+        print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (``... | head``): drop what is left to print, with no traceback,
+    and none either when the interpreter flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def preflight(args: argparse.Namespace, selection: Selection) -> None:
@@ -214,14 +256,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit codes as the README says; with ``--json`` every outcome is one JSON document on
+    stdout, an error being ``{"error": "...", "exit_code": N}``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(argv)
     try:
-        return run(args)
-    except LockHeld as exc:
-        return _error(exc, EXIT_LOCKED)
-    except Exception as exc:
-        if isinstance(exc, _bad_input()):
-            return _error(exc)
-        if getattr(args, "dry_run", False) or getattr(args, "json_output", False):
+        try:
+            args = build_parser().parse_args(argv)
+        except _UsageError as exc:
+            return _error(exc, as_json=as_json)
+        try:
+            return run(args)
+        except LockHeld as exc:
+            return _error(exc, EXIT_LOCKED, as_json=as_json)
+        except BrokenPipeError:
             raise
-        return _error(f"the recovery failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+        except Exception as exc:
+            if isinstance(exc, _bad_input()):
+                return _error(exc, as_json=as_json)
+            if as_json:
+                return _error(f"the survey failed: {type(exc).__name__}: {exc}", EXIT_FAILED, as_json=True)
+            if args.dry_run:
+                raise
+            return _error(f"the recovery failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return EXIT_OK

@@ -40,7 +40,7 @@ from .status_cache import StatusCache
 
 __all__ = [
     "AGENT_EVAL_STATUS_NAMES", "CASE_STATUS_NAMES", "JUDGE_STATUS_NAMES", "RUN_STATUS_NAMES",
-    "CaseWork", "ExperimentSurvey", "Mode", "RecoveryInputError", "RunWork", "Selection", "SuiteRunSurvey",
+    "CaseWork", "ExperimentSurvey", "MissingTier", "Mode", "RecoveryInputError", "RunWork", "Selection", "SuiteRunSurvey",
     "Survey", "parse_runs", "plan_run", "survey", "survey_experiment", "survey_suite_run", "target_of",
 ]
 
@@ -121,6 +121,7 @@ class ExperimentSurvey:
     notes: tuple[str, ...] = ()
     mode: Mode = Mode.AGENT_EVAL
     cache: StatusCache | None = field(default=None, compare=False, repr=False)
+    missing_tiers: tuple[MissingTier, ...] = ()  # selected tiers with no subtest at all
 
     @property
     def planned(self) -> tuple[RunWork, ...]:
@@ -161,6 +162,22 @@ def load_config(exp: ExperimentPaths) -> ExperimentConfig:
     return read.record
 
 
+@dataclass(frozen=True)
+class MissingTier:
+    """A tier of ``tiers_to_run`` with no subtest at all: work that never started, and that
+    recovery cannot plan (it does not know the tier's subtests, so not its runs either)."""
+
+    tier: str
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"tier {self.tier} is in tiers_to_run but has no subtest directory and none is recorded in "
+            "config/manifest.json, so none of its runs ever started; recovery cannot rerun runs it cannot name: "
+            "run the experiment again for this tier"
+        )
+
+
 def expected_subtests(exp: ExperimentPaths, config: ExperimentConfig) -> tuple[dict[str, list[str]], list[str]]:
     """Subtests per tier: those on disk, plus any this project's manifest records."""
     notes: list[str] = []
@@ -180,8 +197,6 @@ def expected_subtests(exp: ExperimentPaths, config: ExperimentConfig) -> tuple[d
             except UnsafeNameError:
                 notes.append(f"{exp.manifest}: subtest {name!r} of tier {tier} is not a safe name; ignored")
         subtests[tier] = sorted(names)
-        if not names:
-            notes.append(f"tier {tier}: no subtest directories and none recorded in a manifest, so no runs are expected")
     return subtests, notes
 
 
@@ -283,7 +298,21 @@ def survey_experiment(
                 if _matches(work, selection):
                     runs.append(work)
     return ExperimentSurvey(
-        exp, config, selection, expected, tuple(runs), tuple(notes), cache=cache if isinstance(cache, StatusCache) else None
+        exp, config, selection, expected, tuple(runs), tuple(notes),
+        cache=cache if isinstance(cache, StatusCache) else None,
+        missing_tiers=_missing_tiers(config, subtests, selection),
+    )
+
+
+def _missing_tiers(config: ExperimentConfig, subtests: dict[str, list[str]], selection: Selection) -> tuple[MissingTier, ...]:
+    """The selected tiers without a subtest: their runs are ``missing`` (agent side) work."""
+    if selection.subtests is not None:
+        return ()  # a subtest filter names subtests; such a tier has none to match
+    if selection.statuses is not None and not selection.statuses & {RunStatus.MISSING.value, JudgeStatus.AGENT_FAILED.value}:
+        return ()
+    return tuple(
+        MissingTier(t) for t in config.tiers_to_run
+        if not subtests[t] and (selection.tiers is None or t in selection.tiers)
     )
 
 

@@ -54,14 +54,20 @@ def _render_experiment(s: ExperimentSurvey, verbose: bool) -> str:
     ]
     acts = s.action_counts()
     planned = s.planned
+    switch = "--agents-only" if s.selection.agents_only else "--judges-only" if s.selection.judges_only else None
+    left_out = ""
+    if acts["excluded"]:
+        # Without a switch, what is left out is left out by a filter (e.g. --status results
+        # on a run whose judges must rerun first): the run's line below says what it needs.
+        left_out = f"; {acts['excluded']} left out by {switch}" if switch else f"; {acts['excluded']} need(s) work these filters leave out"
     lines.append(
         f"work:   {len(planned)} run(s): {acts['regenerate']} regenerate, {acts['agent_reruns']} agent rerun(s), "
-        f"{acts['judge_reruns']} judge rerun(s)"
-        + (f"; {acts['excluded']} left out by --agents-only/--judges-only" if acts["excluded"] else "")
+        f"{acts['judge_reruns']} judge rerun(s)" + left_out
     )
     lines += [f"note:   {n}" for n in s.notes]
+    lines += [f"missing: {m.reason}" for m in s.missing_tiers]
     todo = [r for r in s.runs if r.needs_work or verbose]
-    if not any(r.needs_work for r in s.runs):
+    if not any(r.needs_work for r in s.runs) and not s.missing_tiers:
         lines.append("nothing to do: every selected run is complete")
     if not todo:
         return "\n".join(lines)
@@ -144,8 +150,10 @@ def survey_document(survey: Survey) -> dict[str, Any]:
             "judges": survey.judge_counts(),
             "needing_work": len(survey.needing_work),
             "actions": survey.action_counts(),
+            "missing_tiers": len(survey.missing_tiers),
         },
         "notes": list(survey.notes),
+        "missing_tiers": [{"tier": m.tier, "reason": m.reason} for m in survey.missing_tiers],
         "runs": [_run_entry(r) for r in survey.runs],
     }
 
@@ -179,4 +187,5 @@ def before_after_rows(before: Survey, after: Survey) -> list[dict[str, Any]]:
 def still_needing_rows(after: Survey) -> list[dict[str, Any]]:
     if isinstance(after, SuiteRunSurvey):
         return [{"run": c.variant, "status": c.status.value, "reason": c.reason} for c in after.planned]
-    return [{"run": r.label, "status": r.status.value, "reason": r.problem} for r in after.runs if r.needs_work]
+    rows = [{"run": m.tier, "status": "missing", "reason": m.reason} for m in after.missing_tiers]
+    return rows + [{"run": r.label, "status": r.status.value, "reason": r.problem} for r in after.runs if r.needs_work]

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import move_aside
-from .layout import AgentRunPaths, next_aside
+from .layout import AgentRunPaths, JudgeSlotPaths, next_aside
 from .records import (
     AgentResult,
     AgentTiming,
     ClaudeCodeOutput,
     CommandLog,
     Consensus,
+    JudgeCommand,
     JudgeSummary,
     JudgeTiming,
     Judgment,
@@ -80,64 +81,178 @@ def build_agent_result(paths: AgentRunPaths) -> AgentResult:
 
 @dataclass(frozen=True)
 class Panel:
-    """The valid judgments of a run, by slot, with their models."""
+    """The judge slots of a run: the valid judgments by slot, with their models, and the rest."""
 
     judgments: list[tuple[int, str, Judgment]]
+    others: list[tuple[int, str, str]] = field(default_factory=list)  # (slot, model, why) of every other slot
 
     @classmethod
     def read(cls, paths: AgentRunPaths, judge_models: list[str]) -> Panel:
-        """The slots whose status is ``complete`` (same rule as classification)."""
-        found = []
+        """The slots whose status is ``complete`` (same rule as classification), each
+        credited to the model that judged it (``judged_by``), which ``--judge-model`` changes."""
+        found, others = [], []
         for slot, model in enumerate(judge_models, start=1):
-            _, judgment = judge_verdict(paths.judge_slot(slot), model)
+            verdict, judgment = judge_verdict(paths.judge_slot(slot), model)
             if judgment is not None:
-                found.append((slot, model, judgment))
-        return cls(found)
+                found.append((slot, judged_by(paths.judge_slot(slot), model), judgment))
+            else:
+                others.append((slot, judged_by(paths.judge_slot(slot), model), f"{verdict.status.value}: {verdict.reason}"))
+        return cls(found, others)
 
-    def consensus(self) -> Consensus:
-        """Mean score, strict-majority pass, grade from the mean, first valid reasoning."""
+    @property
+    def complete(self) -> bool:
+        """Every judge of the panel gave a valid judgment (ProjectScylla's consensus ``is_valid``)."""
+        return not self.others
+
+    def consensus(self, *, current: bool = True) -> Consensus:
+        """Mean score, strict-majority pass, grade from the mean, first valid reasoning.
+
+        ``current``: also ``is_valid`` (false when not every judge of the panel gave a
+        valid judgment, so the mean is over fewer judges) and ``criteria_scores`` (the
+        per-criterion scores of the judge whose reasoning it carries), as ProjectScylla
+        writes them since 2026-02-09.
+        """
         if not self.judgments:
             raise RecordError("no valid judgment to build a consensus from")
         scores = [j.score for _, _, j in self.judgments]
         score = sum(scores) / len(scores)
         passes = sum(1 for _, _, j in self.judgments if j.passed)
+        primary = self.judgments[0][2]
+        extra: dict[str, object] = {}
+        if current:
+            extra = dict(
+                is_valid=self.complete,
+                criteria_scores=primary.criteria_scores,
+                # This project's addition: which model's judgment each averaged slot holds.
+                judges=[{"judge_number": slot, "model": model} for slot, model, _ in self.judgments],
+            )
         return Consensus(
             score=score,
             passed=passes * 2 > len(self.judgments),
             grade=grade_for(score),
-            reasoning=self.judgments[0][2].reasoning,
+            reasoning=primary.reasoning,
+            **extra,
         )
 
-    def summaries(self) -> list[JudgeSummary]:
-        return [
-            JudgeSummary(
+    def summaries(self, *, current: bool = True) -> list[JudgeSummary]:
+        """``run_result.json`` ``judges``; ``current`` adds each entry's ``is_valid`` and
+        ``criteria_scores`` and lists the slots without a valid judgment too, as ProjectScylla
+        does (score 0, not passed, grade F, ``is_valid: false``, the reason)."""
+        valid = [
+            (slot, JudgeSummary(
                 model=model,
                 score=j.score,
                 passed=j.passed,
                 grade=j.grade if j.grade is not None else grade_for(j.score),
                 reasoning=j.reasoning,
                 judge_number=slot,
-            )
+                **(dict(is_valid=True, criteria_scores=j.criteria_scores) if current else {}),
+            ))
             for slot, model, j in self.judgments
         ]
+        if not current:
+            return [summary for _, summary in valid]
+        failed = [
+            (slot, JudgeSummary(
+                model=model, score=0.0, passed=False, grade="F", reasoning=f"Judge failed: {why}",
+                judge_number=slot, is_valid=False, criteria_scores={},
+            ))
+            for slot, model, why in self.others
+        ]
+        return [summary for _, summary in sorted(valid + failed, key=lambda item: item[0])]
+
+
+_MODEL_LINE = "**Model**:"
+
+
+def judged_by(slot: JudgeSlotPaths, configured: str) -> str:
+    """The model whose judgment the slot holds: its ``command_log.json`` (this project's,
+    ``--judge-model`` included), else its ``MODEL.md`` (ProjectScylla's), else ``configured``."""
+    command = read_record(slot.command_log, JudgeCommand).record
+    if command is not None and command.model.strip():
+        return command.model
+    try:
+        if not slot.model_md.is_symlink():
+            for line in slot.model_md.read_text(encoding="utf-8", errors="replace").splitlines()[:20]:
+                if line.startswith(_MODEL_LINE) and line[len(_MODEL_LINE):].strip():
+                    return line[len(_MODEL_LINE):].strip()
+    except OSError:
+        pass
+    return configured
+
+
+def writes_current_fields(paths: AgentRunPaths, panel: Panel) -> bool:
+    """Do this run's regenerated files carry the fields ProjectScylla writes today?
+
+    Yes for a run this project wrote (its judge slots hold our ``command_log.json``), a
+    run whose surviving ``judge/result.json`` or ``run_result.json`` already has them,
+    and a run whose panel is not fully valid (only ``is_valid: false`` can say so). A
+    run whose files show an older writer (before 2026-02-09), or show no writer at all,
+    keeps that writer's shape, so an older experiment regenerates equal to its originals.
+    """
+    if not panel.complete:
+        return True
+    for slot in range(1, len(panel.judgments) + len(panel.others) + 1):
+        if read_record(paths.judge_slot(slot).command_log, JudgeCommand).record is not None:
+            return True
+    consensus = read_record(paths.consensus, Consensus).record
+    if consensus is not None:
+        return "is_valid" in (consensus.model_extra or {})
+    previous = read_record(paths.run_result, RunResult).record
+    if previous is not None and previous.judges:
+        return all("is_valid" in (j.model_extra or {}) for j in previous.judges)
+    return False
+
+
+def agent_duration(paths: AgentRunPaths) -> float:
+    """``agent/timing.json`` if valid, else what the run recorded without it.
+
+    ProjectScylla wrote no timing files before 2026-01-10: ``run_result.json``
+    (when still valid) and ``command_log.json`` (every entry's ``duration_seconds``)
+    hold the same number.
+    """
+    timing = read_record(paths.agent_timing, AgentTiming).record
+    if timing is not None:
+        return timing.agent_duration_seconds
+    previous = read_record(paths.run_result, RunResult).record
+    if previous is not None:
+        return previous.agent_duration_seconds
+    log = read_record(paths.command_log, CommandLog)
+    if log.record is not None and log.record.duration_seconds is not None:
+        return log.record.duration_seconds
+    raise RecordError(
+        f"{paths.agent_timing}: {read_record(paths.agent_timing, AgentTiming).problem}, and neither "
+        "run_result.json nor command_log.json records how long the agent ran"
+    )
 
 
 def judge_duration(paths: AgentRunPaths, judge_models: list[str]) -> float:
-    """``judge/timing.json`` if valid, else the sum of the slots' timings (judges run in turn)."""
+    """``judge/timing.json`` if valid, else the sum of the slots' timings (judges run in turn);
+    with no timing file at all (older ProjectScylla), a valid ``run_result.json``'s value."""
     total = read_record(paths.judge_timing, JudgeTiming).record
     if total is not None:
         return total.judge_duration_seconds
+    slots = _slot_timings(paths, judge_models)
+    if not slots:
+        previous = read_record(paths.run_result, RunResult).record
+        if previous is not None:
+            return previous.judge_duration_seconds
+    return sum(t.judge_duration_seconds for t in slots)
+
+
+def _slot_timings(paths: AgentRunPaths, judge_models: list[str]) -> list[JudgeTiming]:
     slots = (read_record(paths.judge_slot(i).timing, JudgeTiming).record for i in range(1, len(judge_models) + 1))
-    return sum(t.judge_duration_seconds for t in slots if t is not None)
+    return [t for t in slots if t is not None]
 
 
 def build_run_result(
     paths: AgentRunPaths, judge_models: list[str], *, judge_seconds: float | None = None
 ) -> tuple[RunResult, Consensus]:
     agent = read_record(paths.agent_result, AgentResult).record or build_agent_result(paths)
-    timing = load_record(paths.agent_timing, AgentTiming)
+    agent_seconds = agent_duration(paths)
     panel = Panel.read(paths, judge_models)
-    consensus = panel.consensus()
+    current = writes_current_fields(paths, panel)
+    consensus = panel.consensus(current=current)
     if judge_seconds is None:
         judge_seconds = judge_duration(paths, judge_models)
     stats = agent.token_stats
@@ -148,18 +263,18 @@ def build_run_result(
         tokens_input=stats.input_tokens + stats.cache_read_tokens,
         tokens_output=stats.output_tokens,
         cost_usd=agent.cost_usd,
-        duration_seconds=timing.agent_duration_seconds + judge_seconds,
-        agent_duration_seconds=timing.agent_duration_seconds,
+        duration_seconds=agent_seconds + judge_seconds,
+        agent_duration_seconds=agent_seconds,
         judge_duration_seconds=judge_seconds,
         judge_score=consensus.score,
         judge_passed=consensus.passed,
         judge_grade=consensus.grade,
         judge_reasoning=consensus.reasoning,
-        judges=panel.summaries(),
+        judges=panel.summaries(current=current),
         workspace_path=os.path.abspath(paths.workspace),
         logs_path=os.path.abspath(paths.agent_dir),
         command_log_path=os.path.abspath(paths.command_log),
-        criteria_scores={},
+        criteria_scores=consensus.criteria_scores if current else {},
     )
     return result, consensus
 
@@ -196,7 +311,7 @@ def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bo
         return written
     run_result, consensus = build_run_result(paths, judge_models)
     if not dry_run:
-        if read_record(paths.judge_timing, JudgeTiming).record is None:
+        if read_record(paths.judge_timing, JudgeTiming).record is None and _slot_timings(paths, judge_models):
             _replace_record(
                 paths.judge_timing,
                 JudgeTiming(judge_duration_seconds=run_result.judge_duration_seconds, measured_at=utc_now_iso()),

@@ -243,7 +243,7 @@ def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
         why = f"agent exited with code {log.record.exit_code}"
     else:
         timing = read_record(_at(run, _Names.timing), AgentTiming)
-        if timing.record is not None:
+        if timing.record is not None or _duration_known(run, log.record):
             return _results_status(run)
         why = f"timing.json {timing.problem}"
     if log.record is not None and log.record.exit_code != 0:
@@ -251,6 +251,28 @@ def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
     if not has_output and _text_in(_at(run, _Names.stderr)):
         return RunStatus.FAILED, "stderr.log present and no usable output"
     return RunStatus.PARTIAL, f"agent started and never finished ({why})"
+
+
+def _duration_known(run: str, log: CommandLog) -> bool:
+    """The agent's duration is on record without ``agent/timing.json``.
+
+    ProjectScylla wrote no timing files before 2026-01-10; its runs record the
+    duration in ``run_result.json`` and in every ``command_log.json`` entry. A run
+    whose agent exited 0 and left its output is finished whichever of them holds it.
+    """
+    if log.duration_seconds is not None:
+        return True
+    return read_record(_at(run, _Names.run_result), RunResult).record is not None
+
+
+def _what_is_wrong(rel: str, problem: str | None) -> str:
+    """``run_result.json missing``; ``agent/result.json lacks the required field exit_code``
+    (read_record's account, with the file named once, by its place in the run)."""
+    detail = (problem or "missing").removeprefix("invalid: ")
+    base = os.path.basename(rel)
+    if detail.startswith(base + " "):
+        return rel + detail[len(base):]
+    return f"{rel} {detail}" if detail == "missing" else f"{rel} is unusable: {detail}"
 
 
 def _results_status(run: str) -> tuple[RunStatus, str]:
@@ -273,7 +295,7 @@ def _results_status(run: str) -> tuple[RunStatus, str]:
             continue
         read = read_record(_at(run, rel), model)
         if read.record is None:
-            problems.append(f"{rel} {read.problem}")
+            problems.append(_what_is_wrong(rel, read.problem))
     if not problems:
         return RunStatus.COMPLETED, "agent finished and result files are valid"
     return RunStatus.RESULTS, "agent finished but " + "; ".join(problems)
@@ -312,7 +334,7 @@ def _judge_verdict_at(slot_dir: str, slot: int, model: str) -> tuple[JudgeClassi
         # The judge ran to the end and its reply gave no judgment (e.g. unparseable).
         return status(JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json")
     if read.exists:
-        return status(JudgeStatus.FAILED, f"judgment.json {read.problem}")
+        return status(JudgeStatus.FAILED, _what_is_wrong(_Names.judgment, read.problem))
     if not command_read.exists and not _entries(slot_dir):
         return status(JudgeStatus.MISSING, "judge directory is empty")
     return status(JudgeStatus.PARTIAL, "judge started, no judgment.json")
@@ -358,7 +380,7 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
 # Every entry the rules above consult for one run, relative to the run directory,
 # for the stat signature a classification cache is keyed on (status_cache.py).
 # Keep in step with the rules: a rule reading a new file must add it here.
-STATUS_RULES_VERSION = 1
+STATUS_RULES_VERSION = 4  # 4: reasons reworded as sentences; a cached reason must not keep the old wording
 
 
 @functools.lru_cache(maxsize=16)

@@ -184,7 +184,10 @@ def run_agent_eval(
         text = format_plan(plan)
         show(text)
         return EXIT_OK
-    width = parallelism or max(1, sum(1 for r in plan.runs if r.needs_agent or r.judges))
+    # Bounded by default: 200 runs must not mean 200 agent CLIs against one API at once.
+    # On a Dask cluster its worker threads bound the concurrency instead (README, Scale-out).
+    on_dask = dask_address is not None or dask_workers is not None
+    width = parallelism or (max(1, sum(1 for r in plan.runs if r.needs_agent or r.judges)) if on_dask else suite.default_parallelism)
     # A recovery (or a second resume) working on this directory meanwhile would take
     # runs in progress for partial ones and move them aside.
     if not plan.resumed:

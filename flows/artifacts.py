@@ -8,7 +8,9 @@ the parts all of them share.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Iterable
 from uuid import UUID
@@ -90,8 +92,24 @@ def publish_run_markdown(key: str, title: str, directory: Path | str, lines: Ite
 
 
 def show(text: str) -> None:
-    """Print ``text`` for the terminal and put it in the run's log in the UI, once each."""
-    print(text, flush=True)
+    """Print ``text`` for the terminal and put it in the run's log in the UI, once each.
+
+    A reader that went away (``recover ... | head``) does not stop the run: the rest of
+    the terminal output is dropped, quietly, and the UI log still gets every line.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _drop_stdout()
     run_logger = get_run_logger()
     # "prefect.extra" sends to the API only (no console handler): the terminal has the print.
     logging.LoggerAdapter(logging.getLogger("prefect.extra"), dict(run_logger.extra)).info("%s", text)
+
+
+def _drop_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

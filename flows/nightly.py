@@ -71,9 +71,12 @@ def _recover_one(item: RootItem, parallelism: int | None, dask_address: str | No
         return "locked", str(result)  # taken between the survey and the recovery
     if isinstance(result, RecoverySummary):
         done = f"{result.planned - len(result.not_done)} of {result.planned} planned run(s) done"
-        if result.ok:
-            return "recovered", done
-        return "failed", done + "; " + "; ".join(f"{label}: {why}" for label, why in result.not_done[:5])
+        if not result.not_done:
+            # Work its filters leave out does not fail the night (as for a directory with no
+            # planned work), but is named: the recovery itself exits 1 for it.
+            left = f"; still needing work: {result.problems()}" if result.remaining else ""
+            return "recovered", done + left
+        return "failed", done + "; " + result.problems()
     if isinstance(result, BaseException):
         return "failed", f"{type(result).__name__}: {result}"
     return ("recovered" if state.is_completed() else "failed"), state.message or ""

@@ -224,8 +224,12 @@ def _recover_suite_run(
 def _restrict(after: Survey, before: Survey) -> Survey:
     """The after-survey over exactly the runs the before-survey selected."""
     labels = {r.label for r in before.runs}
-    if isinstance(after, ExperimentSurvey):
-        return replace(after, runs=tuple(r for r in after.runs if r.label in labels), selection=before.selection)
+    if isinstance(after, ExperimentSurvey) and isinstance(before, ExperimentSurvey):
+        tiers = {m.tier for m in before.missing_tiers}
+        return replace(
+            after, runs=tuple(r for r in after.runs if r.label in labels), selection=before.selection,
+            missing_tiers=tuple(m for m in after.missing_tiers if m.tier in tiers),
+        )
     return replace(after, cases=tuple(c for c in after.cases if c.label in labels), selection=before.selection)
 
 
@@ -274,6 +278,7 @@ def _recover(
         not_done=tuple(_not_done(before, after, failures)),
         remaining=tuple((r["run"], r["status"], r["reason"]) for r in still_needing_rows(after)),
         notes=tuple(before.notes),
+        missing=tuple((m.tier, m.reason) for m in getattr(after, "missing_tiers", ())),
     )
     _publish(before, after, summary)
     return summary
@@ -329,4 +334,10 @@ def recover(
     show(text)
     if summary.ok:
         return Completed(message=f"{summary.planned} planned run(s) done", data=summary)
+    if not summary.not_done:
+        return Failed(
+            message=f"{summary.planned} planned run(s) done, but {len(summary.remaining)} selected run(s) or tier(s) "
+            "still need work",
+            data=summary,
+        )
     return Failed(message=f"{len(summary.not_done)} of {summary.planned} planned run(s) not done", data=summary)

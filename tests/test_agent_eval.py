@@ -131,7 +131,9 @@ def test_consensus_is_mean_of_valid_judges_with_strict_majority(tmp_path, git_re
     assert consensus.grade == "B"
     assert consensus.reasoning.startswith("j-0.5:")  # the first valid judge's
     result = load_record(paths.run_result, RunResult)
-    assert [j.judge_number for j in result.judges] == [1, 2, 3]
+    # Every slot is listed, as ProjectScylla lists them; the failed one says so and scores nothing.
+    assert [(j.judge_number, j.valid) for j in result.judges] == [(1, True), (2, True), (3, True), (4, False)]
+    assert consensus.panel_valid is False  # a mean over 3 of the panel's 4 judges
     timing = load_record(paths.judge_timing, JudgeTiming).judge_duration_seconds
     slots = sum(load_record(paths.judge_slot(i).timing, JudgeTiming).judge_duration_seconds for i in range(1, 5))
     assert timing == pytest.approx(slots)

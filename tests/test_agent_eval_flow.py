@@ -13,7 +13,7 @@ from agent_eval_helpers import DEMO, FAKE_AGENT, FAKE_JUDGE, FIXTURE_ONLY, OURS_
 from conftest import FIXTURE, PYTHON, REPO_ROOT
 
 from experiment_infra.layout import RUN_DIR_PATTERN, ExperimentPaths
-from experiment_infra.records import AgentTiming, CommandLog, JudgeCommand, load_record
+from experiment_infra.records import AgentTiming, CommandLog, ExperimentConfig, JudgeCommand, load_record
 from experiment_infra.status import RunStatus, classify_run
 
 JUDGES = ["fake-opus", "fake-sonnet-0.9", "fake-haiku-1.0"]
@@ -182,3 +182,29 @@ def test_demo_suite_dry_run_from_its_own_file(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("    agent: ") == 6 and "T2/01/run_02" in done.stdout
     assert not (tmp_path / "results").exists()
+
+
+def _most_agents_at_once(exp: ExperimentPaths, runs: list[tuple[str, str]]) -> int:
+    """From the runs' own timing files: the most agent processes that overlapped."""
+    spans = []
+    for tier, subtest in runs:
+        timing = load_record(exp.run(tier, subtest, 1).agent_timing, AgentTiming)
+        end = datetime.fromisoformat(timing.measured_at).timestamp()
+        spans.append((end - timing.agent_duration_seconds, end))
+    return max(sum(1 for s, e in spans if s < t <= e) for _, t in spans)
+
+
+@pytest.mark.parametrize("declared, bound", [(None, 4), (2, 2)])
+def test_without_p_at_most_parallel_subtests_runs_at_once(tmp_path, git_repo, prefect_harness, monkeypatch, declared, bound):
+    """-p unset: ProjectScylla's parallel_subtests (default 4), not every run at once."""
+    monkeypatch.setenv("FAKE_AGENT_MODE", "slow")
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "2")
+    runs = [("T0", f"{n:02d}") for n in range(6)]
+    conditions = ", ".join(f"Condition({t!r}, {s!r}, 'fake-sonnet')" for t, s in runs)
+    options = {"judge_models": ["fake-opus"]} | ({"parallel_subtests": declared} if declared else {})
+    suite = write_suite(tmp_path, git_repo, conditions, **options)
+    code, state = run_flow(suite, tmp_path / "results")
+    assert code == 0, state.message
+    exp = experiment(tmp_path / "results")
+    assert load_record(exp.config, ExperimentConfig).parallel_subtests == bound  # recorded as ProjectScylla does
+    assert 1 < _most_agents_at_once(exp, runs) <= bound

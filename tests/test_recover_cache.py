@@ -13,6 +13,7 @@ from test_recover_classify import AGENT_CASES, JUDGE_CASES
 from experiment_infra.layout import ExperimentPaths
 from experiment_infra.recovery_plan import Selection, survey_experiment
 from experiment_infra.status_cache import RACY_SECONDS, StatusCache
+from experiment_infra.status import STATUS_RULES_VERSION
 
 FUTURE = 3600 * 10**9  # pretend the files are an hour old, so fresh copies are cacheable
 
@@ -72,6 +73,6 @@ def test_cache_for_other_rules_or_models_is_ignored(scylla_copy: Path, spoil: st
     if spoil == "garbage":
         exp.status_cache.write_text("{not json")
     elif spoil == "version":
-        exp.status_cache.write_text(exp.status_cache.read_text().replace('"version": 1', '"version": 0'))
+        exp.status_cache.write_text(exp.status_cache.read_text().replace(f'"version": {STATUS_RULES_VERSION}', '"version": 0'))
     models = ["x", "y", "z"] if spoil == "models" else ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"]
     assert StatusCache.load(exp.status_cache, models).runs == {}

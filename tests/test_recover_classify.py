@@ -71,8 +71,15 @@ AGENT_CASES: dict[str, tuple[Callable[[AgentRunPaths], None], RunStatus, str, Ju
     "no output, no stderr": (
         lambda p: (p.output.unlink(), p.agent_stderr.unlink()), RunStatus.PARTIAL, "output.txt is missing", JudgeStatus.AGENT_FAILED,
     ),
-    "timing corrupt": (lambda p: truncate(p.agent_timing), RunStatus.PARTIAL, "timing.json", JudgeStatus.AGENT_FAILED),
-    "timing empty": (lambda p: p.agent_timing.write_text(""), RunStatus.PARTIAL, "timing.json invalid", JudgeStatus.AGENT_FAILED),
+    # The agent's duration is also in run_result.json and command_log.json (issue 15: a run
+    # whose result files are valid is never rerun); only with neither is the run unfinished.
+    "timing corrupt": (lambda p: truncate(p.agent_timing), RunStatus.COMPLETED, "result files are valid", JudgeStatus.COMPLETE),
+    "timing empty": (lambda p: p.agent_timing.write_text(""), RunStatus.COMPLETED, "result files are valid", JudgeStatus.COMPLETE),
+    "timing, run_result and durations gone": (
+        lambda p: (p.agent_timing.unlink(), p.run_result.unlink(),
+                   p.command_log.write_text(p.command_log.read_text().replace('"duration_seconds"', '"was_duration"'))),
+        RunStatus.PARTIAL, "timing.json missing", JudgeStatus.AGENT_FAILED,
+    ),
     "command log truncated": (
         lambda p: truncate(p.command_log), RunStatus.PARTIAL, "command_log.json invalid", JudgeStatus.AGENT_FAILED,
     ),
@@ -309,8 +316,75 @@ def test_command_line_bad_directory(tmp_path: Path) -> None:
     assert plain.returncode == 2 and "no config/experiment.json" in plain.stderr and plain.stderr.count("\n") == 1
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "experiment.json").write_text('{"experiment_id": "x"}')
-    bad = recover_cli(str(tmp_path), "--json")
-    assert bad.returncode == 2 and "experiment.json" in bad.stderr and "tiers_to_run" in bad.stderr
+    bad = recover_cli(str(tmp_path), "--json")  # with --json the error is the one JSON document on stdout
+    doc = json.loads(bad.stdout)
+    assert bad.returncode == doc["exit_code"] == 2 and set(doc) == {"error", "exit_code"} and not bad.stderr
+    assert "experiment.json lacks the required field tiers_to_run" in doc["error"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "no such directory"),  # the directory below does not exist
+        (["--status", "bogus"], "valid statuses are"),
+        (["--runs"], "expected one argument"),
+        (["--bogus-flag"], "unrecognized arguments"),
+        (["--agents-only", "--judges-only"], "not allowed with argument"),
+    ],
+)
+def test_json_errors_are_one_json_document_on_stdout(scylla_copy: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    target = tmp_path / "nope" if not args else scylla_copy
+    for json_flag in ("--json", "--js"):  # argparse accepts abbreviations; so does the error path
+        result = recover_cli(str(target), json_flag, *args)
+        doc = json.loads(result.stdout)  # exactly one document: json.loads refuses trailing text
+        assert set(doc) == {"error", "exit_code"} and message in doc["error"], doc
+        assert result.returncode == doc["exit_code"] == 2 and result.stderr == ""
+
+
+def test_reasons_read_as_sentences(scylla_copy: Path) -> None:
+    p = run_paths(scylla_copy)
+    edit_json(p.judge_slot(2).judgment, criteria_scores=[1, 2])
+    edit_json(p.run_result, exit_code="zero")
+    edit_json(p.agent_result, exit_code=DELETE)
+    doc = json.loads(recover_cli(str(scylla_copy), "--json").stdout)
+    run = next(r for r in doc["runs"] if (r["tier"], r["subtest"], r["run"]) == ("T1", "01", 1))
+    assert "judgment.json field criteria_scores should be a JSON object, but it is [1, 2]" in run["judges"][1]["reason"]
+    assert run["reason"] == (
+        "agent finished but agent/result.json lacks the required field exit_code; "
+        'run_result.json field exit_code should be a whole number, but it is "zero"'
+    )
+    text = json.dumps(doc)
+    assert "Input should" not in text and "valid dictionary" not in text and "Field required" not in text
+
+
+def test_left_out_line_only_with_a_switch(scylla_copy: Path) -> None:
+    p = run_paths(scylla_copy)
+    p.run_result.unlink()
+    for slot in (1, 2, 3):
+        edit_json(p.judge_slot(slot).judgment, is_valid=False)  # its judges must rerun before it can be rebuilt
+    plain = recover_cli(str(scylla_copy), "--dry-run", "--status", "results")
+    assert plain.returncode == 0 and "--agents-only" not in plain.stdout and "--judges-only" not in plain.stdout
+    assert "1 need(s) work these filters leave out" in plain.stdout
+    switched = recover_cli(str(scylla_copy), "--dry-run", "--agents-only")
+    assert "; 1 left out by --agents-only" in switched.stdout and "--judges-only" not in switched.stdout
+
+
+def test_closed_pipe_ends_quietly(scylla_copy: Path) -> None:
+    import subprocess
+
+    from conftest import PYTHON, REPO_ROOT
+
+    damage_three(scylla_copy)
+    for args in (["--dry-run", "-v"], ["--json"]):
+        # The reader is gone before the first line is written (what `| head -1` does, at worst).
+        proc = subprocess.Popen(
+            [PYTHON, str(REPO_ROOT / "flows" / "recover.py"), str(scylla_copy), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, err
+        assert err == "", err  # no BrokenPipeError traceback, no "Exception ignored" line
 
 
 # --------------------------------------------------------------- expected runs
@@ -327,7 +401,7 @@ def test_expected_runs_come_from_config_and_disk(scylla_copy: Path) -> None:
         "T1/02/run_01", "T1/02/run_02", "T1/02/run_03",
     ]
     assert runs["T0/00/run_02"].status is RunStatus.MISSING and runs["T0/00/run_02"].rerun_agent
-    assert any("tier T7" in n for n in s.notes)
+    assert [m.tier for m in s.missing_tiers] == ["T7"]  # expected, never started: missing work
 
 
 def test_manifest_subtests_are_expected_even_when_absent(scylla_copy: Path) -> None:

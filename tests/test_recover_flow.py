@@ -112,7 +112,8 @@ def test_summary_artifact_and_exit_code_when_work_is_left(prefect_harness, scyll
         edit_json(p.judge_slot(slot).judgment, is_valid=False)  # nothing valid to rebuild from
     run_paths(scylla_copy, "T2", "01", 1).agent_result.unlink()
     state, summary = run_recover(scylla_copy, agents_only=True)
-    assert state.is_completed() and summary.exit_code == 0  # everything asked for (one regeneration) succeeded
+    # The one regeneration asked for succeeded, but a selected run is not complete afterwards.
+    assert state.is_failed() and summary.exit_code == 1 and not summary.not_done
     assert summary.remaining == (("T1/01/run_01", "results", summary.remaining[0][2]),)
     with get_client(sync_client=True) as client:
         artifact = client.read_latest_artifacts()  # newest first
@@ -207,3 +208,17 @@ def test_foreign_experiment_that_cannot_rerun_agents_still_regenerates(prefect_h
     assert "repo" in summary.not_done[0][1] and "not a git repository" in summary.not_done[0][1]
     assert run_paths(scylla_copy, "T2", "01", 1).run_result.is_file()
     assert summary.after["completed"] == 6 and summary.after["missing"] == 1
+
+
+def test_real_recovery_whose_reader_went_away_still_finishes(scylla_copy: Path) -> None:
+    """`recover DIR | head -1`: the reader goes away, the recovery does its work and exits as usual."""
+    run_paths(scylla_copy).run_result.unlink()
+    proc = subprocess.Popen(
+        [PYTHON, str(Path(__file__).resolve().parents[1] / "flows" / "recover.py"), str(scylla_copy)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err[-3000:]
+    assert "Traceback" not in err and "BrokenPipe" not in err, err[-3000:]
+    assert run_paths(scylla_copy).run_result.is_file()

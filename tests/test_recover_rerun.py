@@ -3,6 +3,7 @@ project with the demo's fake agent and judges (real subprocesses, real git workt
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -84,6 +85,43 @@ def test_judge_model_override_is_recorded(prefect_harness, tmp_path: Path, git_r
     assert command.model == "fake-override-0.7" and command.model_override is True
     assert statuses(exp)["T1/01/run_02"] == ("completed", ["complete", "complete"])
     assert tree_hash(exp.dir, skip=run.dir, ignore_reports=True) == other
+
+
+def test_judge_model_override_is_credited_in_run_result_consensus_and_report(
+    prefect_harness, tmp_path: Path, git_repo: Path, capsys
+) -> None:
+    exp = build(tmp_path, git_repo)
+    run = exp.run("T1", "01", 2)
+    shutil.rmtree(run.judge_slot(1).dir)
+    assert main([str(exp.dir), "--judges-only", "--judge-model", "fake-override-0.7"]) == 0
+    capsys.readouterr()
+    result = json.loads(run.run_result.read_text())
+    assert [(j["judge_number"], j["model"]) for j in result["judges"]] == [(1, "fake-override-0.7"), (2, "fake-sonnet-0.9")]
+    assert result["judges"][0]["score"] == 0.7
+    consensus = json.loads(run.consensus.read_text())
+    assert consensus["judges"] == [{"judge_number": 1, "model": "fake-override-0.7"}, {"judge_number": 2, "model": "fake-sonnet-0.9"}]
+    assert "Judge 1: fake-override-0.7" in (run.dir / "report.md").read_text()
+    # The runs the override did not touch still credit the configured panel.
+    other = json.loads(exp.run("T1", "01", 1).run_result.read_text())
+    assert [j["model"] for j in other["judges"]] == ["fake-opus", "fake-sonnet-0.9"]
+
+
+def test_exit_code_comes_from_the_runs_afterwards(prefect_harness, tmp_path: Path, git_repo: Path, capsys) -> None:
+    """--agents-only reruns agents without judging them: every planned action succeeds, yet
+    those runs are still results afterwards, so the recovery says so and exits 1."""
+    exp = build(tmp_path, git_repo)
+    for tier, subtest in (("T0", "00"), ("T1", "01")):
+        log = exp.run(tier, subtest, 1).command_log
+        log.write_text(log.read_text().replace('"exit_code": 0', '"exit_code": 2'))
+    exp.run("T0", "00", 2).agent_result.unlink()  # results: regenerated, complete afterwards
+    assert main([str(exp.dir), "--agents-only"]) == 1
+    out = capsys.readouterr().out
+    assert "3 of 3 planned run(s) done" in out and "still needing work: 2" in out
+    assert "T0/00/run_01  results" in out and "T1/01/run_01  results" in out
+    assert statuses(exp)["T0/00/run_01"][0] == "results" and statuses(exp)["T0/00/run_02"][0] == "completed"
+    # Judging them (and nothing else) completes the selection: exit 0.
+    assert main([str(exp.dir)]) == 0
+    assert all(s == ("completed", ["complete", "complete"]) for s in statuses(exp).values())
 
 
 def test_flaky_agent_is_retried_and_every_attempt_kept(prefect_harness, tmp_path: Path, git_repo: Path, monkeypatch) -> None:

@@ -22,6 +22,7 @@ from ..records import (
     JudgeCommand,
     JudgeTiming,
     Judgment,
+    explain_validation,
     grade_for,
     utc_now_iso,
     write_record,
@@ -123,8 +124,7 @@ def parse_judgment(reply: str) -> tuple[Judgment | None, str | None]:
         try:
             judgment = Judgment.model_validate(fields)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            problem = f"reply JSON field {'.'.join(map(str, first['loc']))}: {first['msg']}"
+            problem = f"reply JSON {explain_validation(exc)}"
             continue
         if judgment.grade is None:
             judgment = judgment.model_copy(update={"grade": grade_for(judgment.score)})

@@ -21,6 +21,9 @@ DEFAULT_AGENT_TIMEOUT_SECONDS = 1800.0
 DEFAULT_JUDGE_TIMEOUT_SECONDS = 600.0
 DEFAULT_RETRIES = 1
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
+# At most this many agent runs and judge slots at once when -p is not given: ProjectScylla's
+# default for an experiment's parallel_subtests (a run per CLI process against one API).
+DEFAULT_PARALLEL_SUBTESTS = 4
 # scheme://... or scp-like user@host:path: cloned, not checked on disk.
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)", re.IGNORECASE)
 
@@ -181,6 +184,7 @@ class AgentEvalSuite:
     retries: int = DEFAULT_RETRIES
     retry_delay_seconds: float = DEFAULT_RETRY_DELAY_SECONDS
     language: str | None = None
+    parallel_subtests: int | None = None  # -p when none is given (None: DEFAULT_PARALLEL_SUBTESTS)
 
     mode = "agent_eval"
 
@@ -195,7 +199,14 @@ class AgentEvalSuite:
             raise AgentEvalError("conditions must be a list of Condition(tier, subtest, model, ...)")
         object.__setattr__(self, "conditions", tuple(self.conditions))
         object.__setattr__(self, "judge_models", tuple(self.judge_models))
+        if self.parallel_subtests is not None:
+            _count("parallel_subtests", self.parallel_subtests, 1)
         self.to_spec(self.task.commit)  # the same checks a run makes, at import time
+
+    @property
+    def default_parallelism(self) -> int:
+        """How many agent runs and judge slots run at once when ``-p`` is not given."""
+        return self.parallel_subtests or DEFAULT_PARALLEL_SUBTESTS
 
     @property
     def id(self) -> str:

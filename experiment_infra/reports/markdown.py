@@ -148,6 +148,9 @@ def run_markdown(tier: str, subtest: str, run: RunResult, paths: AgentRunPaths, 
     if run.judges:
         lines += ["### Individual Judges", ""]
     for judge in run.judges:
+        if not judge.valid:
+            lines += [f"#### Judge {judge.judge_number}: {judge.model} (no valid judgment)", "", judge.reasoning or NONE, ""]
+            continue
         lines += [
             f"#### Judge {judge.judge_number}: {judge.model}",
             "",

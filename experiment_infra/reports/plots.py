@@ -143,7 +143,7 @@ def judge_agreement(result: ExperimentResult) -> bytes:
     for t in result.tier_results.values():
         for s in t.subtest_results.values():
             for r in s.runs:
-                for j in r.judges:
+                for j in (j for j in r.judges if j.valid):  # a failed judge's 0 is no score
                     by_model.setdefault(j.model, []).append((r.judge_score, j.score))
     fig = new_figure(figsize=(6, 5))
     ax = fig.add_subplot()
