@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import wait_for
 from suite_factory import case_src, make_suite
 
 from flows.run_suite import run_suite
@@ -52,11 +53,14 @@ def test_a_traceback_on_stderr_is_one_log_record_and_the_reason_names_it(tmp_pat
     )
     state = run_suite(suite_path=str(suite), results_root=str(tmp_path / "results"), return_state=True)
     assert state.is_failed()
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
-        )
-    blocks = [log.message for log in logs if "Traceback (most recent call last)" in log.message]
+    def traceback_records() -> list[str]:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+        return [log.message for log in logs if "Traceback (most recent call last)" in log.message]
+
+    blocks = wait_for(traceback_records, 60, "the traceback in the run log")  # logs reach the server in batches
     assert len(blocks) == 1  # the whole traceback in one record
     assert "ValueError: the real cause" in blocks[0] and "in outer" in blocks[0] and "in inner" in blocks[0]
     rows = _artifacts(state.state_details.flow_run_id)["table"].data
