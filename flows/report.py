@@ -4,8 +4,9 @@
 
 EXPERIMENT_DIR is an agent-evaluation experiment (``config/experiment.json``) or a
 standard-mode suite run directory (``manifest.json``). The flow writes the JSON,
-markdown and PNG reports (``--dry-run``: lists them, writes nothing) and publishes a
-markdown artifact with the summary table and the plots inlined as data URIs.
+markdown and PNG reports whose content changed (``--dry-run``: lists them, writes
+nothing; a file already current keeps its bytes and its ``generated_at``) and
+publishes a markdown artifact with the summary table and the plots inlined as data URIs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from experiment_infra.layout import UnsafeNameError  # noqa: E402
 from experiment_infra.records import RecordError  # noqa: E402
 from experiment_infra.reports import ReportError, build_reports, check_directory  # noqa: E402
 from experiment_infra.services import ServiceError  # noqa: E402
+from flows.artifacts import ui_only  # noqa: E402
 
 BAD_INPUT = (ReportError, RecordError, UnsafeNameError, ServiceError)
 
@@ -36,18 +38,24 @@ def artifact_key(directory: Path) -> str:
 
 @flow(name="report", log_prints=False)
 def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
-    """Rebuild all reports of ``experiment_dir``; returns the files written (or that would be)."""
+    """Rebuild the reports of ``experiment_dir``; returns the files written (or that would be).
+
+    Incremental: a report file whose content is already current is left alone, its
+    ``generated_at`` too; a rebuild with nothing changed writes nothing.
+    """
     logger = get_run_logger()
     directory = Path(experiment_dir)
     bundle = build_reports(directory)
-    written = bundle.paths if dry_run else bundle.write()
+    written = bundle.changed() if dry_run else bundle.write()
     verb = "would write" if dry_run else "wrote"
-    logger.info("%s %d report files under %s", verb, len(written), directory)
+    current = len(bundle.paths) - len(written)
+    logger.info("%s %d report files under %s (%d already up to date)", verb, len(written), directory, current)
     note = "\n\n*Dry run: nothing written.*" if dry_run else ""
-    create_markdown_artifact(
+    ui_only(
+        "the report artifact", create_markdown_artifact,
         key=artifact_key(directory),
         markdown=bundle.artifact_markdown() + note,
-        description=f"{bundle.title} ({len(written)} files {verb})",
+        description=f"{bundle.title} ({len(written)} files {verb}, {current} up to date)",
     )
     return [str(p) for p in written]
 

@@ -1,18 +1,63 @@
-"""The files one report rebuild writes, held in memory so a dry run can list them."""
+"""The files one report rebuild writes, held in memory so a dry run can list them.
+
+Rebuilds are incremental: a file whose content on disk already says the same is not
+written again, so its ``generated_at`` (the ``**Generated**:`` line of a markdown
+file) stays what it was. "The same" means identical bytes once the timestamp is
+set aside; anything else that changed rewrites the file with the new timestamp.
+"""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..atomic import atomic_write_bytes, atomic_write_text
-from ..records import write_record
+from ..atomic import atomic_write_bytes
+from ..records import record_json
 
 _RELATIVE_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\((?![a-z]+:)[^)]*\)")
+GENERATED_LINE = re.compile(r"^\*\*Generated\*\*: .*$", re.MULTILINE)
+
+
+def current_bytes(path: Path) -> bytes | None:
+    """What a regular file at ``path`` holds now; None when absent, a link or unreadable."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _record_unchanged(record: BaseModel, new: bytes, old: bytes) -> bool:
+    if new == old:
+        return True
+    if "generated_at" not in type(record).model_fields:
+        return False
+    try:
+        stamp = json.loads(old).get("generated_at")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(stamp, str):
+        return False
+    return record_json(record.model_copy(update={"generated_at": stamp})).encode("utf-8") == old
+
+
+def _text_unchanged(text: str, new: bytes, old: bytes) -> bool:
+    if new == old:
+        return True
+    try:
+        old_text = old.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    line = GENERATED_LINE.search(old_text)
+    if line is None or GENERATED_LINE.search(text) is None:
+        return False
+    return GENERATED_LINE.sub(lambda _m: line.group(0), text, count=1) == old_text
 
 
 @dataclass
@@ -26,20 +71,48 @@ class ReportBundle:
     records: dict[Path, BaseModel] = field(default_factory=dict)
     texts: dict[Path, str] = field(default_factory=dict)
     images: dict[Path, bytes] = field(default_factory=dict)
+    _pending: dict[Path, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def paths(self) -> list[Path]:
+        """Every report file of this rebuild (written or already up to date)."""
         return sorted({*self.records, *self.texts, *self.images})
 
+    def pending(self) -> dict[Path, bytes]:
+        """The files whose content on disk differs (or that are missing), with their new bytes."""
+        if self._pending is None:
+            out: dict[Path, bytes] = {}
+            for path, data in self.images.items():
+                if current_bytes(path) != data:
+                    out[path] = data
+            for path, record in self.records.items():
+                new = record_json(record).encode("utf-8")
+                old = current_bytes(path)
+                if old is None or not _record_unchanged(record, new, old):
+                    out[path] = new
+            for path, text in self.texts.items():
+                new = text.encode("utf-8")
+                old = current_bytes(path)
+                if old is None or not _text_unchanged(text, new, old):
+                    out[path] = new
+            self._pending = out
+        return self._pending
+
+    def changed(self) -> list[Path]:
+        """The files a ``write()`` would write now (a dry run lists these)."""
+        return sorted(self.pending())
+
     def write(self) -> list[Path]:
-        """Write every file atomically (JSON through records.write_record)."""
-        for path, data in self.images.items():
-            atomic_write_bytes(path, data)
-        for path, record in self.records.items():
-            write_record(path, record)
-        for path, text in self.texts.items():
-            atomic_write_text(path, text)
-        return self.paths
+        """Write the files whose content changed, atomically; returns those written.
+
+        No fsync: reports are views of the run files, and one a crash leaves empty
+        differs from its content, so the next rebuild writes it again.
+        """
+        written = self.changed()
+        for path in written:
+            atomic_write_bytes(path, self.pending()[path], fsync=False)
+        self._pending = {}
+        return written
 
     def artifact_markdown(self) -> str:
         """Summary table plus the plots inlined as data URIs (a Prefect artifact has no files)."""

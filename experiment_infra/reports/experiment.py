@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..layout import ExperimentPaths
 from ..records import (
     ExperimentReport,
     ExperimentReportBest,
@@ -23,17 +24,41 @@ from ..records import (
     TierReportBest,
     TierReportChild,
     TierReportSummary,
+    ExperimentResult,
+    record_json,
     utc_now_iso,
 )
 from . import markdown as md
 from . import plots
 from .aggregate import Aggregates, aggregate_experiment
-from .bundle import ReportBundle
+from .bundle import ReportBundle, current_bytes
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _rel(target: Path, base: Path) -> str:
     """ProjectScylla's ``"./T0/report.json"`` style for links stored inside JSON."""
     return "./" + target.relative_to(base).as_posix()
+
+
+PLOTS = {
+    "score_distribution_plot": plots.score_distribution,
+    "pass_rate_plot": plots.pass_rate,
+    "cost_vs_score_plot": plots.cost_vs_score,
+    "judge_agreement_plot": plots.judge_agreement,
+}
+
+
+def _plots(paths: ExperimentPaths, result: ExperimentResult) -> dict[Path, bytes]:
+    """The four plots. They are functions of ``result`` alone: when the experiment's
+    result.json already holds exactly this result and every plot is a PNG on disk,
+    those are the plots (rendering them costs more than everything else together)."""
+    where = {getattr(paths, name): draw for name, draw in PLOTS.items()}
+    if current_bytes(paths.result) == record_json(result).encode("utf-8"):
+        found = {path: current_bytes(path) for path in where}
+        if all(data is not None and data.startswith(PNG_SIGNATURE) for data in found.values()):
+            return found  # type: ignore[return-value]
+    return {path: draw(result) for path, draw in where.items()}
 
 
 def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
@@ -131,12 +156,7 @@ def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
             for n, t in result.tier_results.items()
         }
     )
-    bundle.images = {
-        paths.score_distribution_plot: plots.score_distribution(result),
-        paths.pass_rate_plot: plots.pass_rate(result),
-        paths.cost_vs_score_plot: plots.cost_vs_score(result),
-        paths.judge_agreement_plot: plots.judge_agreement(result),
-    }
+    bundle.images = _plots(paths, result)
     bundle.texts[paths.report_md] = md.experiment_markdown(result, config, paths, list(bundle.images), now)
     bundle.texts[paths.summary_md] = md.experiment_summary_markdown(result, paths)
     return bundle
