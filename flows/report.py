@@ -18,8 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prefect import flow, get_run_logger  # noqa: E402
+from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from experiment_infra.layout import UnsafeNameError  # noqa: E402
 from experiment_infra.records import RecordError  # noqa: E402
@@ -36,13 +37,10 @@ def artifact_key(directory: Path) -> str:
     return f"report-{slug or 'experiment'}"[:100]
 
 
-@flow(name="report", log_prints=False)
-def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
-    """Rebuild the reports of ``experiment_dir``; returns the files written (or that would be).
-
-    Incremental: a report file whose content is already current is left alone, its
-    ``generated_at`` too; a rebuild with nothing changed writes nothing.
-    """
+def rebuild_and_publish(experiment_dir: str, dry_run: bool = False) -> list[str]:
+    """Rebuild the reports of ``experiment_dir`` and publish the artifact; the files written
+    (or that would be). Runs inside a flow or task run: the ``report`` flow, or the
+    ``reports`` task a recovery ends with."""
     logger = get_run_logger()
     directory = Path(experiment_dir)
     bundle = build_reports(directory)
@@ -58,6 +56,23 @@ def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
         description=f"{bundle.title} ({len(written)} files {verb}, {current} up to date)",
     )
     return [str(p) for p in written]
+
+
+@flow(name="report", log_prints=False)
+def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
+    """Rebuild the reports of ``experiment_dir``; returns the files written (or that would be).
+
+    Incremental: a report file whose content is already current is left alone, its
+    ``generated_at`` too; a rebuild with nothing changed writes nothing.
+    """
+    return rebuild_and_publish(experiment_dir, dry_run)
+
+
+@task(name="reports", task_run_name="reports", cache_policy=NO_CACHE, persist_result=False)
+def reports_task(experiment_dir: str) -> list[str]:
+    """The reports as one task run of the calling flow: every report of the experiment
+    in one batch (a subflow costs several blocking server calls; a task run none)."""
+    return rebuild_and_publish(experiment_dir)
 
 
 class _OneLineParser(argparse.ArgumentParser):
