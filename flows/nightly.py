@@ -20,6 +20,9 @@ if __name__ == "__main__":
     from pathlib import Path
 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from flows.client_retries import use_generous_client_retries
+
+    use_generous_client_retries()  # before anything imports Prefect
     from flows.nightly import main
 
     sys.exit(main(sys.argv[1:]))

@@ -22,15 +22,21 @@ if __name__ == "__main__":
     from pathlib import Path
 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from flows.client_retries import use_generous_client_retries
+
+    use_generous_client_retries()  # before anything imports Prefect
     from experiment_infra.recovery_cli import main
 
     sys.exit(main(sys.argv[1:]))
 
+import logging
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import httpx
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, wait
@@ -46,6 +52,8 @@ from experiment_infra.recovery_actions import work_done
 from experiment_infra.recovery_select import Mode
 from experiment_infra.recovery_cli import (
     DEFAULT_PARALLELISM,
+    EXIT_FAILED,
+    EXIT_OK,
     RecoverySummary,
     build_selection,
     check_suite_rerun,
@@ -343,6 +351,58 @@ def _recover(
     )
     _publish(before, after, summary)
     return summary
+
+
+# --------------------------------------------------- when the server loses the run
+
+
+def lost_server_call(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is an HTTP call to the Prefect server
+    that failed for good (after the client's retries), not a problem of the recovery."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.HTTPError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class _NoLostCallTraceback(logging.Filter):
+    """Keep the one-line error of a server call lost for good, drop its traceback: the
+    user's problem is the server, not a line of Prefect's engine."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and lost_server_call(record.exc_info[1]):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_lost_server_tracebacks() -> None:
+    """Install ``_NoLostCallTraceback`` on the loggers of Prefect's flow and task engines (the command line)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoLostCallTraceback) for f in log.filters):
+            log.addFilter(_NoLostCallTraceback())
+
+
+def exit_code_from_files(before: Survey, exc: BaseException) -> int:
+    """The exit code of a recovery whose flow run the server lost: survey the files again
+    and check the work ``before`` planned (reads only)."""
+    directory = before.exp.dir if isinstance(before, ExperimentSurvey) else before.run.dir
+    after = _restrict(survey(directory, replace(before.selection, statuses=None)), before)
+    not_done = _not_done(before, after, [])
+    lines = [f"the files say: {len(before.planned) - len(not_done)} of {len(before.planned)} planned run(s) done"]
+    lines += [f"not done: {label}: {why}" for label, why in not_done]
+    print("\n".join(lines), flush=True)
+    first = (str(exc).splitlines() or [""])[0]
+    print(
+        f"note: the Prefect server lost this flow run ({type(exc).__name__}: {first}); the outcome above is read "
+        f"from the files (if the flow stopped early, rebuild the reports: python flows/report.py {directory})",
+        file=sys.stderr, flush=True,
+    )
+    return EXIT_OK if not not_done else EXIT_FAILED
 
 
 # ------------------------------------------------------------------------- flow
