@@ -33,17 +33,27 @@ def current_bytes(path: Path) -> bytes | None:
         return None
 
 
+_PLAIN_STAMP = re.compile(r"[0-9A-Za-z:.+\- ]*")  # an ISO timestamp: nothing JSON escapes
+
+
 def _record_unchanged(record: BaseModel, new: bytes, old: bytes) -> bool:
     if new == old:
         return True
-    if "generated_at" not in type(record).model_fields:
+    now = getattr(record, "generated_at", None)
+    if "generated_at" not in type(record).model_fields or not isinstance(now, str):
         return False
     try:
         stamp = json.loads(old).get("generated_at")
     except (ValueError, AttributeError):
         return False
-    if not isinstance(stamp, str):
-        return False
+    if not isinstance(stamp, str) or len(old) - len(new) != len(stamp.encode()) - len(now.encode()):
+        return False  # differs by more than the stamp
+    if _PLAIN_STAMP.fullmatch(stamp) and _PLAIN_STAMP.fullmatch(now):
+        # The new text with the old stamp in its one top-level "generated_at" (the report
+        # records nest no other): the bytes that serializing it with the old stamp gives.
+        field_now = f'"generated_at": "{now}"'.encode()
+        if new.count(field_now) == 1:
+            return new.replace(field_now, f'"generated_at": "{stamp}"'.encode()) == old
     return record_json(record.model_copy(update={"generated_at": stamp})).encode("utf-8") == old
 
 
@@ -55,9 +65,10 @@ def _text_unchanged(text: str, new: bytes, old: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     line = GENERATED_LINE.search(old_text)
-    if line is None or GENERATED_LINE.search(text) is None:
+    ours = GENERATED_LINE.search(text)
+    if line is None or ours is None or len(old_text) - len(text) != len(line.group(0)) - len(ours.group(0)):
         return False
-    return GENERATED_LINE.sub(lambda _m: line.group(0), text, count=1) == old_text
+    return text[: ours.start()] + line.group(0) + text[ours.end():] == old_text
 
 
 @dataclass
