@@ -25,13 +25,12 @@ from ..records import (
     TierReportChild,
     TierReportSummary,
     ExperimentResult,
-    record_json,
     utc_now_iso,
 )
 from . import markdown as md
-from . import plots
+from . import plot_worker
 from .aggregate import Aggregates, aggregate_experiment
-from .bundle import ReportBundle, current_bytes
+from .bundle import ReportBundle, current_bytes, report_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -41,24 +40,21 @@ def _rel(target: Path, base: Path) -> str:
     return "./" + target.relative_to(base).as_posix()
 
 
-PLOTS = {
-    "score_distribution_plot": plots.score_distribution,
-    "pass_rate_plot": plots.pass_rate,
-    "cost_vs_score_plot": plots.cost_vs_score,
-    "judge_agreement_plot": plots.judge_agreement,
-}
-
-
-def _plots(paths: ExperimentPaths, result: ExperimentResult) -> dict[Path, bytes]:
+def _plots(paths: ExperimentPaths, result: ExperimentResult, bundle: ReportBundle) -> None:
     """The four plots. They are functions of ``result`` alone: when the experiment's
     result.json already holds exactly this result and every plot is a PNG on disk,
-    those are the plots (rendering them costs more than everything else together)."""
-    where = {getattr(paths, name): draw for name, draw in PLOTS.items()}
-    if current_bytes(paths.result) == record_json(result).encode("utf-8"):
-        found = {path: current_bytes(path) for path in where}
+    those are the plots; otherwise they are drawn, in a helper process, while the
+    other reports are built and written here."""
+    where = {name: getattr(paths, name) for name in plot_worker.PLOTS}
+    on_disk = current_bytes(paths.result)
+    if on_disk is not None and on_disk == bundle.serialized.setdefault(paths.result, report_json(result)):
+        found = {path: current_bytes(path) for path in where.values()}
         if all(data is not None and data.startswith(PNG_SIGNATURE) for data in found.values()):
-            return found  # type: ignore[return-value]
-    return {path: draw(result) for path, draw in where.items()}
+            bundle.images.update(found)  # type: ignore[arg-type]
+            return
+    job = plot_worker.start(result)
+    bundle.later_paths = list(where.values())
+    bundle.images_later = lambda: {where[name]: data for name, data in job.result().items()}
 
 
 def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
@@ -71,6 +67,8 @@ def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
         title=f"Experiment report: {config.experiment_id}",
         summary_markdown="\n".join(md.summary_table(result)),
     )
+    _plots(paths, result, bundle)  # first: they are drawn while the rest is built
+    plot_files = [getattr(paths, name) for name in plot_worker.PLOTS]
     for tier_name, tier in result.tier_results.items():
         tier_paths = paths.tier(tier_name)
         for sub_name, sub in tier.subtest_results.items():
@@ -156,7 +154,6 @@ def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
             for n, t in result.tier_results.items()
         }
     )
-    bundle.images = _plots(paths, result)
-    bundle.texts[paths.report_md] = md.experiment_markdown(result, config, paths, list(bundle.images), now)
+    bundle.texts[paths.report_md] = md.experiment_markdown(result, config, paths, plot_files, now)
     bundle.texts[paths.summary_md] = md.experiment_summary_markdown(result, paths)
     return bundle
