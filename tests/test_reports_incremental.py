@@ -80,3 +80,14 @@ def test_a_recovery_of_three_runs_rewrites_only_the_reports_they_feed(prefect_ha
     again = report(str(scylla_copy), return_state=True)
     assert again.is_completed() and again.result() == []  # nothing changed since: nothing written
     assert snapshot(scylla_copy) == after
+
+
+def test_report_files_are_written_byte_for_byte_as_every_record_is() -> None:
+    """The reports' fast JSON path writes what ``write_record`` writes, exponents and all."""
+    from experiment_infra.records import RunReport, record_json
+    from experiment_infra.reports.bundle import report_json
+
+    for cost, duration in [(0.0653, 12.5), (1e-05, 3.0), (0.0, 1e17), (2.5e-9, float("inf")), (-0.0, 9999999999999998.0)]:
+        record = RunReport(run_number=1, score=0.983, grade="A", passed=True, cost_usd=cost, duration_seconds=duration,
+                           generated_at="2026-01-20T06:13:51.742325+00:00")
+        assert report_json(record) == record_json(record).encode("utf-8"), (cost, duration)
