@@ -39,6 +39,13 @@ class PlotJob:
     def __init__(self, result: ExperimentResult, proc: subprocess.Popen[bytes] | None, payload: bytes) -> None:
         self._result, self._proc, self._payload = result, proc, payload
 
+    def __del__(self) -> None:
+        # Never collected (a caller that wanted only the file list): stop the helper.
+        proc, self._proc = getattr(self, "_proc", None), None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def result(self) -> dict[str, bytes]:
         """The PNG bytes of every plot, by ``PLOTS`` name."""
         proc, self._proc = self._proc, None
