@@ -49,6 +49,7 @@ from experiment_infra.agent_eval import AgentEvalSpec, load_spec
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra.recovery_actions import work_done
+from experiment_infra.reports import plot_worker
 from experiment_infra.recovery_select import Mode
 from experiment_infra.recovery_cli import (
     DEFAULT_PARALLELISM,
@@ -333,9 +334,14 @@ def _recover(
     text = render_text(before, verbose=verbose)
     show(text)
     if isinstance(before, ExperimentSurvey):
-        after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
         if before.planned:
-            failures += [("reports", why) for why in _rebuild_reports(target.dir)]
+            plot_worker.prewarm()  # the plots' helper imports matplotlib on the other core meanwhile
+        try:
+            after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
+            if before.planned:
+                failures += [("reports", why) for why in _rebuild_reports(target.dir)]
+        finally:
+            plot_worker.discard_prewarmed()
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask)
     after = _restrict(after_all, before)

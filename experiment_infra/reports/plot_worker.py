@@ -62,22 +62,55 @@ class PlotJob:
         return draw_all(self._result)
 
 
-def start(result: ExperimentResult) -> PlotJob:
-    """Start drawing ``result``'s plots in a helper process (here, if it cannot start)."""
+_prewarmed: subprocess.Popen[bytes] | None = None
+
+
+def _spawn() -> subprocess.Popen[bytes] | None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)}
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "experiment_infra.reports.plot_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )
     except OSError:
-        proc = None
+        return None
+
+
+def prewarm() -> None:
+    """Start a helper now (it imports matplotlib while the caller does other work), for
+    the next ``start`` of this process to use. A recovery calls it before regenerating."""
+    global _prewarmed
+    discard_prewarmed()
+    _prewarmed = _spawn()
+
+
+def discard_prewarmed() -> None:
+    """Stop a helper ``prewarm`` started that no ``start`` used."""
+    global _prewarmed
+    proc, _prewarmed = _prewarmed, None
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def start(result: ExperimentResult) -> PlotJob:
+    """Start drawing ``result``'s plots in a helper process (here, if it cannot start)."""
+    global _prewarmed
+    proc, _prewarmed = _prewarmed, None
+    if proc is None or proc.poll() is not None:
+        proc = _spawn()
     return PlotJob(result, proc, pickle.dumps(result))
 
 
 def _main() -> int:
-    result = pickle.loads(sys.stdin.buffer.read())
-    sys.stdout.buffer.write(pickle.dumps(draw_all(result)))
+    # Imported before the result arrives: a prewarmed helper has them by then.
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+    data = sys.stdin.buffer.read()
+    if not data:
+        return 0  # prewarmed, never used
+    sys.stdout.buffer.write(pickle.dumps(draw_all(pickle.loads(data))))
     return 0
 
 
