@@ -6,8 +6,9 @@ The tree is the fixture's ``T0/00/run_01`` hard-linked into ``tiers x subtests x
 (7 x 10 x 16 = 1,120 runs by default; ``--runs 143`` makes 10,010), with
 ``agent/result.json``, ``judge/result.json`` and ``run_result.json`` deleted from every
 run. Each step is a fresh process, as a user runs it, each Prefect one with its own
-PREFECT_HOME (Prefect's temporary server, SQLite), timed by wall clock with its peak
-RSS (the largest of the process and the children it waited for):
+PREFECT_HOME (Prefect's temporary server, SQLite), timed by wall clock, with its CPU
+time and peak RSS (both over the process and the children it waited for, the
+temporary server included):
 
 1. trivial flow: a flow returning 1 on the temporary server (start-up, one flow run,
    shut-down): the anchor of the budget. Measured before and after the recovery,
@@ -118,6 +119,7 @@ SEED_REGENERATION = textwrap.dedent(
 class Step:
     name: str
     seconds: float
+    cpu_seconds: float  # user + system, the process and the children it waited for (the temporary server)
     peak_rss_mb: float
     exit_code: int
     stdout: str
@@ -133,7 +135,8 @@ def run_step(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> 
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
-    return Step(name, seconds, usage.ru_maxrss / 1024, proc.returncode,
+    cpu = usage.ru_utime + usage.ru_stime
+    return Step(name, seconds, cpu, usage.ru_maxrss / 1024, proc.returncode,
                 out.read_text(errors="replace"), err.read_text(errors="replace"))
 
 
@@ -222,16 +225,19 @@ def main(argv: list[str] | None = None) -> int:
             assert s.exit_code == 0, s.stderr[-2000:]
 
         print()
-        print(f"{'step':<22} {'seconds':>8} {'/ trivial flow':>15} {'/ seed-style':>13} {'peak RSS MB':>12}")
+        print(f"{'step':<22} {'seconds':>8} {'/ trivial flow':>15} {'/ seed-style':>13} {'CPU s':>7} {'peak RSS MB':>12}")
         for s in steps:
             print(f"{s.name:<22} {s.seconds:8.2f} {s.seconds / anchor:14.2f}x {s.seconds / seed.seconds:12.1f}x "
-                  f"{s.peak_rss_mb:12.0f}")
+                  f"{s.cpu_seconds:7.2f} {s.peak_rss_mb:12.0f}")
         over = recover.seconds - anchor
         print()
         print(f"trivial flow (anchor, mean of {len(trivial)}): {anchor:.2f} s "
               f"({', '.join(f'{s.seconds:.2f}' for s in trivial)})")
         print(f"recovery - trivial flow: {over:+.2f} s (budget +{BUDGET_SECONDS:.0f} s); "
               f"recovery / trivial flow: {recover.seconds / anchor:.2f}x; recovery / seed-style: {recover.seconds / seed.seconds:.1f}x")
+        cpu_anchor = sum(s.cpu_seconds for s in trivial) / len(trivial)
+        print(f"CPU: recovery {recover.cpu_seconds:.2f} s - trivial flow {cpu_anchor:.2f} s = {recover.cpu_seconds - cpu_anchor:+.2f} s "
+              "(less sensitive to a loaded machine than wall time)")
         print(f"recovery - seed-style: {recover.seconds - seed.seconds:+.2f} s; "
               f"per run beyond the trivial flow: {1000 * over / n:.2f} ms")
         print(f"recovery: exit {recover.exit_code}, traceback {'yes' if traceback else 'no'}, "
