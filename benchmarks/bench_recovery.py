@@ -16,7 +16,8 @@ are not possible) into ``tiers x subtests x runs``. Steps, each timed over every
 3. regeneration (core, no Prefect): agent/result.json, judge/result.json and
    run_result.json deleted from every run, then rebuilt with ``regenerate_run``;
 4. optionally (``--flow N``): the same regeneration of N runs through the ``recover``
-   flow (one task run per run, temporary Prefect server), to show the per-task cost.
+   flow (one task run per subtest, temporary Prefect server), in process; for the command
+   line beside its anchors (trivial flow, seed-style regeneration) see bench_recovery_flow.py.
 
 Page cache is warm (the tree was just written); run it on an idle machine.
 """
@@ -102,7 +103,7 @@ def timed(label: str, n: int, fn):
 
 
 def flow_regeneration(exp: ExperimentPaths, subset: list[AgentRunPaths]) -> None:
-    """The same regeneration through the ``recover`` flow: one task run per run."""
+    """The same regeneration through the ``recover`` flow: one task run per subtest."""
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.testing.utilities import prefect_test_harness

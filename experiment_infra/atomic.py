@@ -45,11 +45,16 @@ def atomic_write_text(path: Path, text: str, *, fsync: bool = True) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
 
 
-def atomic_write_json(path: Path, data: Any, *, fsync: bool = True) -> None:
-    """Write ``data`` (a pydantic model or plain JSON value) as indented JSON."""
+def json_text(data: Any) -> str:
+    """``data`` (a pydantic model or plain JSON value) as the indented JSON every file here holds."""
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", fsync=fsync)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def atomic_write_json(path: Path, data: Any, *, fsync: bool = True) -> None:
+    """Write ``data`` (a pydantic model or plain JSON value) as indented JSON."""
+    atomic_write_text(path, json_text(data), fsync=fsync)
 
 
 def write_new_text(path: Path, text: str) -> None:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write_text, json_text
 from .errors import ExperimentError
 from .layout import check_name
 
@@ -212,8 +212,13 @@ def load_record(path: Path, model: type[M]) -> M:
     return result.record
 
 
+def record_json(record: BaseModel) -> str:
+    """The exact text ``write_record`` writes for ``record``."""
+    return json_text(record.model_dump(mode="json", exclude_none=False))
+
+
 def write_record(path: Path, record: BaseModel, *, fsync: bool = True) -> None:
-    atomic_write_json(path, record.model_dump(mode="json", exclude_none=False), fsync=fsync)
+    atomic_write_text(path, record_json(record), fsync=fsync)
 
 
 # ------------------------------------------------------------------- standard mode

@@ -181,8 +181,9 @@ def _quiet_broken_pipe() -> None:
         pass
 
 
-def preflight(args: argparse.Namespace, selection: Selection) -> None:
-    """Everything a real recovery would refuse, checked before Prefect starts (reads only)."""
+def preflight(args: argparse.Namespace, selection: Selection) -> ExperimentSurvey | SuiteRunSurvey:
+    """Everything a real recovery would refuse, checked before Prefect starts (reads only);
+    returns the survey it read."""
     s = survey(args.experiment_dir, selection)
     target = s.exp if isinstance(s, ExperimentSurvey) else s.run
     check_lock(target.lock, what=str(target.dir))
@@ -197,7 +198,7 @@ def preflight(args: argparse.Namespace, selection: Selection) -> None:
                 f"{s.exp.prompt}: missing, so agents of this experiment cannot be rerun; restore it, "
                 "or recover without agent reruns (--judges-only, or --status results)"
             )
-        return
+        return s
     check_suite_rerun(s)
     if s.planned:
         from .preflight import check_run
@@ -208,6 +209,7 @@ def preflight(args: argparse.Namespace, selection: Selection) -> None:
             resume=None if inspect else str(s.run.dir),
             results_root=str(s.run.dir.parent) if inspect else "results",
         )
+    return s
 
 
 def _import_flows(name: str) -> Any:
@@ -237,20 +239,29 @@ def run(args: argparse.Namespace) -> int:
         s = survey(args.experiment_dir, selection)
         print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
         return EXIT_OK
-    preflight(args, selection)
+    before = preflight(args, selection)
     from .cli import check_services
 
     check_services(args.dask_address, args.dask_workers)
     dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
-    state = _import_flows("recover").recover(
-        experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
-        runs=args.runs, agents_only=args.agents_only, judges_only=args.judges_only, judge_model=args.judge_model,
-        parallelism=args.parallelism, verbose=args.verbose, **dask, return_state=True,
-    )
-    result = state.result(raise_on_failure=False)
+    flows_recover = _import_flows("recover")
+    flows_recover.quiet_lost_server_tracebacks()
+    try:
+        state = flows_recover.recover(
+            experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
+            runs=args.runs, agents_only=args.agents_only, judges_only=args.judges_only, judge_model=args.judge_model,
+            parallelism=args.parallelism, verbose=args.verbose, **dask, return_state=True,
+        )
+        result = state.result(raise_on_failure=False)
+    except Exception as exc:
+        if not flows_recover.lost_server_call(exc):
+            raise
+        result = exc
     if isinstance(result, RecoverySummary):
         return result.exit_code
     if isinstance(result, BaseException):
+        if flows_recover.lost_server_call(result):
+            return flows_recover.exit_code_from_files(before, result)  # the files decide, not a lost HTTP call
         raise result
     return EXIT_FAILED if state.is_failed() else EXIT_OK
 

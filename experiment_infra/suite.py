@@ -181,7 +181,7 @@ def _run_as_main(path: Path) -> tuple[Any, Any]:
             exec(code, vars(module))  # noqa: S102 (the user's own suite file, as `python SUITE.py` would)
     except SuiteDeclared as call:
         declared = call.suite
-    except (SuiteError, ConfigError, UnsafeNameError) as exc:
+    except ExperimentError as exc:  # a refusal of the core (a bad case, name or option)
         sys.modules.pop(name, None)
         raise SuiteError(f"{path.name}: {exc}") from None
     except SystemExit as exc:

@@ -12,8 +12,10 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, TypeVar
 from uuid import UUID
+
+import httpx
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -26,6 +28,27 @@ from experiment_infra.records import AgentEvalManifest, GitProvenance, SuiteMani
 
 # The code running a flow (this checkout), as opposed to the code that produced the results.
 TOOL_ROOT = Path(__file__).resolve().parents[1]
+
+T = TypeVar("T")
+
+
+def ui_only(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """Call ``fn`` for something only the UI shows (an artifact, a tag, a name).
+
+    The Prefect client already retries 429/502/503 with backoff; if the server is still
+    unreachable after that, the call is given up with one warning line: the files a
+    flow wrote are its result, and a lost UI call must not turn them into a failure.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except (httpx.HTTPError, OSError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        message = f"could not publish {what} to the Prefect server ({type(exc).__name__}: {first}); the files are unaffected"
+        try:
+            get_run_logger().warning("%s", message)
+        except Exception:  # outside a run: the terminal still hears of it
+            logging.getLogger("prefect").warning("%s", message)
+        return None
 
 
 def artifact_key(*parts: str) -> str:

@@ -38,7 +38,7 @@ from experiment_infra.recovery_cli import RecoverySummary
 from experiment_infra.recovery_nightly import NightlyRow, NightlySummary, directories, row_without_recovery
 from experiment_infra.recovery_scan import RootItem, survey_root
 from experiment_infra.recovery_select import RecoveryInputError
-from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run
+from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
 from flows.recover import recover
 
 NIGHTLY_TAG = "nightly"
@@ -65,7 +65,7 @@ def _recover_one(item: RootItem, parallelism: int | None, dask_address: str | No
         dask_workers=dask_workers,
         return_state=True,
     )
-    tag_flow_run(state.state_details.flow_run_id, [NIGHTLY_TAG])
+    ui_only("the recovery's nightly tag", tag_flow_run, state.state_details.flow_run_id, [NIGHTLY_TAG])
     result = state.result(raise_on_failure=False)
     if isinstance(result, LockHeld):
         return "locked", str(result)  # taken between the survey and the recovery
@@ -89,11 +89,11 @@ def _publish(summary: NightlySummary) -> None:
          "outcome": r.outcome, "detail": r.detail}
         for r in summary.rows
     ]
-    create_table_artifact(rows, key=f"{key}-experiments", description=summary.headline())
+    ui_only("the nightly table artifact", create_table_artifact, rows, key=f"{key}-experiments", description=summary.headline())
     lines = [f"- {summary.headline()}"] + [f"  - **{r.directory}** {r.outcome}: {r.detail}" for r in summary.rows if r.outcome != "nothing to do"]
     if summary.dry_run:
         lines.append("\n*Dry run: nothing written.*")
-    publish_run_markdown(f"{key}-run", "Nightly recovery", summary.results_root, lines)
+    ui_only("the nightly markdown artifact", publish_run_markdown, f"{key}-run", "Nightly recovery", summary.results_root, lines)
 
 
 @flow(name="nightly_recovery", flow_run_name=_flow_run_name, validate_parameters=True)
@@ -117,7 +117,7 @@ def nightly_recovery(
     if parallelism is not None and parallelism < 1:
         raise RecoveryInputError(f"parallelism must be a positive integer, got {parallelism}")
     items = survey_root(results_root, statuses=statuses, tiers=tiers, agents_only=agents_only, judges_only=judges_only)
-    label_flow_run(tags=[NIGHTLY_TAG, "recover"])
+    ui_only("the nightly run's tags", label_flow_run, tags=[NIGHTLY_TAG, "recover"])
     root = str(Path(results_root).expanduser().resolve())
     rows: list[NightlyRow] = []
     for item in items:

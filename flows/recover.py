@@ -6,9 +6,11 @@ regenerate, rerun agents or rerun judge slots for exactly the runs that need it.
 
 The command line lives in ``experiment_infra.recovery_cli`` so that ``--dry-run`` and
 ``--json`` never import Prefect. A real recovery takes the directory's lock, fans the
-actions out as task runs (``tier/subtest/run_NN`` and ``.../judge_NN``), reads the
-files again and ends with a table artifact of before/after counts and every run
-still needing work.
+actions out as task runs (agent reruns ``tier/subtest/run_NN``, judge slots
+``.../judge_NN``; regeneration and consensus rebuilds in one batch per subtest,
+``regenerate tier/subtest`` and ``consensus tier/subtest``), reads the files again and
+ends with a table artifact of before/after counts, every planned run's outcome and
+every run still needing work.
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ if __name__ == "__main__":
     from pathlib import Path
 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from flows.client_retries import use_generous_client_retries
+
+    use_generous_client_retries()  # before anything imports Prefect
     from experiment_infra.recovery_cli import main
 
     sys.exit(main(sys.argv[1:]))
 
+import logging
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import httpx
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, wait
@@ -41,9 +49,12 @@ from experiment_infra.agent_eval import AgentEvalSpec, load_spec
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra.recovery_actions import work_done
+from experiment_infra.reports import plot_worker
 from experiment_infra.recovery_select import Mode
 from experiment_infra.recovery_cli import (
     DEFAULT_PARALLELISM,
+    EXIT_FAILED,
+    EXIT_OK,
     RecoverySummary,
     build_selection,
     check_suite_rerun,
@@ -52,6 +63,7 @@ from experiment_infra.recovery_cli import main as _cli_main
 from experiment_infra.recovery_plan import (
     ExperimentSurvey,
     RecoveryInputError,
+    RunWork,
     Selection,
     SuiteRunSurvey,
     Survey,
@@ -67,15 +79,15 @@ from experiment_infra.recovery_render import (
     render_text,
     still_needing_rows,
 )
-from flows.agent_eval import rebuild_reports_step
-from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show
+from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, ui_only
+from flows.report import reports_task
 from flows.task_runners import build_task_runner
 from tasks.recover import (
-    finish_run_task,
+    BatchFailed,
+    finish_runs_task,
     regenerate_task,
     rerun_agent_task,
     rerun_judge_task,
-    run_label,
     slot_label,
 )
 
@@ -101,15 +113,36 @@ def _artifact_key(directory: Path) -> str:
     return f"recover-{slug}"[:100]
 
 
+def _outcome_rows(before: Survey, after: Survey, summary: RecoverySummary) -> list[dict[str, Any]]:
+    """Every planned run's outcome (done, or not done and why), then the runs still needing
+    work that were not planned, then any other step that did not get done (the reports)."""
+    now = {r.label: r for r in after.runs} if isinstance(after, ExperimentSurvey) else {c.label: c for c in after.cases}
+    not_done = dict(summary.not_done)
+    planned = {r.label for r in before.planned}
+    rows: list[dict[str, Any]] = []
+    for r in before.planned:
+        a = now.get(r.label)
+        if r.label in not_done:
+            rows.append({"item": r.label, "before": r.status.value, "after": "not done", "reason": not_done[r.label]})
+        else:
+            rows.append({"item": r.label, "before": r.status.value, "after": a.status.value if a else "", "reason": f"done: {r.action}"})
+    rows += [
+        {"item": r["run"], "before": "", "after": r["status"], "reason": r["reason"]}
+        for r in still_needing_rows(after) if r["run"] not in planned
+    ]
+    rows += [{"item": label, "before": "", "after": "not done", "reason": why} for label, why in summary.not_done if label not in planned]
+    return rows
+
+
 def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
     rows: list[dict[str, Any]] = [
         {"item": f"{r['kind']}s {r['status']}", "before": r["before"], "after": r["after"], "reason": ""}
         for r in before_after_rows(before, after)
     ]
-    rows += [{"item": r["run"], "before": "", "after": r["status"], "reason": r["reason"]} for r in still_needing_rows(after)]
-    rows += [{"item": label, "before": "", "after": "not done", "reason": why} for label, why in summary.not_done]
+    rows += _outcome_rows(before, after, summary)
     directory = Path(summary.directory)
-    create_table_artifact(
+    ui_only(
+        "the summary table artifact", create_table_artifact,
         table=rows,
         key=_artifact_key(directory),
         description=(
@@ -118,21 +151,30 @@ def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
         ),
     )
     name = before.config.experiment_id if isinstance(before, ExperimentSurvey) else before.manifest.experiment_name
-    label_flow_run(tags=[name, before.mode.value, "recover"])
+    ui_only("the flow run's tags", label_flow_run, tags=[name, before.mode.value, "recover"])
     lines = [f"- {before.mode.value}: {summary.planned - len(summary.not_done)} of {summary.planned} planned run(s) done"]
     lines += [f"- before: {summary.before}", f"- after: {summary.after}"]
     lines += [f"  - **{label}** not done: {why}" for label, why in summary.not_done]
     key = artifact_key("recovery", directory.parent.name, directory.name)  # not "recover-": that is the table
-    publish_run_markdown(key, f"Recovery of {name}", directory, lines)
+    ui_only("the run's markdown artifact", publish_run_markdown, key, f"Recovery of {name}", directory, lines)
 
 
 # -------------------------------------------------------------------- fan-out
 
 
+def _subtests(runs: Sequence[RunWork]) -> dict[tuple[str, str], list[RunWork]]:
+    """Runs grouped by (tier, subtest), in survey order."""
+    groups: dict[tuple[str, str], list[RunWork]] = {}
+    for r in runs:
+        groups.setdefault((r.tier, r.subtest), []).append(r)
+    return groups
+
+
 def _submit_experiment(
     runner: TaskRunner[Any], before: ExperimentSurvey, spec: AgentEvalSpec | None, verbose: bool
-) -> list[tuple[str, PrefectFuture[Any]]]:
-    """One task run per regeneration, agent rerun, judge slot and consensus rebuild."""
+) -> list[tuple[str, list[str], PrefectFuture[Any]]]:
+    """The task runs: per subtest one regeneration batch and one consensus batch, one
+    per agent rerun and per judge slot. Each entry: (task label, the run labels it covers, future)."""
     logger = get_run_logger()
     sel = before.selection
     models = list(before.config.judge_models)
@@ -141,39 +183,67 @@ def _submit_experiment(
     # round trips (a tag concurrency slot), which thousands of regenerations would feel.
     agent_task = rerun_agent_task.with_options(**retry)
     judge_task = rerun_judge_task.with_options(**retry)
-    regen_task, finish_task = regenerate_task, finish_run_task
-    futures: list[tuple[str, PrefectFuture[Any]]] = []
-    for r in before.planned:
-        where = dict(experiment_dir=str(before.exp.dir), tier=r.tier, subtest=r.subtest, run_number=r.run)
-        label = run_label(r.tier, r.subtest, r.run)
+    futures: list[tuple[str, list[str], PrefectFuture[Any]]] = []
+    for (tier, subtest), group in _subtests(before.planned).items():
+        batch = f"{tier}/{subtest}"
+        base = dict(experiment_dir=str(before.exp.dir), tier=tier, subtest=subtest)
         if verbose:
-            logger.info("%s: %s (%s)", label, r.action, r.problem)
-        if r.regenerate:
-            futures.append((label, runner.submit(regen_task, parameters=dict(label=label, judge_models=models, **where))))
-            continue
-        upstream: list[Any] = []
-        if r.rerun_agent:
-            agent = runner.submit(agent_task, parameters=dict(label=label, spec=spec, **where))
-            futures.append((label, agent))
-            upstream = [agent]
-        judges = []
-        for slot in r.judge_slots:
-            params = dict(
-                label=slot_label(r.tier, r.subtest, r.run, slot), spec=spec, slot=slot,
-                model=sel.judge_model or models[slot - 1], model_override=sel.judge_model is not None, **where,
-            )
-            # A judge starts as soon as its own run's agent is done, not after every agent.
-            judge = runner.submit(judge_task, parameters=params, wait_for=upstream)
-            futures.append((params["label"], judge))
-            judges.append(judge)
-        if judges:
-            # Rebuilt from whichever judges succeeded; never after a failed agent.
+            logger.info("%s", "\n".join(f"{r.label}: {r.action} ({r.problem})" for r in group))
+        regen = [r for r in group if r.regenerate]
+        if regen:
+            params = dict(label=batch, judge_models=models, run_numbers=[r.run for r in regen], **base)
+            futures.append((f"regenerate {batch}", [r.label for r in regen], runner.submit(regenerate_task, parameters=params)))
+        upstream: list[Any] = []  # every agent and judge of this subtest: its consensus batch waits for all
+        judged: list[RunWork] = []
+        for r in group:
+            if r.regenerate:
+                continue
+            where = dict(run_number=r.run, **base)
+            agent = None
+            if r.rerun_agent:
+                agent = runner.submit(agent_task, parameters=dict(label=r.label, spec=spec, **where))
+                futures.append((r.label, [r.label], agent))
+                upstream.append(agent)
+            for slot in r.judge_slots:
+                params = dict(
+                    label=slot_label(r.tier, r.subtest, r.run, slot), spec=spec, slot=slot,
+                    model=sel.judge_model or models[slot - 1], model_override=sel.judge_model is not None, **where,
+                )
+                # A judge starts as soon as its own run's agent is done, not after every agent.
+                judge = runner.submit(judge_task, parameters=params, wait_for=[agent] if agent is not None else [])
+                futures.append((params["label"], [r.label], judge))
+                upstream.append(judge)
+            if r.judge_slots:
+                judged.append(r)
+        if judged:
+            # Rebuilt from whichever judges succeeded; a run whose agent failed is left alone.
             finish = runner.submit(
-                finish_task, parameters=dict(label=f"{label}/consensus", spec=spec, **where),
-                wait_for=upstream + [allow_failure(j) for j in judges],
+                finish_runs_task, parameters=dict(label=batch, spec=spec, run_numbers=[r.run for r in judged], **base),
+                wait_for=[allow_failure(f) for f in upstream],
             )
-            futures.append((f"{label}/consensus", finish))
+            futures.append((f"consensus {batch}", [r.label for r in judged], finish))
     return futures
+
+
+def _failures(futures: list[tuple[str, list[str], PrefectFuture[Any]]]) -> list[tuple[str, str]]:
+    """(run or slot label, why) for every task run that did not complete; a batch names its runs."""
+    failures: list[tuple[str, str]] = []
+    for label, runs, future in futures:
+        state = future.state
+        if state.is_completed():
+            continue
+        why = state.message or state.name or "did not complete"
+        try:
+            exc = state.result(raise_on_failure=False)
+        except Exception:  # the result is gone (another process, a lost server call): the message will do
+            exc = None
+        if isinstance(exc, BatchFailed):
+            failures += list(exc.reasons.items())
+        elif label in runs or "/judge_" in label:
+            failures.append((label, why))
+        else:
+            failures += [(run, f"{label}: {why}") for run in runs]
+    return failures
 
 
 def _recover_experiment(
@@ -182,16 +252,21 @@ def _recover_experiment(
     spec = load_spec(before.exp) if any(r.rerun_agent or r.judge_slots for r in before.planned) else None
     with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, **dask) as runner:
         futures = _submit_experiment(runner, before, spec, verbose)
-        wait([f for _, f in futures])
-    failures = []
-    for label, future in futures:
-        state = future.state
-        if not state.is_completed():
-            failures.append((label, state.message or state.name or "did not complete"))
+        wait([f for _, _, f in futures])
+    failures = _failures(futures)
     after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
     if after.cache is not None:
         after.cache.save()  # the next survey (a dry run too) skips runs whose files did not change
     return after, failures
+
+
+def _rebuild_reports(directory: Path) -> list[str]:
+    """The last step: every report rebuilt in one task run (only files whose content
+    changed are written); a failure loses no run, so it is an error line."""
+    state = reports_task(str(directory), return_state=True)
+    if state.is_completed():
+        return []
+    return [f"reports: {state.message or state.name}"]
 
 
 def _recover_suite_run(
@@ -263,9 +338,14 @@ def _recover(
     text = render_text(before, verbose=verbose)
     show(text)
     if isinstance(before, ExperimentSurvey):
-        after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
         if before.planned:
-            failures += [("reports", why) for why in rebuild_reports_step(target.dir)]
+            plot_worker.prewarm()  # the plots' helper imports matplotlib on the other core meanwhile
+        try:
+            after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
+            if before.planned:
+                failures += [("reports", why) for why in _rebuild_reports(target.dir)]
+        finally:
+            plot_worker.discard_prewarmed()
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask)
     after = _restrict(after_all, before)
@@ -282,6 +362,58 @@ def _recover(
     )
     _publish(before, after, summary)
     return summary
+
+
+# --------------------------------------------------- when the server loses the run
+
+
+def lost_server_call(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is an HTTP call to the Prefect server
+    that failed for good (after the client's retries), not a problem of the recovery."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.HTTPError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class _NoLostCallTraceback(logging.Filter):
+    """Keep the one-line error of a server call lost for good, drop its traceback: the
+    user's problem is the server, not a line of Prefect's engine."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and lost_server_call(record.exc_info[1]):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_lost_server_tracebacks() -> None:
+    """Install ``_NoLostCallTraceback`` on the loggers of Prefect's flow and task engines (the command line)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoLostCallTraceback) for f in log.filters):
+            log.addFilter(_NoLostCallTraceback())
+
+
+def exit_code_from_files(before: Survey, exc: BaseException) -> int:
+    """The exit code of a recovery whose flow run the server lost: survey the files again
+    and check the work ``before`` planned (reads only)."""
+    directory = before.exp.dir if isinstance(before, ExperimentSurvey) else before.run.dir
+    after = _restrict(survey(directory, replace(before.selection, statuses=None)), before)
+    not_done = _not_done(before, after, [])
+    lines = [f"the files say: {len(before.planned) - len(not_done)} of {len(before.planned)} planned run(s) done"]
+    lines += [f"not done: {label}: {why}" for label, why in not_done]
+    print("\n".join(lines), flush=True)
+    first = (str(exc).splitlines() or [""])[0]
+    print(
+        f"note: the Prefect server lost this flow run ({type(exc).__name__}: {first}); the outcome above is read "
+        f"from the files (if the flow stopped early, rebuild the reports: python flows/report.py {directory})",
+        file=sys.stderr, flush=True,
+    )
+    return EXIT_OK if not not_done else EXIT_FAILED
 
 
 # ------------------------------------------------------------------------- flow

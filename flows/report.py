@@ -4,8 +4,9 @@
 
 EXPERIMENT_DIR is an agent-evaluation experiment (``config/experiment.json``) or a
 standard-mode suite run directory (``manifest.json``). The flow writes the JSON,
-markdown and PNG reports (``--dry-run``: lists them, writes nothing) and publishes a
-markdown artifact with the summary table and the plots inlined as data URIs.
+markdown and PNG reports whose content changed (``--dry-run``: lists them, writes
+nothing; a file already current keeps its bytes and its ``generated_at``) and
+publishes a markdown artifact with the summary table and the plots inlined as data URIs.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ if __name__ == "__main__":
 import re
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from experiment_infra.reports import build_reports
+from flows.artifacts import ui_only
 
 
 def artifact_key(directory: Path) -> str:
@@ -36,19 +39,39 @@ def artifact_key(directory: Path) -> str:
     return f"report-{slug or 'experiment'}"[:100]
 
 
-@flow(name="report", log_prints=False)
-def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
-    """Rebuild all reports of ``experiment_dir``; returns the files written (or that would be)."""
+def rebuild_and_publish(experiment_dir: str, dry_run: bool = False) -> list[str]:
+    """Rebuild the reports of ``experiment_dir`` and publish the artifact; the files written
+    (or that would be). Runs inside a flow or task run: the ``report`` flow, or the
+    ``reports`` task a recovery ends with."""
     logger = get_run_logger()
     directory = Path(experiment_dir)
     bundle = build_reports(directory)
-    written = bundle.paths if dry_run else bundle.write()
+    written = bundle.changed() if dry_run else bundle.write()
     verb = "would write" if dry_run else "wrote"
-    logger.info("%s %d report files under %s", verb, len(written), directory)
+    current = len(bundle.paths) - len(written)
+    logger.info("%s %d report files under %s (%d already up to date)", verb, len(written), directory, current)
     note = "\n\n*Dry run: nothing written.*" if dry_run else ""
-    create_markdown_artifact(
+    ui_only(
+        "the report artifact", create_markdown_artifact,
         key=artifact_key(directory),
         markdown=bundle.artifact_markdown() + note,
-        description=f"{bundle.title} ({len(written)} files {verb})",
+        description=f"{bundle.title} ({len(written)} files {verb}, {current} up to date)",
     )
     return [str(p) for p in written]
+
+
+@flow(name="report", log_prints=False)
+def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
+    """Rebuild the reports of ``experiment_dir``; returns the files written (or that would be).
+
+    Incremental: a report file whose content is already current is left alone, its
+    ``generated_at`` too; a rebuild with nothing changed writes nothing.
+    """
+    return rebuild_and_publish(experiment_dir, dry_run)
+
+
+@task(name="reports", task_run_name="reports", cache_policy=NO_CACHE, persist_result=False)
+def reports_task(experiment_dir: str) -> list[str]:
+    """The reports as one task run of the calling flow: every report of the experiment
+    in one batch (a subflow costs several blocking server calls; a task run none)."""
+    return rebuild_and_publish(experiment_dir)

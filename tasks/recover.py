@@ -1,16 +1,24 @@
-"""Prefect tasks of a recovery: regenerate one run, rerun one agent, rerun one judge slot,
-rebuild one run's consensus. Each is a thin view over a core call; the files decide
-whether it worked, and an earlier attempt is always moved aside, never deleted.
+"""Prefect tasks of a recovery: regenerate a subtest's runs, rerun one agent, rerun one
+judge slot, rebuild a subtest's consensus files. Each is a thin view over core calls;
+the files decide whether it worked, and an earlier attempt is always moved aside,
+never deleted.
 
-Retries: a regeneration is retried only for transient I/O errors (a result file that
-cannot be built will not build on a second try); an agent or judge rerun that ends
-failed is retried as the experiment's spec says (``retries``), each retry moving the
-failed attempt aside first.
+Pure-JSON work (regeneration, consensus rebuilds) runs in batches, one task run per
+subtest (``regenerate T0/00``, ``consensus T0/00``): a task run costs more than the
+files it writes. A batch does every run it holds, records each run's outcome, and
+fails at the end if any run failed, naming them (``BatchFailed``). Agent and judge
+reruns stay one task run each: they take minutes.
+
+Retries: a batch is retried only for transient I/O errors (a result file that cannot
+be built will not build on a second try; the runs it already rebuilt are valid files
+then and are left alone); an agent or judge rerun that ends failed is retried as the
+experiment's spec says (``retries``), each retry moving the failed attempt aside first.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +70,70 @@ _COMMON: dict[str, Any] = dict(
 )
 
 
-@task(name="regenerate", task_run_name="{label}", retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_DELAYS, **_COMMON)
-def regenerate_task(label: str, experiment_dir: str, judge_models: list[str], tier: str, subtest: str, run_number: int) -> list[str]:
-    """Rebuild the missing or invalid result files of one run (pure JSON, no subprocess)."""
-    paths = ExperimentPaths(Path(experiment_dir)).run(tier, subtest, run_number)
-    written = regenerate_run(paths, judge_models)
-    get_run_logger().info("%s: wrote %s", label, ", ".join(str(p.relative_to(paths.dir)) for p in written) or "nothing")
-    return [str(p) for p in written]
+class BatchFailed(RuntimeError):
+    """Some runs of a batch failed for good; ``reasons`` maps each one's label to why."""
+
+    def __init__(self, batch: str, reasons: dict[str, str]) -> None:
+        self.batch, self.reasons = batch, dict(reasons)
+        shown = "; ".join(f"{label}: {why}" for label, why in list(reasons.items())[:5])
+        more = f" (and {len(reasons) - 5} more)" if len(reasons) > 5 else ""
+        super().__init__(f"{batch}: {len(reasons)} run(s) failed: {shown}{more}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (Dask workers hand it back)
+        return (type(self), (self.batch, self.reasons))
+
+
+def _batch(label: str, tier: str, subtest: str, run_numbers: list[int], one: Any) -> dict[str, str]:
+    """Call ``one(run_number) -> outcome text`` for every run; the outcomes by run label.
+
+    A transient error on any run is raised after the others are done (the task's
+    retry then redoes only what is still missing); other errors fail the batch at the
+    end with every failed run named.
+    """
+    outcomes: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    transient: BaseException | None = None
+    for number in run_numbers:
+        run = run_label(tier, subtest, number)
+        try:
+            outcomes[run] = one(number)
+        except Exception as exc:  # one run's trouble must not cost the others
+            failed[run] = f"{type(exc).__name__}: {exc}"
+            if transient is None and is_transient(exc):
+                transient = exc
+    lines = [f"{run}: {what}" for run, what in outcomes.items()] + [f"{run}: failed: {why}" for run, why in failed.items()]
+    # One log record for the whole batch, every run's line in it, sent to the UI only
+    # ("prefect.extra" has no console handler): the terminal has the task runs' states.
+    extra = dict(get_run_logger().extra)
+    logging.LoggerAdapter(logging.getLogger("prefect.extra"), extra).info(
+        "%s: %d of %d run(s) done\n%s", label, len(outcomes), len(run_numbers), "\n".join(lines)
+    )
+    if transient is not None:
+        raise transient
+    if failed:
+        raise BatchFailed(label, failed)
+    return outcomes
+
+
+def _relative(written: list[Path], base: Path) -> str:
+    return ", ".join(str(p.relative_to(base)) for p in written) or "nothing (already valid)"
+
+
+@task(
+    name="regenerate", task_run_name="regenerate {label}",
+    retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_DELAYS, **_COMMON,
+)
+def regenerate_task(
+    label: str, experiment_dir: str, judge_models: list[str], tier: str, subtest: str, run_numbers: list[int]
+) -> dict[str, str]:
+    """Rebuild the missing or invalid result files of some runs of one subtest (pure JSON, no subprocess)."""
+    sub = ExperimentPaths(Path(experiment_dir)).subtest(tier, subtest)
+
+    def one(number: int) -> str:
+        paths = sub.run(number)
+        return "wrote " + _relative(regenerate_run(paths, judge_models), paths.dir)
+
+    return _batch(label, tier, subtest, run_numbers, one)
 
 
 @task(name="rerun_agent", task_run_name="{label}", **_COMMON)
@@ -109,11 +174,25 @@ def rerun_judge_task(
     return status.value
 
 
-@task(name="finish_run", task_run_name="{label}", retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_DELAYS, **_COMMON)
-def finish_run_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> str:
-    """Consensus, judge timing and run_result.json from the judgments now on disk."""
+@task(
+    name="finish_runs", task_run_name="consensus {label}",
+    retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_DELAYS, **_COMMON,
+)
+def finish_runs_task(
+    label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_numbers: list[int]
+) -> dict[str, str]:
+    """Consensus, judge timing and run_result.json of some runs of one subtest, from the
+    judgments now on disk. A run whose agent is not finished is left alone (its agent
+    rerun failed; nothing to rebuild from)."""
     exp = ExperimentPaths(Path(experiment_dir))
-    finish_run(exp, spec, tier, subtest, run_number)
-    status, reason = classify_agent(exp.run(tier, subtest, run_number))
-    get_run_logger().info("%s: %s (%s)", label, status.value, reason)
-    return status.value
+
+    def one(number: int) -> str:
+        paths = exp.run(tier, subtest, number)
+        status, reason = classify_agent(paths)
+        if status not in (RunStatus.COMPLETED, RunStatus.RESULTS):
+            return f"not rebuilt: the agent run is {status.value} ({reason})"
+        finish_run(exp, spec, tier, subtest, number)
+        status, reason = classify_agent(paths)
+        return f"{status.value} ({reason})"
+
+    return _batch(label, tier, subtest, run_numbers, one)

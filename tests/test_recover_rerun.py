@@ -72,6 +72,8 @@ def test_reruns_move_old_attempts_aside_and_touch_nothing_else(prefect_harness, 
     assert {"T0/00/run_01", "T0/00/run_01/judge_01", "T0/00/run_01/judge_02", "T0/00/run_02/judge_02",
             "T1/01/run_01", "T1/01/run_01/judge_01"} <= set(names)
     assert not any(n.startswith("T1/01/run_02") for n in names)
+    # Consensus rebuilds are pure JSON: one task run per subtest, after its agents and judges.
+    assert sorted(n for n in names if n.startswith("consensus")) == ["consensus T0/00", "consensus T1/01"]
 
 
 def test_judge_model_override_is_recorded(prefect_harness, tmp_path: Path, git_repo: Path) -> None:

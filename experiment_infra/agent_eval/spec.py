@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..layout import UnsafeNameError, check_name
-from ..suite import SuiteError
+from ..errors import ExperimentError
 from .commands import DEFAULT_AGENT_COMMAND, DEFAULT_JUDGE_COMMAND, check_template
 
 DEFAULT_AGENT_TIMEOUT_SECONDS = 1800.0
@@ -28,10 +28,8 @@ DEFAULT_PARALLEL_SUBTESTS = 4
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)", re.IGNORECASE)
 
 
-class AgentEvalError(SuiteError):
-    """An agent-evaluation suite, spec or input that cannot be used (one-line message).
-
-    A ``SuiteError``, so the command line reports it as bad input (one line, exit 2)."""
+class AgentEvalError(ExperimentError, ValueError):
+    """An agent-evaluation suite, spec or input that cannot be used (one-line message, exit 2)."""
 
 
 def is_url(repo: str) -> bool:

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..errors import ExperimentError
-from ..layout import AgentRunPaths, ExperimentPaths
+from ..layout import AgentRunPaths, ExperimentPaths, run_dir_name_for
 from ..records import (
     AgentTiming,
     BestSubtest,
@@ -49,7 +49,8 @@ from ..records import (
     load_record,
     read_record,
 )
-from ..status import RunStatus, classify_run
+from ..status import RunStatus
+from ..status_cache import StatusCache
 
 GRADE_ORDER = ("F", "D", "C", "B", "A", "S")
 TIE_THRESHOLD = 0.05
@@ -285,9 +286,14 @@ def load_config(experiment_dir: Path) -> ExperimentConfig:
 
 
 def aggregate_experiment(experiment_dir: Path) -> Aggregates:
-    """Classify every expected run, read the completed ones and aggregate them."""
+    """Classify every expected run, read the completed ones and aggregate them.
+
+    Classification goes through the recovery's status cache (read, never written
+    here): a run whose files did not change since it was classified is not read again.
+    """
     paths = ExperimentPaths(Path(experiment_dir))
     config = load_config(paths.dir)
+    cache = StatusCache.load(paths.status_cache, list(config.judge_models))
     tiers: dict[str, TierResult] = {}
     selections: dict[str, BestSubtest] = {}
     all_spans: list[RunSpan] = []
@@ -301,7 +307,7 @@ def aggregate_experiment(experiment_dir: Path) -> Aggregates:
             runs, missing = [], []
             for number in expected:
                 run_paths = sub_paths.run(number)
-                verdict = classify_run(run_paths, config.judge_models)
+                verdict = cache.classify(f"{tier}/{subtest}/{run_dir_name_for(number)}", run_paths)
                 if verdict.status is not RunStatus.COMPLETED:
                     missing.append(MissingRun(tier=tier, subtest=subtest, run_number=number,
                                               status=verdict.status.value, reason=verdict.reason))

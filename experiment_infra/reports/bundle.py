@@ -1,23 +1,130 @@
-"""The files one report rebuild writes, held in memory so a dry run can list them."""
+"""The files one report rebuild writes, held in memory so a dry run can list them.
+
+Rebuilds are incremental: a file whose content on disk already says the same is not
+written again, so its ``generated_at`` (the ``**Generated**:`` line of a markdown
+file) stays what it was. "The same" means identical bytes once the timestamp is
+set aside; anything else that changed rewrites the file with the new timestamp.
+"""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from pydantic import BaseModel
 
-from ..atomic import atomic_write_bytes, atomic_write_text
-from ..records import write_record
+from ..atomic import atomic_write_bytes
+from ..atomic import json_text
+from ..records import record_json
 
 _RELATIVE_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\((?![a-z]+:)[^)]*\)")
+GENERATED_LINE = re.compile(r"^\*\*Generated\*\*: .*$", re.MULTILINE)
+
+
+try:
+    import orjson as _orjson  # installed with Prefect; optional here
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _orjson_safe(data: object) -> bool:
+    """Whether orjson writes ``data`` exactly as ``json.dumps(indent=2, ensure_ascii=False)``:
+    str keys, 64-bit ints, and floats Python prints without an exponent (0, or
+    1e-4 <= |x| < 1e16; orjson writes 1e-05 as 0.00001 and has no Infinity)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if not isinstance(key, str):
+                    return False
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if item != 0.0 and not (1e-4 <= abs(item) < 1e16):
+                return False
+        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if not _INT64[0] <= item <= _INT64[1]:
+                return False
+        else:
+            return False
+    return True
+
+
+def report_json(record: BaseModel) -> bytes:
+    """``record_json(record)`` as UTF-8, the same bytes, through orjson when that is exact
+    (pure-Python indented ``json`` is most of a large rebuild's cost)."""
+    data = record.model_dump(mode="json", exclude_none=False)
+    if _orjson is not None and _orjson_safe(data):
+        return _orjson.dumps(data, option=_orjson.OPT_INDENT_2) + b"\n"
+    return json_text(data).encode("utf-8")
+
+
+def current_bytes(path: Path) -> bytes | None:
+    """What a regular file at ``path`` holds now; None when absent, a link or unreadable."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+_PLAIN_STAMP = re.compile(r"[0-9A-Za-z:.+\- ]*")  # an ISO timestamp: nothing JSON escapes
+
+
+def _record_unchanged(record: BaseModel, new: bytes, old: bytes) -> bool:
+    if new == old:
+        return True
+    now = getattr(record, "generated_at", None)
+    if "generated_at" not in type(record).model_fields or not isinstance(now, str):
+        return False
+    try:
+        stamp = json.loads(old).get("generated_at")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(stamp, str) or len(old) - len(new) != len(stamp.encode()) - len(now.encode()):
+        return False  # differs by more than the stamp
+    if _PLAIN_STAMP.fullmatch(stamp) and _PLAIN_STAMP.fullmatch(now):
+        # The new text with the old stamp in its one top-level "generated_at" (the report
+        # records nest no other): the bytes that serializing it with the old stamp gives.
+        field_now = f'"generated_at": "{now}"'.encode()
+        if new.count(field_now) == 1:
+            return new.replace(field_now, f'"generated_at": "{stamp}"'.encode()) == old
+    return record_json(record.model_copy(update={"generated_at": stamp})).encode("utf-8") == old
+
+
+def _text_unchanged(text: str, new: bytes, old: bytes) -> bool:
+    if new == old:
+        return True
+    try:
+        old_text = old.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    line = GENERATED_LINE.search(old_text)
+    ours = GENERATED_LINE.search(text)
+    if line is None or ours is None or len(old_text) - len(text) != len(line.group(0)) - len(ours.group(0)):
+        return False
+    return text[: ours.start()] + line.group(0) + text[ours.end():] == old_text
 
 
 @dataclass
 class ReportBundle:
-    """The files a rebuild writes, held in memory so a dry run can list them."""
+    """The files a rebuild writes, held in memory so a dry run can list them.
+
+    ``images_later`` (with ``later_paths``, the files it returns) supplies images still
+    being drawn elsewhere: they are collected when first needed, after every other file
+    has been compared (and, by ``write``, written).
+    """
 
     kind: str  # "agent_eval" or "standard"
     root: Path
@@ -26,27 +133,73 @@ class ReportBundle:
     records: dict[Path, BaseModel] = field(default_factory=dict)
     texts: dict[Path, str] = field(default_factory=dict)
     images: dict[Path, bytes] = field(default_factory=dict)
+    images_later: Callable[[], dict[Path, bytes]] | None = None
+    later_paths: list[Path] = field(default_factory=list)
+    serialized: dict[Path, bytes] = field(default_factory=dict)  # records' bytes, when already made
+    _docs: dict[Path, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _pictures: dict[Path, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def paths(self) -> list[Path]:
-        return sorted({*self.records, *self.texts, *self.images})
+        """Every report file of this rebuild (written or already up to date)."""
+        return sorted({*self.records, *self.texts, *self.images, *self.later_paths})
+
+    def all_images(self) -> dict[Path, bytes]:
+        if self.images_later is not None:
+            later, self.images_later = self.images_later, None
+            self.images.update(later())
+        return self.images
+
+    def _pending_docs(self) -> dict[Path, bytes]:
+        if self._docs is None:
+            out: dict[Path, bytes] = {}
+            for path, record in self.records.items():
+                new = self.serialized.get(path) or report_json(record)
+                old = current_bytes(path)
+                if old is None or not _record_unchanged(record, new, old):
+                    out[path] = new
+            for path, text in self.texts.items():
+                new = text.encode("utf-8")
+                old = current_bytes(path)
+                if old is None or not _text_unchanged(text, new, old):
+                    out[path] = new
+            self._docs = out
+        return self._docs
+
+    def _pending_images(self) -> dict[Path, bytes]:
+        if self._pictures is None:
+            self._pictures = {path: data for path, data in self.all_images().items() if current_bytes(path) != data}
+        return self._pictures
+
+    def pending(self) -> dict[Path, bytes]:
+        """The files whose content on disk differs (or that are missing), with their new bytes."""
+        return {**self._pending_images(), **self._pending_docs()}
+
+    def changed(self) -> list[Path]:
+        """The files a ``write()`` would write now (a dry run lists these)."""
+        return sorted(self.pending())
 
     def write(self) -> list[Path]:
-        """Write every file atomically (JSON through records.write_record)."""
-        for path, data in self.images.items():
-            atomic_write_bytes(path, data)
-        for path, record in self.records.items():
-            write_record(path, record)
-        for path, text in self.texts.items():
-            atomic_write_text(path, text)
-        return self.paths
+        """Write the files whose content changed, atomically; returns those written.
+
+        JSON and markdown first, the plots last (they may still be being drawn). No
+        fsync: reports are views of the run files, and one a crash leaves empty
+        differs from its content, so the next rebuild writes it again.
+        """
+        written = []
+        for pending in (self._pending_docs, self._pending_images):
+            for path, data in pending().items():
+                atomic_write_bytes(path, data, fsync=False)
+                written.append(path)
+        self._docs, self._pictures = {}, {}
+        return sorted(written)
 
     def artifact_markdown(self) -> str:
         """Summary table plus the plots inlined as data URIs (a Prefect artifact has no files)."""
         # Relative links mean nothing in the Prefect UI: keep their text only.
         summary = _RELATIVE_LINK.sub(r"\1", self.summary_markdown)
         lines = [f"# {self.title}", "", f"`{self.root}`", "", summary, ""]
-        for path, data in sorted(self.images.items()):
+        for path, data in sorted(self.all_images().items()):
             encoded = base64.b64encode(data).decode("ascii")
             lines += [f"### {path.stem.replace('_', ' ').capitalize()}", "",
                       f"![{path.stem}](data:image/png;base64,{encoded})", ""]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..layout import ExperimentPaths
 from ..records import (
     ExperimentReport,
     ExperimentReportBest,
@@ -23,17 +24,37 @@ from ..records import (
     TierReportBest,
     TierReportChild,
     TierReportSummary,
+    ExperimentResult,
     utc_now_iso,
 )
 from . import markdown as md
-from . import plots
+from . import plot_worker
 from .aggregate import Aggregates, aggregate_experiment
-from .bundle import ReportBundle
+from .bundle import ReportBundle, current_bytes, report_json
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _rel(target: Path, base: Path) -> str:
     """ProjectScylla's ``"./T0/report.json"`` style for links stored inside JSON."""
     return "./" + target.relative_to(base).as_posix()
+
+
+def _plots(paths: ExperimentPaths, result: ExperimentResult, bundle: ReportBundle) -> None:
+    """The four plots. They are functions of ``result`` alone: when the experiment's
+    result.json already holds exactly this result and every plot is a PNG on disk,
+    those are the plots; otherwise they are drawn, in a helper process, while the
+    other reports are built and written here."""
+    where = {name: getattr(paths, name) for name in plot_worker.PLOTS}
+    on_disk = current_bytes(paths.result)
+    if on_disk is not None and on_disk == bundle.serialized.setdefault(paths.result, report_json(result)):
+        found = {path: current_bytes(path) for path in where.values()}
+        if all(data is not None and data.startswith(PNG_SIGNATURE) for data in found.values()):
+            bundle.images.update(found)  # type: ignore[arg-type]
+            return
+    job = plot_worker.start(result)
+    bundle.later_paths = list(where.values())
+    bundle.images_later = lambda: {where[name]: data for name, data in job.result().items()}
 
 
 def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
@@ -46,6 +67,8 @@ def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
         title=f"Experiment report: {config.experiment_id}",
         summary_markdown="\n".join(md.summary_table(result)),
     )
+    _plots(paths, result, bundle)  # first: they are drawn while the rest is built
+    plot_files = [getattr(paths, name) for name in plot_worker.PLOTS]
     for tier_name, tier in result.tier_results.items():
         tier_paths = paths.tier(tier_name)
         for sub_name, sub in tier.subtest_results.items():
@@ -131,12 +154,6 @@ def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
             for n, t in result.tier_results.items()
         }
     )
-    bundle.images = {
-        paths.score_distribution_plot: plots.score_distribution(result),
-        paths.pass_rate_plot: plots.pass_rate(result),
-        paths.cost_vs_score_plot: plots.cost_vs_score(result),
-        paths.judge_agreement_plot: plots.judge_agreement(result),
-    }
-    bundle.texts[paths.report_md] = md.experiment_markdown(result, config, paths, list(bundle.images), now)
+    bundle.texts[paths.report_md] = md.experiment_markdown(result, config, paths, plot_files, now)
     bundle.texts[paths.summary_md] = md.experiment_summary_markdown(result, paths)
     return bundle

@@ -33,7 +33,12 @@ NONE = "—"
 
 
 def link(from_file: Path, target: Path, text: str) -> str:
-    rel = os.path.relpath(target, start=from_file.parent).replace(os.sep, "/")
+    base, dest = os.fspath(from_file.parent), os.fspath(target)
+    if dest.startswith(base + os.sep) and os.sep + ".." not in dest[len(base):]:
+        rel = dest[len(base) + 1:]  # below the file's directory: what relpath says, without its cost
+    else:
+        rel = os.path.relpath(dest, start=base)
+    rel = rel.replace(os.sep, "/")
     return f"[{text}](./{rel})" if not rel.startswith("../") else f"[{text}]({rel})"
 
 

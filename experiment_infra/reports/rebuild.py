@@ -46,7 +46,8 @@ def build_reports(directory: Path) -> ReportBundle:
 def rebuild_reports(experiment_dir: Path, dry_run: bool = False) -> list[Path]:
     """Rebuild every report (JSON, markdown, PNG plots); returns the files written.
 
-    With ``dry_run`` nothing is written and the returned list is what would be.
+    Only files whose content changed are written (``ReportBundle.write``). With
+    ``dry_run`` nothing is written and the returned list is what would be.
     """
     bundle = build_reports(Path(experiment_dir))
-    return bundle.paths if dry_run else bundle.write()
+    return bundle.changed() if dry_run else bundle.write()
