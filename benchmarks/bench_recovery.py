@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths  # noqa: E402
 from experiment_infra.records import ExperimentConfig, load_record, write_record  # noqa: E402
-from experiment_infra.recovery_plan import Selection, survey_experiment  # noqa: E402
+from experiment_infra.recovery.survey import Selection, survey_experiment  # noqa: E402
 from experiment_infra.regenerate import regenerate_run  # noqa: E402
 from experiment_infra.status_cache import RACY_SECONDS, StatusCache  # noqa: E402
 

@@ -49,7 +49,7 @@ from bench_recovery import FIXTURE, link_tree  # noqa: E402
 
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths  # noqa: E402
 from experiment_infra.records import ExperimentConfig, load_record, write_record  # noqa: E402
-from experiment_infra.recovery_plan import Selection, survey_experiment  # noqa: E402
+from experiment_infra.recovery.survey import Selection, survey_experiment  # noqa: E402
 
 BUDGET_SECONDS = 5.0
 

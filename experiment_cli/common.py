@@ -96,14 +96,30 @@ def _profile_sets(setting: str) -> bool:
     return setting in profiles.get("profiles", {}).get(active, {})
 
 
-def allow_slow_server_start() -> None:
-    """Give Prefect's temporary server a generous start-up, unless the user set one.
+# A busy server (a temporary one still digesting a fan-out's events, a shared one under
+# load) answers 429 or 503 for a while. Prefect's client retries those (and 408, 502)
+# with exponential backoff, 2, 4, 8 ... s, but only 5 times by default (about a minute);
+# a run rather waits a few minutes than loses a state or a log.
+CLIENT_RETRY_DEFAULTS = {
+    # 7 retries back off 2 + 4 + ... + 128 s: about four minutes before a call is given up.
+    "PREFECT_CLIENT_MAX_RETRIES": "7",
+    # 429, 502, 503 and 408 are always retried; a proxy in front of a server also says 504.
+    "PREFECT_CLIENT_RETRY_EXTRA_CODES": "504",
+}
 
-    Must run before Prefect is imported (its settings are read then). A value in the
-    environment or in the active Prefect profile always wins.
-    """
-    if STARTUP_SETTING not in os.environ and not _profile_sets(STARTUP_SETTING):
-        os.environ[STARTUP_SETTING] = str(GENEROUS_STARTUP_SECONDS)
+
+def _unset(setting: str) -> bool:
+    return setting not in os.environ and not _profile_sets(setting)
+
+
+def prepare_prefect() -> dict[str, str]:
+    """Before Prefect is imported (its settings are read then): a generous start-up for its
+    temporary server and generous client retries, each unless the user set it (in the
+    environment or the active Prefect profile: theirs always wins). Returns what was set."""
+    chosen = {STARTUP_SETTING: str(GENEROUS_STARTUP_SECONDS), **CLIENT_RETRY_DEFAULTS}
+    chosen = {k: v for k, v in chosen.items() if _unset(k)}
+    os.environ.update(chosen)
+    return chosen
 
 
 def _startup_timed_out(exc: BaseException) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from experiment_infra.recovery_nightly import dry_run_summary
-from experiment_infra.recovery_scan import check_root_filters, scan_results_root, survey_root
+from experiment_infra.recovery.nightly import dry_run_summary
+from experiment_infra.recovery.walk import check_root_filters, scan_results_root, survey_root
 
 from .common import (
     BAD_INPUT,
@@ -19,7 +19,7 @@ from .common import (
     EXIT_OK,
     Parser,
     add_dask_options,
-    allow_slow_server_start,
+    prepare_prefect,
     check_services,
     exit_code_of,
     positive_int,
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = dry_run_summary(args.results_root, survey_root(args.results_root, **filters))
             print(summary.format())
             return EXIT_OK if summary.ok else EXIT_FAILED
-        allow_slow_server_start()
+        prepare_prefect()
         check_services(args.dask_address, args.dask_workers)
         from flows.nightly import nightly_recovery
 

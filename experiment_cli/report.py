@@ -13,7 +13,7 @@ from typing import Sequence
 
 from experiment_infra.reports import build_reports, check_directory
 
-from .common import BAD_INPUT, EXIT_OK, Parser, allow_slow_server_start, check_services, exit_code_of, report, run_flow
+from .common import BAD_INPUT, EXIT_OK, Parser, prepare_prefect, check_services, exit_code_of, report, run_flow
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             written = [str(p) for p in build_reports(args.experiment_dir).paths]
         else:
-            allow_slow_server_start()
+            prepare_prefect()
             check_services()
             from flows.report import report as report_flow
 

@@ -18,7 +18,7 @@ from .common import (
     EXIT_OK,
     Parser,
     add_dask_options,
-    allow_slow_server_start,
+    prepare_prefect,
     check_services,
     exit_code_of,
     positive_int,
@@ -68,7 +68,7 @@ def run_suite_command(
     if dry_run:
         print(account)
         return EXIT_OK
-    allow_slow_server_start()
+    prepare_prefect()
     dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers).items() if v is not None}
     try:
         check_services(dask_address, dask_workers)

@@ -20,8 +20,8 @@ from .provenance import git_provenance
 from .records import RecordError, load_record, read_record, write_record
 from .reports import ReportError, rebuild_reports
 from .lock import LockHeld, acquire_lock
-from .recovery_plan import RecoveryInputError, Selection, survey
-from .recovery_scan import scan_results_root, survey_root
+from .recovery.survey import RecoveryInputError, Selection, survey
+from .recovery.walk import scan_results_root, survey_root
 from .services import ServiceError
 from .suite import Suite, SuiteError, load_suite
 from .status import (

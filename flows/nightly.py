@@ -34,10 +34,10 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from experiment_infra.lock import LockHeld
-from experiment_infra.recovery_cli import RecoverySummary
-from experiment_infra.recovery_nightly import NightlyRow, NightlySummary, directories, row_without_recovery
-from experiment_infra.recovery_scan import RootItem, survey_root
-from experiment_infra.recovery_select import RecoveryInputError
+from experiment_infra.recovery.outcome import RecoverySummary
+from experiment_infra.recovery.nightly import NightlyRow, NightlySummary, directories, row_without_recovery
+from experiment_infra.recovery.walk import RootItem, survey_root
+from experiment_infra.recovery.select import RecoveryInputError
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
 from flows.recover import recover
 

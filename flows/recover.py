@@ -4,7 +4,7 @@ regenerate, rerun agents or rerun judge slots for exactly the runs that need it.
     python flows/recover.py EXPERIMENT_DIR [--dry-run] [--status S]... [--tier T]... [--subtest S]...
            [--runs 1,3,5] [--agents-only | --judges-only] [--judge-model M] [-p N] [--json] [-v]
 
-The command line lives in ``experiment_infra.recovery_cli`` so that ``--dry-run`` and
+The command line lives in ``experiment_cli.recover`` so that ``--dry-run`` and
 ``--json`` never import Prefect. A real recovery takes the directory's lock, fans the
 actions out as task runs (agent reruns ``tier/subtest/run_NN``, judge slots
 ``.../judge_NN``; regeneration and consensus rebuilds in one batch per subtest,
@@ -22,12 +22,10 @@ if __name__ == "__main__":
     from pathlib import Path
 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-    from flows.client_retries import use_generous_client_retries
+    from experiment_cli.common import run_main
+    from experiment_cli.recover import main
 
-    use_generous_client_retries()  # before anything imports Prefect
-    from experiment_infra.recovery_cli import main
-
-    sys.exit(main(sys.argv[1:]))
+    run_main(lambda: main(sys.argv[1:]))
 
 import logging
 import re
@@ -48,19 +46,12 @@ from prefect.utilities.annotations import allow_failure
 from experiment_infra.agent_eval import AgentEvalSpec, load_spec
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
-from experiment_infra.recovery_actions import work_done
+from experiment_infra.recovery.act import work_done
 from experiment_infra.reports import plot_worker
-from experiment_infra.recovery_select import Mode
-from experiment_infra.recovery_cli import (
-    DEFAULT_PARALLELISM,
-    EXIT_FAILED,
-    EXIT_OK,
-    RecoverySummary,
-    build_selection,
-    check_suite_rerun,
-)
-from experiment_infra.recovery_cli import main as _cli_main
-from experiment_infra.recovery_plan import (
+from experiment_infra.recovery.select import Mode
+from experiment_infra.errors import EXIT_FAILED, EXIT_OK
+from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_suite_rerun
+from experiment_infra.recovery.survey import (
     ExperimentSurvey,
     RecoveryInputError,
     RunWork,
@@ -72,7 +63,7 @@ from experiment_infra.recovery_plan import (
     survey_suite_run,
     target_of,
 )
-from experiment_infra.recovery_render import (
+from experiment_infra.recovery.render import (
     before_after_rows,
     counts_of,
     render_json,
@@ -90,11 +81,6 @@ from tasks.recover import (
     rerun_judge_task,
     slot_label,
 )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python flows/recover.py ...`` (see ``experiment_infra.recovery_cli``)."""
-    return _cli_main(argv)
 
 
 # ---------------------------------------------------------------------- helpers

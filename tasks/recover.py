@@ -29,7 +29,7 @@ from prefect.states import State
 
 from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, run_judge
 from experiment_infra.layout import ExperimentPaths, judge_slot_name, run_dir_name_for
-from experiment_infra.recovery_actions import move_slot_aside, set_aside_run
+from experiment_infra.recovery.act import move_slot_aside, set_aside_run
 from experiment_infra.regenerate import regenerate_run
 from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
 

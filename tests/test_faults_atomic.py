@@ -42,7 +42,7 @@ from experiment_infra.records import (
     read_record,
     write_record,
 )
-from experiment_infra.recovery_plan import RecoveryInputError, Selection, survey
+from experiment_infra.recovery.survey import RecoveryInputError, Selection, survey
 from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
 
 MODELS = ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"]

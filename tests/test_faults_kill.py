@@ -35,8 +35,8 @@ from recover_helpers import recover_cli
 from experiment_infra.agent_eval import finish_run, plan_experiment, run_agent, run_judge, start_experiment
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.records import CommandLog, JudgeCommand, RunRecord, load_record, read_record
-from experiment_infra.recovery_plan import Selection, survey
-from experiment_infra.recovery_render import render_json
+from experiment_infra.recovery.survey import Selection, survey
+from experiment_infra.recovery.render import render_json
 from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
 
 pytestmark = pytest.mark.slow

@@ -33,7 +33,7 @@ from faults_helpers import (
 from experiment_infra.agent_eval import Condition, finish_run, plan_experiment, run_agent, run_judge, start_experiment
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.records import LockInfo, RunRecord, load_record, read_record
-from experiment_infra.recovery_plan import Selection, survey
+from experiment_infra.recovery.survey import Selection, survey
 from experiment_infra.status import CaseStatus, RunStatus, classify_case
 
 pytestmark = pytest.mark.slow

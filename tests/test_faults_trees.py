@@ -38,8 +38,8 @@ from experiment_infra.records import (
     SuiteManifest,
     write_record,
 )
-from experiment_infra.recovery_plan import Selection, survey
-from experiment_infra.recovery_render import render_json, render_text
+from experiment_infra.recovery.survey import Selection, survey
+from experiment_infra.recovery.render import render_json, render_text
 from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -230,13 +230,13 @@ def test_a_temporary_server_that_never_starts_is_one_error_line(tmp_path: Path) 
 
 
 def test_profile_setting_of_the_start_up_limit_wins(tmp_path: Path, monkeypatch) -> None:
-    from experiment_cli.common import GENEROUS_STARTUP_SECONDS, STARTUP_SETTING, allow_slow_server_start
+    from experiment_cli.common import GENEROUS_STARTUP_SECONDS, STARTUP_SETTING, prepare_prefect
 
     monkeypatch.delenv(STARTUP_SETTING, raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     monkeypatch.delenv("PREFECT_PROFILES_PATH", raising=False)
     monkeypatch.delenv("PREFECT_PROFILE", raising=False)
-    allow_slow_server_start()
+    prepare_prefect()
     assert os.environ[STARTUP_SETTING] == str(GENEROUS_STARTUP_SECONDS)
 
     monkeypatch.delenv(STARTUP_SETTING)
@@ -247,11 +247,11 @@ def test_profile_setting_of_the_start_up_limit_wins(tmp_path: Path, monkeypatch)
         {STARTUP_SETTING} = "45"
         """)
     )
-    allow_slow_server_start()
+    prepare_prefect()
     assert STARTUP_SETTING not in os.environ  # the profile's 45 s stays in force
 
     monkeypatch.setenv(STARTUP_SETTING, "7")
-    allow_slow_server_start()
+    prepare_prefect()
     assert os.environ[STARTUP_SETTING] == "7"
 
 

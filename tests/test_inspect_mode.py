@@ -164,7 +164,7 @@ def test_core_imports_without_inspect_ai(tmp_path: Path) -> None:
 def test_recovery_reruns_missing_and_failed_variants_and_keeps_old_logs(prefect_harness, tmp_path: Path) -> None:
     from flows.recover import recover
 
-    from experiment_infra.recovery_plan import Selection, survey
+    from experiment_infra.recovery.survey import Selection, survey
 
     suite_file, _ = demo_repo(tmp_path / "repo")
     results = tmp_path / "results"

@@ -12,8 +12,8 @@ from suite_factory import case_src, make_suite
 
 from experiment_infra.layout import ExperimentPaths
 from experiment_infra.lock import acquire_lock
-from experiment_infra.recovery_scan import scan_results_root, survey_root
-from experiment_infra.recovery_select import Mode, RecoveryInputError
+from experiment_infra.recovery.walk import scan_results_root, survey_root
+from experiment_infra.recovery.select import Mode, RecoveryInputError
 
 
 def damaged_copy(root: Path, name: str) -> Path:

@@ -16,7 +16,7 @@ from flaky_proxy import FlakyProxy, both, every_nth, first_attempts
 from recover_helpers import recover_cli, run_paths
 from server_helpers import show
 
-from experiment_infra.recovery_plan import Selection, survey_experiment
+from experiment_infra.recovery.survey import Selection, survey_experiment
 from experiment_infra.layout import ExperimentPaths
 
 ALL_RUNS = [("T0", "00", 1)] + [(f"T{i}", "01", 1) for i in range(1, 7)]

@@ -11,7 +11,7 @@ from recover_helpers import recover_cli, run_paths, tree_hash
 from test_recover_classify import AGENT_CASES, JUDGE_CASES
 
 from experiment_infra.layout import ExperimentPaths
-from experiment_infra.recovery_plan import Selection, survey_experiment
+from experiment_infra.recovery.survey import Selection, survey_experiment
 from experiment_infra.status_cache import RACY_SECONDS, StatusCache
 from experiment_infra.status import STATUS_RULES_VERSION
 

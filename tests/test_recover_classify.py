@@ -13,7 +13,7 @@ import pytest
 from recover_helpers import DELETE, OTHER, edit_json, recover_cli, run_paths, tree_hash, truncate
 
 from experiment_infra.layout import AgentRunPaths
-from experiment_infra.recovery_plan import RecoveryInputError, Selection, survey
+from experiment_infra.recovery.survey import RecoveryInputError, Selection, survey
 from experiment_infra.records import JudgeCommand, write_record
 from experiment_infra.status import JudgeStatus, RunStatus
 

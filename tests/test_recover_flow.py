@@ -15,7 +15,7 @@ from suite_factory import case_src, make_suite
 
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import acquire_lock
-from experiment_infra.recovery_cli import main
+from experiment_cli.recover import main
 from experiment_infra.records import LockInfo
 
 PATH_FIELDS = {"workspace_path", "logs_path", "command_log_path"}

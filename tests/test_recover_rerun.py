@@ -13,9 +13,9 @@ from test_recover_flow import run_recover, task_run_names
 
 from experiment_infra.agent_eval import Condition, finish_run, plan_experiment, run_agent, run_judge, start_experiment
 from experiment_infra.layout import ExperimentPaths
-from experiment_infra.recovery_cli import main
+from experiment_cli.recover import main
 from experiment_infra.records import JudgeCommand, load_record
-from experiment_infra.recovery_plan import Selection, survey
+from experiment_infra.recovery.survey import Selection, survey
 
 
 def build(tmp_path: Path, repo: Path, *, retries: int = 0) -> ExperimentPaths:

@@ -55,7 +55,7 @@ def test_run_without_timing_files_is_complete_and_never_rerun(scylla_copy: Path)
 def test_run_without_timing_files_is_regenerated_from_its_command_log(prefect_harness, scylla_copy: Path, capsys) -> None:
     from conftest import FIXTURE
 
-    from experiment_infra.recovery_cli import main
+    from experiment_cli.recover import main
 
     p = run_paths(scylla_copy)
     without_timing_files(p)
@@ -80,7 +80,7 @@ PATH_KEYS = {"workspace_path", "logs_path", "command_log_path"}
 def test_consensus_from_fewer_valid_judges_says_so_and_keeps_its_criteria(prefect_harness, scylla_copy: Path, capsys) -> None:
     from conftest import FIXTURE
 
-    from experiment_infra.recovery_cli import main
+    from experiment_cli.recover import main
 
     p = run_paths(scylla_copy)
     edit_json(p.judge_slot(3).judgment, is_valid=False)  # a heuristic fallback: the slot failed
@@ -111,7 +111,7 @@ def test_consensus_from_fewer_valid_judges_says_so_and_keeps_its_criteria(prefec
 def test_tier_that_never_started_is_missing_work(prefect_harness, scylla_copy: Path, capsys) -> None:
     import shutil
 
-    from experiment_infra.recovery_cli import main
+    from experiment_cli.recover import main
 
     shutil.rmtree(scylla_copy / "T5")  # in tiers_to_run; its subtests never got a directory
     doc = json_survey(scylla_copy)

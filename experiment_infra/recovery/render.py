@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .recovery_plan import (
+from .survey import (
     ExperimentSurvey,
     Mode,
     RunWork,

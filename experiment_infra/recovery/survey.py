@@ -1,10 +1,10 @@
 """Recovery, Prefect-free: which runs an experiment expects, what their files say, what to do.
 
 ``survey()`` is the whole dry run: it reads an experiment directory (agent evaluation)
-or a standard-mode run directory (``recovery_suite``), classifies every expected run
-with the rules in ``status``, applies the user's filters (``recovery_select``) and
+or a standard-mode run directory (``recovery.suite_runs``), classifies every expected run
+with the rules in ``status``, applies the user's filters (``recovery.select``) and
 decides one action per run. It only reads; the flow (``flows/recover.py``) executes
-the actions and the renderers (``recovery_render``) print them.
+the actions and the renderers (``recovery.render``) print them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
-from .layout import ExperimentPaths, SuiteRunPaths, UnsafeNameError, check_name, judge_slot_name, run_dir_name_for
-from .records import AgentEvalManifest, ExperimentConfig, read_record
-from .recovery_select import (
+from ..layout import ExperimentPaths, SuiteRunPaths, UnsafeNameError, check_name, judge_slot_name, run_dir_name_for
+from ..records import AgentEvalManifest, ExperimentConfig, read_record
+from .select import (
     AGENT_EVAL_STATUS_NAMES,
     CASE_STATUS_NAMES,
     JUDGE_STATUS_NAMES,
@@ -27,8 +27,8 @@ from .recovery_select import (
     parse_runs,
     shown_names,
 )
-from .recovery_suite import CaseWork, SuiteRunSurvey, survey_suite_run
-from .status import (
+from .suite_runs import CaseWork, SuiteRunSurvey, survey_suite_run
+from ..status import (
     AGENT_RERUN_STATUSES,
     JUDGE_RERUN_STATUSES,
     JudgeClassification,
@@ -36,7 +36,7 @@ from .status import (
     RunStatus,
     classify_run,
 )
-from .status_cache import StatusCache
+from ..status_cache import StatusCache
 
 __all__ = [
     "AGENT_EVAL_STATUS_NAMES", "CASE_STATUS_NAMES", "JUDGE_STATUS_NAMES", "RUN_STATUS_NAMES",
@@ -336,7 +336,7 @@ def target_of(directory: str | Path) -> ExperimentPaths | SuiteRunPaths:
     run = SuiteRunPaths(path)
     if run.is_run_dir():
         return run
-    from .recovery_inspect import inspect_target, is_inspect_log_dir
+    from .inspect_dirs import inspect_target, is_inspect_log_dir
 
     if is_inspect_log_dir(path):
         return inspect_target(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .recovery_scan import RootItem
+from .walk import RootItem
 
 __all__ = ["NightlyRow", "NightlySummary", "row_without_recovery", "dry_run_summary"]
 

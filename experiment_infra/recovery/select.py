@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable, Sequence
 
-from .errors import ExperimentError
-from .status import CaseStatus, JudgeStatus, RunStatus
+from ..errors import ExperimentError
+from ..status import CaseStatus, JudgeStatus, RunStatus
 
 
 class RecoveryInputError(ExperimentError, ValueError):

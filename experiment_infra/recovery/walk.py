@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .layout import ExperimentPaths, SuiteRunPaths
-from .lock import LockHeld, check_lock
-from .records import RecordError
-from .recovery_plan import ExperimentSurvey, Survey, load_config, survey_experiment
-from .recovery_select import (
+from ..layout import ExperimentPaths, SuiteRunPaths
+from ..lock import LockHeld, check_lock
+from ..records import RecordError
+from .survey import ExperimentSurvey, Survey, load_config, survey_experiment
+from .select import (
     AGENT_EVAL_STATUS_NAMES,
     CASE_STATUS_NAMES,
     Mode,
@@ -28,7 +28,7 @@ from .recovery_select import (
     Selection,
     shown_names,
 )
-from .recovery_suite import survey_suite_run
+from .suite_runs import survey_suite_run
 
 # results/{experiment}/{run dir} is depth 2; a copied experiment may sit a level or two deeper.
 MAX_DEPTH = 4

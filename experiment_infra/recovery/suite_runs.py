@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .layout import SuiteRunPaths, UnsafeNameError, check_name
-from .records import SuiteManifest, read_record
-from .recovery_select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
-from .status import CaseClassification, CaseStatus, classify_case, classify_inspect_case
+from ..layout import SuiteRunPaths, UnsafeNameError, check_name
+from ..records import SuiteManifest, read_record
+from .select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
+from ..status import CaseClassification, CaseStatus, classify_case, classify_inspect_case
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey
     inspect = not run.is_run_dir()
     notes: list[str] = []
     if inspect:
-        from .recovery_inspect import inspect_manifest
+        from .inspect_dirs import inspect_manifest
 
         manifest, notes = inspect_manifest(run.dir)
     else:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .atomic import move_aside
-from .agent_eval import set_aside_run, set_aside_slot
-from .layout import ExperimentPaths, next_aside
-from .recovery_plan import RunWork
-from .status import JudgeStatus, RunStatus
+from ..atomic import move_aside
+from ..agent_eval import set_aside_run, set_aside_slot
+from ..layout import ExperimentPaths, next_aside
+from .survey import RunWork
+from ..status import JudgeStatus, RunStatus
 
 __all__ = ["move_slot_aside", "set_aside_run", "work_done"]
 

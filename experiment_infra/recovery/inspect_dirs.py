@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .inspect_logs import read_log_metadata
-from .layout import INSPECT_LOG_SUFFIX, SuiteRunPaths, parse_inspect_log_name
-from .records import GitProvenance, ManifestCase, SuiteManifest
-from .recovery_select import RecoveryInputError
-from .suite import Suite, SuiteError, load_suite
+from ..inspect_logs import read_log_metadata
+from ..layout import INSPECT_LOG_SUFFIX, SuiteRunPaths, parse_inspect_log_name
+from ..records import GitProvenance, ManifestCase, SuiteManifest
+from .select import RecoveryInputError
+from ..suite import Suite, SuiteError, load_suite
 
 
 def is_inspect_log_dir(path: Path) -> bool:

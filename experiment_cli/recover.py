@@ -1,0 +1,159 @@
+"""The ``recover`` command line, Prefect-free until a real recovery starts.
+
+    python flows/recover.py EXPERIMENT_DIR [--dry-run] [--status S]... [--tier T]... [--subtest S]...
+           [--runs 1,3,5] [--agents-only | --judges-only] [--judge-model M] [-p N] [--json] [-v]
+
+``--dry-run`` and ``--json`` survey the files and print; they never import Prefect
+(importing it alone takes seconds and creates its home directory), so they are fast
+and write nothing. A real recovery is checked here first (bad input is one
+``error: ...`` line, exit 2; a held lock exits 3), then runs the ``recover`` flow.
+Exit 0 when every selected run is complete afterwards (read from the files), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import NoReturn, Sequence
+
+from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
+from experiment_infra.lock import LockHeld
+from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_recovery
+from experiment_infra.recovery.render import render_json, render_text
+from experiment_infra.recovery.survey import survey
+
+from .common import BAD_INPUT, add_dask_options, check_services, prepare_prefect
+
+
+class _UsageError(Exception):
+    """A command line argparse refuses (exit 2), reported by ``main`` in text or JSON."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """``--json`` (or an abbreviation argparse accepts) before any ``--``: errors too are JSON then."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if len(arg) >= 4 and "--json".startswith(arg):
+            return True
+    return False
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="flows/recover.py",
+        description="Classify every run of an experiment from its files; rerun, re-judge or regenerate only what is needed.",
+    )
+    p.add_argument("experiment_dir", metavar="EXPERIMENT_DIR", help="agent-evaluation experiment or standard-mode run directory")
+    p.add_argument("--dry-run", action="store_true", help="print the classification and the actions; write nothing")
+    p.add_argument("--status", action="append", dest="statuses", metavar="S", help="only runs with this run or judge status (repeatable)")
+    p.add_argument("--tier", action="append", dest="tiers", metavar="T", help="only this tier (repeatable)")
+    p.add_argument("--subtest", action="append", dest="subtests", metavar="S", help="only this subtest (repeatable)")
+    p.add_argument("--runs", metavar="1,3,5", help="only these run numbers")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--agents-only", action="store_true", help="agent reruns and regeneration only; no judge reruns")
+    only.add_argument("--judges-only", action="store_true", help="judge reruns only; no agent reruns, no regeneration")
+    p.add_argument("--judge-model", metavar="M", help="judges rerun with model M instead of the configured one (recorded)")
+    p.add_argument(
+        "-p", "--parallelism", type=_positive_int, metavar="N", help=f"at most N tasks at once (default {DEFAULT_PARALLELISM})"
+    )
+    p.add_argument("--json", action="store_true", dest="json_output", help="print the classification as one JSON document; run nothing")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every selected run, not only those needing work")
+    add_dask_options(p, "reruns")
+    return p
+
+
+def _error(message: object, code: int = EXIT_BAD_INPUT, *, as_json: bool = False) -> int:
+    """One line ``error: ...`` on stderr; with ``--json``, the one document on stdout instead."""
+    if as_json:
+        print(json.dumps({"error": str(message), "exit_code": code}, ensure_ascii=False))
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (``... | head``): drop what is left to print, with no traceback,
+    and none either when the interpreter flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    selection = build_selection(
+        args.statuses, args.tiers, args.subtests, args.runs, args.agents_only, args.judges_only, args.judge_model
+    )
+    if args.dry_run or args.json_output:
+        s = survey(args.experiment_dir, selection)
+        print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
+        return EXIT_OK
+    before = check_recovery(args.experiment_dir, selection, args.parallelism)
+    prepare_prefect()
+    check_services(args.dask_address, args.dask_workers)
+    dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
+    import flows.recover as flows_recover
+    flows_recover.quiet_lost_server_tracebacks()
+    try:
+        state = flows_recover.recover(
+            experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
+            runs=args.runs, agents_only=args.agents_only, judges_only=args.judges_only, judge_model=args.judge_model,
+            parallelism=args.parallelism, verbose=args.verbose, **dask, return_state=True,
+        )
+        result = state.result(raise_on_failure=False)
+    except Exception as exc:
+        if not flows_recover.lost_server_call(exc):
+            raise
+        result = exc
+    if isinstance(result, RecoverySummary):
+        return result.exit_code
+    if isinstance(result, BaseException):
+        if flows_recover.lost_server_call(result):
+            return flows_recover.exit_code_from_files(before, result)  # the files decide, not a lost HTTP call
+        raise result
+    return EXIT_FAILED if state.is_failed() else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes as the README says; with ``--json`` every outcome is one JSON document on
+    stdout, an error being ``{"error": "...", "exit_code": N}``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(argv)
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except _UsageError as exc:
+            return _error(exc, as_json=as_json)
+        try:
+            return run(args)
+        except LockHeld as exc:
+            return _error(exc, EXIT_LOCKED, as_json=as_json)
+        except BrokenPipeError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, BAD_INPUT):
+                return _error(exc, getattr(exc, "exit_code", EXIT_BAD_INPUT), as_json=as_json)
+            if as_json:
+                return _error(f"the survey failed: {type(exc).__name__}: {exc}", EXIT_FAILED, as_json=True)
+            if args.dry_run:
+                raise
+            return _error(f"the recovery failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return EXIT_OK

@@ -1,0 +1,126 @@
+"""What a real recovery checks before it starts, and what it reports when it is done.
+
+Prefect-free: ``check_recovery`` refuses what the ``recover`` flow would trip over
+(a lock held, a read-only directory, an experiment whose agents cannot be rerun, a
+standard-mode rerun its suite file cannot make) and returns the survey it read;
+``RecoverySummary`` is the flow's result, read back from the files afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..agent_eval import load_spec
+from ..atomic import unwritable_reason
+from ..errors import EXIT_FAILED, EXIT_OK
+from ..lock import check_lock
+from ..preflight import check_run
+from .select import Mode, RecoveryInputError, Selection
+from .survey import ExperimentSurvey, SuiteRunSurvey, survey
+
+__all__ = ["DEFAULT_PARALLELISM", "RecoverySummary", "build_selection", "check_recovery", "check_suite_rerun"]
+
+DEFAULT_PARALLELISM = 8
+
+
+@dataclass(frozen=True)
+class RecoverySummary:
+    """What a recovery did, read back from the files afterwards (the flow's result)."""
+
+    directory: str
+    mode: str
+    dry_run: bool = False
+    before: dict[str, int] = field(default_factory=dict)
+    after: dict[str, int] = field(default_factory=dict)
+    planned: int = 0
+    not_done: tuple[tuple[str, str], ...] = ()  # (run, why) of planned work that did not succeed
+    remaining: tuple[tuple[str, str, str], ...] = ()  # (run, status, reason) still needing work
+    notes: tuple[str, ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()  # (tier, why) of selected tiers with no run at all
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_FAILED
+
+    @property
+    def ok(self) -> bool:
+        """Every planned action succeeded and, read from the files afterwards, every
+        selected run is complete (nothing left out by a switch, a filter or a failure)."""
+        return not self.not_done and not self.missing and not self.remaining
+
+    def problems(self, limit: int = 5) -> str:
+        """The first few reasons it is not ``ok``, for a one-line summary."""
+        items = [f"{label}: {why}" for label, why in self.not_done]
+        items += [f"{label} still {status}: {why}" for label, status, why in self.remaining if label not in dict(self.not_done)]
+        return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+    def format(self) -> str:
+        def counts(c: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in c.items())
+
+        lines = [
+            f"recovered {self.directory}: {self.planned - len(self.not_done)} of {self.planned} planned run(s) done",
+            f"before: {counts(self.before)}",
+            f"after:  {counts(self.after)}",
+        ]
+        lines += [f"not done: {label}: {why}" for label, why in self.not_done]
+        if self.remaining:
+            lines.append(
+                f"still needing work: {len(self.remaining)} (the recovery exits {EXIT_FAILED}: "
+                "not every selected run is complete afterwards)"
+            )
+            lines += [f"  {label}  {status}  {reason}" for label, status, reason in self.remaining]
+        return "\n".join(lines)
+
+
+def build_selection(
+    statuses: Sequence[str] | None = None, tiers: Sequence[str] | None = None, subtests: Sequence[str] | None = None,
+    runs: str | Sequence[int] | None = None, agents_only: bool = False, judges_only: bool = False,
+    judge_model: str | None = None,
+) -> Selection:
+    return Selection.build(
+        statuses=statuses, tiers=tiers, subtests=subtests, runs=runs,
+        agents_only=agents_only, judges_only=judges_only, judge_model=judge_model,
+    )
+
+
+def check_suite_rerun(s: SuiteRunSurvey) -> None:
+    """A standard-mode rerun goes through ``run_suite --resume``, which reruns every unfinished case."""
+    if s.unselected_needing_work:
+        raise RecoveryInputError(
+            f"--status leaves out unfinished case(s) {', '.join(s.unselected_needing_work)}, but run_suite "
+            "--resume reruns every unfinished case: drop --status or include their statuses"
+        )
+    if s.planned and not s.manifest.suite_file:
+        where = s.run.dir if s.mode is Mode.INSPECT else s.run.manifest
+        raise RecoveryInputError(f"{where}: no loadable suite file is recorded, so run_suite cannot rerun its cases")
+
+
+def check_recovery(directory: str, selection: Selection, parallelism: int | None) -> ExperimentSurvey | SuiteRunSurvey:
+    """Everything a real recovery would refuse, checked before Prefect starts (reads only);
+    returns the survey it read."""
+    s = survey(directory, selection)
+    target = s.exp if isinstance(s, ExperimentSurvey) else s.run
+    check_lock(target.lock, what=str(target.dir))
+    problem = unwritable_reason(target.dir)
+    if problem is not None:  # a read-only mount: refused here, not at the lock inside the flow
+        raise RecoveryInputError(f"{target.dir}: a recovery writes here and cannot ({problem}); --dry-run and --json only read")
+    if isinstance(s, ExperimentSurvey):
+        if any(r.rerun_agent or r.judge_slots for r in s.planned):
+            load_spec(s.exp)  # an experiment it cannot rerun, or a bad command template
+        if any(r.rerun_agent for r in s.planned) and not s.exp.prompt.is_file():
+            raise RecoveryInputError(
+                f"{s.exp.prompt}: missing, so agents of this experiment cannot be rerun; restore it, "
+                "or recover without agent reruns (--judges-only, or --status results)"
+            )
+        return s
+    check_suite_rerun(s)
+    if s.planned:
+        inspect = s.mode is Mode.INSPECT
+        check_run(
+            s.manifest.suite_file, dry_run=False, parallelism=parallelism,
+            resume=None if inspect else str(s.run.dir),
+            results_root=str(s.run.dir.parent) if inspect else "results",
+        )
+    return s
