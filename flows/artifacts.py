@@ -22,7 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
-from experiment_infra.layout import DIRTY_SUFFIX
+from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
 from experiment_infra.provenance import git_provenance
 from experiment_infra.records import AgentEvalManifest, GitProvenance, SuiteManifest, read_record
 
@@ -86,6 +86,8 @@ def tag_flow_run(flow_run_id: UUID | None, tags: Iterable[str]) -> None:
 def git_line(label: str, git: GitProvenance | None) -> str:
     if git is None:
         return f"- {label}: not recorded"
+    if git.short == NOGIT:
+        return f"- {label}: not in a git repository ({NOGIT})"
     branch = f" on `{git.branch}`" if git.branch else ""
     return f"- {label}: `{git.sha}`{branch}" + (f" ({DIRTY_SUFFIX.lstrip('-')})" if git.dirty else " (clean)")
 
@@ -99,6 +101,24 @@ def recorded_git(directory: Path) -> GitProvenance | None:
         if read.record is not None:
             return read.record.git  # type: ignore[union-attr]
     return None
+
+
+def experiment_tag(directory: Path) -> str:
+    """The tag every flow run about this directory carries (run_suite, recover, report,
+    nightly's nested recoveries), so one filter finds them all: the experiment's name
+    as its suite declared it, else ProjectScylla's experiment id, else the directory's name."""
+    from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
+    from experiment_infra.records import ExperimentConfig
+
+    directory = Path(directory)
+    for path, model in ((SuiteRunPaths(directory).manifest, SuiteManifest), (ExperimentPaths(directory).manifest, AgentEvalManifest)):
+        read = read_record(path, model)
+        if read.record is not None:
+            return read.record.experiment_name  # type: ignore[union-attr]
+    config = read_record(ExperimentPaths(directory).config, ExperimentConfig).record
+    if config is not None:
+        return config.experiment_id
+    return directory.resolve().name
 
 
 def publish_run_markdown(key: str, title: str, directory: Path | str, lines: Iterable[str] = (), *, results_git: GitProvenance | None = None) -> None:

@@ -70,7 +70,7 @@ from experiment_infra.recovery.render import (
     render_text,
     still_needing_rows,
 )
-from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, ui_only
+from flows.artifacts import artifact_key, experiment_tag, label_flow_run, publish_run_markdown, show, ui_only
 from flows.report import reports_task
 from flows.task_runners import build_task_runner
 from tasks.recover import (
@@ -136,7 +136,7 @@ def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
             f"planned run(s) done; {len(summary.remaining)} still need work"
         ),
     )
-    name = before.config.experiment_id if isinstance(before, ExperimentSurvey) else before.manifest.experiment_name
+    name = experiment_tag(directory)  # the tag run_suite and report give this experiment too
     ui_only("the flow run's tags", label_flow_run, tags=[name, before.mode.value, "recover"])
     lines = [f"- {before.mode.value}: {summary.planned - len(summary.not_done)} of {summary.planned} planned run(s) done"]
     lines += [f"- before: {summary.before}", f"- after: {summary.after}"]

@@ -28,15 +28,20 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from experiment_infra.reports import build_reports
-from flows.artifacts import ui_only
+from flows.artifacts import experiment_tag, label_flow_run, ui_only
 
 
 def artifact_key(directory: Path) -> str:
     """Prefect keys allow lowercase letters, digits and dashes only."""
     slug = re.sub(r"[^a-z0-9]+", "-", directory.resolve().name.lower()).strip("-")
     return f"report-{slug or 'experiment'}"[:100]
+
+
+def _files(n: int) -> str:
+    return f"{n} file" + ("" if n == 1 else "s")
 
 
 def rebuild_and_publish(experiment_dir: str, dry_run: bool = False) -> list[str]:
@@ -55,18 +60,25 @@ def rebuild_and_publish(experiment_dir: str, dry_run: bool = False) -> list[str]
         "the report artifact", create_markdown_artifact,
         key=artifact_key(directory),
         markdown=bundle.artifact_markdown() + note,
-        description=f"{bundle.title} ({len(written)} files {verb}, {current} up to date)",
+        description=f"{bundle.title} ({_files(len(written))} {'would be written' if dry_run else 'written'}, {current} up to date)",
     )
     return [str(p) for p in written]
 
 
-@flow(name="report", log_prints=False)
+def _flow_run_name() -> str:
+    directory = Path(str(flow_run.parameters.get("experiment_dir", "")))
+    return f"report {directory.parent.name}/{directory.name}" + (" (dry run)" if flow_run.parameters.get("dry_run") else "")
+
+
+@flow(name="report", flow_run_name=_flow_run_name, log_prints=False)
 def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
     """Rebuild the reports of ``experiment_dir``; returns the files written (or that would be).
 
     Incremental: a report file whose content is already current is left alone, its
-    ``generated_at`` too; a rebuild with nothing changed writes nothing.
+    ``generated_at`` too; a rebuild with nothing changed writes nothing. The flow run is
+    named after the directory and tagged with the experiment, like run_suite and recover.
     """
+    ui_only("the flow run's tags", label_flow_run, tags=[experiment_tag(Path(experiment_dir)), "report"])
     return rebuild_and_publish(experiment_dir, dry_run)
 
 

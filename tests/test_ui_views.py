@@ -66,3 +66,20 @@ def test_a_traceback_on_stderr_is_one_log_record_and_the_reason_names_it(tmp_pat
     rows = _artifacts(state.state_details.flow_run_id)["table"].data
     rows = json.loads(rows) if isinstance(rows, str) else rows
     assert "ValueError: the real cause" in rows[0]["reason"]
+
+
+def test_report_and_recover_runs_are_named_and_share_the_experiments_tag(scylla_copy: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.recover import recover
+    from flows.report import report
+
+    rep = report(experiment_dir=str(scylla_copy), return_state=True)
+    rec = recover(experiment_dir=str(scylla_copy), return_state=True)
+    assert rep.is_completed() and rec.is_completed()
+    with get_client(sync_client=True) as client:
+        rep_run = client.read_flow_run(rep.state_details.flow_run_id)
+        rec_run = client.read_flow_run(rec.state_details.flow_run_id)
+    assert rep_run.name == f"report {scylla_copy.parent.name}/{scylla_copy.name}"
+    assert {"test-001", "report"} <= set(rep_run.tags)  # the fixture's experiment id: no manifest of ours
+    assert "test-001" in rec_run.tags
