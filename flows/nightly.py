@@ -39,6 +39,7 @@ from experiment_infra.recovery.nightly import NightlyRow, NightlySummary, direct
 from experiment_infra.recovery.walk import RootItem, survey_root
 from experiment_infra.recovery.select import RecoveryInputError
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
+from flows.progress import Progress
 from flows.recover import recover
 
 NIGHTLY_TAG = "nightly"
@@ -120,14 +121,17 @@ def nightly_recovery(
     ui_only("the nightly run's tags", label_flow_run, tags=[NIGHTLY_TAG, "recover"])
     root = str(Path(results_root).expanduser().resolve())
     rows: list[NightlyRow] = []
-    for item in items:
-        row = row_without_recovery(item, dry_run)
-        if row is None:
-            where = str(item.found.directory)
-            logger.info("recovering %s: %s", where, item.work)
-            outcome, detail = _recover_one(item, parallelism, dask_address, dask_workers)
-            row = NightlyRow(where, item.found.mode.value, item.needing_work, item.planned, outcome, detail)
-        rows.append(row)
+    key = artifact_key("nightly", Path(root).name)
+    with Progress(len(items), f"{key}-progress", "directories") as progress:
+        for item in items:
+            row = row_without_recovery(item, dry_run)
+            if row is None:
+                where = str(item.found.directory)
+                logger.info("recovering %s: %s", where, item.work)
+                outcome, detail = _recover_one(item, parallelism, dask_address, dask_workers)
+                row = NightlyRow(where, item.found.mode.value, item.needing_work, item.planned, outcome, detail)
+            rows.append(row)
+            progress.advance(failed=row.outcome == "failed")
     summary = NightlySummary(root, dry_run, tuple(rows))
     text = summary.format()
     show(text)

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import httpx
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import TaskRunner
@@ -71,6 +71,7 @@ from experiment_infra.recovery.render import (
     still_needing_rows,
 )
 from flows.artifacts import artifact_key, experiment_tag, label_flow_run, publish_run_markdown, show, ui_only
+from flows.progress import Progress
 from flows.report import reports_task
 from flows.task_runners import build_task_runner
 from tasks.recover import (
@@ -139,7 +140,10 @@ def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
     name = experiment_tag(directory)  # the tag run_suite and report give this experiment too
     ui_only("the flow run's tags", label_flow_run, tags=[name, before.mode.value, "recover"])
     lines = [f"- {before.mode.value}: {summary.planned - len(summary.not_done)} of {summary.planned} planned run(s) done"]
-    lines += [f"- before: {summary.before}", f"- after: {summary.after}"]
+    def counts(c: dict[str, int]) -> str:
+        return ", ".join(f"{n} {status}" for status, n in c.items()) or "none"
+
+    lines += [f"- before: {counts(summary.before)}", f"- after: {counts(summary.after)}"]
     lines += [f"  - **{label}** not done: {why}" for label, why in summary.not_done]
     key = artifact_key("recovery", directory.parent.name, directory.name)  # not "recover-": that is the table
     ui_only("the run's markdown artifact", publish_run_markdown, key, f"Recovery of {name}", directory, lines)
@@ -238,7 +242,10 @@ def _recover_experiment(
     spec = load_spec(before.exp) if any(r.rerun_agent or r.judge_slots for r in before.planned) else None
     with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, **dask) as runner:
         futures = _submit_experiment(runner, before, spec, verbose)
-        wait([f for _, _, f in futures])
+        with Progress(len(futures), f"progress-{_artifact_key(before.exp.dir)}", "tasks") as progress:
+            for done in as_completed([f for _, _, f in futures]):
+                done.wait()  # settles its final state locally (no server read)
+                progress.advance(failed=not done.state.is_completed())
     failures = _failures(futures)
     after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
     if after.cache is not None:

@@ -83,3 +83,21 @@ def test_report_and_recover_runs_are_named_and_share_the_experiments_tag(scylla_
     assert rep_run.name == f"report {scylla_copy.parent.name}/{scylla_copy.name}"
     assert {"test-001", "report"} <= set(rep_run.tags)  # the fixture's experiment id: no manifest of ours
     assert "test-001" in rec_run.tags
+
+
+def test_recover_and_nightly_runs_end_their_progress_at_100(scylla_copy: Path) -> None:
+    from recover_helpers import run_paths
+
+    from flows.nightly import nightly_recovery
+    from flows.recover import recover
+
+    run_paths(scylla_copy).run_result.unlink()  # a run to regenerate
+    rec = recover(experiment_dir=str(scylla_copy), return_state=True)
+    assert rec.is_completed()
+    progress = _artifacts(rec.state_details.flow_run_id)["progress"]
+    assert float(progress.data) == 100.0 and "tasks done" in progress.description
+
+    night = nightly_recovery(results_root=str(scylla_copy.parent), return_state=True)
+    assert night.is_completed()
+    progress = _artifacts(night.state_details.flow_run_id)["progress"]
+    assert float(progress.data) == 100.0 and "1/1 directories done" in progress.description
