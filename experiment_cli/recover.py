@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import NoReturn, Sequence
 
 from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from experiment_infra.lock import LockHeld
+from experiment_infra.process import drop_stdout
 from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_recovery
 from experiment_infra.recovery.render import render_json, render_text
 from experiment_infra.recovery.survey import survey
@@ -85,17 +85,6 @@ def _error(message: object, code: int = EXIT_BAD_INPUT, *, as_json: bool = False
     return code
 
 
-def _quiet_broken_pipe() -> None:
-    """The reader went away (``... | head``): drop what is left to print, with no traceback,
-    and none either when the interpreter flushes stdout at exit."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     selection = build_selection(
         args.statuses, args.tiers, args.subtests, args.runs, args.agents_only, args.judges_only, args.judge_model
@@ -155,5 +144,5 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             return _error(f"the recovery failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
     except BrokenPipeError:
-        _quiet_broken_pipe()
+        drop_stdout()
         return EXIT_OK

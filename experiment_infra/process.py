@@ -8,6 +8,7 @@ straight to files: a grandchild that keeps the descriptors open cannot block it.
 from __future__ import annotations
 
 import os
+import sys
 import signal
 import subprocess
 import time
@@ -149,3 +150,14 @@ def run_logged(
             raise
     duration = round(time.monotonic() - start, 6)
     return ProcessResult(proc.returncode, started_at, utc_now_iso(), duration, reason=describe_exit(proc.returncode, last_line(stderr_path)))
+
+
+def drop_stdout() -> None:
+    """The reader of stdout went away (``... | head``): point stdout at /dev/null, so what
+    is left to print, and the interpreter's flush at exit, fail no more (no traceback)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -8,9 +8,7 @@ the parts all of them share.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 from uuid import UUID
@@ -23,6 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
 from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
+from experiment_infra.process import drop_stdout
 from experiment_infra.provenance import git_provenance
 from experiment_infra.records import AgentEvalManifest, GitProvenance, SuiteManifest, read_record
 
@@ -143,16 +142,7 @@ def show(text: str) -> None:
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        _drop_stdout()
+        drop_stdout()
     run_logger = get_run_logger()
     # "prefect.extra" sends to the API only (no console handler): the terminal has the print.
     logging.LoggerAdapter(logging.getLogger("prefect.extra"), dict(run_logger.extra)).info("%s", text)
-
-
-def _drop_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass

@@ -21,6 +21,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 log = logging.getLogger(__name__)
 
 MIN_UPDATE_SECONDS = 0.5  # between two artifact updates (the last one always goes out)
+PLAIN_LINE_SECONDS = 2.0  # between two plain progress lines, unless a twentieth more is done
 
 
 def eta_text(done: int, total: int, elapsed: float) -> str:
@@ -35,7 +36,8 @@ class Progress:
         self.total, self.key, self.what = max(total, 0), key, what
         self.done = self.failed = 0
         self.started = time.monotonic()
-        self._sent = 0.0
+        self._sent = self._printed = 0.0
+        self._printed_done = 0
         self._artifact: Any = None
         try:
             self._artifact = create_progress_artifact(0.0 if total else 100.0, key=key, description=self._text())
@@ -64,14 +66,23 @@ class Progress:
     def advance(self, failed: bool = False) -> None:
         self.done += 1
         self.failed += int(failed)
+        now = time.monotonic()
         if self._bar is not None:
             self._bar.update(self._task, advance=1, failed=self.failed)
-        else:
+        elif self._plain_line_due(now):
             print(f"progress: {self._text()}", flush=True)
-        now = time.monotonic()
+            self._printed, self._printed_done = now, self.done
         if self.done >= self.total or now - self._sent >= MIN_UPDATE_SECONDS:
             self._send()
             self._sent = now
+
+    def _plain_line_due(self, now: float) -> bool:
+        # A log file gets a line every few seconds or every twentieth, not one a case.
+        return (
+            self.done >= self.total
+            or now - self._printed >= PLAIN_LINE_SECONDS
+            or self.done - self._printed_done >= max(1, self.total // 20)
+        )
 
     def _send(self, percent: float | None = None) -> None:
         if self._artifact is None:
