@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
@@ -32,6 +31,7 @@ from experiment_infra.records import RunResult, read_record
 from experiment_infra.status import RunStatus, classify_run
 from flows.artifacts import label_flow_run, publish_run_markdown, show
 from flows.progress import Progress
+from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner
 from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
 
@@ -205,14 +205,3 @@ def run_agent_eval(
     print(_publish(plan, rows, errors))
     ok = not errors and all(r.status == RunStatus.COMPLETED.value and not r.reason for r in rows)  # reason: a failed judge
     return EXIT_OK if ok else EXIT_FAILED
-
-
-def rebuild_reports_step(experiment_dir: Path) -> list[str]:
-    """The last step of a suite run or recovery: the report flow (a subflow, so its
-    artifact with plots shows in the UI); a failure loses no run, so it is an error line."""
-    from flows.report import report
-
-    state = report(experiment_dir=str(experiment_dir), return_state=True)
-    if state.is_completed():
-        return []
-    return [f"reports: {state.message or state.name}"]

@@ -72,7 +72,7 @@ from experiment_infra.recovery.render import (
 )
 from flows.artifacts import artifact_key, experiment_tag, label_flow_run, publish_run_markdown, show, ui_only
 from flows.progress import Progress
-from flows.report import reports_task
+from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner
 from tasks.recover import (
     BatchFailed,
@@ -253,15 +253,6 @@ def _recover_experiment(
     return after, failures
 
 
-def _rebuild_reports(directory: Path) -> list[str]:
-    """The last step: every report rebuilt in one task run (only files whose content
-    changed are written); a failure loses no run, so it is an error line."""
-    state = reports_task(str(directory), return_state=True)
-    if state.is_completed():
-        return []
-    return [f"reports: {state.message or state.name}"]
-
-
 def _recover_suite_run(
     before: SuiteRunSurvey, parallelism: int | None, dask: dict[str, Any]
 ) -> tuple[SuiteRunSurvey, list[tuple[str, str]]]:
@@ -336,7 +327,7 @@ def _recover(
         try:
             after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
             if before.planned:
-                failures += [("reports", why) for why in _rebuild_reports(target.dir)]
+                failures += [("reports", why) for why in rebuild_reports_step(target.dir)]
         finally:
             plot_worker.discard_prewarmed()
     else:

@@ -87,3 +87,13 @@ def reports_task(experiment_dir: str) -> list[str]:
     """The reports as one task run of the calling flow: every report of the experiment
     in one batch (a subflow costs several blocking server calls; a task run none)."""
     return rebuild_and_publish(experiment_dir)
+
+
+def rebuild_reports_step(experiment_dir: Path | str) -> list[str]:
+    """The last step of a suite run or a recovery: every report rebuilt in one task run
+    (only files whose content changed are written) and its artifact, with the metrics
+    table and plots, published; a failure loses no run, so it is an error line."""
+    state = reports_task(str(experiment_dir), return_state=True)
+    if state.is_completed():
+        return []
+    return [f"reports: {state.message or state.name}"]

@@ -46,6 +46,7 @@ from experiment_infra.suite import (
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
 from flows.progress import Progress
+from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
 
@@ -151,6 +152,8 @@ def _run_standard(
     summary = SuiteSummary(suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)))
     print(summary.format())
     _publish(plan, summary)
+    for problem in rebuild_reports_step(plan.run.dir):  # the metrics table and plot, in the UI too
+        logger.warning("%s", problem)
     if summary.ok:
         return Completed(message=f"{len(summary.rows)} case(s) completed", data=summary)
     return Failed(message=f"{len(summary.failed)} of {len(summary.rows)} case(s) did not complete", data=summary)

@@ -99,7 +99,7 @@ def test_flow_writes_the_fixture_layout_and_judges_start_before_all_agents_finis
 
     expected = {f"{t}/00/run_01" for t in ("T0", "T1")}
     expected |= {f"{r}/judge_0{n}" for r in expected for n in (1, 2, 3)}
-    assert task_run_names(state) == expected | {"report-0"}  # reports rebuilt last, as a subflow
+    assert task_run_names(state) == expected | {"reports"}  # reports rebuilt last, in one task run
 
 
 def test_one_worker_runs_a_runs_judges_before_the_next_agent(tmp_path, git_repo, prefect_harness):
@@ -122,7 +122,7 @@ def test_one_worker_runs_a_runs_judges_before_the_next_agent(tmp_path, git_repo,
     code, state = run_flow(suite, tmp_path / "results", parallelism=1, resume=str(exp.dir))
     assert code == 0
     assert first.command_log.read_text() == agent_log  # the completed agent run was not run again
-    assert task_run_names(state) == {"T0/00/run_01/judge_01", "T0/00/run_02", "T0/00/run_02/judge_01", "report-0"}
+    assert task_run_names(state) == {"T0/00/run_01/judge_01", "T0/00/run_02", "T0/00/run_02/judge_01", "reports"}
     assert all(classify_run(exp.run("T0", "00", n), ["fake-opus"]).status is RunStatus.COMPLETED for n in (1, 2))
 
     code, state = run_flow(suite, tmp_path / "results", resume=str(exp.dir))  # nothing left to do

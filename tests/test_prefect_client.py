@@ -50,7 +50,7 @@ def test_flow_task_runs_artifacts_and_logs_read_back(prefect_harness, tmp_path: 
 
         this_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         task_runs = client.read_task_runs(flow_run_filter=this_run)
-        assert {r.name: r.state.type.value for r in task_runs} == {"alpha": "COMPLETED", "beta": "FAILED"}
+        assert {r.name: r.state.type.value for r in task_runs} == {"alpha": "COMPLETED", "beta": "FAILED", "reports": "COMPLETED"}
         (beta,) = client.read_task_runs(
             flow_run_filter=this_run, task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["beta"]))
         )

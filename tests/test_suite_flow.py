@@ -218,7 +218,7 @@ def test_resume_skips_completed_and_reruns_the_rest(prefect_harness, tmp_path: P
 
     assert state.is_completed() and summary.ok and summary.run_dir == str(run_dir)
     assert list((results / "demo").iterdir()) == [run_dir]
-    assert task_states(state) == {"good": "Skipped", "bad": "Completed"}
+    assert task_states(state) == {"good": "Skipped", "bad": "Completed", "reports": "Completed"}  # then its report
     assert good.run_record.read_text() == good_record  # not run again
     assert (good.dir / "tries.txt").read_text() == "1"
     bad = CasePaths(run_dir / "bad")

@@ -40,6 +40,21 @@ def test_progress_ends_at_100_and_the_failed_case_leads_the_table(tmp_path: Path
     assert all(r["reason"] == "" for r in rows[1:])
 
 
+def test_a_standard_suite_publishes_its_report_with_the_metrics(tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    suite = make_suite(tmp_path / "s", [case_src("low", value=1.5), case_src("high", value=7.25)], name="reported")
+    state = run_suite(suite_path=str(suite), results_root=str(tmp_path / "results"), return_state=True)
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    (report,) = [a for a in found if a.key and a.key.startswith("report-")]
+    assert "7.25" in report.data and "high" in report.data  # the metrics table, in the UI
+
+
 def test_a_traceback_on_stderr_is_one_log_record_and_the_reason_names_it(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
