@@ -24,7 +24,7 @@ from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySumma
 from experiment_infra.recovery.render import render_json, render_text
 from experiment_infra.recovery.survey import survey
 
-from .common import BAD_INPUT, add_dask_options, check_services, prepare_prefect
+from .common import BAD_INPUT, add_dask_options, check_services, positive_int, prepare_prefect, run_flow
 
 
 class _UsageError(Exception):
@@ -46,12 +46,6 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
-def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="flows/recover.py",
@@ -68,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--judges-only", action="store_true", help="judge reruns only; no agent reruns, no regeneration")
     p.add_argument("--judge-model", metavar="M", help="judges rerun with model M instead of the configured one (recorded)")
     p.add_argument(
-        "-p", "--parallelism", type=_positive_int, metavar="N", help=f"at most N tasks at once (default {DEFAULT_PARALLELISM})"
+        "-p", "--parallelism", type=positive_int, metavar="N", help=f"at most N tasks at once (default {DEFAULT_PARALLELISM})"
     )
     p.add_argument("--json", action="store_true", dest="json_output", help="print the classification as one JSON document; run nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="list every selected run, not only those needing work")
@@ -100,10 +94,10 @@ def run(args: argparse.Namespace) -> int:
     import flows.recover as flows_recover
     flows_recover.quiet_lost_server_tracebacks()
     try:
-        state = flows_recover.recover(
-            experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
+        state = run_flow(  # a temporary server that never starts: one error line, exit 2
+            flows_recover.recover, experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
             runs=args.runs, agents_only=args.agents_only, judges_only=args.judges_only, judge_model=args.judge_model,
-            parallelism=args.parallelism, verbose=args.verbose, **dask, return_state=True,
+            parallelism=args.parallelism, verbose=args.verbose, **dask,
         )
         result = state.result(raise_on_failure=False)
     except Exception as exc:
