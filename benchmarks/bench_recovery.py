@@ -13,6 +13,8 @@ are not possible) into ``tiers x subtests x runs``. Steps, each timed over every
    slot, file contents validated, actions planned), once reading every file and once
    with the classification cache a real recovery leaves (one lstat per file the
    rules read, contents read again only for runs whose files changed);
+   then both as the commands a user runs: ``recover --dry-run --json`` (no cache, then
+   the cache) beside the existence scan as a command of its own, with peak RSS;
 3. regeneration (core, no Prefect): agent/result.json, judge/result.json and
    run_result.json deleted from every run, then rebuilt with ``regenerate_run``;
 4. optionally (``--flow N``): the same regeneration of N runs through the ``recover``
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,6 +98,64 @@ def existence_scan(exp: ExperimentPaths, config: ExperimentConfig) -> int:
     return found
 
 
+_SCAN_COMMAND = """
+import os, sys
+root, runs, rel = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+found = 0
+for tier in sorted(os.listdir(root)):
+    tdir = os.path.join(root, tier)
+    if not tier.startswith("T") or not os.path.isdir(tdir):
+        continue
+    for sub in sorted(os.listdir(tdir)):
+        sdir = os.path.join(tdir, sub)
+        if not os.path.isdir(sdir):
+            continue
+        for r in range(1, runs + 1):
+            run = os.path.join(sdir, f"run_{r:02d}")
+            found += sum(os.path.exists(os.path.join(run, f)) for f in rel)
+print(found)
+"""
+
+
+def whole_commands(exp: ExperimentPaths, config: ExperimentConfig, n: int) -> None:
+    """``recover --dry-run --json`` as a user runs it, beside the existence scan run as a
+    command of its own (interpreter start-up on both sides), medians of 3; peak RSS."""
+    proto = AgentRunPaths(Path("."))
+    rel = [os.fspath(p) for p in (proto.output, proto.command_log, proto.agent_timing, proto.agent_result,
+                                  proto.consensus, proto.run_result)]
+    rel += [os.fspath(proto.judge_slot(i).judgment) for i in range(1, len(config.judge_models) + 1)]
+    scan = [sys.executable, "-c", _SCAN_COMMAND, str(exp.dir), str(config.runs_per_subtest), *rel]
+    recover = [sys.executable, str(REPO_ROOT / "flows" / "recover.py"), str(exp.dir), "--dry-run", "--json"]
+
+    def median(cmd: list[str]) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - start)
+        return sorted(times)[1]
+
+    anchor = median(scan)
+    print(f"{'command: existence-only scan':<40} {anchor:8.3f} s")
+    aside = exp.status_cache.with_name(exp.status_cache.name + ".aside")
+    exp.status_cache.rename(aside)
+    try:
+        cold = median(recover)
+    finally:
+        aside.rename(exp.status_cache)
+    print(f"{'command: recover --dry-run --json':<40} {cold:8.3f} s  {cold / anchor:.2f}x the scan  (no cache)")
+    warm = median(recover)
+    print(f"{'command: recover --dry-run --json':<40} {warm:8.3f} s  {warm / anchor:.2f}x the scan  (cache)")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS of the commands: {peak_mb:.0f} MB ({n} runs)")
+
+
+def _workers(n: int) -> int:
+    from experiment_infra.status_batch import _worker_count
+
+    return _worker_count(n, None)
+
+
 def timed(label: str, n: int, fn):
     start = time.perf_counter()
     result = fn()
@@ -146,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             classes.append(seconds)
         assert s.run_counts()["completed"] == n, s.run_counts()
         print(f"  ratio to the existence scan: {min(classes) / min(scans):.2f}x  (best of 3 each)")
+        one, _ = timed("classification, one process", n, lambda: survey_experiment(exp, Selection(), cache=None, workers=1))
+        print(f"  ratio to the existence scan: {one / min(scans):.2f}x  (workers: {_workers(n)})")
 
         # A real recovery saves the classification cache; files younger than RACY_SECONDS
         # are never cached, so let the freshly built tree age first.
@@ -159,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             cached.append(seconds)
         assert s.cache is not None and s.cache.hits == n
         print(f"  ratio to the existence scan: {min(cached) / min(scans):.2f}x  (best of 3 each)")
+
+        whole_commands(exp, config, n)
 
         for p in paths:
             for f in (p.agent_result, p.consensus, p.run_result):

@@ -1,75 +1,88 @@
 """experiment_infra: the Prefect-free core of experiment suites and their recovery.
 
 Plain functions over files. ``flows/`` and ``tasks/`` wrap these with Prefect.
+
+The public names below are imported on first use (PEP 562): a command that needs
+only the status rules (a dry run, a recovery survey) does not pay for pydantic-settings,
+GitPython and the report plots at start-up.
 """
 
-from .case import ExperimentCase, validate_cases
-from .agent_eval import AgentEvalSuite, Condition, TaskSpec
-from .suite_main import run_experiments_cli
-from .config import NONE_SENTINEL, BaseExperimentConfig, ConfigError
-from .layout import (
-    AgentRunPaths,
-    CasePaths,
-    ExperimentPaths,
-    JudgeSlotPaths,
-    SuiteRunPaths,
-    UnsafeNameError,
-    check_name,
-)
-from .provenance import git_provenance
-from .records import RecordError, load_record, read_record, write_record
-from .reports import ReportError, rebuild_reports
-from .lock import LockHeld, acquire_lock
-from .recovery.survey import RecoveryInputError, Selection, survey
-from .recovery.walk import scan_results_root, survey_root
-from .services import ServiceError
-from .suite import Suite, SuiteError, load_suite
-from .status import (
-    CaseStatus,
-    JudgeStatus,
-    RunStatus,
-    classify_case,
-    classify_run,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AgentEvalSuite",
-    "Condition",
-    "TaskSpec",
-    "NONE_SENTINEL",
-    "AgentRunPaths",
-    "BaseExperimentConfig",
-    "CasePaths",
-    "CaseStatus",
-    "ConfigError",
-    "ExperimentCase",
-    "ExperimentPaths",
-    "JudgeSlotPaths",
-    "JudgeStatus",
-    "RecordError",
-    "ReportError",
-    "LockHeld",
-    "RecoveryInputError",
-    "Selection",
-    "acquire_lock",
-    "survey",
-    "survey_root",
-    "scan_results_root",
-    "ServiceError",
-    "RunStatus",
-    "Suite",
-    "SuiteError",
-    "SuiteRunPaths",
-    "UnsafeNameError",
-    "check_name",
-    "classify_case",
-    "classify_run",
-    "git_provenance",
-    "load_suite",
-    "load_record",
-    "read_record",
-    "rebuild_reports",
-    "run_experiments_cli",
-    "validate_cases",
-    "write_record",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> the module (relative to this package) that defines it.
+_WHERE = {
+    "AgentEvalSuite": "agent_eval",
+    "Condition": "agent_eval",
+    "TaskSpec": "agent_eval",
+    "NONE_SENTINEL": "config",
+    "AgentRunPaths": "layout",
+    "BaseExperimentConfig": "config",
+    "CasePaths": "layout",
+    "CaseStatus": "status",
+    "ConfigError": "config",
+    "ExperimentCase": "case",
+    "ExperimentPaths": "layout",
+    "JudgeSlotPaths": "layout",
+    "JudgeStatus": "status",
+    "RecordError": "records",
+    "ReportError": "reports",
+    "LockHeld": "lock",
+    "RecoveryInputError": "recovery.survey",
+    "Selection": "recovery.survey",
+    "acquire_lock": "lock",
+    "survey": "recovery.survey",
+    "survey_root": "recovery.walk",
+    "scan_results_root": "recovery.walk",
+    "ServiceError": "services",
+    "RunStatus": "status",
+    "Suite": "suite",
+    "SuiteError": "suite",
+    "SuiteRunPaths": "layout",
+    "UnsafeNameError": "layout",
+    "check_name": "layout",
+    "classify_case": "status",
+    "classify_run": "status",
+    "git_provenance": "provenance",
+    "load_suite": "suite",
+    "load_record": "records",
+    "read_record": "records",
+    "rebuild_reports": "reports",
+    "run_experiments_cli": "suite_main",
+    "validate_cases": "case",
+    "write_record": "records",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # static checkers and IDEs see the real imports
+    from .case import ExperimentCase, validate_cases
+    from .agent_eval import AgentEvalSuite, Condition, TaskSpec
+    from .suite_main import run_experiments_cli
+    from .config import NONE_SENTINEL, BaseExperimentConfig, ConfigError
+    from .layout import AgentRunPaths, CasePaths, ExperimentPaths, JudgeSlotPaths, SuiteRunPaths, UnsafeNameError, check_name
+    from .provenance import git_provenance
+    from .records import RecordError, load_record, read_record, write_record
+    from .reports import ReportError, rebuild_reports
+    from .lock import LockHeld, acquire_lock
+    from .recovery.survey import RecoveryInputError, Selection, survey
+    from .recovery.walk import scan_results_root, survey_root
+    from .services import ServiceError
+    from .suite import Suite, SuiteError, load_suite
+    from .status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run

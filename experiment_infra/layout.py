@@ -10,6 +10,7 @@ Nothing else in the code base spells a file name. Three layouts live here:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -506,6 +507,10 @@ class SubtestPaths(_Reported):
 
     def run(self, run_number: int) -> AgentRunPaths:
         return AgentRunPaths(self.dir / run_dir_name_for(run_number))
+
+    def run_dir_str(self, run_number: int) -> str:
+        """``run(n).dir`` as a plain string (a survey of many runs skips the Path objects)."""
+        return os.path.join(self.dir, run_dir_name_for(run_number))
 
     @property
     def config_manifest(self) -> Path:

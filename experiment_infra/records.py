@@ -15,11 +15,13 @@ import os
 import stat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypedDict, TypeVar
+
+import orjson
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
-from .atomic import atomic_write_text, json_text
+from .atomic import atomic_write_bytes, atomic_write_text, json_text
 from .errors import ExperimentError
 from .layout import check_name
 
@@ -82,7 +84,6 @@ def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
     directly; only a file that fails that fast path is parsed again with ``json``
     so the reason names the JSON error or the first bad field.
     """
-    name = os.path.basename(path)
     try:
         fd = os.open(path, NOFOLLOW_READ_FLAGS)
     except FileNotFoundError:
@@ -90,28 +91,36 @@ def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
     except NotADirectoryError:
         return ReadResult(None, "missing")
     except OSError as exc:
+        name = os.path.basename(path)
         if exc.errno == errno.ELOOP:
             return ReadResult(None, f"invalid: {name} is a symlink (not followed)")
         return ReadResult(None, f"invalid: {name} unreadable ({exc.strerror or exc})")
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        # The read comes first: for the usual small regular file it is the whole file in
+        # one call, and only a file it cannot settle (empty, unreadable, as large as the
+        # read, or not a regular file at all: a FIFO reads as empty) costs an fstat.
+        raw = os.read(fd, _FIRST_READ)
+        if not raw or len(raw) == _FIRST_READ:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return ReadResult(None, "missing")
+            if st.st_size > MAX_RECORD_BYTES:
+                return ReadResult(None, f"invalid: {os.path.basename(path)} is {st.st_size} bytes (limit {MAX_RECORD_BYTES})")
+            if raw:
+                raw += _read_all(fd, max(0, st.st_size - len(raw)), limit=MAX_RECORD_BYTES - len(raw))
+    except OSError as exc:  # a directory (EISDIR), a FIFO with a writer (EAGAIN), or a real error
+        if not _is_regular(fd):
             return ReadResult(None, "missing")
-        if st.st_size == 0:
-            return ReadResult(None, f"invalid: {name} is empty")
-        if st.st_size > MAX_RECORD_BYTES:
-            return ReadResult(None, f"invalid: {name} is {st.st_size} bytes (limit {MAX_RECORD_BYTES})")
-        raw = _read_all(fd, st.st_size)
-    except OSError as exc:
-        return ReadResult(None, f"invalid: {name} unreadable ({exc.strerror or exc})")
+        return ReadResult(None, f"invalid: {os.path.basename(path)} unreadable ({exc.strerror or exc})")
     finally:
         os.close(fd)
-    if not raw.strip():
-        return ReadResult(None, f"invalid: {name} is empty")
     try:
         return ReadResult(model.model_validate_json(raw), None)
     except ValidationError:
         pass
+    name = os.path.basename(path)
+    if not raw.strip():
+        return ReadResult(None, f"invalid: {name} is empty")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -181,26 +190,35 @@ def explain_validation(exc: ValidationError) -> str:
     return f"field {where} {expected}, but it is {_shown(first.get('input'))}"
 
 
+_FIRST_READ = 256 * 1024  # larger than any result file ProjectScylla writes
+
+
+def _is_regular(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
 # O_NONBLOCK: a FIFO planted where a result file should be must not hang the reader.
 NOFOLLOW_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _read_all(fd: int, size: int) -> bytes:
-    """Read to EOF (the file may have grown since fstat), never past the record limit."""
+def _read_all(fd: int, size: int, *, limit: int = MAX_RECORD_BYTES) -> bytes:
+    """Read to EOF (the file may have grown since fstat), never past ``limit``."""
     first = os.read(fd, size + 1)
     if len(first) <= size:  # a short read of a regular file is its end: the usual case
         return first
     chunks = [first]
     total = len(first)
     want = size + 1
-    while total <= MAX_RECORD_BYTES:
+    while total <= limit:
         chunk = os.read(fd, max(want, 65536))
         if not chunk:
             break
         chunks.append(chunk)
         total += len(chunk)
-    if total > MAX_RECORD_BYTES:
-        raise OSError(errno.EFBIG, f"grew past {MAX_RECORD_BYTES} bytes while being read")
+    if total > limit:
+        raise OSError(errno.EFBIG, f"grew past {limit} bytes while being read")
     return b"".join(chunks)
 
 
@@ -876,20 +894,61 @@ class LockInfo(_Closed):
 
 
 # ====================================================================== status cache
+# ``.recover-cache.json`` holds one entry per classified run and is read whole by every
+# survey, so it is parsed with orjson into plain dicts (a model per entry costs more
+# than the stat checks the cache saves); each entry's shape is checked where it is used.
 
 
-class CachedRun(_Closed):
+class CachedRun(TypedDict):
     """One run's classification and the stat signature of the files it was read from."""
 
     sig: str
     status: str
     reason: str
-    judges: list[tuple[str, str]]  # (status, reason) per judge slot, in slot order
+    judges: list[list[str]]  # [status, reason] per judge slot, in slot order
 
 
-class StatusCacheFile(_Closed):
+class StatusCacheFile(TypedDict):
     """``.recover-cache.json``: lets a recovery skip re-reading runs whose files did not change."""
 
     version: int
     judge_models: list[str]
-    runs: dict[str, CachedRun] = {}
+    runs: dict[str, CachedRun]
+
+
+def cached_run_ok(entry: object, slots: int) -> bool:
+    """``entry`` has CachedRun's shape, with ``slots`` judge slots."""
+    if not isinstance(entry, dict):
+        return False
+    judges = entry.get("judges")
+    return (
+        isinstance(entry.get("sig"), str) and isinstance(entry.get("status"), str)
+        and isinstance(entry.get("reason"), str) and isinstance(judges, list) and len(judges) == slots
+        and all(isinstance(j, list) and len(j) == 2 and all(isinstance(x, str) for x in j) for j in judges)
+    )
+
+
+def read_status_cache(path: Path) -> StatusCacheFile | None:
+    """The cache at ``path``, or None when it is missing, unreadable or not a cache."""
+    try:
+        fd = os.open(path, NOFOLLOW_READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_RECORD_BYTES * 8:
+            return None
+        data = orjson.loads(_read_all(fd, st.st_size, limit=MAX_RECORD_BYTES * 8))
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    finally:
+        os.close(fd)
+    if not (isinstance(data, dict) and isinstance(data.get("version"), int) and isinstance(data.get("runs"), dict)
+            and isinstance(data.get("judge_models"), list)):
+        return None
+    return data  # type: ignore[return-value]
+
+
+def write_status_cache(path: Path, cache: StatusCacheFile) -> None:
+    # A lost or torn cache is only a slower next survey: no fsync.
+    atomic_write_bytes(path, orjson.dumps(cache, option=orjson.OPT_INDENT_2) + b"\n", fsync=False)

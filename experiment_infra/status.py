@@ -354,7 +354,11 @@ def classify_judge(slot_paths: JudgeSlotPaths, model: str) -> JudgeClassificatio
 
 def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassification:
     """Agent status plus one judge status per model of the panel."""
-    run = os.fspath(paths.dir)
+    return classify_run_dir(os.fspath(paths.dir), judge_models)
+
+
+def classify_run_dir(run: str, judge_models: list[str]) -> RunClassification:
+    """``classify_run`` of the run directory ``run`` (a plain string: batches skip Path objects)."""
     status, reason = _classify_agent_at(run)
     if status in AGENT_RERUN_STATUSES:
         judges = tuple(
@@ -401,7 +405,11 @@ def run_signature(paths: AgentRunPaths, slots: int) -> tuple[bytes, int]:
     created or removed, a directory listing changed, a symlink swapped in) changes
     the digest; the newest timestamp lets a cache refuse entries too fresh to trust.
     """
-    run = os.fspath(paths.dir)
+    return run_signature_dir(os.fspath(paths.dir), slots)
+
+
+def run_signature_dir(run: str, slots: int) -> tuple[bytes, int]:
+    """``run_signature`` of the run directory ``run`` (a plain string)."""
     lstat = os.lstat
     parts: list[int] = []
     newest = 0

@@ -10,7 +10,8 @@ Never trusted beyond what it can prove: an entry is used only if the signature o
 every entry the rules consult (mode, inode, size, mtime and ctime, directories too) is
 identical; entries whose files changed within ``RACY_SECONDS`` of classification are
 not stored (a second write in the same timestamp tick could otherwise go unseen); a
-cache written for other judge models or another version of the rules is ignored.
+cache written for other judge models or another version of the rules is ignored, and
+so is any entry that does not have the shape ``records.CachedRun`` describes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from .layout import AgentRunPaths
-from .records import CachedRun, StatusCacheFile, read_record, write_record
+from .records import CachedRun, StatusCacheFile, cached_run_ok, read_status_cache, write_status_cache
 from .status import (
     STATUS_RULES_VERSION,
     JudgeClassification,
@@ -29,6 +30,8 @@ from .status import (
     classify_run,
     run_signature,
 )
+
+__all__ = ["RACY_SECONDS", "StatusCache"]
 
 RACY_SECONDS = 2.0
 
@@ -43,44 +46,69 @@ class StatusCache:
         self.hits = 0
         self.misses = 0
         self.changed = False
+        # Runs of one experiment mostly share their classification (same reasons, same
+        # panel), so equal entries become one shared frozen object, built once.
+        self._built: dict[tuple, RunClassification] = {}
 
     @classmethod
     def load(cls, path: Path, judge_models: list[str], *, now_ns: int | None = None) -> StatusCache:
         """The cache at ``path``; empty when missing, unreadable or written under other rules."""
-        read = read_record(path, StatusCacheFile)
-        record = read.record
-        if record is None or record.version != STATUS_RULES_VERSION or record.judge_models != list(judge_models):
+        data = read_status_cache(path)
+        if data is None or data["version"] != STATUS_RULES_VERSION or data["judge_models"] != list(judge_models):
             return cls(path, judge_models, now_ns=now_ns)
-        return cls(path, judge_models, record.runs, now_ns=now_ns)
+        return cls(path, judge_models, data["runs"], now_ns=now_ns)
 
-    def classify(self, label: str, paths: AgentRunPaths) -> RunClassification:
-        """``classify_run`` of ``paths``, from the cache when its files did not change."""
-        models = self.judge_models
-        sig_bytes, newest = run_signature(paths, len(models))
-        sig = sig_bytes.hex()
-        hit = self.runs.get(label)
-        if hit is not None and hit.sig == sig and len(hit.judges) == len(models):
-            self.hits += 1
-            judges = tuple(
-                JudgeClassification(i, m, JudgeStatus(s), r) for i, (m, (s, r)) in enumerate(zip(models, hit.judges), 1)
-            )
-            return RunClassification(RunStatus(hit.status), hit.reason, judges)
+    def matches(self, label: str, sig: str) -> bool:
+        """An entry for ``label`` exists, has the cache's shape and was made from files with signature ``sig``."""
+        entry = self.runs.get(label)
+        return entry is not None and cached_run_ok(entry, len(self.judge_models)) and entry["sig"] == sig
+
+    def cached(self, label: str) -> RunClassification | None:
+        """The classification stored for ``label`` (after ``matches``); None if it names unknown statuses."""
+        entry = self.runs[label]
+        key = (entry["status"], entry["reason"], *map(tuple, entry["judges"]))
+        built = self._built.get(key)
+        if built is None:
+            try:
+                judges = tuple(
+                    JudgeClassification(i, m, JudgeStatus(s), r)
+                    for i, (m, (s, r)) in enumerate(zip(self.judge_models, entry["judges"]), 1)
+                )
+                built = RunClassification(RunStatus(entry["status"]), entry["reason"], judges)
+            except ValueError:  # a status name these rules do not have
+                return None
+            self._built[key] = built
+        self.hits += 1
+        return built
+
+    def store(self, label: str, c: RunClassification, sig: str, newest_ns: int) -> None:
+        """Remember ``c`` for ``label``, unless its files are too fresh to trust their signature."""
         self.misses += 1
-        c = classify_run(paths, models)
         now = self.now_ns if self.now_ns is not None else time.time_ns()
-        if newest < now - int(RACY_SECONDS * 1e9):
+        if newest_ns < now - int(RACY_SECONDS * 1e9):
             self.runs[label] = CachedRun(
-                sig=sig, status=c.status.value, reason=c.reason, judges=[(j.status.value, j.reason) for j in c.judges]
+                sig=sig, status=c.status.value, reason=c.reason,
+                judges=[[j.status.value, j.reason] for j in c.judges],
             )
             self.changed = True
         elif self.runs.pop(label, None) is not None:
             self.changed = True
+
+    def classify(self, label: str, paths: AgentRunPaths) -> RunClassification:
+        """``classify_run`` of ``paths``, from the cache when its files did not change."""
+        sig_bytes, newest = run_signature(paths, len(self.judge_models))
+        sig = sig_bytes.hex()
+        hit = self.cached(label) if self.matches(label, sig) else None
+        if hit is not None:
+            return hit
+        c = classify_run(paths, self.judge_models)
+        self.store(label, c, sig, newest)
         return c
 
     def save(self) -> None:
         """Write the cache (only real recoveries call this; a dry run writes nothing)."""
         if not self.changed:
             return
-        record = StatusCacheFile(version=STATUS_RULES_VERSION, judge_models=self.judge_models, runs=self.runs)
-        write_record(self.path, record, fsync=False)  # a lost or torn cache is only a slower next survey
+        write_status_cache(self.path, StatusCacheFile(
+            version=STATUS_RULES_VERSION, judge_models=self.judge_models, runs=self.runs))
         self.changed = False

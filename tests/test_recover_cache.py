@@ -3,6 +3,7 @@ what a survey that reads every file says, for every way a run can be damaged."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -29,9 +30,12 @@ def warm(exp_dir: Path) -> StatusCache:
     return cache
 
 
-def view(exp_dir: Path, cache: object) -> list[tuple]:
-    s = survey_experiment(ExperimentPaths(exp_dir), Selection(), cache=cache)  # type: ignore[arg-type]
+def view(exp_dir: Path, cache: object, workers: int | None = None) -> list[tuple]:
+    s = survey_experiment(ExperimentPaths(exp_dir), Selection(), cache=cache, workers=workers)  # type: ignore[arg-type]
     return [(r.label, r.status, r.reason, r.judges, r.action) for r in s.runs]
+
+
+MODELS = ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"]
 
 
 @pytest.mark.parametrize("case", sorted(AGENT_CASES) + sorted(JUDGE_CASES))
@@ -39,11 +43,36 @@ def test_cached_survey_equals_a_fresh_one_after_damage(scylla_copy: Path, case: 
     warm(scylla_copy)
     damage = (AGENT_CASES.get(case) or JUDGE_CASES[case])[0]
     damage(run_paths(scylla_copy))
-    cache = StatusCache.load(ExperimentPaths(scylla_copy).status_cache, ["claude-opus-4-5-20251101",
-                             "claude-sonnet-4-5-20250929", "claude-haiku-4-5"])
+    cache = StatusCache.load(ExperimentPaths(scylla_copy).status_cache, MODELS)
     assert len(cache.runs) == 7
-    assert view(scylla_copy, cache) == view(scylla_copy, None)
+    fresh = view(scylla_copy, None)
+    assert view(scylla_copy, cache) == fresh
     assert cache.misses == 1 and cache.hits == 6  # only the damaged run was read again
+    # Worker processes (what a large survey uses) see exactly what one process sees,
+    # reading every file or through the cache, and hand the parent the same cache counts.
+    assert view(scylla_copy, None, workers=2) == fresh
+    forked = StatusCache.load(ExperimentPaths(scylla_copy).status_cache, MODELS)
+    assert view(scylla_copy, forked, workers=3) == fresh
+    assert (forked.misses, forked.hits) == (1, 6)
+
+
+@pytest.mark.parametrize("spoil", ["judges", "status", "sig"])
+def test_a_malformed_cache_entry_is_read_again_from_the_files(scylla_copy: Path, spoil: str) -> None:
+    exp = ExperimentPaths(scylla_copy)
+    warm(scylla_copy)
+    data = json.loads(exp.status_cache.read_text())
+    entry = data["runs"]["T0/00/run_01"]
+    if spoil == "judges":
+        entry["judges"] = entry["judges"][:1]
+    elif spoil == "status":
+        entry["status"] = "finished"  # not a status these rules have
+    else:
+        entry["sig"] = 42
+    entry["reason"] = "from the cache"
+    exp.status_cache.write_text(json.dumps(data))
+    cache = StatusCache.load(exp.status_cache, MODELS)
+    assert view(scylla_copy, cache) == view(scylla_copy, None)
+    assert cache.misses == 1 and cache.hits == 6
 
 
 def test_cache_is_used_by_the_dry_run_and_never_written_by_it(scylla_copy: Path) -> None:

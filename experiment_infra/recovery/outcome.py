@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..agent_eval import load_spec
 from ..atomic import unwritable_reason
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..lock import check_lock
-from ..preflight import check_run
 from .select import Mode, RecoveryInputError, Selection
 from .survey import ExperimentSurvey, SuiteRunSurvey, survey
 
@@ -108,6 +106,10 @@ def check_recovery(directory: str, selection: Selection, parallelism: int | None
         raise RecoveryInputError(f"{target.dir}: a recovery writes here and cannot ({problem}); --dry-run and --json only read")
     if isinstance(s, ExperimentSurvey):
         if any(r.rerun_agent or r.judge_slots for r in s.planned):
+            # Imported here: the agent-eval spec (GitPython, settings) is what a rerun needs,
+            # and a recovery that only regenerates files should start without it.
+            from ..agent_eval import load_spec
+
             load_spec(s.exp)  # an experiment it cannot rerun, or a bad command template
         if any(r.rerun_agent for r in s.planned) and not s.exp.prompt.is_file():
             raise RecoveryInputError(
@@ -117,6 +119,8 @@ def check_recovery(directory: str, selection: Selection, parallelism: int | None
         return s
     check_suite_rerun(s)
     if s.planned:
+        from ..preflight import check_run  # loads the suite machinery: only for a real rerun
+
         inspect = s.mode is Mode.INSPECT
         check_run(
             s.manifest.suite_file, dry_run=False, parallelism=parallelism,

@@ -34,8 +34,8 @@ from ..status import (
     JudgeClassification,
     JudgeStatus,
     RunStatus,
-    classify_run,
 )
+from ..status_batch import classify_runs
 from ..status_cache import StatusCache
 
 __all__ = [
@@ -267,12 +267,14 @@ def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[
 
 
 def survey_experiment(
-    exp: ExperimentPaths, selection: Selection, *, cache: StatusCache | bool | None = True
+    exp: ExperimentPaths, selection: Selection, *, cache: StatusCache | bool | None = True,
+    workers: int | None = None,
 ) -> ExperimentSurvey:
     """Classify every selected expected run and plan its action (reads only).
 
     ``cache``: True loads ``.recover-cache.json`` (read here, written only by
     ``StatusCache.save``), a ``StatusCache`` is used as is, None/False reads every file.
+    ``workers``: processes that classify (default: ``status_batch.classify_runs``'s choice).
     """
     check_statuses(selection, AGENT_EVAL_STATUS_NAMES, "run or judge")
     config = load_config(exp)
@@ -281,9 +283,9 @@ def survey_experiment(
     models = list(config.judge_models)
     if cache is True:
         cache = StatusCache.load(exp.status_cache, models)
-    classify = cache.classify if isinstance(cache, StatusCache) else lambda _label, p: classify_run(p, models)
     expected = 0
-    runs: list[RunWork] = []
+    wanted: list[tuple[str, str, int]] = []
+    items: list[tuple[str, str]] = []  # (label, run directory) of each selected run
     for tier in config.tiers_to_run:
         tier_selected = selection.tiers is None or tier in selection.tiers
         for subtest in subtests[tier]:
@@ -293,10 +295,14 @@ def survey_experiment(
                 expected += 1
                 if not selected or (selection.runs is not None and number not in selection.runs):
                     continue
-                c = classify(f"{tier}/{subtest}/{run_dir_name_for(number)}", sub.run(number))
-                work = plan_run(tier, subtest, number, c.status, c.reason, c.judges, selection)
-                if _matches(work, selection):
-                    runs.append(work)
+                wanted.append((tier, subtest, number))
+                items.append((f"{tier}/{subtest}/{run_dir_name_for(number)}", sub.run_dir_str(number)))
+    classified = classify_runs(items, models, cache if isinstance(cache, StatusCache) else None, workers=workers)
+    runs: list[RunWork] = []
+    for (tier, subtest, number), c in zip(wanted, classified):
+        work = plan_run(tier, subtest, number, c.status, c.reason, c.judges, selection)
+        if _matches(work, selection):
+            runs.append(work)
     return ExperimentSurvey(
         exp, config, selection, expected, tuple(runs), tuple(notes),
         cache=cache if isinstance(cache, StatusCache) else None,
