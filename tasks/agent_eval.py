@@ -14,7 +14,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.states import Failed, State
 
 from experiment_infra.agent_eval import AgentEvalSpec, run_agent, run_judge, set_aside_run, set_aside_slot
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths
@@ -58,8 +58,15 @@ class RunFailed(RuntimeError):
     """An agent run or judge slot ran and failed (exit code, timeout, unusable reply): worth retrying."""
 
 
+def failed(message: str) -> State:
+    """The Failed state of a run that ran and failed: returned, not raised, so the task's
+    log shows the reason (and the stderr tail) as one line, not a traceback of this
+    module; Prefect still retries a returned Failed state."""
+    return Failed(message=message, data=RunFailed(message))
+
+
 def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
-    # Prefect hands a raised exception over as the data of a Failed state.
+    # A failed run is returned as a Failed state carrying RunFailed.
     return isinstance(state.data, RunFailed)
 
 
@@ -69,7 +76,7 @@ def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
     persist_result=False,
     retry_condition_fn=worth_retrying,
 )
-def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> str:
+def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> str | State:
     """Run the agent for one run; returns the run's status on disk (``results`` when it finished)."""
     logger = get_run_logger()
     exp = ExperimentPaths(Path(exp_dir))
@@ -79,7 +86,7 @@ def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, r
     status = run_agent(exp, spec, tier, subtest, run_number)
     paths = exp.run(tier, subtest, run_number)
     if status not in (RunStatus.RESULTS, RunStatus.COMPLETED):
-        raise RunFailed(
+        return failed(
             f"{tier}/{subtest}/{paths.dir.name} {status.value}: {classify_agent(paths)[1]}{stderr_tail(paths.agent_stderr)}"
         )
     logger.info("%s", agent_line(paths, status))
@@ -94,7 +101,7 @@ def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, r
 )
 def judge_slot_task(
     exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int, slot: int, model: str
-) -> str:
+) -> str | State:
     """Grade one run with one judge model; returns the slot's status on disk."""
     logger = get_run_logger()
     exp = ExperimentPaths(Path(exp_dir))
@@ -104,7 +111,7 @@ def judge_slot_task(
     status = run_judge(exp, spec, tier, subtest, run_number, slot, model)
     slot_paths = exp.run(tier, subtest, run_number).judge_slot(slot)
     if status in (JudgeStatus.FAILED, JudgeStatus.PARTIAL):
-        raise RunFailed(
+        return failed(
             f"{slot_paths.dir} {status.value}: {classify_judge(slot_paths, model).reason}{stderr_tail(slot_paths.stderr)}"
         )
     logger.info("%s", judge_line(slot_paths, model, status))

@@ -25,13 +25,15 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.states import Failed, State
 
 from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, run_judge
 from experiment_infra.layout import ExperimentPaths, judge_slot_name, run_dir_name_for
 from experiment_infra.recovery.act import move_slot_aside, set_aside_run
 from experiment_infra.regenerate import regenerate_run
 from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
+
+from .agent_eval import stderr_tail
 
 TRANSIENT_RETRIES = 2
 TRANSIENT_DELAYS = [1.0, 5.0]
@@ -51,8 +53,15 @@ def is_transient(exc: BaseException | None) -> bool:
 
 
 def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
-    # Prefect hands a raised exception over as the data of a Failed state.
+    # A raised exception, or the one a returned Failed state carries, is the state's data.
     return is_transient(state.data if isinstance(state.data, BaseException) else None)
+
+
+def _failed(exc: RerunFailed | BatchFailed) -> State:
+    # Returned, not raised: an expected failure (a rerun that failed, runs whose logs
+    # cannot be regenerated) is one line in the task's log, not a traceback of this
+    # module; Prefect still retries a returned Failed state that worth_retrying accepts.
+    return Failed(message=str(exc), data=exc)
 
 
 def run_label(tier: str, subtest: str, run_number: int) -> str:
@@ -83,7 +92,7 @@ class BatchFailed(RuntimeError):
         return (type(self), (self.batch, self.reasons))
 
 
-def _batch(label: str, tier: str, subtest: str, run_numbers: list[int], one: Any) -> dict[str, str]:
+def _batch(label: str, tier: str, subtest: str, run_numbers: list[int], one: Any) -> dict[str, str] | State:
     """Call ``one(run_number) -> outcome text`` for every run; the outcomes by run label.
 
     A transient error on any run is raised after the others are done (the task's
@@ -111,7 +120,7 @@ def _batch(label: str, tier: str, subtest: str, run_numbers: list[int], one: Any
     if transient is not None:
         raise transient
     if failed:
-        raise BatchFailed(label, failed)
+        return _failed(BatchFailed(label, failed))
     return outcomes
 
 
@@ -125,7 +134,7 @@ def _relative(written: list[Path], base: Path) -> str:
 )
 def regenerate_task(
     label: str, experiment_dir: str, judge_models: list[str], tier: str, subtest: str, run_numbers: list[int]
-) -> dict[str, str]:
+) -> dict[str, str] | State:
     """Rebuild the missing or invalid result files of some runs of one subtest (pure JSON, no subprocess)."""
     sub = ExperimentPaths(Path(experiment_dir)).subtest(tier, subtest)
 
@@ -137,8 +146,8 @@ def regenerate_task(
 
 
 @task(name="rerun_agent", task_run_name="{label}", **_COMMON)
-def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> str:
-    """Move the old run aside, run the agent again; raise if its files say it failed."""
+def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> str | State:
+    """Move the old run aside, run the agent again; a Failed state if its files say it failed."""
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
     aside = set_aside_run(exp, tier, subtest, run_number)
@@ -147,7 +156,7 @@ def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier:
     status = run_agent(exp, spec, tier, subtest, run_number)
     if status not in (RunStatus.COMPLETED, RunStatus.RESULTS):
         _, reason = classify_agent(exp.run(tier, subtest, run_number))
-        raise RerunFailed(f"{label}: agent rerun ended {status.value}: {reason}")
+        return _failed(RerunFailed(f"{label}: agent rerun ended {status.value}: {reason}{stderr_tail(exp.run(tier, subtest, run_number).agent_stderr)}"))
     logger.info("%s: agent finished (%s)", label, status.value)
     return status.value
 
@@ -156,8 +165,8 @@ def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier:
 def rerun_judge_task(
     label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int,
     slot: int, model: str, model_override: bool = False,
-) -> str:
-    """Move the old slot aside, run that judge again; raise if its files say it failed."""
+) -> str | State:
+    """Move the old slot aside, run that judge again; a Failed state if its files say it failed."""
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
     paths = exp.run(tier, subtest, run_number)
@@ -169,7 +178,7 @@ def rerun_judge_task(
         why = classify_judge(paths.judge_slot(slot), model).reason
         if status is JudgeStatus.AGENT_FAILED:
             raise RuntimeError(f"{label}: the agent run is not finished, nothing to judge")  # not retried
-        raise RerunFailed(f"{label}: judge {model} ended {status.value}: {why}")
+        return _failed(RerunFailed(f"{label}: judge {model} ended {status.value}: {why}{stderr_tail(paths.judge_slot(slot).stderr)}"))
     logger.info("%s: judged by %s%s", label, model, " (model override)" if model_override else "")
     return status.value
 
@@ -180,7 +189,7 @@ def rerun_judge_task(
 )
 def finish_runs_task(
     label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_numbers: list[int]
-) -> dict[str, str]:
+) -> dict[str, str] | State:
     """Consensus, judge timing and run_result.json of some runs of one subtest, from the
     judgments now on disk. A run whose agent is not finished is left alone (its agent
     rerun failed; nothing to rebuild from)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from agent_eval_helpers import DEMO, FAKE_AGENT, FAKE_JUDGE, FIXTURE_ONLY, OURS_ONLY, task_files, tree
-from conftest import FIXTURE, PYTHON, REPO_ROOT
+from conftest import FIXTURE, PYTHON, REPO_ROOT, wait_for
 
 from experiment_infra.layout import RUN_DIR_PATTERN, ExperimentPaths
 from experiment_infra.records import AgentTiming, CommandLog, ExperimentConfig, JudgeCommand, load_record
@@ -208,3 +208,28 @@ def test_without_p_at_most_parallel_subtests_runs_at_once(tmp_path, git_repo, pr
     exp = experiment(tmp_path / "results")
     assert load_record(exp.config, ExperimentConfig).parallel_subtests == bound  # recorded as ProjectScylla does
     assert 1 < _most_agents_at_once(exp, runs) <= bound
+
+
+def test_an_agent_or_judge_that_fails_logs_its_reason_and_stderr_not_a_traceback(tmp_path, git_repo, prefect_harness):
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet"), Condition("T1", "00", "fake-fail")',
+                        judge_models=["fake-opus", "fake-fail-judge"])
+    code, state = run_flow(suite, tmp_path / "results", parallelism=2)
+    assert code == 1
+
+    def logs() -> list[str]:
+        with get_client(sync_client=True) as client:
+            found = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        text = [log.message for log in found]
+        done = any("judge model unavailable" in m for m in text) and any("API rate limit exceeded" in m for m in text)
+        return text if done else []
+
+    messages = wait_for(logs, 60, "both failures in the run's logs")  # logs reach the server in batches
+    assert not [m for m in messages if "Traceback" in m or "NoneType: None" in m]
+    # The task run's final state names the reason and ends with the tail of its stderr.
+    (judge,) = [m for m in messages if m.startswith("Finished in state Failed") and "judge_02 failed" in m]
+    assert "exit code 2" in judge and judge.endswith("stderr: Error: judge model unavailable (fake)')")
+    (agent,) = [m for m in messages if m.startswith("Finished in state Failed") and "T1/00/run_01 failed" in m]
+    assert "agent exited with code 1" in agent and agent.endswith("stderr: Error: API rate limit exceeded (fake)')")

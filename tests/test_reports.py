@@ -204,6 +204,20 @@ def test_plots_are_valid_png_files(scylla_copy: Path) -> None:
         assert_png(p.read_bytes())
 
 
+def test_cost_vs_score_labels_do_not_print_over_each_other(scylla_copy: Path) -> None:
+    from matplotlib.text import Annotation
+
+    from experiment_infra.reports.aggregate import aggregate_experiment
+    from experiment_infra.reports.plots import cost_vs_score_figure
+
+    fig = cost_vs_score_figure(aggregate_experiment(scylla_copy).result)
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in fig.axes[0].texts if isinstance(t, Annotation)]
+    assert {t.get_text().split("/")[0] for t in labels} >= {"T0", "T1"}  # the fixture's tiers share a best point
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+
+
 # ------------------------------------------------------ hand-checked aggregates
 
 

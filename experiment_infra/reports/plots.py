@@ -100,11 +100,56 @@ def pass_rate(result: ExperimentResult) -> bytes:
     return png_bytes(fig)
 
 
+def _label_points(ax, labels: Sequence[tuple[str, float, float]], fontsize: int = 8) -> None:  # type: ignore[no-untyped-def]
+    """Label each point beside it, on the first side where the label covers neither an
+    earlier label nor another labelled point.
+
+    Tiers often land close together (T0 and T1 of a dry run share cost and score), and
+    labels drawn at one fixed offset printed over each other and over the markers.
+    """
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    fig.canvas.draw()  # final limits, so data -> pixel positions hold
+    renderer = fig.canvas.get_renderer()
+    pad = 7.0  # pixels around a marker that a label must keep clear of
+    taken: list[Any] = []
+    for _, x, y in labels:
+        px, py = ax.transData.transform((x, y))
+        taken.append(Bbox.from_extents(px - pad, py - pad, px + pad, py + pad))
+    step = fontsize * 1.3
+    # Right, left, above-right, below-right, then further out on the right and left.
+    sides = [(6, -4, "left"), (-6, -4, "right"), (6, step, "left"), (6, -step - 4, "left"),
+             (-6, step, "right"), (-6, -step - 4, "right")]
+    sides += [(dx, k * step * sign, ha) for k in range(2, 8) for sign in (1, -1) for dx, ha in ((6, "left"), (-6, "right"))]
+    for text, x, y in labels:
+        for dx, dy, ha in sides:
+            label = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=ha)
+            box = label.get_window_extent(renderer)
+            own = ax.transData.transform((x, y))
+            clash = [b for b in taken if box.overlaps(b) and not b.contains(*own)]
+            if not clash:
+                break
+            label.remove()
+        else:  # crowded everywhere: keep the first side
+            label = ax.annotate(text, (x, y), textcoords="offset points", xytext=sides[0][:2], fontsize=fontsize)
+            box = label.get_window_extent(renderer)
+        taken.append(box)
+
+
 def cost_vs_score(result: ExperimentResult) -> bytes:
     """Every run (small dots), each tier's best subtest (large), the frontier tier starred."""
+    return png_bytes(cost_vs_score_figure(result))
+
+
+def cost_vs_score_figure(result: ExperimentResult) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     fig = new_figure(figsize=(6.5, 4.5))
+    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     any_run = False
+    labels: list[tuple[str, float, float]] = []
     for i, (name, t) in enumerate(result.tier_results.items()):
         color = PALETTE[i % len(PALETTE)]
         runs = [r for s in t.subtest_results.values() for r in s.runs]
@@ -117,8 +162,7 @@ def cost_vs_score(result: ExperimentResult) -> bytes:
         is_frontier = name == result.best_overall_tier
         ax.scatter([best.mean_cost], [best.mean_score], s=260 if is_frontier else 60, color=color,
                    marker="*" if is_frontier else "o", edgecolor="black", linewidths=0.6, zorder=4, label=name)
-        ax.annotate(f"{name}/{best.subtest_id}", (best.mean_cost, best.mean_score), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
+        labels.append((f"{name}/{best.subtest_id}", best.mean_cost, best.mean_score))
     frontier = cost_of_pass_value(result.frontier_cop)
     if result.best_overall_tier and frontier is not None:
         ax.axvline(frontier, color="black", linestyle="--", linewidth=0.8)
@@ -134,7 +178,8 @@ def cost_vs_score(result: ExperimentResult) -> bytes:
     ax.set_ylim(*_score_limits([r.judge_score for t in result.tier_results.values()
                                 for s in t.subtest_results.values() for r in s.runs]))
     ax.grid(alpha=0.3)
-    return png_bytes(fig)
+    _label_points(ax, labels)
+    return fig
 
 
 def judge_agreement(result: ExperimentResult) -> bytes:
