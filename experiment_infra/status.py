@@ -61,7 +61,17 @@ class JudgeStatus(str, Enum):
     AGENT_FAILED = "agent_failed"
 
 
-AGENT_RERUN_STATUSES = frozenset({RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.MISSING})
+# "The agent finished": it ran to the end with usable output (its derived files may still
+# need regenerating). Judges grade only such a run; every other status reruns the agent.
+AGENT_FINISHED_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.RESULTS})
+AGENT_RERUN_STATUSES = frozenset(RunStatus) - AGENT_FINISHED_STATUSES
+
+
+def agent_finished(status: RunStatus) -> bool:
+    """The one "agent finished" predicate: judges may grade the run, no agent rerun is due."""
+    return status in AGENT_FINISHED_STATUSES
+
+
 JUDGE_RERUN_STATUSES = frozenset({JudgeStatus.MISSING, JudgeStatus.FAILED, JudgeStatus.PARTIAL})
 
 
@@ -306,6 +316,12 @@ def classify_agent(paths: AgentRunPaths) -> tuple[RunStatus, str]:
     return _classify_agent_at(os.fspath(paths.dir))
 
 
+def is_fallback(judgment: Judgment) -> bool:
+    """A heuristic stand-in its writer made when the judge's reply could not be used
+    (``is_valid: false`` or ``fallback: true``): never a ``complete`` slot."""
+    return judgment.fallback or not judgment.is_valid
+
+
 def _classify_slot(slot_dir: str, slot: int, model: str) -> JudgeClassification:
     return _judge_verdict_at(slot_dir, slot, model)[0]
 
@@ -327,7 +343,7 @@ def _judge_verdict_at(slot_dir: str, slot: int, model: str) -> tuple[JudgeClassi
     if command is not None and command.exit_code not in (None, 0):
         return status(JudgeStatus.FAILED, command.reason or f"judge exited with code {command.exit_code}")
     if read.record is not None:
-        if read.record.is_fallback:
+        if is_fallback(read.record):
             return status(JudgeStatus.FAILED, "judgment is a heuristic fallback")
         return JudgeClassification(slot, model, JudgeStatus.COMPLETE, f"score {read.record.score:.3f}"), read.record
     if command is not None and command.ended_at is not None:
@@ -356,7 +372,7 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
     """Agent status plus one judge status per model of the panel."""
     run = os.fspath(paths.dir)
     status, reason = _classify_agent_at(run)
-    if status in AGENT_RERUN_STATUSES:
+    if not agent_finished(status):
         judges = tuple(
             JudgeClassification(i, m, JudgeStatus.AGENT_FAILED, f"agent run is {status.value}")
             for i, m in enumerate(judge_models, start=1)

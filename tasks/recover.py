@@ -31,7 +31,7 @@ from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, ru
 from experiment_infra.layout import ExperimentPaths, judge_slot_name, run_dir_name_for
 from experiment_infra.recovery.act import move_slot_aside, set_aside_run
 from experiment_infra.regenerate import regenerate_run
-from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
+from experiment_infra.status import JudgeStatus, agent_finished, classify_agent, classify_judge
 
 TRANSIENT_RETRIES = 2
 TRANSIENT_DELAYS = [1.0, 5.0]
@@ -145,7 +145,7 @@ def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier:
     if aside is not None:
         logger.info("%s: earlier attempt moved to %s", label, aside)
     status = run_agent(exp, spec, tier, subtest, run_number)
-    if status not in (RunStatus.COMPLETED, RunStatus.RESULTS):
+    if not agent_finished(status):
         _, reason = classify_agent(exp.run(tier, subtest, run_number))
         raise RerunFailed(f"{label}: agent rerun ended {status.value}: {reason}")
     logger.info("%s: agent finished (%s)", label, status.value)
@@ -189,7 +189,7 @@ def finish_runs_task(
     def one(number: int) -> str:
         paths = exp.run(tier, subtest, number)
         status, reason = classify_agent(paths)
-        if status not in (RunStatus.COMPLETED, RunStatus.RESULTS):
+        if not agent_finished(status):
             return f"not rebuilt: the agent run is {status.value} ({reason})"
         finish_run(exp, spec, tier, subtest, number)
         status, reason = classify_agent(paths)

@@ -30,11 +30,11 @@ from .select import (
 )
 from .suite_runs import CaseWork, SuiteRunSurvey, survey_suite_run
 from ..status import (
-    AGENT_RERUN_STATUSES,
     JUDGE_RERUN_STATUSES,
     JudgeClassification,
     JudgeStatus,
     RunStatus,
+    agent_finished,
     classify_run,
 )
 from ..status_cache import StatusCache
@@ -186,7 +186,7 @@ def plan_run(
     """Decide one run's action from its classification, the status filter and the switches."""
     wanted = selection.statuses
     base = RunWork(tier, subtest, run, status, reason, judges)
-    if status in AGENT_RERUN_STATUSES:
+    if not agent_finished(status):
         # agent_failed names the same runs from the judges' side: their agent must run first.
         if wanted is not None and status.value not in wanted and JudgeStatus.AGENT_FAILED.value not in wanted:
             return base
