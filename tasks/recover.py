@@ -32,9 +32,10 @@ from experiment_infra.layout import ExperimentPaths, judge_slot_name, run_dir_na
 from experiment_infra.recovery.act import move_slot_aside, set_aside_run
 from experiment_infra.regenerate import regenerate_run
 from experiment_infra.status import JudgeStatus, agent_finished, classify_agent, classify_judge
+from tasks.retries import retry_options
 
 TRANSIENT_RETRIES = 2
-TRANSIENT_DELAYS = [1.0, 5.0]
+TRANSIENT_FIRST_DELAY = 2.0  # then 4 s: about the old 1 + 5 s, backing off as every task does
 _TRANSIENT_ERRNOS = frozenset(
     {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EMFILE, errno.ENFILE}
 )
@@ -121,7 +122,7 @@ def _relative(written: list[Path], base: Path) -> str:
 
 @task(
     name="regenerate", task_run_name="regenerate {label}",
-    retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_DELAYS, **_COMMON,
+    **retry_options(TRANSIENT_RETRIES, TRANSIENT_FIRST_DELAY), **_COMMON,
 )
 def regenerate_task(
     label: str, experiment_dir: str, judge_models: list[str], tier: str, subtest: str, run_numbers: list[int]
@@ -176,7 +177,7 @@ def rerun_judge_task(
 
 @task(
     name="finish_runs", task_run_name="consensus {label}",
-    retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_DELAYS, **_COMMON,
+    **retry_options(TRANSIENT_RETRIES, TRANSIENT_FIRST_DELAY), **_COMMON,
 )
 def finish_runs_task(
     label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_numbers: list[int]
