@@ -155,6 +155,13 @@ _RUN = AgentRunPaths(Path("."))  # relative names, taken from layout once
 
 
 class _Names:
+    """Every entry the rules below read for one run, relative to the run directory.
+
+    The rules read files only through these declarations (and ``_SlotNames``), and the
+    cache signature (``run_signature``) enumerates them, in this order: a rule that reads
+    a new file declares its name here and is covered by the signature without more ado.
+    """
+
     agent_dir = os.fspath(_RUN.agent_dir)
     command_log = os.fspath(_RUN.command_log)
     output = os.fspath(_RUN.output)
@@ -164,8 +171,18 @@ class _Names:
     consensus = os.fspath(_RUN.consensus)
     run_result = os.fspath(_RUN.run_result)
     judge_dir = os.fspath(_RUN.judge_dir)
+
+
+class _SlotNames:
+    """What the rules read inside each judge slot (``judge/judge_NN/``), relative to it."""
+
     judgment = _RUN.judge_slot(1).judgment.name
     judge_command = _RUN.judge_slot(1).command_log.name
+
+
+def _declared(names: type) -> tuple[str, ...]:
+    """The names a declaration class holds, in declaration order."""
+    return tuple(v for k, v in vars(names).items() if not k.startswith("_") and isinstance(v, str))
 
 
 def _at(directory: str, name: str) -> str:
@@ -337,8 +354,8 @@ def _judge_verdict_at(slot_dir: str, slot: int, model: str) -> tuple[JudgeClassi
         return status(JudgeStatus.MISSING, "judge directory is a symlink (not followed)")
     if kind != "dir":
         return status(JudgeStatus.MISSING, "no judge directory")
-    read = read_record(_at(slot_dir, _Names.judgment), Judgment)
-    command_read = read_record(_at(slot_dir, _Names.judge_command), JudgeCommand)
+    read = read_record(_at(slot_dir, _SlotNames.judgment), Judgment)
+    command_read = read_record(_at(slot_dir, _SlotNames.judge_command), JudgeCommand)
     command = command_read.record
     if command is not None and command.exit_code not in (None, 0):
         return status(JudgeStatus.FAILED, command.reason or f"judge exited with code {command.exit_code}")
@@ -350,7 +367,7 @@ def _judge_verdict_at(slot_dir: str, slot: int, model: str) -> tuple[JudgeClassi
         # The judge ran to the end and its reply gave no judgment (e.g. unparseable).
         return status(JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json")
     if read.exists:
-        return status(JudgeStatus.FAILED, _what_is_wrong(_Names.judgment, read.problem))
+        return status(JudgeStatus.FAILED, _what_is_wrong(_SlotNames.judgment, read.problem))
     if not command_read.exists and not _entries(slot_dir):
         return status(JudgeStatus.MISSING, "judge directory is empty")
     return status(JudgeStatus.PARTIAL, "judge started, no judgment.json")
@@ -393,20 +410,19 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
     return RunClassification(status, reason, judges)
 
 
-# Every entry the rules above consult for one run, relative to the run directory,
-# for the stat signature a classification cache is keyed on (status_cache.py).
-# Keep in step with the rules: a rule reading a new file must add it here.
+# The stat signature a classification cache is keyed on (status_cache.py) covers every
+# entry the rules above consult for one run: the names ``_Names`` and ``_SlotNames``
+# declare, enumerated (never listed a second time by hand).
 STATUS_RULES_VERSION = 4  # 4: reasons reworded as sentences; a cached reason must not keep the old wording
 
 
 @functools.lru_cache(maxsize=16)
 def _signature_entries(slots: int) -> tuple[str, ...]:
     """Suffixes of the run directory's path: ``""`` (itself), ``"/agent"``, ..."""
-    names = [_Names.agent_dir, _Names.command_log, _Names.output, _Names.stderr, _Names.timing,
-             _Names.agent_result, _Names.consensus, _Names.run_result, _Names.judge_dir]
+    names = list(_declared(_Names))
     for i in range(1, slots + 1):
         slot = _at(_Names.judge_dir, judge_slot_name(i))
-        names += [slot, _at(slot, _Names.judgment), _at(slot, _Names.judge_command)]
+        names += [slot, *(_at(slot, n) for n in _declared(_SlotNames))]
     return ("",) + tuple(_SEP + n for n in names)
 
 
