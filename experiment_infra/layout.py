@@ -531,9 +531,13 @@ class SubtestPaths(_Reported):
         return self.failed_attempt(run_number, attempt)
 
     def runs_on_disk(self) -> list[int]:
-        if not self.dir.is_dir():
+        """Numbers of the ``run_NN`` directories present (one listing; the entries' types
+        come with it, so a survey of every subtest costs no stat per run)."""
+        try:
+            with os.scandir(self.dir) as entries:
+                found = [parse_run_number(e.name) for e in entries if e.is_dir()]
+        except OSError:  # absent, not a directory, unreadable: no runs to list
             return []
-        found = (parse_run_number(p.name) for p in self.dir.iterdir() if p.is_dir())
         return sorted(n for n in found if n is not None)
 
 

@@ -442,7 +442,7 @@ class Judgment(_Open):
     passed: bool
     grade: str | None = None
     reasoning: str = ""
-    is_valid: bool = True
+    is_valid: bool = True  # false, or ``fallback`` true: a heuristic stand-in (status.py decides what that means)
     fallback: bool = False
     criteria_scores: dict[str, Any] = {}
 
@@ -467,11 +467,6 @@ class Judgment(_Open):
         if not isinstance(v, bool):
             raise ValueError("passed must be true or false")
         return v
-
-    @property
-    def is_fallback(self) -> bool:
-        """A heuristic stand-in written when the judge's reply could not be used."""
-        return self.fallback or not self.is_valid
 
 
 class JudgeTiming(_Open):

@@ -61,7 +61,17 @@ class JudgeStatus(str, Enum):
     AGENT_FAILED = "agent_failed"
 
 
-AGENT_RERUN_STATUSES = frozenset({RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.MISSING})
+# "The agent finished": it ran to the end with usable output (its derived files may still
+# need regenerating). Judges grade only such a run; every other status reruns the agent.
+AGENT_FINISHED_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.RESULTS})
+AGENT_RERUN_STATUSES = frozenset(RunStatus) - AGENT_FINISHED_STATUSES
+
+
+def agent_finished(status: RunStatus) -> bool:
+    """The one "agent finished" predicate: judges may grade the run, no agent rerun is due."""
+    return status in AGENT_FINISHED_STATUSES
+
+
 JUDGE_RERUN_STATUSES = frozenset({JudgeStatus.MISSING, JudgeStatus.FAILED, JudgeStatus.PARTIAL})
 
 
@@ -145,6 +155,13 @@ _RUN = AgentRunPaths(Path("."))  # relative names, taken from layout once
 
 
 class _Names:
+    """Every entry the rules below read for one run, relative to the run directory.
+
+    The rules read files only through these declarations (and ``_SlotNames``), and the
+    cache signature (``run_signature``) enumerates them, in this order: a rule that reads
+    a new file declares its name here and is covered by the signature without more ado.
+    """
+
     agent_dir = os.fspath(_RUN.agent_dir)
     command_log = os.fspath(_RUN.command_log)
     output = os.fspath(_RUN.output)
@@ -154,8 +171,18 @@ class _Names:
     consensus = os.fspath(_RUN.consensus)
     run_result = os.fspath(_RUN.run_result)
     judge_dir = os.fspath(_RUN.judge_dir)
+
+
+class _SlotNames:
+    """What the rules read inside each judge slot (``judge/judge_NN/``), relative to it."""
+
     judgment = _RUN.judge_slot(1).judgment.name
     judge_command = _RUN.judge_slot(1).command_log.name
+
+
+def _declared(names: type) -> tuple[str, ...]:
+    """The names a declaration class holds, in declaration order."""
+    return tuple(v for k, v in vars(names).items() if not k.startswith("_") and isinstance(v, str))
 
 
 def _at(directory: str, name: str) -> str:
@@ -306,6 +333,12 @@ def classify_agent(paths: AgentRunPaths) -> tuple[RunStatus, str]:
     return _classify_agent_at(os.fspath(paths.dir))
 
 
+def is_fallback(judgment: Judgment) -> bool:
+    """A heuristic stand-in its writer made when the judge's reply could not be used
+    (``is_valid: false`` or ``fallback: true``): never a ``complete`` slot."""
+    return judgment.fallback or not judgment.is_valid
+
+
 def _classify_slot(slot_dir: str, slot: int, model: str) -> JudgeClassification:
     return _judge_verdict_at(slot_dir, slot, model)[0]
 
@@ -321,20 +354,20 @@ def _judge_verdict_at(slot_dir: str, slot: int, model: str) -> tuple[JudgeClassi
         return status(JudgeStatus.MISSING, "judge directory is a symlink (not followed)")
     if kind != "dir":
         return status(JudgeStatus.MISSING, "no judge directory")
-    read = read_record(_at(slot_dir, _Names.judgment), Judgment)
-    command_read = read_record(_at(slot_dir, _Names.judge_command), JudgeCommand)
+    read = read_record(_at(slot_dir, _SlotNames.judgment), Judgment)
+    command_read = read_record(_at(slot_dir, _SlotNames.judge_command), JudgeCommand)
     command = command_read.record
     if command is not None and command.exit_code not in (None, 0):
         return status(JudgeStatus.FAILED, command.reason or f"judge exited with code {command.exit_code}")
     if read.record is not None:
-        if read.record.is_fallback:
+        if is_fallback(read.record):
             return status(JudgeStatus.FAILED, "judgment is a heuristic fallback")
         return JudgeClassification(slot, model, JudgeStatus.COMPLETE, f"score {read.record.score:.3f}"), read.record
     if command is not None and command.ended_at is not None:
         # The judge ran to the end and its reply gave no judgment (e.g. unparseable).
         return status(JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json")
     if read.exists:
-        return status(JudgeStatus.FAILED, _what_is_wrong(_Names.judgment, read.problem))
+        return status(JudgeStatus.FAILED, _what_is_wrong(_SlotNames.judgment, read.problem))
     if not command_read.exists and not _entries(slot_dir):
         return status(JudgeStatus.MISSING, "judge directory is empty")
     return status(JudgeStatus.PARTIAL, "judge started, no judgment.json")
@@ -360,7 +393,7 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
 def classify_run_dir(run: str, judge_models: list[str]) -> RunClassification:
     """``classify_run`` of the run directory ``run`` (a plain string: batches skip Path objects)."""
     status, reason = _classify_agent_at(run)
-    if status in AGENT_RERUN_STATUSES:
+    if not agent_finished(status):
         judges = tuple(
             JudgeClassification(i, m, JudgeStatus.AGENT_FAILED, f"agent run is {status.value}")
             for i, m in enumerate(judge_models, start=1)
@@ -381,20 +414,19 @@ def classify_run_dir(run: str, judge_models: list[str]) -> RunClassification:
     return RunClassification(status, reason, judges)
 
 
-# Every entry the rules above consult for one run, relative to the run directory,
-# for the stat signature a classification cache is keyed on (status_cache.py).
-# Keep in step with the rules: a rule reading a new file must add it here.
+# The stat signature a classification cache is keyed on (status_cache.py) covers every
+# entry the rules above consult for one run: the names ``_Names`` and ``_SlotNames``
+# declare, enumerated (never listed a second time by hand).
 STATUS_RULES_VERSION = 4  # 4: reasons reworded as sentences; a cached reason must not keep the old wording
 
 
 @functools.lru_cache(maxsize=16)
 def _signature_entries(slots: int) -> tuple[str, ...]:
     """Suffixes of the run directory's path: ``""`` (itself), ``"/agent"``, ..."""
-    names = [_Names.agent_dir, _Names.command_log, _Names.output, _Names.stderr, _Names.timing,
-             _Names.agent_result, _Names.consensus, _Names.run_result, _Names.judge_dir]
+    names = list(_declared(_Names))
     for i in range(1, slots + 1):
         slot = _at(_Names.judge_dir, judge_slot_name(i))
-        names += [slot, _at(slot, _Names.judgment), _at(slot, _Names.judge_command)]
+        names += [slot, *(_at(slot, n) for n in _declared(_SlotNames))]
     return ("",) + tuple(_SEP + n for n in names)
 
 

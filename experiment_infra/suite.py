@@ -113,10 +113,6 @@ class Suite:
         names = dict.fromkeys(f"{type(c.config).__module__}.{type(c.config).__qualname__}" for c in self.cases)
         return ", ".join(names)
 
-    def retry_delays(self) -> list[float]:
-        """Exponential backoff: delay, 2*delay, 4*delay, ... one per retry."""
-        return [float(self.retry_delay_seconds) * 2**i for i in range(self.retries)]
-
 
 def resolve_entry_point(entry_point: str | Path, suite_dir: Path | None, source: str = "suite") -> Path:
     """The entry point file: relative to the suite file's directory first, then the cwd."""

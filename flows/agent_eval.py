@@ -34,6 +34,7 @@ from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner
 from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
+from tasks.retries import retry_options
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -49,8 +50,7 @@ class RunRow:
 
 
 def _retry_options(plan: ExperimentPlan) -> dict[str, Any]:
-    delays = [plan.spec.retry_delay_seconds * 2**i for i in range(plan.spec.retries)]
-    return {"retries": plan.spec.retries, "retry_delay_seconds": delays or 0}
+    return retry_options(plan.spec.retries, plan.spec.retry_delay_seconds)
 
 
 def _execute(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from experiment_infra.layout import inspect_logs_for
 from experiment_infra.suite import Suite
 from flows.artifacts import artifact_key, publish_run_markdown
 from flows.progress import Progress
+from tasks.retries import retry_options
 from tasks.run_case import run_inspect_case_task
 
 if TYPE_CHECKING:  # run_suite imports this module when a suite's mode is inspect
@@ -40,7 +41,7 @@ def run_inspect(
         print(format_inspect_plan(plan))
         return SuiteSummary(suite.experiment_name, str(plan.log_dir), dry_run=True)
     task = run_inspect_case_task.with_options(
-        retries=suite.retries, retry_delay_seconds=suite.retry_delays() or 0, tags=list(suite.task_tags)
+        **retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags)
     )
     futures: list[PrefectFuture[Any]] = []
     key = artifact_key(suite.experiment_name)

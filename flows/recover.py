@@ -82,6 +82,7 @@ from tasks.recover import (
     rerun_judge_task,
     slot_label,
 )
+from tasks.retries import retry_options
 
 
 # ---------------------------------------------------------------------- helpers
@@ -168,7 +169,8 @@ def _submit_experiment(
     logger = get_run_logger()
     sel = before.selection
     models = list(before.config.judge_models)
-    retry: dict[str, Any] = dict(retries=spec.retries, retry_delay_seconds=spec.retry_delay_seconds) if spec else {}
+    # The experiment's own retry policy, backing off as its agent-evaluation run did.
+    retry: dict[str, Any] = retry_options(spec.retries, spec.retry_delay_seconds) if spec else {}
     # Untagged: the flow run carries the tags, and a tagged task run costs two server
     # round trips (a tag concurrency slot), which thousands of regenerations would feel.
     agent_task = rerun_agent_task.with_options(**retry)

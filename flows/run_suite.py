@@ -48,6 +48,7 @@ from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
+from tasks.retries import retry_options
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
 
 
@@ -125,11 +126,7 @@ def _run_standard(
     label_suite_run(suite, plan.run.dir.name)
     logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
 
-    task = run_case_task.with_options(
-        retries=suite.retries,
-        retry_delay_seconds=suite.retry_delays() or 0,
-        tags=list(suite.task_tags),
-    )
+    task = run_case_task.with_options(**retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags))
     futures: list[PrefectFuture[Any]] = []
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):

@@ -18,8 +18,16 @@ from prefect.states import Failed, State
 
 from experiment_infra.agent_eval import AgentEvalSpec, run_agent, run_judge, set_aside_run, set_aside_slot
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths
-from experiment_infra.records import AgentResult, Judgment, read_record
-from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
+from experiment_infra.records import AgentResult, read_record
+from experiment_infra.status import (
+    JUDGE_RERUN_STATUSES,
+    JudgeStatus,
+    RunStatus,
+    agent_finished,
+    classify_agent,
+    classify_judge,
+    judge_verdict,
+)
 
 STDERR_TAIL_LINES = 5
 
@@ -45,8 +53,8 @@ def agent_line(paths: AgentRunPaths, status: RunStatus) -> str:
 
 
 def judge_line(slot: JudgeSlotPaths, model: str, status: JudgeStatus) -> str:
-    """One line at the end of a judge task's log: status, score, grade."""
-    judgment = read_record(slot.judgment, Judgment).record
+    """One line at the end of a judge task's log: status, score, grade (of a valid judgment only)."""
+    judgment = judge_verdict(slot, model)[1]
     if judgment is None:
         return f"judge {slot.dir.name} ({model}) {status.value}"
     grade = f", grade {judgment.grade}" if judgment.grade else ""
@@ -85,7 +93,7 @@ def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, r
         logger.warning("earlier attempt moved to %s", moved)
     status = run_agent(exp, spec, tier, subtest, run_number)
     paths = exp.run(tier, subtest, run_number)
-    if status not in (RunStatus.RESULTS, RunStatus.COMPLETED):
+    if not agent_finished(status):
         return failed(
             f"{tier}/{subtest}/{paths.dir.name} {status.value}: {classify_agent(paths)[1]}{stderr_tail(paths.agent_stderr)}"
         )
@@ -110,7 +118,7 @@ def judge_slot_task(
         logger.warning("earlier judge attempt moved to %s", moved)
     status = run_judge(exp, spec, tier, subtest, run_number, slot, model)
     slot_paths = exp.run(tier, subtest, run_number).judge_slot(slot)
-    if status in (JudgeStatus.FAILED, JudgeStatus.PARTIAL):
+    if status in JUDGE_RERUN_STATUSES:
         return failed(
             f"{slot_paths.dir} {status.value}: {classify_judge(slot_paths, model).reason}{stderr_tail(slot_paths.stderr)}"
         )

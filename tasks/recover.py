@@ -31,12 +31,13 @@ from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, ru
 from experiment_infra.layout import ExperimentPaths, judge_slot_name, run_dir_name_for
 from experiment_infra.recovery.act import move_slot_aside, set_aside_run
 from experiment_infra.regenerate import regenerate_run
-from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge
+from experiment_infra.status import JudgeStatus, agent_finished, classify_agent, classify_judge
+from tasks.retries import retry_options
 
 from .agent_eval import stderr_tail
 
 TRANSIENT_RETRIES = 2
-TRANSIENT_DELAYS = [1.0, 5.0]
+TRANSIENT_FIRST_DELAY = 2.0  # then 4 s: about the old 1 + 5 s, backing off as every task does
 _TRANSIENT_ERRNOS = frozenset(
     {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EMFILE, errno.ENFILE}
 )
@@ -130,7 +131,7 @@ def _relative(written: list[Path], base: Path) -> str:
 
 @task(
     name="regenerate", task_run_name="regenerate {label}",
-    retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_DELAYS, **_COMMON,
+    **retry_options(TRANSIENT_RETRIES, TRANSIENT_FIRST_DELAY), **_COMMON,
 )
 def regenerate_task(
     label: str, experiment_dir: str, judge_models: list[str], tier: str, subtest: str, run_numbers: list[int]
@@ -154,9 +155,10 @@ def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier:
     if aside is not None:
         logger.info("%s: earlier attempt moved to %s", label, aside)
     status = run_agent(exp, spec, tier, subtest, run_number)
-    if status not in (RunStatus.COMPLETED, RunStatus.RESULTS):
-        _, reason = classify_agent(exp.run(tier, subtest, run_number))
-        return _failed(RerunFailed(f"{label}: agent rerun ended {status.value}: {reason}{stderr_tail(exp.run(tier, subtest, run_number).agent_stderr)}"))
+    if not agent_finished(status):
+        paths = exp.run(tier, subtest, run_number)
+        _, reason = classify_agent(paths)
+        return _failed(RerunFailed(f"{label}: agent rerun ended {status.value}: {reason}{stderr_tail(paths.agent_stderr)}"))
     logger.info("%s: agent finished (%s)", label, status.value)
     return status.value
 
@@ -185,7 +187,7 @@ def rerun_judge_task(
 
 @task(
     name="finish_runs", task_run_name="consensus {label}",
-    retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_DELAYS, **_COMMON,
+    **retry_options(TRANSIENT_RETRIES, TRANSIENT_FIRST_DELAY), **_COMMON,
 )
 def finish_runs_task(
     label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_numbers: list[int]
@@ -198,7 +200,7 @@ def finish_runs_task(
     def one(number: int) -> str:
         paths = exp.run(tier, subtest, number)
         status, reason = classify_agent(paths)
-        if status not in (RunStatus.COMPLETED, RunStatus.RESULTS):
+        if not agent_finished(status):
             return f"not rebuilt: the agent run is {status.value} ({reason})"
         finish_run(exp, spec, tier, subtest, number)
         status, reason = classify_agent(paths)

@@ -105,3 +105,51 @@ def test_cache_for_other_rules_or_models_is_ignored(scylla_copy: Path, spoil: st
         exp.status_cache.write_text(exp.status_cache.read_text().replace(f'"version": {STATUS_RULES_VERSION}', '"version": 0'))
     models = ["x", "y", "z"] if spoil == "models" else ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"]
     assert StatusCache.load(exp.status_cache, models).runs == {}
+
+
+# ------------------------------------------- the signature follows the rules' declarations
+
+
+@pytest.fixture
+def declare(monkeypatch: pytest.MonkeyPatch):
+    """Declare one more file the status rules read (as a new rule would), then undo it."""
+    from experiment_infra import status
+
+    def add(where: type, name: str, rel: str) -> None:
+        monkeypatch.setattr(where, name, rel, raising=False)
+        status._signature_entries.cache_clear()
+
+    yield status, add
+    monkeypatch.undo()
+    status._signature_entries.cache_clear()
+
+
+@pytest.mark.parametrize("level", ["run", "slot"])
+def test_a_newly_declared_file_is_in_the_cache_signature(scylla_copy: Path, declare, level: str) -> None:
+    status, add = declare
+    paths = run_paths(scylla_copy)
+    if level == "run":
+        add(status._Names, "notes", "agent/notes.txt")
+        target = paths.agent_dir / "notes.txt"
+    else:
+        add(status._SlotNames, "notes", "notes.txt")
+        target = paths.judge_slot(2).dir / "notes.txt"
+    target.write_text("first")
+    before = status.run_signature(paths, 3)
+    with target.open("a") as f:  # content only: no directory listing changes
+        f.write(" and more")
+    assert status.run_signature(paths, 3)[0] != before[0]
+
+
+def test_the_rules_read_files_only_through_declared_names() -> None:
+    import ast
+
+    from conftest import REPO_ROOT
+
+    source = (REPO_ROOT / "experiment_infra" / "status.py").read_text()
+    literal_paths = [
+        node.lineno for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_at"
+        and any(isinstance(a, (ast.Constant, ast.JoinedStr)) for a in node.args)
+    ]
+    assert literal_paths == [], "declare the name in _Names or _SlotNames, so the cache signature covers it"

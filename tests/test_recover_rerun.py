@@ -18,11 +18,12 @@ from experiment_infra.records import JudgeCommand, load_record
 from experiment_infra.recovery.survey import Selection, survey
 
 
-def build(tmp_path: Path, repo: Path, *, retries: int = 0) -> ExperimentPaths:
+def build(tmp_path: Path, repo: Path, *, retries: int = 0, retry_delay_seconds: float = 0) -> ExperimentPaths:
     """A complete experiment: 2 conditions x 2 runs, a panel of 2 fake judges."""
     suite = make_suite(
         tmp_path, repo, conditions=[Condition("T0", "00", "fake-sonnet"), Condition("T1", "01", "fake-sonnet")],
         runs_per_subtest=2, judge_models=["fake-opus", "fake-sonnet-0.9"], retries=retries,
+        retry_delay_seconds=retry_delay_seconds,
     )
     plan = plan_experiment(suite, results_root=tmp_path / "results")
     start_experiment(plan, 1)
@@ -138,6 +139,22 @@ def test_flaky_agent_is_retried_and_every_attempt_kept(prefect_harness, tmp_path
     assert sorted(p.name for p in failed_dir.iterdir()) == ["run_01_attempt_1", "run_01_attempt_2"]
     assert (failed_dir / "run_01_attempt_1" / "agent" / "output.txt").read_text() == ""  # the damaged original
     assert summary.planned == 1 and not summary.not_done
+
+
+def test_agent_reruns_back_off_as_the_experiments_run_did(prefect_harness, tmp_path: Path, git_repo: Path, monkeypatch) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    exp = build(tmp_path, git_repo, retries=2, retry_delay_seconds=0.05)
+    exp.run("T0", "00", 1).output.write_text("")
+    monkeypatch.setenv("FAKE_AGENT_MODE", "fail")
+    state, _ = run_recover(exp.dir)
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    (rerun,) = [r for r in runs if r.name == "T0/00/run_01"]
+    # retry_delay_seconds doubles on each retry (it was the same flat delay every time).
+    assert rerun.empirical_policy.retry_delay == [0.05, 0.1]
+    assert rerun.run_count == 3 and rerun.state.is_failed()
 
 
 def test_agent_that_keeps_failing_exits_non_zero(prefect_harness, tmp_path: Path, git_repo: Path, monkeypatch, capsys) -> None:

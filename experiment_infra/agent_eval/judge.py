@@ -28,7 +28,7 @@ from ..records import (
     write_record,
 )
 from ..regenerate import Panel, parse_agent_stdout, rebuild_after_judging
-from ..status import JudgeStatus, RunStatus, classify_agent, classify_judge
+from ..status import JudgeStatus, agent_finished, classify_agent, classify_judge
 from .commands import cli_version, judge_replay_script, model_md, process_env, render
 from .spec import AgentEvalSpec
 from .workspace import workspace_changes
@@ -173,7 +173,7 @@ def run_judge(
     slot_paths = paths.judge_slot(slot)
     if slot_paths.dir.exists() or slot_paths.dir.is_symlink():
         raise FileExistsError(f"{slot_paths.dir}: judge slot already exists; move it aside before rerunning it")
-    if classify_agent(paths)[0] not in (RunStatus.COMPLETED, RunStatus.RESULTS):
+    if not agent_finished(classify_agent(paths)[0]):
         return JudgeStatus.AGENT_FAILED
     if not paths.judge_prompt.is_file():
         # Identical text for every slot of a run, so concurrent slots may both write it.

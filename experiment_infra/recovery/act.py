@@ -12,7 +12,7 @@ from ..atomic import move_aside
 from ..agent_eval import set_aside_run, set_aside_slot
 from ..layout import ExperimentPaths, next_aside
 from .survey import RunWork
-from ..status import JudgeStatus, RunStatus
+from ..status import JudgeStatus, RunStatus, agent_finished
 
 __all__ = ["move_slot_aside", "set_aside_run", "work_done"]
 
@@ -35,7 +35,7 @@ def move_slot_aside(exp: ExperimentPaths, tier: str, subtest: str, run_number: i
 
 def work_done(before: RunWork, after: RunWork) -> bool:
     """Did the recovery do what ``before`` planned for this run (judged from the files)?"""
-    if before.rerun_agent and after.status not in (RunStatus.COMPLETED, RunStatus.RESULTS):
+    if before.rerun_agent and not agent_finished(after.status):
         return False
     slots = {j.slot: j.status for j in after.judges}
     if any(slots.get(s) is not JudgeStatus.COMPLETE for s in before.judge_slots):

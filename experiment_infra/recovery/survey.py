@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
-from ..layout import ExperimentPaths, SuiteRunPaths, UnsafeNameError, check_name, judge_slot_name, run_dir_name_for
-from ..records import AgentEvalManifest, ExperimentConfig, read_record
+from ..expected import ExpectedRuns, expected_runs
+from ..layout import ExperimentPaths, SuiteRunPaths, judge_slot_name, run_dir_name_for
+from ..records import ExperimentConfig, read_record
 from .select import (
     AGENT_EVAL_STATUS_NAMES,
     CASE_STATUS_NAMES,
@@ -29,11 +30,11 @@ from .select import (
 )
 from .suite_runs import CaseWork, SuiteRunSurvey, survey_suite_run
 from ..status import (
-    AGENT_RERUN_STATUSES,
     JUDGE_RERUN_STATUSES,
     JudgeClassification,
     JudgeStatus,
     RunStatus,
+    agent_finished,
 )
 from ..status_batch import classify_runs
 from ..status_cache import StatusCache
@@ -178,28 +179,6 @@ class MissingTier:
         )
 
 
-def expected_subtests(exp: ExperimentPaths, config: ExperimentConfig) -> tuple[dict[str, list[str]], list[str]]:
-    """Subtests per tier: those on disk, plus any this project's manifest records."""
-    notes: list[str] = []
-    recorded: dict[str, set[str]] = {}
-    manifest = read_record(exp.manifest, AgentEvalManifest)
-    if manifest.record is not None:
-        for c in manifest.record.conditions:
-            recorded.setdefault(c.tier, set()).add(c.subtest)
-    elif manifest.exists:
-        notes.append(f"{exp.manifest} is unusable ({manifest.problem}); expected subtests come from disk only")
-    subtests: dict[str, list[str]] = {}
-    for tier in config.tiers_to_run:
-        names = set(exp.subtests_on_disk(tier))
-        for name in recorded.get(tier, ()):
-            try:
-                names.add(check_name("subtest", name))
-            except UnsafeNameError:
-                notes.append(f"{exp.manifest}: subtest {name!r} of tier {tier} is not a safe name; ignored")
-        subtests[tier] = sorted(names)
-    return subtests, notes
-
-
 def plan_run(
     tier: str, subtest: str, run: int, status: RunStatus, reason: str,
     judges: tuple[JudgeClassification, ...], selection: Selection,
@@ -207,7 +186,7 @@ def plan_run(
     """Decide one run's action from its classification, the status filter and the switches."""
     wanted = selection.statuses
     base = RunWork(tier, subtest, run, status, reason, judges)
-    if status in AGENT_RERUN_STATUSES:
+    if not agent_finished(status):
         # agent_failed names the same runs from the judges' side: their agent must run first.
         if wanted is not None and status.value not in wanted and JudgeStatus.AGENT_FAILED.value not in wanted:
             return base
@@ -242,7 +221,7 @@ def _matches(work: RunWork, selection: Selection) -> bool:
     return bool(names & selection.statuses)
 
 
-def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[str, list[str]]) -> None:
+def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[str, tuple[str, ...]]) -> None:
     if selection.tiers:
         unknown = sorted(selection.tiers - set(config.tiers_to_run))
         if unknown:
@@ -278,22 +257,23 @@ def survey_experiment(
     """
     check_statuses(selection, AGENT_EVAL_STATUS_NAMES, "run or judge")
     config = load_config(exp)
-    subtests, notes = expected_subtests(exp, config)
+    expected = expected_runs(exp, config)
+    subtests = expected.subtests
     _check_names(selection, config, subtests)
     models = list(config.judge_models)
     if cache is True:
         cache = StatusCache.load(exp.status_cache, models)
-    expected = 0
     wanted: list[tuple[str, str, int]] = []
     items: list[tuple[str, str]] = []  # (label, run directory) of each selected run
-    for tier in config.tiers_to_run:
-        tier_selected = selection.tiers is None or tier in selection.tiers
+    for tier in expected.tiers:
+        if selection.tiers is not None and tier not in selection.tiers:
+            continue
         for subtest in subtests[tier]:
+            if selection.subtests is not None and subtest not in selection.subtests:
+                continue
             sub = exp.subtest(tier, subtest)
-            selected = tier_selected and (selection.subtests is None or subtest in selection.subtests)
-            for number in range(1, config.runs_per_subtest + 1):
-                expected += 1
-                if not selected or (selection.runs is not None and number not in selection.runs):
+            for number in expected.run_numbers:
+                if selection.runs is not None and number not in selection.runs:
                     continue
                 wanted.append((tier, subtest, number))
                 items.append((f"{tier}/{subtest}/{run_dir_name_for(number)}", sub.run_dir_str(number)))
@@ -303,23 +283,21 @@ def survey_experiment(
         work = plan_run(tier, subtest, number, c.status, c.reason, c.judges, selection)
         if _matches(work, selection):
             runs.append(work)
+    notes = [*expected.notes, *filter(None, [expected.unexpected_note])]
     return ExperimentSurvey(
-        exp, config, selection, expected, tuple(runs), tuple(notes),
+        exp, config, selection, expected.total, tuple(runs), tuple(notes),
         cache=cache if isinstance(cache, StatusCache) else None,
-        missing_tiers=_missing_tiers(config, subtests, selection),
+        missing_tiers=_missing_tiers(expected, selection),
     )
 
 
-def _missing_tiers(config: ExperimentConfig, subtests: dict[str, list[str]], selection: Selection) -> tuple[MissingTier, ...]:
+def _missing_tiers(expected: ExpectedRuns, selection: Selection) -> tuple[MissingTier, ...]:
     """The selected tiers without a subtest: their runs are ``missing`` (agent side) work."""
     if selection.subtests is not None:
         return ()  # a subtest filter names subtests; such a tier has none to match
     if selection.statuses is not None and not selection.statuses & {RunStatus.MISSING.value, JudgeStatus.AGENT_FAILED.value}:
         return ()
-    return tuple(
-        MissingTier(t) for t in config.tiers_to_run
-        if not subtests[t] and (selection.tiers is None or t in selection.tiers)
-    )
+    return tuple(MissingTier(t) for t in expected.empty_tiers if selection.tiers is None or t in selection.tiers)
 
 
 # --------------------------------------------------------------------------- entry

@@ -2,8 +2,10 @@
 
 Definitions (they reproduce ProjectScylla's report files; see README "Reports"):
 
-- A run counts only when ``status.classify_run`` says ``completed``; every other
-  expected run is listed in ``missing_runs`` and left out, never counted as a zero.
+- The expected runs are ``expected.expected_runs``'s, the recovery's own rule. A run
+  counts only when ``status.classify_run`` says ``completed``; every other expected run
+  is listed in ``missing_runs`` and left out, never counted as a zero. A run directory
+  outside ``1..runs_per_subtest`` is not expected: named in the markdown, never counted.
 - Subtest: pass rate = passed / completed runs; mean, median and sample standard
   deviation of the consensus score; consistency = max(0, 1 - std / mean) (0 when the
   mean is 0); mean and total cost; grade distribution, modal grade (ties: first seen
@@ -33,6 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..errors import ExperimentError
+from ..expected import ExpectedRuns, expected_runs
 from ..layout import AgentRunPaths, ExperimentPaths, run_dir_name_for
 from ..records import (
     AgentTiming,
@@ -275,6 +278,7 @@ class Aggregates:
     config: ExperimentConfig
     result: ExperimentResult
     selections: dict[str, BestSubtest] = field(default_factory=dict)
+    expected: ExpectedRuns | None = None  # which runs count; its ``unexpected`` ones are named, never aggregated
 
 
 def load_config(experiment_dir: Path) -> ExperimentConfig:
@@ -294,18 +298,18 @@ def aggregate_experiment(experiment_dir: Path) -> Aggregates:
     paths = ExperimentPaths(Path(experiment_dir))
     config = load_config(paths.dir)
     cache = StatusCache.load(paths.status_cache, list(config.judge_models))
+    expected = expected_runs(paths, config)  # the recovery's rule, so both name the same runs
     tiers: dict[str, TierResult] = {}
     selections: dict[str, BestSubtest] = {}
     all_spans: list[RunSpan] = []
     all_missing: list[MissingRun] = []
-    for tier in config.tiers_to_run:
+    for tier in expected.tiers:
         subtests: dict[str, SubtestResult] = {}
         tier_spans: list[RunSpan] = []
-        for subtest in paths.subtests_on_disk(tier):
+        for subtest in expected.subtests[tier]:
             sub_paths = paths.subtest(tier, subtest)
-            expected = sorted(set(range(1, config.runs_per_subtest + 1)) | set(sub_paths.runs_on_disk()))
             runs, missing = [], []
-            for number in expected:
+            for number in expected.run_numbers:
                 run_paths = sub_paths.run(number)
                 verdict = cache.classify(f"{tier}/{subtest}/{run_dir_name_for(number)}", run_paths)
                 if verdict.status is not RunStatus.COMPLETED:
@@ -317,11 +321,13 @@ def aggregate_experiment(experiment_dir: Path) -> Aggregates:
                 span = run_span(run_paths, run)
                 if span is not None:
                     tier_spans.append(span)
-            subtests[subtest] = subtest_result(tier, subtest, runs, expected_runs=len(expected), missing=missing)
+            subtests[subtest] = subtest_result(
+                tier, subtest, runs, expected_runs=expected.runs_per_subtest, missing=missing
+            )
             all_missing.extend(missing)
         tiers[tier], selection = tier_result(tier, subtests, tier_spans)
         if selection is not None:
             selections[tier] = selection
         all_spans.extend(tier_spans)
     result = experiment_result(config, tiers, all_spans, all_missing)
-    return Aggregates(paths=paths, config=config, result=result, selections=selections)
+    return Aggregates(paths=paths, config=config, result=result, selections=selections, expected=expected)

@@ -59,7 +59,7 @@ def _plots(paths: ExperimentPaths, result: ExperimentResult, bundle: ReportBundl
 
 def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
     agg: Aggregates = aggregate_experiment(experiment_dir)
-    paths, result, config = agg.paths, agg.result, agg.config
+    paths, result, config, expected = agg.paths, agg.result, agg.config, agg.expected
     now = utc_now_iso()
     bundle = ReportBundle(
         kind="agent_eval",
@@ -100,7 +100,9 @@ def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
                 generated_at=now,
                 missing_runs=sub.missing_runs,
             )
-            bundle.texts[sub_paths.report_md] = md.subtest_markdown(sub, paths, now)
+            bundle.texts[sub_paths.report_md] = md.subtest_markdown(
+                sub, paths, now, expected.unexpected_in(tier_name, sub_name) if expected else ()
+            )
         best_report = paths.subtest(tier_name, tier.best_subtest).report_json if tier.best_subtest else None
         bundle.records[tier_paths.result] = tier
         bundle.records[tier_paths.report_json] = TierReport(
@@ -154,6 +156,8 @@ def build_experiment_reports(experiment_dir: Path) -> ReportBundle:
             for n, t in result.tier_results.items()
         }
     )
-    bundle.texts[paths.report_md] = md.experiment_markdown(result, config, paths, plot_files, now)
+    bundle.texts[paths.report_md] = md.experiment_markdown(
+        result, config, paths, plot_files, now, expected.unexpected if expected else ()
+    )
     bundle.texts[paths.summary_md] = md.experiment_summary_markdown(result, paths)
     return bundle

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..expected import UnexpectedRun
 from ..layout import AgentRunPaths, ExperimentPaths
 from ..records import (
     ExperimentConfig,
@@ -99,6 +100,20 @@ def missing_section(missing: list[MissingRun], from_file: Path, paths: Experimen
     return ["## Missing Runs (not in the aggregates)", "", *table(["Run", "Status", "Reason"], rows), ""]
 
 
+def unexpected_section(unexpected: Iterable[UnexpectedRun], from_file: Path, paths: ExperimentPaths,
+                       runs_per_subtest: int) -> list[str]:
+    """Run directories outside ``1..runs_per_subtest``: there, but neither expected nor counted."""
+    rows = [[link(from_file, paths.run(u.tier, u.subtest, u.run_number).dir, u.label)] for u in unexpected]
+    if not rows:
+        return []
+    return [
+        f"## Runs Not Expected (outside runs 1..{runs_per_subtest}; not in the aggregates)",
+        "",
+        *table(["Run"], rows),
+        "",
+    ]
+
+
 def _run_duration(s: SubtestResult) -> float:
     return sum(r.duration_seconds for r in s.runs)
 
@@ -182,7 +197,9 @@ def run_markdown(tier: str, subtest: str, run: RunResult, paths: AgentRunPaths, 
 # --------------------------------------------------------------- subtest level
 
 
-def subtest_markdown(s: SubtestResult, paths: ExperimentPaths, generated_at: str) -> str:
+def subtest_markdown(
+    s: SubtestResult, paths: ExperimentPaths, generated_at: str, unexpected: Iterable[UnexpectedRun] = ()
+) -> str:
     sub = paths.subtest(s.tier_id, s.subtest_id)
     me = sub.report_md
     best_run = max(s.runs, key=lambda r: r.judge_score).run_number if s.runs else None
@@ -238,6 +255,7 @@ def subtest_markdown(s: SubtestResult, paths: ExperimentPaths, generated_at: str
         f"**Grade Range**: {s.min_grade or NONE} - {s.max_grade or NONE}",
         "",
         *missing_section(s.missing_runs, me, paths),
+        *unexpected_section(unexpected, me, paths, s.expected_runs or 0),
         "## Token Statistics (Total)",
         "",
         *token_table(ts),
@@ -376,7 +394,8 @@ def summary_table(result: ExperimentResult) -> list[str]:
 
 
 def experiment_markdown(
-    result: ExperimentResult, config: ExperimentConfig, paths: ExperimentPaths, plots: list[Path], generated_at: str
+    result: ExperimentResult, config: ExperimentConfig, paths: ExperimentPaths, plots: list[Path], generated_at: str,
+    unexpected: Iterable[UnexpectedRun] = (),
 ) -> str:
     me = paths.report_md
     tier_rows, best_rows = [], []
@@ -427,6 +446,7 @@ def experiment_markdown(
         *table(["Tier", "Best", "Score", "Pass", "Cost", "Duration", "Ties (within 0.05)"], best_rows),
         "",
         *missing_section(result.missing_runs, me, paths),
+        *unexpected_section(unexpected, me, paths, config.runs_per_subtest),
         "## Token Statistics (Total)",
         "",
         *token_table(result.token_stats),
