@@ -101,8 +101,15 @@ class CasePaths:
         return self.dir / ".attempts"
 
     def attempt_dir(self, attempt: int) -> Path:
-        """Where the runner files of an earlier attempt are moved before a retry."""
+        """Where everything an earlier attempt left in the case directory is moved before a retry."""
         return self.attempts_dir / f"attempt_{attempt}"
+
+    def attempt_entries(self) -> list[Path]:
+        """What the current attempt holds: every entry of the case directory but ``.attempts``
+        (the runner's files and whatever the entry point wrote), sorted by name."""
+        if not self.dir.is_dir() or self.dir.is_symlink():
+            return []
+        return sorted(p for p in self.dir.iterdir() if p.name != self.attempts_dir.name)
 
     def kept_attempts(self) -> list[int]:
         if not self.attempts_dir.is_dir():
