@@ -2,18 +2,23 @@
 
 Every file this project writes goes through here, so a killed process leaves either
 the old file or the new one, never half of one (temp file in the same directory,
-fsync, then ``os.replace``, which is atomic on POSIX).
+fsync, then ``os.replace``, which is atomic on POSIX). The temp file's name carries
+this host and pid (``layout.temp_prefix``), so what a killed writer leaves can be told
+apart from a live writer's and swept (``sweep.sweep_stale_temps``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from .layout import TEMP_SUFFIX, temp_prefix
 
 # Read once: os.umask can only be read by setting it, which is not thread-safe.
 _UMASK = os.umask(0o022)
@@ -25,7 +30,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
     then leave them empty, never half-written, and readers treat empty as absent."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The pid is read at each write: a forked writer must not name its parent.
+    prefix = temp_prefix(path, socket.gethostname(), os.getpid())
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         # mkstemp creates 0600; results on shared storage must be readable like any file.
         os.fchmod(fd, 0o666 & ~_UMASK)

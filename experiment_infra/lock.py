@@ -24,6 +24,7 @@ from types import TracebackType
 
 from .errors import LockedError
 from .layout import lock_aside, lock_takeover_marker, lock_temp
+from .process import is_zombie, proc_start
 from .records import LockInfo, read_record, utc_now_iso
 
 # A lock file that cannot be parsed is normally one being written by hand or a
@@ -34,27 +35,6 @@ _ATTEMPTS = 5
 
 class LockHeld(LockedError, RuntimeError):
     """Another live process holds the lock (the message names it)."""
-
-
-def _stat_fields(pid: int) -> list[bytes] | None:
-    """Fields 3 onwards of ``/proc/PID/stat`` (Linux), or None if it cannot be read."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    return raw[raw.rfind(b")") + 2 :].split()
-
-
-def _proc_start(pid: int) -> str | None:
-    """The process start time in clock ticks since boot (Linux), or None if unknown."""
-    fields = _stat_fields(pid)
-    return fields[19].decode() if fields is not None and len(fields) > 19 else None
-
-
-def _is_zombie(pid: int) -> bool:
-    fields = _stat_fields(pid)
-    return bool(fields) and fields[0].startswith(b"Z")
 
 
 def holder_alive(info: LockInfo) -> bool | None:
@@ -69,10 +49,10 @@ def holder_alive(info: LockInfo) -> bool | None:
         pass  # alive, owned by another user
     except OSError:
         return None
-    if _is_zombie(info.pid):
+    if is_zombie(info.pid):
         return False
     if info.pid_start is not None:
-        now = _proc_start(info.pid)
+        now = proc_start(info.pid)
         if now is not None and now != info.pid_start:
             return False  # the pid was reused by an unrelated process
     return True
@@ -153,10 +133,10 @@ def acquire_lock(path: Path, *, what: str, command: list[str] | None = None) -> 
         started_at=utc_now_iso(),
         token=uuid.uuid4().hex,
         command=list(command if command is not None else sys.argv),
-        pid_start=_proc_start(os.getpid()),
+        pid_start=proc_start(os.getpid()),
     )
     data = info.model_dump_json(indent=2).encode() + b"\n"
-    tmp = lock_temp(path, info.token)
+    tmp = lock_temp(path, info.token, info.host, info.pid)
     if not _write_exclusive(tmp, data):
         raise LockHeld(f"{tmp}: already exists (token collision); try again")
     try:

@@ -53,6 +53,40 @@ def kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS)
     proc.wait()
 
 
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """Fields 3 onwards of ``/proc/PID/stat`` (Linux), or None if it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return raw[raw.rfind(b")") + 2 :].split()
+
+
+def proc_start(pid: int) -> str | None:
+    """The process start time in clock ticks since boot (Linux), or None if unknown."""
+    fields = _stat_fields(pid)
+    return fields[19].decode() if fields is not None and len(fields) > 19 else None
+
+
+def is_zombie(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0].startswith(b"Z")
+
+
+def pid_alive(pid: int) -> bool:
+    """A process ``pid`` runs on this machine (a zombie does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by another user
+    except OSError:
+        return True  # cannot tell: assume alive, so nothing of a live process is touched
+    return not is_zombie(pid)
+
+
 def running_command(pid: int) -> list[str] | None:
     """The argv of a live process on this machine (Linux ``/proc``); None if gone or unknown."""
     try:

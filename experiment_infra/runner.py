@@ -3,8 +3,9 @@
 The disk is the truth about a case: ``config.json`` is written before the process
 starts, the run record when it starts (no end) and again when it ends. A runner that
 is killed therefore leaves a record saying the case started and never finished, and
-``status.classify_case`` reads that back. Earlier attempts are moved aside, never
-deleted, so a retry cannot destroy the evidence of why the first attempt failed.
+``status.classify_case`` reads that back. Earlier attempts (everything in the case
+directory) are moved aside, never deleted, so a retry cannot destroy the evidence of
+why the first attempt failed.
 """
 
 from __future__ import annotations
@@ -76,10 +77,6 @@ def _check_travels(config: BaseExperimentConfig, argv: list[str], variant: str) 
             ) from None
 
 
-def _runner_files(paths: CasePaths) -> list[Path]:
-    return [paths.config, paths.run_record, paths.stdout, paths.stderr]
-
-
 def stop_unfinished_attempt(paths: CasePaths) -> bool:
     """Stop an earlier attempt that is still running on this host; True if one was stopped.
 
@@ -94,21 +91,26 @@ def stop_unfinished_attempt(paths: CasePaths) -> bool:
 
 
 def set_aside_previous_attempt(paths: CasePaths) -> int:
-    """Move an earlier attempt's runner files into ``.attempts/attempt_N``; return the new attempt number.
+    """Move everything an earlier attempt left in the case directory into ``.attempts/attempt_N``;
+    return the new attempt number.
 
-    Files the entry point wrote stay where they are: entry points are idempotent and
-    overwrite them. Attempt numbers continue across resumed runs.
+    The entry point's own files go too, not only the runner's: a retry then starts in an
+    empty directory, so nothing the failed attempt wrote is overwritten or mistaken for
+    the new attempt's output, and the evidence of the failure is kept whole. Attempt
+    numbers continue across resumed runs.
     """
     kept = paths.kept_attempts()
-    present = [p for p in _runner_files(paths) if p.exists() or p.is_symlink()]
-    previous = read_record(paths.run_record, RunRecord).record
+    present = paths.attempt_entries()
     last = max([0, *kept])
     if not present:
         return last + 1
+    previous = read_record(paths.run_record, RunRecord).record
     number = previous.attempt if previous is not None else last + 1
     if number in kept or paths.attempt_dir(number).exists():
         number = last + 1
-    for path in present:
+    # The run record last: a runner killed half way leaves it, and the files not yet
+    # moved, to the next set-aside, which moves them to an attempt directory of their own.
+    for path in sorted(present, key=lambda p: p == paths.run_record):
         move_aside(path, paths.attempt_dir(number) / path.name)
     return max(number, last) + 1
 

@@ -30,6 +30,7 @@ from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
 from experiment_infra.status import RunStatus, classify_run
 from flows.artifacts import label_flow_run, publish_run_markdown, show
+from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner
@@ -194,6 +195,7 @@ def run_agent_eval(
         start_experiment(plan, width)  # a new directory: nobody else can be in it yet
     with acquire_lock(plan.exp.lock, what=f"experiment {plan.exp.dir}"):
         if plan.resumed:
+            report_swept(plan.exp.dir)
             start_experiment(plan, width)
         label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name}", tags)
         todo = [r for r in plan.runs if not r.done]

@@ -71,6 +71,7 @@ from experiment_infra.recovery.render import (
     still_needing_rows,
 )
 from flows.artifacts import artifact_key, experiment_tag, label_flow_run, publish_run_markdown, show, ui_only
+from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner
@@ -447,6 +448,7 @@ def recover(
         with acquire_lock(target.lock, what=str(target.dir)) as held:
             if held.took_over_from is not None or held.took_over_unreadable:
                 logger.warning("took over the stale lock of %s", held.took_over_from or "an unreadable lock file")
+            report_swept(target.dir)
             summary = _recover(target, selection, parallelism, verbose, dask)
     text = summary.format()
     show(text)

@@ -45,6 +45,7 @@ from experiment_infra.suite import (
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
+from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
@@ -130,6 +131,8 @@ def _run_standard(
     futures: list[PrefectFuture[Any]] = []
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
+        if plan.resumed:
+            report_swept(plan.run.dir)
         if wants_dask(dask_address, dask_workers):
             ship_by_value(p.case.config for p in plan.cases)  # config classes live next to the suite file
         runner_of = build_task_runner(

@@ -194,9 +194,13 @@ from experiment_infra.layout import CasePaths
 
 cfg = FaultConfig.from_cli()
 case = CasePaths(Path(cfg.output_dir))
-with open(case.dir / "pids.txt", "a") as fh:
+# The fake's own bookkeeping across tries lives outside the case directory (a retry
+# moves everything in it aside): beside it, in the run directory.
+counters = case.dir.parent / {counters!r} / case.dir.name
+counters.mkdir(parents=True, exist_ok=True)
+with open(counters / "pids.txt", "a") as fh:
     fh.write(f"{{os.getpid()}}\\n")
-tries_file = case.dir / "tries.txt"
+tries_file = counters / "tries.txt"
 tries = int(tries_file.read_text()) + 1 if tries_file.exists() else 1
 tries_file.write_text(str(tries))
 (case.dir / "received.json").write_text(json.dumps({{"argv": sys.argv[1:], "config": cfg.model_dump(mode="json")}}))
@@ -252,7 +256,7 @@ def write_fault_suite(where: Path, cases: list[str], *, name: str = "faults", ex
     where.mkdir(parents=True, exist_ok=True)
     cfg = f"fault_cfg_{uuid.uuid4().hex[:10]}"
     (where / f"{cfg}.py").write_text(FAULT_CONFIG, encoding="utf-8")
-    (where / "entry.py").write_text(textwrap.dedent(FAULT_ENTRY.format(cfg=cfg)), encoding="utf-8")
+    (where / "entry.py").write_text(textwrap.dedent(FAULT_ENTRY.format(cfg=cfg, counters=COUNTERS_DIR)), encoding="utf-8")
     suite = where / "suite_faults.py"
     suite.write_text(FAULT_SUITE.format(cfg=cfg, name=name, extra=extra, cases="\n".join(cases)), encoding="utf-8")
     return suite
@@ -268,8 +272,19 @@ def run_suite_cmd(suite: Path, *flags: str) -> list[str]:
     return [str(REPO_ROOT / "flows" / "run_suite.py"), str(suite), *flags]
 
 
+# Where the fake entry point counts its tries and pids, per case: in the run directory,
+# outside the case directory, whose whole content a retry moves aside.
+COUNTERS_DIR = ".fake-entry-counters"
+
+
+def counters_of(case_dir: Path) -> Path:
+    """The fake entry point's bookkeeping of one case (``pids.txt``, ``tries.txt``), kept across tries."""
+    return case_dir.parent / COUNTERS_DIR / case_dir.name
+
+
 def recorded_pids(case_dir: Path) -> list[int]:
-    path = case_dir / "pids.txt"
+    """The pid of each try of the fake entry point in ``case_dir``, first try first."""
+    path = counters_of(case_dir) / "pids.txt"
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 

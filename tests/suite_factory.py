@@ -25,6 +25,16 @@ class DemoConfig(BaseExperimentConfig):
     table: dict[str, int] | None = {}
 '''
 
+# Where the entry point counts its tries, per case: in the run directory, outside the
+# case directory, whose whole content a retry moves aside.
+COUNTERS_DIR = ".fake-entry-counters"
+
+
+def tries_file(case_dir: Path) -> Path:
+    """The entry point's count of its tries in ``case_dir`` (absent before the first)."""
+    return case_dir.parent / COUNTERS_DIR / case_dir.name / "tries.txt"
+
+
 ENTRY = '''
 import sys
 import time
@@ -38,10 +48,14 @@ from experiment_infra.layout import CasePaths
 cfg = DemoConfig.from_cli()
 case = CasePaths(Path(cfg.output_dir))
 saw_config = case.config.is_file()  # the runner writes config.json before starting us
-tries_file = case.dir / "tries.txt"
+# The count of tries lives outside the case directory (a retry moves everything in it
+# aside): beside it, in the run directory.
+tries_file = case.dir.parent / {counters!r} / case.dir.name / "tries.txt"
+tries_file.parent.mkdir(parents=True, exist_ok=True)
 tries = int(tries_file.read_text()) + 1 if tries_file.exists() else 1
 tries_file.write_text(str(tries))
 print(f"hello from {{cfg.label}} try {{tries}}")
+(case.dir / "progress.txt").write_text(f"try {{tries}} started")  # an output each try rewrites
 if tries <= cfg.fail_times or (cfg.flag_file and Path(cfg.flag_file).exists()):
     print(f"boom in {{cfg.label}}", file=sys.stderr)
     sys.exit(3)
@@ -100,7 +114,7 @@ def make_suite(
     cfg = f"demo_cfg_{uuid.uuid4().hex[:10]}"
     (where / f"{cfg}.py").write_text(CONFIG)
     if write_entry:
-        (where / entry).write_text(textwrap.dedent(ENTRY.format(cfg=cfg)))
+        (where / entry).write_text(textwrap.dedent(ENTRY.format(cfg=cfg, counters=COUNTERS_DIR)))
     lines = "\n".join(cases if cases is not None else [case_src("a"), case_src("b", value=2.0)])
     suite = where / suite_name
     suite.write_text(SUITE.format(cfg=cfg, name=name, entry=entry, retries=retries, extra=extra, cases=lines))

@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import textwrap
 import time
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURE, PYTHON, REPO_ROOT
-from faults_helpers import tally
+from faults_helpers import alive, tally
+from recover_helpers import recover_cli
 
-from experiment_infra.layout import CasePaths, ExperimentPaths, SuiteRunPaths
+from experiment_infra.layout import TEMP_SUFFIX, CasePaths, ExperimentPaths, SuiteRunPaths, parse_temp_name, temp_host, temp_prefix
 from experiment_infra.records import (
     AgentResult,
     AgentTiming,
@@ -44,6 +46,7 @@ from experiment_infra.records import (
 )
 from experiment_infra.recovery.survey import RecoveryInputError, Selection, survey
 from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
+from experiment_infra.sweep import sweep_stale_temps
 
 MODELS = ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"]
 KILLS = 80
@@ -183,18 +186,61 @@ def test_writers_killed_at_random_moments_never_leave_a_torn_file(tmp_path: Path
 
     leftovers = _temp_files(tmp_path)
     # Kills landed inside writes (else this test proved nothing), and what they left is
-    # only ever a dot-named temp file that no reader takes for a result.
+    # only ever a dot-named temp file that no reader takes for a result, named after its
+    # writer (this host, a pid now gone).
     assert leftovers, "no kill landed inside a write"
     assert all(p.name.startswith(".") and p.name.endswith(".tmp") for p in leftovers)
+    owners = [parse_temp_name(p.name) for p in leftovers]
+    assert all(o is not None and o.host == temp_host(socket.gethostname()) and not alive(o.pid) for o in owners), leftovers
     assert statuses == {"completed", "partial"}  # both versions of the run record were seen
-    clean = tmp_path / "clean"
-    shutil.copytree(exp, clean / "exp")
-    for p in _temp_files(clean):
-        p.unlink()
-    got = classify_run(ExperimentPaths(exp).run("T0", "00", 1), MODELS)
-    assert got == classify_run(ExperimentPaths(clean / "exp").run("T0", "00", 1), MODELS)
+    before = classify_run(ExperimentPaths(exp).run("T0", "00", 1), MODELS)
+    # The sweep removes exactly those leftovers, and nothing a reader sees changes.
+    assert sorted(sweep_stale_temps(tmp_path)) == sorted(leftovers)
+    assert _temp_files(tmp_path) == []
+    _check_files(case, run_std, run_dir)
+    assert classify_run(ExperimentPaths(exp).run("T0", "00", 1), MODELS) == before
     s = survey(exp, Selection(tiers=frozenset({"T0"})))
     assert [r.status for r in s.runs] == [RunStatus.COMPLETED]
+
+
+def _temp_of(target: Path, host: str, pid: int) -> Path:
+    temp = target.parent / f"{temp_prefix(target, host, pid)}x1y2z3{TEMP_SUFFIX}"
+    temp.write_bytes(target.read_bytes()[:50])
+    return temp
+
+
+def test_a_real_recovery_sweeps_the_temps_of_dead_writers_only(small_exp: Path, tmp_path: Path) -> None:
+    """Before it writes, a recovery removes what writers on this host killed mid-write left
+    (their pid is gone); a live writer's temp, another host's, an unknown-writer temp and
+    those inside kept attempts stay."""
+    host = socket.gethostname()
+    gone = subprocess.run([PYTHON, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    assert not alive(dead_pid)
+    live = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(600)"])
+    try:
+        exp = ExperimentPaths(small_exp)
+        run = exp.run("T1", "01", 1)
+        stale = [_temp_of(run.run_result, host, dead_pid), _temp_of(run.judge_slot(2).judgment, host, dead_pid),
+                 _temp_of(exp.config, host, dead_pid)]
+        kept = [_temp_of(run.agent_result, host, live.pid), _temp_of(run.consensus, "elsewhere.example.org", dead_pid)]
+        old_style = run.dir / f".{run.run_result.name}.k3j2h1.tmp"
+        old_style.write_text("{")
+        aside = exp.subtest("T0", "00").failed_dir / "run_01_attempt_1"
+        aside.mkdir(parents=True)
+        (aside / "run_result.json").write_text("{}")
+        kept += [old_style, _temp_of(aside / "run_result.json", host, dead_pid)]
+        tally("torn", faults=len(stale) + len(kept))
+
+        done = recover_cli(str(small_exp), "--tier", "T0", "--tier", "T1")
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert [p for p in stale if p.exists()] == []
+        assert [p for p in kept if not p.exists()] == []
+        assert [r.status for r in survey(small_exp, Selection(tiers=frozenset({"T0", "T1"}))).runs] == [RunStatus.COMPLETED] * 2
+        tally(runs=2)
+    finally:
+        live.kill()
+        live.wait()
 
 
 # ------------------------------------------------------------- torn by hand

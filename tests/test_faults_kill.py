@@ -127,8 +127,8 @@ def test_killed_entry_point_is_recorded_failed_and_recovery_finishes_it(tmp_path
     results = tmp_path / "results"
 
     def kill_victim() -> None:
-        pid_file = wait_for(lambda: next(results.glob("faults/*/victim/pids.txt"), None), 120, "the victim to start")
-        pid = wait_for(lambda: recorded_pids(pid_file.parent), 30, "its pid")[0]
+        victim_dir = wait_for(lambda: next(results.glob("faults/*/victim"), None), 120, "the victim to start")
+        pid = wait_for(lambda: recorded_pids(victim_dir), 30, "its pid")[0]
         os.kill(pid, signal.SIGKILL)
 
     killer = threading.Thread(target=kill_victim, daemon=True)
@@ -150,9 +150,10 @@ def test_killed_entry_point_is_recorded_failed_and_recovery_finishes_it(tmp_path
     case = run.case("victim")
     assert classify_case(case).status is CaseStatus.COMPLETED and read_json(case.metrics)["tries"] == 2
     kept = case.attempt_dir(1)
-    # Runner files of the killed attempt moved aside unchanged; its own files stay in place.
+    # Runner files of the killed attempt moved aside unchanged, and with them its own files.
     moved = {name: digest for name, digest in first.items() if name in ("config.json", "run_record.json", "stdout.log", "stderr.log")}
     assert compare_kept(moved, file_hashes(kept)) == []
+    assert compare_kept(first, file_hashes(kept)) == []  # the whole killed attempt, byte for byte
     assert "killed by signal SIGKILL" in (load_record(kept / "run_record.json", RunRecord).reason or "")
     assert compare_kept(bystander, file_hashes(run.case("bystander").dir)) == []
     tally(runs=2)

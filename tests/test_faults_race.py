@@ -22,9 +22,11 @@ from conftest import PYTHON, REPO_ROOT, wait_for
 from faults_helpers import (
     Marked,
     compare_kept,
+    counters_of,
     fault_case,
     file_hashes,
     read_json,
+    recorded_pids,
     run_suite_cmd,
     tally,
     write_fault_suite,
@@ -192,7 +194,7 @@ def test_two_resumes_of_one_run_directory_exactly_one_reruns(tmp_path: Path, pre
     kept = file_hashes(run.case("kept").dir)
     redo = run.case("redo")
     redo.run_record.unlink()  # as if it never ran: its next try (tries.txt gone too) holds on the file
-    (redo.dir / "tries.txt").unlink()
+    (counters_of(redo.dir) / "tries.txt").unlink()
     hold.write_text("hold")
 
     args = run_suite_cmd(suite, "--resume", str(run.dir))
@@ -202,7 +204,7 @@ def test_two_resumes_of_one_run_directory_exactly_one_reruns(tmp_path: Path, pre
         assert len(race.errors) == 1 and f"is locked by pid {winner_pid}" in race.errors[0], race.out[-3000:]
     tally("race", faults=1, runs=2)
     assert classify_case(redo).status is CaseStatus.COMPLETED
-    assert read_json(redo.metrics)["tries"] == 1 and len((redo.dir / "pids.txt").read_text().split()) == 2  # 1 + 1 rerun
+    assert read_json(redo.metrics)["tries"] == 1 and len(recorded_pids(redo.dir)) == 2  # 1 + 1 rerun
     assert load_record(redo.run_record, RunRecord).attempt == 2 and redo.kept_attempts() == [1]  # the first logs, kept
     assert compare_kept(kept, file_hashes(run.case("kept").dir)) == []
     assert not run.lock.exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, REPO_ROOT, git
-from suite_factory import case_src, make_suite, rewrite_cases
+from suite_factory import case_src, make_suite, rewrite_cases, tries_file
 
 from experiment_infra import CasePaths, SuiteRunPaths, load_record
 from experiment_cli.run_suite import main
@@ -164,6 +164,22 @@ def test_retries_happen_and_attempts_are_kept(prefect_harness, tmp_path: Path) -
     assert "try 2" in case.stdout.read_text() and "try 1" not in case.stdout.read_text()
 
 
+def test_a_retry_moves_the_whole_failed_attempt_aside(prefect_harness, tmp_path: Path) -> None:
+    """Not only the runner's files: what the entry point wrote on the failed try is kept
+    in ``.attempts/attempt_1`` and the retry starts in an empty directory."""
+    suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1)
+
+    state, summary = run_flow(suite, tmp_path / "results")
+
+    assert state.is_completed() and summary.ok
+    case = CasePaths(Path(summary.run_dir) / "flaky")
+    first = case.attempt_dir(1)
+    assert (first / "progress.txt").read_text() == "try 1 started"  # the failed try's own output, kept
+    assert (case.dir / "progress.txt").read_text() == "try 2 started"
+    assert sorted(p.name for p in first.iterdir()) == ["config.json", "progress.txt", "run_record.json", "stderr.log", "stdout.log"]
+    assert load_record(CasePaths(first).run_record, RunRecord).exit_code == 3
+
+
 def test_failing_case_does_not_stop_others_and_exit_is_nonzero(
     prefect_harness, tmp_path: Path, capsys
 ) -> None:
@@ -220,7 +236,7 @@ def test_resume_skips_completed_and_reruns_the_rest(prefect_harness, tmp_path: P
     assert list((results / "demo").iterdir()) == [run_dir]
     assert task_states(state) == {"good": "Skipped", "bad": "Completed", "reports": "Completed"}  # then its report
     assert good.run_record.read_text() == good_record  # not run again
-    assert (good.dir / "tries.txt").read_text() == "1"
+    assert tries_file(good.dir).read_text() == "1"
     bad = CasePaths(run_dir / "bad")
     assert load_record(bad.run_record, RunRecord).attempt == 2
     assert load_record(CasePaths(bad.attempt_dir(1)).run_record, RunRecord).exit_code == 3

@@ -1,0 +1,22 @@
+"""What a flow does to a directory it opens again for writing, before it writes: sweep the
+temp files killed writers left there (``experiment_infra.sweep``), and say so in its log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger
+
+from experiment_infra.sweep import sweep_stale_temps
+
+
+def report_swept(directory: Path) -> list[Path]:
+    """Sweep ``directory`` (its lock held); one log line names what was removed."""
+    removed = sweep_stale_temps(directory)
+    if removed:
+        shown = ", ".join(str(p.relative_to(directory)) for p in removed[:5])
+        more = f" and {len(removed) - 5} more" if len(removed) > 5 else ""
+        get_run_logger().info(
+            "removed %d temp file(s) left by writers killed mid-write: %s%s", len(removed), shown, more
+        )
+    return removed
