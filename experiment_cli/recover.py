@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     check_services(args.dask_address, args.dask_workers)
     dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
     import flows.recover as flows_recover
-    flows_recover.quiet_lost_server_tracebacks()
+    from flows.lost_server import lost_server_call, quiet_lost_server_tracebacks
+
+    quiet_lost_server_tracebacks()
     try:
         state = run_flow(  # a temporary server that never starts: one error line, exit 2
             flows_recover.recover, experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
@@ -101,13 +103,13 @@ def run(args: argparse.Namespace) -> int:
         )
         result = state.result(raise_on_failure=False)
     except Exception as exc:
-        if not flows_recover.lost_server_call(exc):
+        if not lost_server_call(exc):
             raise
         result = exc
     if isinstance(result, RecoverySummary):
         return result.exit_code
     if isinstance(result, BaseException):
-        if flows_recover.lost_server_call(result):
+        if lost_server_call(result):
             return flows_recover.exit_code_from_files(before, result)  # the files decide, not a lost HTTP call
         raise result
     return EXIT_FAILED if state.is_failed() else EXIT_OK

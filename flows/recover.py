@@ -27,16 +27,12 @@ if __name__ == "__main__":
 
     run_main(lambda: main(sys.argv[1:]))
 
-import logging
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-import httpx
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
@@ -63,16 +59,11 @@ from experiment_infra.recovery.survey import (
     survey_suite_run,
     target_of,
 )
-from experiment_infra.recovery.render import (
-    before_after_rows,
-    counts_of,
-    render_json,
-    render_text,
-    still_needing_rows,
-)
-from flows.artifacts import artifact_key, experiment_tag, label_flow_run, publish_run_markdown, show, ui_only
+from experiment_infra.recovery.render import counts_of, render_json, render_text, still_needing_rows
+from flows.artifacts import show
 from flows.housekeeping import report_swept
 from flows.progress import Progress
+from flows.recover_artifacts import progress_key, publish_recovery
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner
 from tasks.recover import (
@@ -94,61 +85,6 @@ def _flow_run_name() -> str:
     directory = Path(str(params.get("experiment_dir", "")))
     dry = " (dry run)" if params.get("dry_run") or params.get("json_output") else ""
     return f"recover {directory.parent.name}/{directory.name}{dry}"
-
-
-def _artifact_key(directory: Path) -> str:
-    # Artifact keys allow lowercase letters, digits and dashes only.
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{directory.parent.name}-{directory.name}".lower()).strip("-")
-    return f"recover-{slug}"[:100]
-
-
-def _outcome_rows(before: Survey, after: Survey, summary: RecoverySummary) -> list[dict[str, Any]]:
-    """Every planned run's outcome (done, or not done and why), then the runs still needing
-    work that were not planned, then any other step that did not get done (the reports)."""
-    now = {r.label: r for r in after.runs} if isinstance(after, ExperimentSurvey) else {c.label: c for c in after.cases}
-    not_done = dict(summary.not_done)
-    planned = {r.label for r in before.planned}
-    rows: list[dict[str, Any]] = []
-    for r in before.planned:
-        a = now.get(r.label)
-        if r.label in not_done:
-            rows.append({"item": r.label, "before": r.status.value, "after": "not done", "reason": not_done[r.label]})
-        else:
-            rows.append({"item": r.label, "before": r.status.value, "after": a.status.value if a else "", "reason": f"done: {r.action}"})
-    rows += [
-        {"item": r["run"], "before": "", "after": r["status"], "reason": r["reason"]}
-        for r in still_needing_rows(after) if r["run"] not in planned
-    ]
-    rows += [{"item": label, "before": "", "after": "not done", "reason": why} for label, why in summary.not_done if label not in planned]
-    return rows
-
-
-def _publish(before: Survey, after: Survey, summary: RecoverySummary) -> None:
-    rows: list[dict[str, Any]] = [
-        {"item": f"{r['kind']}s {r['status']}", "before": r["before"], "after": r["after"], "reason": ""}
-        for r in before_after_rows(before, after)
-    ]
-    rows += _outcome_rows(before, after, summary)
-    directory = Path(summary.directory)
-    ui_only(
-        "the summary table artifact", create_table_artifact,
-        table=rows,
-        key=_artifact_key(directory),
-        description=(
-            f"Recovery of `{directory}`: {summary.planned - len(summary.not_done)} of {summary.planned} "
-            f"planned run(s) done; {len(summary.remaining)} still need work"
-        ),
-    )
-    name = experiment_tag(directory)  # the tag run_suite and report give this experiment too
-    ui_only("the flow run's tags", label_flow_run, tags=[name, before.mode.value, "recover"])
-    lines = [f"- {before.mode.value}: {summary.planned - len(summary.not_done)} of {summary.planned} planned run(s) done"]
-    def counts(c: dict[str, int]) -> str:
-        return ", ".join(f"{n} {status}" for status, n in c.items()) or "none"
-
-    lines += [f"- before: {counts(summary.before)}", f"- after: {counts(summary.after)}"]
-    lines += [f"  - **{label}** not done: {why}" for label, why in summary.not_done]
-    key = artifact_key("recovery", directory.parent.name, directory.name)  # not "recover-": that is the table
-    ui_only("the run's markdown artifact", publish_run_markdown, key, f"Recovery of {name}", directory, lines)
 
 
 # -------------------------------------------------------------------- fan-out
@@ -245,7 +181,7 @@ def _recover_experiment(
     spec = load_spec(before.exp) if any(r.rerun_agent or r.judge_slots for r in before.planned) else None
     with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, **dask) as runner:
         futures = _submit_experiment(runner, before, spec, verbose)
-        with Progress(len(futures), f"progress-{_artifact_key(before.exp.dir)}", "tasks") as progress:
+        with Progress(len(futures), progress_key(before.exp.dir), "tasks") as progress:
             for done in as_completed([f for _, _, f in futures]):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
@@ -347,42 +283,11 @@ def _recover(
         notes=tuple(before.notes),
         missing=tuple((m.tier, m.reason) for m in getattr(after, "missing_tiers", ())),
     )
-    _publish(before, after, summary)
+    publish_recovery(before, after, summary)
     return summary
 
 
 # --------------------------------------------------- when the server loses the run
-
-
-def lost_server_call(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it was raised from) is an HTTP call to the Prefect server
-    that failed for good (after the client's retries), not a problem of the recovery."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, httpx.HTTPError):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
-class _NoLostCallTraceback(logging.Filter):
-    """Keep the one-line error of a server call lost for good, drop its traceback: the
-    user's problem is the server, not a line of Prefect's engine."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None and lost_server_call(record.exc_info[1]):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-def quiet_lost_server_tracebacks() -> None:
-    """Install ``_NoLostCallTraceback`` on the loggers of Prefect's flow and task engines (the command line)."""
-    for name in ("prefect.flow_runs", "prefect.task_runs"):
-        log = logging.getLogger(name)
-        if not any(isinstance(f, _NoLostCallTraceback) for f in log.filters):
-            log.addFilter(_NoLostCallTraceback())
 
 
 def exit_code_from_files(before: Survey, exc: BaseException) -> int:
