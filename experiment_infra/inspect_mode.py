@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig
 from .inspect_logs import InspectNotInstalled, require_inspect
-from .layout import DIRTY_SUFFIX, inspect_log_dir, inspect_log_file_pattern, inspect_logs_for
+from .atomic import move_aside
+from .layout import DIRTY_SUFFIX, InspectCasePaths, inspect_log_dir, inspect_log_file_pattern, inspect_logs_for
 from .provenance import git_provenance
-from .records import GitProvenance
+from .records import GitProvenance, InspectRunRecord, read_record, utc_now_iso, write_record
 from .runner import OutputCallback, run_streaming
-from .status import CaseClassification, CaseStatus, classify_inspect_case
+from .status import CaseClassification, classify_inspect_case
 from .suite import Suite, SuiteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -146,27 +148,46 @@ def run_inspect_process(
     on_output: OutputCallback | None = None,
     cwd: Path | None = None,
 ) -> CaseClassification:
-    """Run one inspect case; its status comes from the ``.eval`` log it wrote.
+    """Run one inspect case; its status is what ``status.classify_inspect_case`` reads back.
 
-    Only a log this attempt wrote counts: a crash before Inspect started must not
-    be read as the success of an older log of the same variant.
+    The attempt is written down (an ``InspectRunRecord``: started, then ended with its exit
+    and the log it wrote), so a recovery reads the same status as this run: only a log this
+    attempt wrote counts, and a crash before Inspect started is never read as the success
+    of an older log of the same variant.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
+    paths = InspectCasePaths.of(log_dir, case.variant_name)
+    previous = read_record(paths.run_record, InspectRunRecord)
+    if previous.exists:
+        move_aside(paths.run_record, paths.next_attempt_record())  # never deleted
+    cwd = Path(cwd) if cwd is not None else Path.cwd()
+    record = InspectRunRecord(
+        variant_name=case.variant_name, command=list(case.command), cwd=str(cwd),
+        attempt=previous.record.attempt + 1 if previous.record else 1,
+        host=socket.gethostname(), started_at=utc_now_iso(),
+    )
+    write_record(paths.run_record, record)
+
+    def started(pid: int) -> None:
+        nonlocal record
+        record = record.model_copy(update={"pid": pid})
+        write_record(paths.run_record, record)
+
     before = set(inspect_logs_for(log_dir, case.variant_name))
     done = run_streaming(
         list(case.command),
-        cwd=Path(cwd) if cwd is not None else Path.cwd(),
+        cwd=cwd,
         env={**os.environ, **case.env, "PYTHONUNBUFFERED": "1"},
         logs=None,
         on_output=on_output,
         timeout_seconds=timeout_seconds,
+        on_start=started,
     )
+    written = sorted(set(inspect_logs_for(log_dir, case.variant_name)) - before, key=lambda p: p.name)
+    write_record(paths.run_record, record.model_copy(update={
+        "ended_at": utc_now_iso(), "exit_code": done.exit_code, "duration_seconds": done.duration_seconds,
+        "timed_out": done.timed_out, "reason": done.reason, "eval_log": written[-1].name if written else None,
+    }))
     if done.interrupted is not None:
         raise done.interrupted
-    if not set(inspect_logs_for(log_dir, case.variant_name)) - before:
-        why = done.reason or "exit code 0"
-        return CaseClassification(CaseStatus.FAILED, f"no .eval log written ({why})")
-    now = classify_inspect_case(log_dir, case.variant_name)
-    if now.status is CaseStatus.COMPLETED and done.exit_code != 0:
-        return CaseClassification(CaseStatus.FAILED, f"{now.reason}, but the entry point then failed: {done.reason}")
-    return now
+    return classify_inspect_case(log_dir, case.variant_name)

@@ -205,6 +205,35 @@ def inspect_logs_for(log_dir: Path, variant_name: str) -> list[Path]:
     return sorted(logs, key=lambda p: p.name)
 
 
+INSPECT_RECORDS_DIR = ".inspect_runs"
+
+
+@dataclass(frozen=True)
+class InspectCasePaths:
+    """This project's record of one inspect-mode case: the runner's account of its latest
+    attempt (``run_record.json``, earlier ones in ``.attempts/``). Kept beside the log
+    directory, at ``results/.inspect_runs/{experiment}/{variant}/``, never inside it: that
+    directory holds Inspect's flat ``.eval`` logs and nothing else."""
+
+    dir: Path
+
+    @classmethod
+    def of(cls, log_dir: Path, variant_name: str) -> InspectCasePaths:
+        log_dir = Path(log_dir)
+        return cls(log_dir.parent / INSPECT_RECORDS_DIR / log_dir.name / check_name("variant", variant_name))
+
+    @property
+    def run_record(self) -> Path:
+        return self.dir / "run_record.json"
+
+    def next_attempt_record(self) -> Path:
+        """Where the previous attempt's record is moved before a new attempt (first free N)."""
+        attempt = 1
+        while (self.dir / ".attempts" / f"attempt_{attempt}.json").exists():
+            attempt += 1
+        return self.dir / ".attempts" / f"attempt_{attempt}.json"
+
+
 # --------------------------------------------------------------- agent evaluation
 
 

@@ -302,6 +302,13 @@ class RunRecord(_Closed):
     reason: str | None = None
 
 
+class InspectRunRecord(RunRecord):
+    """``results/.inspect_runs/{experiment}/{variant}/run_record.json``: the runner's account
+    of the latest attempt of an inspect-mode case (a run record), plus the log it wrote."""
+
+    eval_log: str | None = None  # file name of the .eval log this attempt wrote; None: it wrote none
+
+
 # ------------------------------------------------------------- agent evaluation
 
 

@@ -13,11 +13,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from experiment_infra.inspect_mode import InspectPlan, check_inspect, format_inspect_plan, plan_inspect_suite
 from experiment_infra.layout import inspect_logs_for
+from experiment_infra.status import classify_inspect_case
 from experiment_infra.suite import Suite
 from flows.artifacts import artifact_key, publish_run_markdown
 from flows.progress import Progress
 from tasks.retries import retry_options
-from tasks.run_case import run_inspect_case_task
+from tasks.run_case import CaseFailed, run_inspect_case_task
 
 if TYPE_CHECKING:  # run_suite imports this module when a suite's mode is inspect
     from flows.run_suite import SuiteSummary
@@ -55,13 +56,19 @@ def run_inspect(
             progress.advance(failed=not done.state.is_completed())
     rows = []
     for case, future in zip(plan.cases, futures):
+        # The disk decides, as it does for a recovery: the case's run record and its log.
+        now = classify_inspect_case(plan.log_dir, case.variant_name)
+        reason = now.reason
         outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException) and not isinstance(outcome, CaseFailed):
+            reason = f"{type(outcome).__name__}: {outcome}"  # the task itself broke: say how
         logs = inspect_logs_for(plan.log_dir, case.variant_name)
-        if isinstance(outcome, BaseException):
-            status, reason = "failed", str(outcome)
-        else:
-            status, reason = outcome.status.value, outcome.reason
-        rows.append(CaseRow(case.variant_name, status, None, None, None, str(logs[-1]) if logs else "", reason))
+        record = now.record
+        rows.append(CaseRow(
+            case.variant_name, now.status.value, record.duration_seconds if record else None,
+            record.exit_code if record else None, record.attempt if record else None,
+            str(logs[-1]) if logs else "", reason,
+        ))
     summary = SuiteSummary(suite.experiment_name, str(plan.log_dir), rows=tuple(rows))
     print(summary.format())
     _publish(plan, summary, key)

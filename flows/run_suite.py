@@ -193,8 +193,8 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
             exc = future.result(raise_on_failure=False)
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
                 reason = f"{type(exc).__name__}: {exc}"
-        status = now.status.value if not (state.is_failed() and now.status is CaseStatus.COMPLETED) else "failed"
-        if status == CaseStatus.COMPLETED.value and state.name != SKIPPED:
+        status = now.status.value  # the disk decides; the Prefect state only adds why a task broke
+        if status == CaseStatus.COMPLETED.value and state.name != SKIPPED and not state.is_failed():
             reason = ""  # a success needs no reason ("exit code 0" only pushed the real ones aside)
         rows.append(
             CaseRow(

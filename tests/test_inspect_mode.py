@@ -40,7 +40,10 @@ def die():
         raise RuntimeError("solver exploded")  # Inspect records status "error"
     return solve
 
-task, _ = build(config.copy_with(model="mockllm/model"))
+task, model = build(config.copy_with(model="mockllm/model"))
+if config.model == "fail-after-log":  # Inspect logs success, then the entry point fails
+    run_inspect_case(task, config, model=model, max_samples=1)
+    sys.exit("log written, then the entry point failed")
 task.solver = die()
 log = run_inspect_case(task, config, model="mockllm/model")
 sys.exit(0 if log.status == "success" else 1)
@@ -122,6 +125,36 @@ def test_inspect_statuses_error_started_and_no_log(prefect_harness, tmp_path: Pa
     summary = state.result(raise_on_failure=False)
     reasons = {r.variant: r.reason for r in summary.rows}
     assert "no .eval log written" in reasons["nolog"] and "no model today" in reasons["nolog"]
+
+
+def test_a_failed_inspect_case_reads_as_failed_to_recovery(prefect_harness, tmp_path: Path) -> None:
+    from experiment_infra.layout import InspectCasePaths
+    from experiment_infra.records import InspectRunRecord, load_record
+    from experiment_infra.recovery.survey import Selection, survey
+
+    suite_file, _ = demo_repo(tmp_path / "repo", extra_cases='    ExperimentCase("late", base.copy_with(model="fail-after-log")),\n')
+    text = suite_file.read_text().replace('entry_point = "eval_quiz.py"', 'entry_point = "broken.py"')
+    text = text.replace("base = QuizConfig()", "retries = 0\nbase = QuizConfig()")
+    for healthy in ('"perfect"', '"sloppy"', '"hopeless"'):
+        text = "\n".join(line for line in text.splitlines() if healthy not in line) + "\n"
+    suite_file.write_text(text)
+    git(suite_file.parents[2], "commit", "-qam", "a case that fails after its log")
+
+    results = tmp_path / "results"
+    state = run_suite(suite_path=str(suite_file), results_root=str(results), return_state=True)
+    assert state.is_failed()
+    [row] = state.result(raise_on_failure=False).rows
+    assert row.status == "failed" and "then failed" in row.reason
+
+    # Written down beside the flat logs (the log directory holds .eval logs only) ...
+    log_dir = results / "inspect_demo"
+    assert all(p.suffix == ".eval" for p in log_dir.iterdir())
+    record = load_record(InspectCasePaths.of(log_dir, "late").run_record, InspectRunRecord)
+    assert record.exit_code == 1 and record.eval_log and (log_dir / record.eval_log).is_file()
+    # ... so recovery reads the same case as failed (it read the success log: completed).
+    [case] = survey(log_dir, Selection()).cases
+    assert (case.status.value, case.needs_work) == ("failed", True)
+    assert "then failed" in case.reason and "log written, then the entry point failed" in case.reason
 
 
 def test_inspect_dry_run_lists_patterns_and_writes_nothing(tmp_path: Path) -> None:
