@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import move_aside
+from .grading import grade_for
 from .layout import AgentRunPaths, JudgeSlotPaths, next_aside
 from .records import (
     AgentResult,
@@ -26,7 +27,6 @@ from .records import (
     RecordError,
     RunResult,
     TokenStats,
-    grade_for,
     load_record,
     read_record,
     utc_now_iso,

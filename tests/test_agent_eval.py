@@ -28,6 +28,7 @@ from experiment_infra.agent_eval import (
     start_experiment,
 )
 from experiment_infra.layout import ExperimentPaths
+from experiment_infra.grading import grade_for
 from experiment_infra.records import (
     AgentEvalManifest,
     AgentResult,
@@ -39,7 +40,6 @@ from experiment_infra.records import (
     JudgeTiming,
     Judgment,
     RunResult,
-    grade_for,
     load_record,
 )
 from experiment_infra.regenerate import regenerate_run

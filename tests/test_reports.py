@@ -23,6 +23,7 @@ from PIL import Image
 
 from conftest import FIXTURE, PYTHON, REPO_ROOT
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
+from experiment_infra.grading import grade_for
 from experiment_infra.records import (
     BestSubtest,
     ExperimentConfig,
@@ -38,7 +39,6 @@ from experiment_infra.records import (
     TierComparison,
     TierReport,
     TierResult,
-    grade_for,
     load_record,
     write_record,
 )

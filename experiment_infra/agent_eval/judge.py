@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..atomic import atomic_write_text, move_aside
+from ..grading import grade_for
 from ..layout import AgentRunPaths, ExperimentPaths, judge_slot_name, next_aside
 from ..process import run_logged
 from ..records import (
@@ -23,7 +24,6 @@ from ..records import (
     JudgeTiming,
     Judgment,
     explain_validation,
-    grade_for,
     utc_now_iso,
     write_record,
 )

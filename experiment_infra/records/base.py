@@ -1,0 +1,237 @@
+"""The one reader of result files, and the writer: ``read_record`` parses a file as its
+model and never raises for bad content (it says why); ``write_record`` writes atomically.
+
+Models of foreign files (ProjectScylla's agent-evaluation layout) derive from ``_Open``
+and keep unknown keys, so a newer writer's additions never make a good file look
+broken; files only this project writes derive from ``_Closed``, where a typo is an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..atomic import atomic_write_text, json_text
+from ..errors import ExperimentError
+
+# Result files are small; anything larger is not one of ours and is not read whole.
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def utc_now_iso() -> str:
+    return utc_now().isoformat()
+
+
+class RecordError(ExperimentError, ValueError):
+    """A result file that is missing or does not hold what its model requires."""
+
+
+class _Open(BaseModel):
+    """Foreign files: unknown keys are kept and written back unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Closed(BaseModel):
+    """Files only this project writes: a typo is an error, not a silent extra key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------- reading helpers
+
+
+class ReadResult(Generic[M]):
+    """A parsed record, or the reason there is none (``missing``, ``invalid: ...``)."""
+
+    __slots__ = ("record", "problem")
+
+    def __init__(self, record: M | None, problem: str | None) -> None:
+        self.record = record
+        self.problem = problem
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None
+
+    @property
+    def exists(self) -> bool:
+        return self.problem != "missing"
+
+
+def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
+    """Parse ``path`` as ``model``; never raises for bad content, never follows a symlink.
+
+    Classification reads thousands of these, so the file is opened once with
+    O_NOFOLLOW (the open is the existence check) and pydantic parses the bytes
+    directly; only a file that fails that fast path is parsed again with ``json``
+    so the reason names the JSON error or the first bad field.
+    """
+    try:
+        fd = os.open(path, NOFOLLOW_READ_FLAGS)
+    except FileNotFoundError:
+        return ReadResult(None, "missing")
+    except NotADirectoryError:
+        return ReadResult(None, "missing")
+    except OSError as exc:
+        name = os.path.basename(path)
+        if exc.errno == errno.ELOOP:
+            return ReadResult(None, f"invalid: {name} is a symlink (not followed)")
+        return ReadResult(None, f"invalid: {name} unreadable ({exc.strerror or exc})")
+    try:
+        # The read comes first: for the usual small regular file it is the whole file in
+        # one call, and only a file it cannot settle (empty, unreadable, as large as the
+        # read, or not a regular file at all: a FIFO reads as empty) costs an fstat.
+        raw = os.read(fd, _FIRST_READ)
+        if not raw or len(raw) == _FIRST_READ:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return ReadResult(None, "missing")
+            if st.st_size > MAX_RECORD_BYTES:
+                return ReadResult(None, f"invalid: {os.path.basename(path)} is {st.st_size} bytes (limit {MAX_RECORD_BYTES})")
+            if raw:
+                raw += _read_all(fd, max(0, st.st_size - len(raw)), limit=MAX_RECORD_BYTES - len(raw))
+    except OSError as exc:  # a directory (EISDIR), a FIFO with a writer (EAGAIN), or a real error
+        if not _is_regular(fd):
+            return ReadResult(None, "missing")
+        return ReadResult(None, f"invalid: {os.path.basename(path)} unreadable ({exc.strerror or exc})")
+    finally:
+        os.close(fd)
+    try:
+        return ReadResult(model.model_validate_json(raw), None)
+    except ValidationError:
+        pass
+    name = os.path.basename(path)
+    if not raw.strip():
+        return ReadResult(None, f"invalid: {name} is empty")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return ReadResult(None, f"invalid: {name} is not UTF-8")
+    except json.JSONDecodeError as exc:
+        return ReadResult(None, f"invalid: {name} is not valid JSON ({exc.msg} at line {exc.lineno})")
+    try:
+        return ReadResult(model.model_validate(data), None)
+    except ValidationError as exc:
+        return ReadResult(None, f"invalid: {name} {explain_validation(exc)}")
+
+
+_EXPECTED = {
+    "dict_type": "should be a JSON object",
+    "model_type": "should be a JSON object",
+    "model_attributes_type": "should be a JSON object",
+    "list_type": "should be a list",
+    "tuple_type": "should be a list",
+    "int_type": "should be a whole number",
+    "int_parsing": "should be a whole number",
+    "int_from_float": "should be a whole number",
+    "float_type": "should be a number",
+    "float_parsing": "should be a number",
+    "finite_number": "should be a finite number",
+    "bool_type": "should be true or false",
+    "bool_parsing": "should be true or false",
+    "string_type": "should be text",
+}
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def explain_validation(exc: ValidationError) -> str:
+    """The first problem pydantic found, as the end of a sentence a researcher can act on
+    (``lacks the required field exit_code``, ``field criteria_scores should be a JSON object,
+    but it is null``), never pydantic's own wording (``Input should be a valid dictionary``)."""
+    first = exc.errors()[0]
+    loc = first["loc"]
+    where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
+    kind, ctx = first["type"], first.get("ctx") or {}
+    if not where:
+        return f"should hold a JSON object, but it is {_shown(first.get('input'))}" if kind.endswith("_type") else first["msg"].lower()
+    if kind == "missing":
+        return f"lacks the required field {where}"
+    if kind == "extra_forbidden":
+        return f"has a field this project does not write: {where}"
+    if kind == "value_error" and ctx.get("error") is not None:
+        said, last = str(ctx["error"]), str(loc[-1])  # a validator's own sentence, e.g. "score must be ..."
+        return f"field {where}{said[len(last):]}" if said.startswith(last + " ") else f"field {where}: {said}"
+    if kind == "too_short":
+        return f"field {where} should not be empty"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+                 "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}[kind]
+        return f"field {where} should be {bound[0]} {ctx.get(bound[1])}, but it is {_shown(first.get('input'))}"
+    expected = _EXPECTED.get(kind)
+    if expected is None:
+        msg = first["msg"]
+        expected = msg[:1].lower() + msg[1:]
+        expected = expected[len("input "):] if expected.startswith("input ") else expected
+    return f"field {where} {expected}, but it is {_shown(first.get('input'))}"
+
+
+_FIRST_READ = 256 * 1024  # larger than any result file ProjectScylla writes
+
+
+def _is_regular(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+# O_NONBLOCK: a FIFO planted where a result file should be must not hang the reader.
+NOFOLLOW_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_all(fd: int, size: int, *, limit: int = MAX_RECORD_BYTES) -> bytes:
+    """Read to EOF (the file may have grown since fstat), never past ``limit``."""
+    first = os.read(fd, size + 1)
+    if len(first) <= size:  # a short read of a regular file is its end: the usual case
+        return first
+    chunks = [first]
+    total = len(first)
+    want = size + 1
+    while total <= limit:
+        chunk = os.read(fd, max(want, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if total > limit:
+        raise OSError(errno.EFBIG, f"grew past {limit} bytes while being read")
+    return b"".join(chunks)
+
+
+def load_record(path: Path, model: type[M]) -> M:
+    """Like ``read_record`` but raises ``RecordError`` naming the file."""
+    result = read_record(path, model)
+    if result.record is None:
+        raise RecordError(f"{path}: {result.problem}")
+    return result.record
+
+
+def record_json(record: BaseModel) -> str:
+    """The exact text ``write_record`` writes for ``record``."""
+    return json_text(record.model_dump(mode="json", exclude_none=False))
+
+
+def write_record(path: Path, record: BaseModel, *, fsync: bool = True) -> None:
+    atomic_write_text(path, record_json(record), fsync=fsync)
+
+
