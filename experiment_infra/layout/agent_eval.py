@@ -1,0 +1,364 @@
+"""Agent evaluation, ProjectScylla's layout: ``{experiment_dir}/{tier}/{subtest}/run_{NN}/{agent,judge}/...``."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .names import UnsafeNameError, check_name
+from .standard import free_run_dir
+
+_RUN_NUMBER = re.compile(r"^run_([0-9]+)\Z")
+
+
+class _Reported:
+    """``report.json`` and ``report.md``: the reports of a run, a subtest, a tier or an experiment."""
+
+    dir: Path
+
+    @property
+    def report_json(self) -> Path:
+        return self.dir / "report.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.dir / "report.md"
+
+
+class _Summarized(_Reported):
+    """Tier and experiment level: also the aggregated ``result.json`` and ``summary.md``."""
+
+    @property
+    def result(self) -> Path:
+        return self.dir / "result.json"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.dir / "summary.md"
+
+
+def run_dir_name_for(run_number: int) -> str:
+    return f"run_{run_number:02d}"
+
+
+def parse_run_number(name: str) -> int | None:
+    m = _RUN_NUMBER.match(name)
+    return int(m.group(1)) if m else None
+
+
+def judge_slot_name(slot: int) -> str:
+    return f"judge_{slot:02d}"
+
+
+@dataclass(frozen=True)
+class JudgeSlotPaths:
+    """``run_NN/judge/judge_NN/``: one judge model's grading of one run."""
+
+    dir: Path
+    slot: int
+
+    @property
+    def judgment(self) -> Path:
+        return self.dir / "judgment.json"
+
+    @property
+    def response(self) -> Path:
+        return self.dir / "response.txt"
+
+    @property
+    def stdout(self) -> Path:
+        return self.dir / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        return self.dir / "stderr.log"
+
+    @property
+    def timing(self) -> Path:
+        return self.dir / "timing.json"
+
+    @property
+    def replay(self) -> Path:
+        return self.dir / "replay.sh"
+
+    @property
+    def model_md(self) -> Path:
+        return self.dir / "MODEL.md"
+
+    @property
+    def command_log(self) -> Path:
+        """This project's record of the judge command (exit code); absent in foreign runs."""
+        return self.dir / "command_log.json"
+
+
+@dataclass(frozen=True)
+class AgentRunPaths(_Reported):
+    """``{tier}/{subtest}/run_{NN}/``: one agent run and its judge panel."""
+
+    dir: Path
+
+    @property
+    def run_number(self) -> int:
+        number = parse_run_number(self.dir.name)
+        if number is None:
+            raise ValueError(f"{self.dir}: not a run directory (expected run_NN)")
+        return number
+
+    # agent/
+    @property
+    def agent_dir(self) -> Path:
+        return self.dir / "agent"
+
+    @property
+    def command_log(self) -> Path:
+        return self.agent_dir / "command_log.json"
+
+    @property
+    def agent_stdout(self) -> Path:
+        return self.agent_dir / "stdout.log"
+
+    @property
+    def agent_stderr(self) -> Path:
+        return self.agent_dir / "stderr.log"
+
+    @property
+    def output(self) -> Path:
+        return self.agent_dir / "output.txt"
+
+    @property
+    def agent_timing(self) -> Path:
+        return self.agent_dir / "timing.json"
+
+    @property
+    def prompt(self) -> Path:
+        return self.agent_dir / "prompt.md"
+
+    @property
+    def agent_replay(self) -> Path:
+        return self.agent_dir / "replay.sh"
+
+    @property
+    def agent_result(self) -> Path:
+        return self.agent_dir / "result.json"
+
+    @property
+    def agent_model_md(self) -> Path:
+        return self.agent_dir / "MODEL.md"
+
+    # judge/
+    @property
+    def judge_dir(self) -> Path:
+        return self.dir / "judge"
+
+    @property
+    def consensus(self) -> Path:
+        return self.judge_dir / "result.json"
+
+    @property
+    def judge_timing(self) -> Path:
+        return self.judge_dir / "timing.json"
+
+    def judge_slot(self, slot: int) -> JudgeSlotPaths:
+        if slot < 1:
+            raise ValueError(f"judge slots are numbered from 1, got {slot}")
+        return JudgeSlotPaths(self.judge_dir / judge_slot_name(slot), slot)
+
+    # run level
+    @property
+    def run_result(self) -> Path:
+        return self.dir / "run_result.json"
+
+    @property
+    def workspace(self) -> Path:
+        return self.dir / "workspace"
+
+    @property
+    def task_prompt(self) -> Path:
+        return self.dir / "task_prompt.md"
+
+    @property
+    def judge_prompt(self) -> Path:
+        return self.dir / "judge_prompt.md"
+
+    @property
+    def worktree_script(self) -> Path:
+        """The ``git worktree add`` command that made ``workspace/`` (run it to rebuild one)."""
+        return self.dir / "worktree_create.sh"
+
+    @property
+    def workspace_instructions(self) -> Path:
+        """A condition's system prompt, where Claude Code reads project instructions."""
+        return self.workspace / "CLAUDE.md"
+
+
+@dataclass(frozen=True)
+class ExperimentPaths(_Summarized):
+    """An agent-evaluation experiment directory (ProjectScylla's layout)."""
+
+    dir: Path
+
+    @classmethod
+    def new(cls, results_root: Path, experiment_name: str, when: datetime, git7: str, dirty: bool) -> ExperimentPaths:
+        """An experiment directory that does not exist yet, named as in standard mode."""
+        return cls(free_run_dir(results_root, experiment_name, when, git7, dirty))
+
+    @property
+    def patch(self) -> Path:
+        """``git diff HEAD`` of a dirty project tree when the suite was run."""
+        return self.dir / "config" / "git.patch"
+
+    @property
+    def worktree_lock(self) -> Path:
+        """Serialises ``git worktree add`` on ``repo/`` across threads and processes."""
+        return self.dir / ".worktree.lock"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config" / "experiment.json"
+
+    @property
+    def manifest(self) -> Path:
+        """This project's own record of the suite (conditions, commands); absent in foreign dirs."""
+        return self.dir / "config" / "manifest.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.dir / ".recover.lock"
+
+    @property
+    def status_cache(self) -> Path:
+        """Classifications keyed by the files' stat signatures (written by real recoveries only)."""
+        return self.dir / ".recover-cache.json"
+
+    @property
+    def prompt(self) -> Path:
+        return self.dir / "prompt.md"
+
+    @property
+    def judge_prompt(self) -> Path:
+        return self.dir / "judge_prompt.md"
+
+    @property
+    def criteria(self) -> Path:
+        return self.dir / "criteria.md"
+
+    @property
+    def rubric(self) -> Path:
+        return self.dir / "rubric.yaml"
+
+    @property
+    def repo(self) -> Path:
+        """The task repository clone that run workspaces are worktrees of."""
+        return self.dir / "repo"
+
+    # experiment-level reports
+
+    @property
+    def tier_comparison(self) -> Path:
+        return self.dir / "tier_comparison.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.dir / "plots"
+
+    # report plots (PNG), written by experiment_infra.reports.plots
+    @property
+    def score_distribution_plot(self) -> Path:
+        return self.plots_dir / "score_distribution.png"
+
+    @property
+    def pass_rate_plot(self) -> Path:
+        return self.plots_dir / "pass_rate.png"
+
+    @property
+    def cost_vs_score_plot(self) -> Path:
+        return self.plots_dir / "cost_vs_score.png"
+
+    @property
+    def judge_agreement_plot(self) -> Path:
+        return self.plots_dir / "judge_agreement.png"
+
+    def tier(self, tier: str) -> TierPaths:
+        return TierPaths(self.dir / check_name("tier", tier))
+
+    def subtest(self, tier: str, subtest: str) -> SubtestPaths:
+        return SubtestPaths(self.tier(tier).dir / check_name("subtest", subtest))
+
+    def run(self, tier: str, subtest: str, run_number: int) -> AgentRunPaths:
+        return self.subtest(tier, subtest).run(run_number)
+
+    def subtests_on_disk(self, tier: str) -> list[str]:
+        """Subtest directories present under a tier (names that are safe only)."""
+        tier_dir = self.tier(tier).dir
+        if not tier_dir.is_dir() or tier_dir.is_symlink():
+            return []
+        names = []
+        for p in tier_dir.iterdir():
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith("."):
+                try:
+                    names.append(check_name("subtest", p.name))
+                except UnsafeNameError:
+                    continue
+        return sorted(names)
+
+
+@dataclass(frozen=True)
+class TierPaths(_Summarized):
+    dir: Path
+
+    @property
+    def best_subtest(self) -> Path:
+        return self.dir / "best_subtest.json"
+
+
+@dataclass(frozen=True)
+class SubtestPaths(_Reported):
+    dir: Path
+
+    def run(self, run_number: int) -> AgentRunPaths:
+        return AgentRunPaths(self.dir / run_dir_name_for(run_number))
+
+    def run_dir_str(self, run_number: int) -> str:
+        """``run(n).dir`` as a plain string (a survey of many runs skips the Path objects)."""
+        return os.path.join(self.dir, run_dir_name_for(run_number))
+
+    @property
+    def config_manifest(self) -> Path:
+        return self.dir / "config_manifest.json"
+
+    @property
+    def failed_dir(self) -> Path:
+        return self.dir / ".failed"
+
+    def failed_attempt(self, run_number: int, attempt: int) -> Path:
+        """Where a run directory is moved before it is run again."""
+        return self.failed_dir / f"{run_dir_name_for(run_number)}_attempt_{attempt}"
+
+    def next_failed_attempt(self, run_number: int) -> Path:
+        attempt = 1
+        while self.failed_attempt(run_number, attempt).exists():
+            attempt += 1
+        return self.failed_attempt(run_number, attempt)
+
+    def runs_on_disk(self) -> list[int]:
+        """Numbers of the ``run_NN`` directories present (one listing; the entries' types
+        come with it, so a survey of every subtest costs no stat per run)."""
+        try:
+            with os.scandir(self.dir) as entries:
+                found = [parse_run_number(e.name) for e in entries if e.is_dir()]
+        except OSError:  # absent, not a directory, unreadable: no runs to list
+            return []
+        return sorted(n for n in found if n is not None)
+
+
+def next_aside(dir_: Path, name: str) -> Path:
+    """``{dir_}/.failed/{name}_attempt_{K}`` with the first unused K (judge slots)."""
+    attempt = 1
+    while (dir_ / ".failed" / f"{name}_attempt_{attempt}").exists():
+        attempt += 1
+    return dir_ / ".failed" / f"{name}_attempt_{attempt}"
+
+

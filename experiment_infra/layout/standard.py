@@ -1,0 +1,122 @@
+"""Standard mode: ``results/{experiment}/{YYYYmmdd_HHMMSS}_{git7}[-dirty]/{variant}/...``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .names import DIRTY_SUFFIX, check_name
+
+_ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
+
+
+def run_dir_name(when: datetime, git7: str, dirty: bool) -> str:
+    return f"{when:%Y%m%d_%H%M%S}_{git7}{DIRTY_SUFFIX if dirty else ''}"
+
+
+def free_run_dir(results_root: Path, experiment_name: str, when: datetime, git7: str, dirty: bool) -> Path:
+    """``results/{experiment}/{YYYYmmdd_HHMMSS}_{git7}[-dirty]`` that does not exist yet.
+
+    Two runs started within the same second would share a name: the later one takes
+    the next free second.
+    """
+    parent = Path(results_root) / check_name("experiment", experiment_name)
+    while (parent / run_dir_name(when, git7, dirty)).exists():
+        when += timedelta(seconds=1)
+    return parent / run_dir_name(when, git7, dirty)
+
+
+@dataclass(frozen=True)
+class CasePaths:
+    """Files of one case of a standard-mode suite run."""
+
+    dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def run_record(self) -> Path:
+        return self.dir / "run_record.json"
+
+    @property
+    def stdout(self) -> Path:
+        return self.dir / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        return self.dir / "stderr.log"
+
+    @property
+    def metrics(self) -> Path:
+        """Optional numeric metrics an entry point may write (used by reports)."""
+        return self.dir / "metrics.json"
+
+    @property
+    def attempts_dir(self) -> Path:
+        return self.dir / ".attempts"
+
+    def attempt_dir(self, attempt: int) -> Path:
+        """Where everything an earlier attempt left in the case directory is moved before a retry."""
+        return self.attempts_dir / f"attempt_{attempt}"
+
+    def attempt_entries(self) -> list[Path]:
+        """What the current attempt holds: every entry of the case directory but ``.attempts``
+        (the runner's files and whatever the entry point wrote), sorted by name."""
+        if not self.dir.is_dir() or self.dir.is_symlink():
+            return []
+        return sorted(p for p in self.dir.iterdir() if p.name != self.attempts_dir.name)
+
+    def kept_attempts(self) -> list[int]:
+        if not self.attempts_dir.is_dir():
+            return []
+        found = (_ATTEMPT.match(p.name) for p in self.attempts_dir.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+
+@dataclass(frozen=True)
+class SuiteRunPaths:
+    """One standard-mode suite run: ``results/{experiment}/{run_dir_name}``."""
+
+    dir: Path
+
+    @classmethod
+    def new(cls, results_root: Path, experiment_name: str, when: datetime, git7: str, dirty: bool) -> SuiteRunPaths:
+        """A run directory that does not exist yet (see ``free_run_dir``)."""
+        return cls(free_run_dir(results_root, experiment_name, when, git7, dirty))
+
+    @property
+    def manifest(self) -> Path:
+        return self.dir / "manifest.json"
+
+    @property
+    def patch(self) -> Path:
+        """``git diff HEAD`` of a dirty working tree, beside the manifest."""
+        return self.dir / "git.patch"
+
+    @property
+    def summary(self) -> Path:
+        return self.dir / "summary.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.dir / "report.md"
+
+    @property
+    def metrics_plot(self) -> Path:
+        return self.dir / "metrics.png"
+
+    @property
+    def lock(self) -> Path:
+        return self.dir / ".lock"
+
+    def case(self, variant_name: str) -> CasePaths:
+        return CasePaths(self.dir / check_name("variant", variant_name))
+
+    def is_run_dir(self) -> bool:
+        return self.manifest.is_file()
+
+
