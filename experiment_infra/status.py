@@ -12,6 +12,7 @@ import hashlib
 import os
 import stat
 from array import array
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -438,19 +439,35 @@ def run_signature(paths: AgentRunPaths, slots: int) -> tuple[bytes, int]:
     created or removed, a directory listing changed, a symlink swapped in) changes
     the digest; the newest timestamp lets a cache refuse entries too fresh to trust.
     """
-    return run_signature_dir(os.fspath(paths.dir), slots)
+    digest, newest, _ = run_signature_dir(os.fspath(paths.dir), slots)
+    return digest, newest
 
 
-def run_signature_dir(run: str, slots: int) -> tuple[bytes, int]:
-    """``run_signature`` of the run directory ``run`` (a plain string)."""
+def run_signature_dir(run: str, slots: int, known_absent: Collection[int] = ()) -> tuple[bytes, int, tuple[int, ...]]:
+    """``run_signature`` of the run directory ``run`` (a plain string), and the indexes of
+    the entries it found absent.
+
+    ``known_absent``: entries that were absent when the signature being checked was
+    taken; they count as absent without an lstat. That is sound because the parent
+    directory of every entry is an entry too, and the run directory is always read:
+    creating a file or directory changes its parent's mtime and ctime, so anything
+    created since changes the digest all the same. (ProjectScylla's judge slots hold no
+    command_log.json, so a cached run of its costs three lstats fewer.)
+    """
     lstat = os.lstat
     parts: list[int] = []
+    absent: list[int] = []
     newest = 0
-    for suffix in _signature_entries(slots):
+    for i, suffix in enumerate(_signature_entries(slots)):
+        if i and i in known_absent:
+            parts.append(-1)
+            absent.append(i)
+            continue
         try:
             st = lstat(run + suffix)
         except OSError:
             parts.append(-1)
+            absent.append(i)
             continue
         m, c = st.st_mtime_ns, st.st_ctime_ns
         parts += (st.st_mode, st.st_ino, st.st_size, m, c)
@@ -462,7 +479,14 @@ def run_signature_dir(run: str, slots: int) -> tuple[bytes, int]:
         raw = array("q", parts).tobytes()
     except OverflowError:  # an inode number above 2**63
         raw = repr(parts).encode()
-    return hashlib.blake2b(raw, digest_size=16).digest(), newest
+    return hashlib.blake2b(raw, digest_size=16).digest(), newest, tuple(absent)
+
+
+def signature_parents(slots: int) -> list[tuple[str, str]]:
+    """(entry, its parent directory) for every entry but the run directory itself: what
+    ``known_absent`` relies on (each parent is an entry of the signature too)."""
+    entries = _signature_entries(slots)
+    return [(e, e.rsplit(_SEP, 1)[0]) for e in entries[1:]]
 
 
 # ------------------------------------------------------------------ inspect mode

@@ -23,7 +23,6 @@ from .status import (
     RunClassification,
     RunStatus,
     classify_run_dir,
-    run_signature_dir,
 )
 from .status_cache import StatusCache
 
@@ -36,7 +35,7 @@ _CHUNKS_PER_WORKER = 4  # small enough chunks that one slow directory does not i
 
 # What a worker sends back per run: None for a cache hit, else the classification as
 # plain values plus the signature it was read under (for the parent to cache).
-_Plain = tuple[str, str, tuple[tuple[str, str], ...], str, int] | None
+_Plain = tuple[str, str, tuple[tuple[str, str], ...], str, int, tuple[int, ...]] | None
 
 # Set in the parent just before the workers fork, so they inherit it instead of
 # receiving it pickled.
@@ -62,22 +61,20 @@ def _classify_span(span: tuple[int, int]) -> list[_Plain]:
     """Classify runs ``span[0]:span[1]`` of the batch (in a worker, or in the parent)."""
     assert _BATCH is not None
     items, models, cache = _BATCH
-    slots = len(models)
     out: list[_Plain] = []
     for label, run in items[span[0]:span[1]]:
-        sig, newest = "", 0
+        sig, newest, absent = "", 0, ()
         if cache is not None:
-            sig_bytes, newest = run_signature_dir(run, slots)
-            sig = sig_bytes.hex()
-            if cache.matches(label, sig):
+            matched, sig, newest, absent = cache.probe(label, run)
+            if matched:
                 out.append(None)
                 continue
         c = classify_run_dir(run, models)
-        out.append((c.status.value, c.reason, tuple((j.status.value, j.reason) for j in c.judges), sig, newest))
+        out.append((c.status.value, c.reason, tuple((j.status.value, j.reason) for j in c.judges), sig, newest, absent))
     return out
 
 
-def _built(plain: tuple[str, str, tuple[tuple[str, str], ...], str, int], models: list[str],
+def _built(plain: tuple[str, str, tuple[tuple[str, str], ...], str, int, tuple[int, ...]], models: list[str],
            memo: dict[tuple, RunClassification]) -> RunClassification:
     key = plain[:3]
     c = memo.get(key)
@@ -126,6 +123,6 @@ def classify_runs(items: Sequence[tuple[str, str]], judge_models: list[str], cac
             continue
         c = _built(p, models, memo)
         if cache is not None:
-            cache.store(label, c, p[3], p[4])
+            cache.store(label, c, p[3], p[4], p[5])
         out.append(c)
     return out

@@ -16,6 +16,7 @@ so is any entry that does not have the shape ``records.CachedRun`` describes.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -27,8 +28,8 @@ from .status import (
     JudgeStatus,
     RunClassification,
     RunStatus,
-    classify_run,
-    run_signature,
+    classify_run_dir,
+    run_signature_dir,
 )
 
 __all__ = ["RACY_SECONDS", "StatusCache"]
@@ -81,14 +82,28 @@ class StatusCache:
         self.hits += 1
         return built
 
-    def store(self, label: str, c: RunClassification, sig: str, newest_ns: int) -> None:
+    def probe(self, label: str, run: str) -> tuple[bool, str, int, tuple[int, ...]]:
+        """Whether the entry of ``label`` still holds for the run directory ``run``; with the
+        signature (hex), newest timestamp and absent entries a new classification is stored under."""
+        slots = len(self.judge_models)
+        entry = self.runs.get(label)
+        known = entry.get("absent") if isinstance(entry, dict) else None
+        known = tuple(i for i in known if isinstance(i, int)) if isinstance(known, list) else ()
+        digest, newest, absent = run_signature_dir(run, slots, known)
+        if self.matches(label, digest.hex()):
+            return True, digest.hex(), newest, absent
+        if known:  # taken with entries assumed absent: take it again, every entry read
+            digest, newest, absent = run_signature_dir(run, slots)
+        return False, digest.hex(), newest, absent
+
+    def store(self, label: str, c: RunClassification, sig: str, newest_ns: int, absent: tuple[int, ...] = ()) -> None:
         """Remember ``c`` for ``label``, unless its files are too fresh to trust their signature."""
         self.misses += 1
         now = self.now_ns if self.now_ns is not None else time.time_ns()
         if newest_ns < now - int(RACY_SECONDS * 1e9):
             self.runs[label] = CachedRun(
                 sig=sig, status=c.status.value, reason=c.reason,
-                judges=[[j.status.value, j.reason] for j in c.judges],
+                judges=[[j.status.value, j.reason] for j in c.judges], absent=list(absent),
             )
             self.changed = True
         elif self.runs.pop(label, None) is not None:
@@ -96,13 +111,13 @@ class StatusCache:
 
     def classify(self, label: str, paths: AgentRunPaths) -> RunClassification:
         """``classify_run`` of ``paths``, from the cache when its files did not change."""
-        sig_bytes, newest = run_signature(paths, len(self.judge_models))
-        sig = sig_bytes.hex()
-        hit = self.cached(label) if self.matches(label, sig) else None
+        run = os.fspath(paths.dir)
+        matched, sig, newest, absent = self.probe(label, run)
+        hit = self.cached(label) if matched else None
         if hit is not None:
             return hit
-        c = classify_run(paths, self.judge_models)
-        self.store(label, c, sig, newest)
+        c = classify_run_dir(run, self.judge_models)
+        self.store(label, c, sig, newest, absent)
         return c
 
     def save(self) -> None:

@@ -153,3 +153,30 @@ def test_the_rules_read_files_only_through_declared_names() -> None:
         and any(isinstance(a, (ast.Constant, ast.JoinedStr)) for a in node.args)
     ]
     assert literal_paths == [], "declare the name in _Names or _SlotNames, so the cache signature covers it"
+
+
+def test_entries_taken_as_absent_always_have_a_parent_in_the_signature() -> None:
+    # What lets a cached check skip the lstat of an entry that was absent: whatever is
+    # created later changes its parent directory, which the signature always reads.
+    from experiment_infra import status
+
+    for slots in (1, 3):
+        entries = set(status._signature_entries(slots))
+        assert [e for e, parent in status.signature_parents(slots) if parent not in entries] == []
+
+
+def test_a_file_created_where_the_cache_saw_none_is_read(scylla_copy: Path) -> None:
+    from experiment_infra.records import JudgeCommand, write_record
+
+    warm(scylla_copy)
+    exp = ExperimentPaths(scylla_copy)
+    entry = json.loads(exp.status_cache.read_text())["runs"]["T1/01/run_01"]
+    assert entry["absent"]  # ProjectScylla's slots hold no command_log.json: taken as absent next time
+    slot = run_paths(scylla_copy).judge_slot(2)
+    write_record(slot.command_log, JudgeCommand(model="m", command=["judge"], cwd="/", started_at="t",
+                                                ended_at="t", exit_code=1, reason="rate limited"))
+    cache = StatusCache.load(exp.status_cache, MODELS)
+    rows = view(scylla_copy, cache)
+    assert rows == view(scylla_copy, None) and cache.misses == 1
+    (run,) = [r for r in rows if r[0] == "T1/01/run_01"]
+    assert [j.status.value for j in run[3]][1] == "failed"

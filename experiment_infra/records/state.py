@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import orjson
 
@@ -41,6 +41,9 @@ class CachedRun(TypedDict):
     status: str
     reason: str
     judges: list[list[str]]  # [status, reason] per judge slot, in slot order
+    # Indexes of the signature's entries that were absent (status.run_signature_dir):
+    # a later check counts them absent without an lstat. Optional: older caches lack it.
+    absent: NotRequired[list[int]]
 
 
 class StatusCacheFile(TypedDict):
