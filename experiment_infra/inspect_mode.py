@@ -19,7 +19,7 @@ from .inspect_logs import InspectNotInstalled, require_inspect
 from .layout import DIRTY_SUFFIX, inspect_log_dir, inspect_log_file_pattern, inspect_logs_for
 from .provenance import git_provenance
 from .records import GitProvenance
-from .runner import OutputCallback, run_streaming
+from .streaming import OutputCallback, run_streaming
 from .status import CaseClassification, CaseStatus, classify_inspect_case
 from .suite import Suite, SuiteError
 

@@ -14,7 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .records import utc_now_iso
 
@@ -96,6 +96,27 @@ def running_command(pid: int) -> list[str] | None:
     if not raw:  # a zombie, or a kernel thread
         return None
     return [os.fsdecode(arg) for arg in raw.split(b"\0")[:-1]]
+
+
+def processes_running(match: Callable[[list[str]], bool]) -> list[int]:
+    """Pids of the live processes on this machine whose argv ``match`` accepts (Linux ``/proc``)."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit() and int(entry) != os.getpid():
+            argv = running_command(int(entry))
+            if argv is not None and match(argv):
+                found.append(int(entry))
+    return found
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    """Wait for a process that is not our child to end; True if it did within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def stop_group_of(pid: int, argv: Sequence[str], grace: float = KILL_GRACE_SECONDS) -> bool:

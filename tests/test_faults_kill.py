@@ -118,6 +118,49 @@ def test_killed_run_suite_is_classified_partial_and_resume_finishes_it(tmp_path:
         marked.end_all()
 
 
+def test_a_case_that_finishes_after_run_suite_was_killed_reads_completed_and_is_not_rerun(tmp_path: Path) -> None:
+    """The process waiting on the entry point records its end, whoever died: the entry
+    point's output still reaches its log, the case reads completed, a resume skips it."""
+    hold = tmp_path / "hold"
+    hold.write_text("the entry point waits while this file exists")
+    suite = write_fault_suite(tmp_path / "suite", [fault_case("late", hold_file=str(hold))])
+    results = tmp_path / "results"
+    marked = Marked(tmp_path / "prefect-home")
+    flow = marked.popen(*run_suite_cmd(suite, "--results-root", str(results)), log=tmp_path / "flow.log", start_new_session=True)
+    try:
+        wait_for(lambda: (results / "faults").is_dir() and any((results / "faults").iterdir()), 120, "the run directory")
+        run = _run_dir(results)
+        case = run.case("late")
+        wait_for(lambda: _started(run, "late"), 120, "the case to start")
+        os.kill(flow.pid, signal.SIGKILL)
+        flow.wait(timeout=30)
+        tally("kill", faults=1)
+        try:
+            os.killpg(flow.pid, signal.SIGKILL)  # whatever else was left in the flow's group
+        except ProcessLookupError:
+            pass
+        assert classify_case(case).status is CaseStatus.PARTIAL  # still running, nobody's end yet
+
+        hold.unlink()  # the entry point goes on to its end, its runner long gone
+        wait_for(lambda: classify_case(case).status is not CaseStatus.PARTIAL, 120, "the case to end")
+        now = classify_case(case)
+        assert now.status is CaseStatus.COMPLETED, now
+        record = load_record(case.run_record, RunRecord)
+        assert record.attempt == 1 and record.exit_code == 0 and record.pid == recorded_pids(case.dir)[0]
+        assert "done late" in case.stdout.read_text()
+        finished = file_hashes(case.dir)
+        tally(runs=1)
+
+        done = marked.run(*run_suite_cmd(suite, "--resume", str(run.dir)))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "skipped" in done.stdout
+        assert len(recorded_pids(case.dir)) == 1 and read_json(case.metrics)["tries"] == 1  # not run again
+        assert case.kept_attempts() == [] and compare_kept(finished, file_hashes(case.dir)) == []
+        tally(runs=1)
+    finally:
+        marked.end_all()
+
+
 def test_killed_entry_point_is_recorded_failed_and_recovery_finishes_it(tmp_path: Path, prefect_harness) -> None:
     from flows.run_suite import run_suite
 
