@@ -21,7 +21,7 @@ from .atomic import move_aside
 from .layout import DIRTY_SUFFIX, InspectCasePaths, inspect_log_dir, inspect_log_file_pattern, inspect_logs_for
 from .provenance import git_provenance
 from .records import GitProvenance, InspectRunRecord, read_record, utc_now_iso, write_record
-from .runner import OutputCallback, run_streaming
+from .streaming import OutputCallback, run_streaming
 from .status import CaseClassification, classify_inspect_case
 from .suite import Suite, SuiteError
 

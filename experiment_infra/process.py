@@ -8,13 +8,14 @@ straight to files: a grandchild that keeps the descriptors open cannot block it.
 from __future__ import annotations
 
 import os
-import sys
 import signal
+import socket
+import sys
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .records import utc_now_iso
 
@@ -22,6 +23,33 @@ TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports
 START_FAILED_EXIT_CODE = 127  # what a shell reports for a command it could not start
 KILL_GRACE_SECONDS = 5.0
 MAX_REASON_CHARS = 300
+
+
+# Run in front of a command that must not outlive the process that started it (agents and
+# judges: an orphan spends money on a result nobody records). It asks Linux to SIGKILL it
+# when its parent dies (PR_SET_PDEATHSIG survives exec), gives up if the parent is
+# already gone, then becomes the command (same pid). Elsewhere it only execs: the
+# command's process record is then what finds an orphan.
+DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    os._exit(137)
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    print(f"could not start {sys.argv[2]}: {exc.strerror or exc}", file=sys.stderr)
+    os._exit(127)
+"""
+
+
+def dying_with_parent(argv: Sequence[str]) -> list[str]:
+    """``argv`` behind the DIE_WITH_PARENT prelude (``-I -S``: no site, no environment
+    variables of Python's own, so it starts in milliseconds and imports nothing of the user's)."""
+    return [sys.executable, "-I", "-S", "-c", DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
 @dataclass(frozen=True)
@@ -98,6 +126,27 @@ def running_command(pid: int) -> list[str] | None:
     return [os.fsdecode(arg) for arg in raw.split(b"\0")[:-1]]
 
 
+def processes_running(match: Callable[[list[str]], bool]) -> list[int]:
+    """Pids of the live processes on this machine whose argv ``match`` accepts (Linux ``/proc``)."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit() and int(entry) != os.getpid():
+            argv = running_command(int(entry))
+            if argv is not None and match(argv):
+                found.append(int(entry))
+    return found
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    """Wait for a process that is not our child to end; True if it did within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def stop_group_of(pid: int, argv: Sequence[str], grace: float = KILL_GRACE_SECONDS) -> bool:
     """SIGTERM, then SIGKILL, the process group led by ``pid``, if that process still runs
     exactly ``argv``; True if it was stopped.
@@ -122,6 +171,35 @@ def stop_group_of(pid: int, argv: Sequence[str], grace: float = KILL_GRACE_SECON
     except (ProcessLookupError, PermissionError):
         pass
     return True
+
+
+def _group_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[2]) if fields is not None and len(fields) > 2 else None
+
+
+def stop_leftover(pid: int, host: str, argv: Sequence[str], pid_start: str | None) -> str | None:
+    """Stop what is left on this host of a process group started for ``argv`` (an earlier
+    attempt whose runner was killed); a sentence saying what was stopped, or None.
+
+    The leader is identified by its command line and start time (a pid alone may have been
+    reused). A group whose leader is gone is still stopped: while a group has members its
+    id cannot be given to another process, so they can only be that leader's leftovers.
+    """
+    if host != socket.gethostname():
+        return None
+    if pid_alive(pid):
+        if running_command(pid) != list(argv) or (pid_start is not None and proc_start(pid) != pid_start):
+            return None
+        return f"stopped pid {pid} ({argv[0]}), still running from an earlier attempt" if stop_group_of(pid, argv) else None
+    members = [int(e) for e in (os.listdir("/proc") if os.path.isdir("/proc") else []) if e.isdigit() and int(e) != pid and _group_of(int(e)) == pid and pid_alive(int(e))]
+    if not members:
+        return None
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return f"stopped {len(members)} process(es) an earlier attempt's pid {pid} ({argv[0]}) left running"
 
 
 def last_line(path: Path) -> str:
@@ -156,15 +234,21 @@ def run_logged(
     stdout_path: Path,
     stderr_path: Path,
     timeout_seconds: float,
+    die_with_parent: bool = False,
+    on_start: Callable[[int, str], None] | None = None,
 ) -> ProcessResult:
-    """Run ``argv`` to completion or timeout; the exit code of a timeout is 124."""
+    """Run ``argv`` to completion or timeout; the exit code of a timeout is 124.
+
+    ``die_with_parent``: the command is killed if this process dies (Linux; see
+    DIE_WITH_PARENT). ``on_start(pid, started_at)`` is called once it runs, to record it.
+    """
     started_at = utc_now_iso()
     start = time.monotonic()
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         try:
             proc = subprocess.Popen(
-                list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err, start_new_session=True,
+                dying_with_parent(argv) if die_with_parent else list(argv), cwd=cwd, env=dict(env),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
             )
         except OSError as exc:
             return ProcessResult(
@@ -172,6 +256,8 @@ def run_logged(
                 reason=f"could not start {argv[0]}: {exc.strerror or exc}",
             )
         try:
+            if on_start is not None:
+                on_start(proc.pid, started_at)
             proc.wait(timeout=timeout_seconds)
         except subprocess.TimeoutExpired:
             kill_group(proc)

@@ -16,7 +16,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed, State
 
-from experiment_infra.agent_eval import AgentEvalSpec, run_agent, run_judge, set_aside_run, set_aside_slot
+from experiment_infra.agent_eval import (
+    AgentEvalSpec,
+    run_agent,
+    run_judge,
+    set_aside_run,
+    set_aside_slot,
+    stop_judge_leftovers,
+    stop_leftovers,
+)
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths
 from experiment_infra.records import AgentResult, read_record
 from experiment_infra.status import (
@@ -88,6 +96,8 @@ def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, r
     """Run the agent for one run; returns the run's status on disk (``results`` when it finished)."""
     logger = get_run_logger()
     exp = ExperimentPaths(Path(exp_dir))
+    for stopped in stop_leftovers(exp.run(tier, subtest, run_number)):
+        logger.warning("%s/%s/run_%02d %s", tier, subtest, run_number, stopped)
     moved = set_aside_run(exp, tier, subtest, run_number)
     if moved is not None:
         logger.warning("earlier attempt moved to %s", moved)
@@ -113,6 +123,8 @@ def judge_slot_task(
     """Grade one run with one judge model; returns the slot's status on disk."""
     logger = get_run_logger()
     exp = ExperimentPaths(Path(exp_dir))
+    for stopped in stop_judge_leftovers(exp.run(tier, subtest, run_number).judge_slot(slot)):
+        logger.warning("%s/%s/run_%02d %s", tier, subtest, run_number, stopped)
     moved = set_aside_slot(exp, tier, subtest, run_number, slot)
     if moved is not None:
         logger.warning("earlier judge attempt moved to %s", moved)

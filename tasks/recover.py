@@ -27,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed, State
 
-from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, run_judge
+from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, run_judge, stop_judge_leftovers, stop_leftovers
 from experiment_infra.layout import ExperimentPaths, judge_slot_name, run_dir_name_for
 from experiment_infra.recovery.act import move_slot_aside, set_aside_run
 from experiment_infra.regenerate import regenerate_run
@@ -151,6 +151,8 @@ def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier:
     """Move the old run aside, run the agent again; a Failed state if its files say it failed."""
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
+    for stopped in stop_leftovers(exp.run(tier, subtest, run_number)):
+        logger.warning("%s: %s", label, stopped)
     aside = set_aside_run(exp, tier, subtest, run_number)
     if aside is not None:
         logger.info("%s: earlier attempt moved to %s", label, aside)
@@ -172,6 +174,8 @@ def rerun_judge_task(
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
     paths = exp.run(tier, subtest, run_number)
+    for stopped in stop_judge_leftovers(paths.judge_slot(slot)):
+        logger.warning("%s: %s", label, stopped)
     aside = move_slot_aside(exp, tier, subtest, run_number, slot)
     if aside is not None:
         logger.info("%s: earlier attempt moved to %s", label, aside)

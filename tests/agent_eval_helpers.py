@@ -27,7 +27,7 @@ FIXTURE_ONLY = {
     "report.json", "report.md",
 }
 # Files this project adds: each judge's command record (exit code, reason of a failure).
-OURS_ONLY = {f"judge/judge_0{n}/command_log.json" for n in (1, 2, 3)}
+OURS_ONLY = {f"judge/judge_0{n}/command_log.json" for n in (1, 2, 3)} | {"agent/process.json"}
 
 
 def task_files(tmp_path: Path) -> dict[str, Path]:

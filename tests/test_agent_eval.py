@@ -30,6 +30,7 @@ from experiment_infra.agent_eval import (
 from experiment_infra.layout import ExperimentPaths
 from experiment_infra.grading import grade_for
 from experiment_infra.records import (
+    ProcessRecord,
     AgentEvalManifest,
     AgentResult,
     AgentTiming,
@@ -51,6 +52,7 @@ MODELS = {
     **{f"judge/judge_0{n}/judgment.json": Judgment for n in (1, 2, 3)},
     **{f"judge/judge_0{n}/timing.json": JudgeTiming for n in (1, 2, 3)},
     **{f"judge/judge_0{n}/command_log.json": JudgeCommand for n in (1, 2, 3)},
+    "agent/process.json": ProcessRecord,
 }
 
 

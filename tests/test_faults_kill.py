@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import textwrap
 import threading
 from pathlib import Path
 
 import pytest
 from agent_eval_helpers import DEMO, make_suite
-from conftest import PYTHON, wait_for
+from conftest import PYTHON, REPO_ROOT, wait_for
 from faults_helpers import (
     Marked,
     alive,
@@ -34,7 +35,7 @@ from recover_helpers import recover_cli
 
 from experiment_infra.agent_eval import finish_run, plan_experiment, run_agent, run_judge, start_experiment
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
-from experiment_infra.records import CommandLog, JudgeCommand, RunRecord, load_record, read_record
+from experiment_infra.records import CommandLog, JudgeCommand, ProcessRecord, RunRecord, load_record, read_record
 from experiment_infra.recovery.survey import Selection, survey
 from experiment_infra.recovery.render import render_json
 from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
@@ -115,6 +116,49 @@ def test_killed_run_suite_is_classified_partial_and_resume_finishes_it(tmp_path:
         tally(runs=4)
     finally:
         hold.unlink(missing_ok=True)
+        marked.end_all()
+
+
+def test_a_case_that_finishes_after_run_suite_was_killed_reads_completed_and_is_not_rerun(tmp_path: Path) -> None:
+    """The process waiting on the entry point records its end, whoever died: the entry
+    point's output still reaches its log, the case reads completed, a resume skips it."""
+    hold = tmp_path / "hold"
+    hold.write_text("the entry point waits while this file exists")
+    suite = write_fault_suite(tmp_path / "suite", [fault_case("late", hold_file=str(hold))])
+    results = tmp_path / "results"
+    marked = Marked(tmp_path / "prefect-home")
+    flow = marked.popen(*run_suite_cmd(suite, "--results-root", str(results)), log=tmp_path / "flow.log", start_new_session=True)
+    try:
+        wait_for(lambda: (results / "faults").is_dir() and any((results / "faults").iterdir()), 120, "the run directory")
+        run = _run_dir(results)
+        case = run.case("late")
+        wait_for(lambda: _started(run, "late"), 120, "the case to start")
+        os.kill(flow.pid, signal.SIGKILL)
+        flow.wait(timeout=30)
+        tally("kill", faults=1)
+        try:
+            os.killpg(flow.pid, signal.SIGKILL)  # whatever else was left in the flow's group
+        except ProcessLookupError:
+            pass
+        assert classify_case(case).status is CaseStatus.PARTIAL  # still running, nobody's end yet
+
+        hold.unlink()  # the entry point goes on to its end, its runner long gone
+        wait_for(lambda: classify_case(case).status is not CaseStatus.PARTIAL, 120, "the case to end")
+        now = classify_case(case)
+        assert now.status is CaseStatus.COMPLETED, now
+        record = load_record(case.run_record, RunRecord)
+        assert record.attempt == 1 and record.exit_code == 0 and record.pid == recorded_pids(case.dir)[0]
+        assert "done late" in case.stdout.read_text()
+        finished = file_hashes(case.dir)
+        tally(runs=1)
+
+        done = marked.run(*run_suite_cmd(suite, "--resume", str(run.dir)))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "skipped" in done.stdout
+        assert len(recorded_pids(case.dir)) == 1 and read_json(case.metrics)["tries"] == 1  # not run again
+        assert case.kept_attempts() == [] and compare_kept(finished, file_hashes(case.dir)) == []
+        tally(runs=1)
+    finally:
         marked.end_all()
 
 
@@ -239,3 +283,84 @@ def test_killed_agent_and_judge_are_classified_and_recovery_finishes_them(
     assert compare_kept(before_slot, file_hashes(t1.judge_dir / ".failed" / "judge_02_attempt_1")) == []
     assert compare_kept(keep_t1, file_hashes(t1.dir)) == []
     tally(runs=2)
+
+
+HOLD_CLI = textwrap.dedent(
+    """
+    # In front of the fake agent: the model "agent-held", the first time, starts a child that
+    # ignores SIGTERM (as an agent's tool process might) and waits while HOLD_FILE exists;
+    # every other run is the real fake CLI.
+    import os, subprocess, sys, time
+    from pathlib import Path
+
+    args = sys.argv[1:]
+    if args[:1] == ["--version"]:
+        print("0.1.0 (hold wrapper)")
+        sys.exit(0)
+    model = args[args.index("--model") + 1] if "--model" in args else ""
+    marker = Path(os.environ["HOLD_DIR"]) / model
+    if model == "agent-held" and not marker.exists():
+        code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+        child = subprocess.Popen([sys.executable, "-c", code])
+        marker.write_text(f"{os.getpid()} {child.pid}")
+        while Path(os.environ["HOLD_FILE"]).exists():
+            time.sleep(0.05)
+    os.execv(sys.executable, [sys.executable, *args])
+    """
+)
+
+
+def test_a_killed_recovery_takes_its_agent_along_and_the_next_one_stops_what_is_left(tmp_path: Path, git_repo: Path) -> None:
+    """An agent dies with the recovery that started it (no orphan spending money on a run
+    nobody records); what it left (a child in its process group) is found from the run's
+    agent/process.json by the next recovery, stopped and named before the run is rerun once."""
+    from experiment_infra.agent_eval import Condition
+
+    wrapper = tmp_path / "hold.py"
+    wrapper.write_text(HOLD_CLI)
+    hold, held = tmp_path / "hold", tmp_path / "held"
+    hold.write_text("the held agent waits while this file exists")
+    held.mkdir()
+    env = {"HOLD_FILE": str(hold), "HOLD_DIR": str(held)}
+    agent = [PYTHON, str(wrapper), str(DEMO / "fake_agent.py"), "--model", "{model}", "--print", "--output-format",
+             "json", "--dangerously-skip-permissions", "{extra_args}", "{prompt_file}"]
+    suite = make_suite(tmp_path, git_repo, conditions=[Condition("T0", "00", "agent-held")], judge_models=["fake-opus"],
+                       agent_command=agent)
+    plan = plan_experiment(suite, results_root=tmp_path / "results")
+    start_experiment(plan, 1)  # the experiment directory, no run yet: the recovery runs the agent
+    exp = plan.exp
+    run = exp.run("T0", "00", 1)
+    marked = Marked(tmp_path / "prefect-home", **env)
+    first = marked.popen(str(REPO_ROOT / "flows" / "recover.py"), str(exp.dir), log=tmp_path / "first.log", start_new_session=True)
+    try:
+        marker = held / "agent-held"
+        wait_for(lambda: marker.exists() and len(marker.read_text().split()) == 2, 120, "the agent to start")
+        agent_pid, child_pid = map(int, marker.read_text().split())
+        record = wait_for(lambda: read_record(run.agent_process, ProcessRecord).record, 30, "the agent's process record")
+        assert record.pid == agent_pid and record.host == socket.gethostname() and record.started_at
+
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        tally("kill", faults=1)
+        assert wait_gone([agent_pid], 10) == []  # the agent went with its recovery
+        assert alive(child_pid)  # its child, in the agent's group, did not
+        assert classify_run(run, ["fake-opus"]).status is RunStatus.PARTIAL
+        try:
+            os.killpg(first.pid, signal.SIGKILL)  # whatever else was left in the recovery's group
+        except ProcessLookupError:
+            pass
+        tally(runs=1)
+
+        hold.unlink()
+        done = marked.run(str(REPO_ROOT / "flows" / "recover.py"), str(exp.dir))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert wait_gone([child_pid], 10) == []  # found from the record and stopped before the rerun
+        assert f"left running" in done.stdout + done.stderr and f"pid {agent_pid}" in done.stdout + done.stderr
+        after = survey(exp.dir, Selection())
+        assert [(r.label, r.status) for r in after.runs] == [("T0/00/run_01", RunStatus.COMPLETED)]
+        kept = ExperimentPaths(exp.dir).subtest("T0", "00").failed_attempt(1, 1)
+        assert load_record(kept / "agent" / "process.json", ProcessRecord).pid == agent_pid  # the killed attempt, kept
+        assert not (ExperimentPaths(exp.dir).subtest("T0", "00").failed_attempt(1, 2)).exists()  # rerun once
+        tally(runs=1)
+    finally:
+        marked.end_all()

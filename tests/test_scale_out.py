@@ -30,7 +30,8 @@ class WhereConfig(BaseExperimentConfig):
     wait_seconds: float = 300.0
 '''
 
-# Records which process started it: its parent is the process that ran the case's task.
+# Records which process started it: the process that ran the case's task (the parent of
+# the case's waiter, the small process between a runner and every entry point).
 ENTRY = '''
 import json, os, sys, time
 from pathlib import Path
@@ -40,10 +41,17 @@ from {cfg} import WhereConfig
 from experiment_infra.atomic import atomic_write_json
 from experiment_infra.layout import CasePaths
 
+
+def parent_of(pid):
+    stat = Path(f"/proc/{{pid}}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2:].split()[1])
+
+
 cfg = WhereConfig.from_cli()
 ppid = os.getppid()
-stat = Path(f"/proc/{{ppid}}/stat").read_text()
-grandparent = int(stat[stat.rfind(")") + 2:].split()[1])
+if b"case_waiter.py" in Path(f"/proc/{{ppid}}/cmdline").read_bytes():
+    ppid = parent_of(ppid)
+grandparent = parent_of(ppid)
 if cfg.rendezvous:
     # Both halves of a pair must be running at once: proof of two worker processes
     # (each has one thread), not a timing assertion.

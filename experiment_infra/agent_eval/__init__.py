@@ -5,7 +5,7 @@ operate on one experiment directory and one run or judge slot at a time; they ne
 write over an earlier attempt (``set_aside_run`` / ``set_aside_slot`` move it first).
 """
 
-from .agent import agent_argv, run_agent, set_aside_run
+from .agent import agent_argv, run_agent, set_aside_run, stop_judge_leftovers, stop_leftovers
 from .commands import DEFAULT_AGENT_COMMAND, DEFAULT_JUDGE_COMMAND, REDACTED
 from .experiment import create_experiment, load_spec
 from .judge import finish_run, judge_argv, parse_judgment, run_judge, set_aside_slot
@@ -26,6 +26,8 @@ __all__ = [
     "TaskSpec",
     "WorkspaceError",
     "agent_argv",
+    "stop_judge_leftovers",
+    "stop_leftovers",
     "create_experiment",
     "ensure_clone",
     "finish_run",

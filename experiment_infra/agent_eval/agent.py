@@ -10,15 +10,25 @@ leaves logs and no command log: ``partial``.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from ..atomic import atomic_write_text, move_aside
-from ..layout import AgentRunPaths, ExperimentPaths
-from ..records import AgentTiming, CommandEntry, CommandLog, utc_now_iso, write_record
+from ..layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths
+from ..records import (
+    AgentTiming,
+    CommandEntry,
+    CommandLog,
+    JudgeCommand,
+    ProcessRecord,
+    read_record,
+    utc_now_iso,
+    write_record,
+)
 from ..regenerate import build_agent_result
 from ..status import RunStatus, classify_agent
 from .commands import agent_replay_script, cli_version, model_md, process_env, recorded_env, render
-from ..process import run_logged
+from ..process import proc_start, run_logged, stop_leftover
 from .spec import AgentEvalError, AgentEvalSpec
 from .workspace import create_workspace
 
@@ -40,10 +50,39 @@ def refuse_linked_parents(exp: ExperimentPaths, tier: str, subtest: str) -> None
             )
 
 
+def stop_leftovers(paths: AgentRunPaths) -> list[str]:
+    """Stop the agent and judge processes (or what they left) an earlier attempt of this run
+    still has running on this host, from their records; what was stopped, as sentences.
+
+    Agents and judges die with the process that started them (Linux), but a command's own
+    children may not, and elsewhere nothing kills them: this keeps an orphan from
+    running beside the rerun (and from writing into the attempt being moved aside).
+    """
+    stopped = []
+    agent = read_record(paths.agent_process, ProcessRecord).record
+    if agent is not None:
+        said = stop_leftover(agent.pid, agent.host, agent.command, agent.pid_start)
+        stopped += [f"agent: {said}"] if said else []
+    for slot in paths.judge_slots_on_disk():
+        stopped += stop_judge_leftovers(slot)
+    return stopped
+
+
+def stop_judge_leftovers(slot: JudgeSlotPaths) -> list[str]:
+    """``stop_leftovers`` for one judge slot, from its ``command_log.json``."""
+    judge = read_record(slot.command_log, JudgeCommand).record
+    if judge is None or judge.ended_at is not None or judge.pid is None or judge.host is None:
+        return []
+    said = stop_leftover(judge.pid, judge.host, judge.command, judge.pid_start)
+    return [f"{slot.dir.name}: {said}"] if said else []
+
+
 def set_aside_run(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -> Path | None:
-    """Move an earlier attempt of a run to ``{subtest}/.failed/run_NN_attempt_K`` (never deleted)."""
+    """Move an earlier attempt of a run to ``{subtest}/.failed/run_NN_attempt_K`` (never deleted),
+    after stopping whatever of it still runs (``stop_leftovers``)."""
     refuse_linked_parents(exp, tier, subtest)
     paths = exp.run(tier, subtest, run_number)
+    stop_leftovers(paths)
     if not paths.dir.is_symlink() and (not paths.dir.exists() or (paths.dir.is_dir() and not any(paths.dir.iterdir()))):
         return None
     return move_aside(paths.dir, exp.subtest(tier, subtest).next_failed_attempt(run_number))
@@ -96,6 +135,10 @@ def run_agent(exp: ExperimentPaths, spec: AgentEvalSpec, tier: str, subtest: str
     atomic_write_text(paths.agent_replay, agent_replay_script(argv, str(workspace), condition.env, now))
     os.chmod(paths.agent_replay, 0o755)
 
+    def started(pid: int, at: str) -> None:
+        record = ProcessRecord(command=argv, host=socket.gethostname(), pid=pid, started_at=at, pid_start=proc_start(pid))
+        write_record(paths.agent_process, record)
+
     result = run_logged(
         argv,
         cwd=workspace,
@@ -103,6 +146,8 @@ def run_agent(exp: ExperimentPaths, spec: AgentEvalSpec, tier: str, subtest: str
         stdout_path=paths.agent_stdout,
         stderr_path=paths.agent_stderr,
         timeout_seconds=spec.agent_timeout_seconds,
+        die_with_parent=True,  # an orphaned agent spends money on a run nobody records
+        on_start=started,
     )
     atomic_write_text(paths.output, paths.agent_stdout.read_bytes().decode("utf-8", errors="replace"))
     write_record(paths.agent_timing, AgentTiming(agent_duration_seconds=result.duration_seconds, measured_at=result.ended_at))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from ..atomic import atomic_write_text, move_aside
 from ..grading import grade_for
 from ..layout import AgentRunPaths, ExperimentPaths, judge_slot_name, next_aside
-from ..process import run_logged
+from ..process import proc_start, run_logged
 from ..records import (
     JudgeCommand,
     JudgeTiming,
@@ -30,6 +31,7 @@ from ..records import (
 from ..regenerate import Panel, parse_agent_stdout, rebuild_after_judging
 from ..status import JudgeStatus, agent_finished, classify_agent, classify_judge
 from .commands import cli_version, judge_replay_script, model_md, process_env, render
+from .agent import stop_judge_leftovers
 from .spec import AgentEvalSpec
 from .workspace import workspace_changes
 
@@ -190,9 +192,15 @@ def run_judge(
     )
     write_record(slot_paths.command_log, command)  # started, not ended: a killed judge reads as partial
 
+    def started(pid: int, at: str) -> None:
+        nonlocal command
+        command = command.model_copy(update={"host": socket.gethostname(), "pid": pid, "pid_start": proc_start(pid)})
+        write_record(slot_paths.command_log, command)
+
     result = run_logged(
         argv, cwd=cwd, env=process_env({}), stdout_path=slot_paths.stdout,
         stderr_path=slot_paths.stderr, timeout_seconds=spec.judge_timeout_seconds,
+        die_with_parent=True, on_start=started,  # an orphaned judge spends money on a grade nobody records
     )
     if slot_paths.stderr.stat().st_size == 0:
         slot_paths.stderr.unlink()  # ProjectScylla's slots hold no stderr.log; keep only one that says something
@@ -220,8 +228,10 @@ def run_judge(
 
 
 def set_aside_slot(exp: ExperimentPaths, tier: str, subtest: str, run_number: int, slot: int) -> Path | None:
-    """Move an earlier attempt of a judge slot to ``judge/.failed/judge_NN_attempt_K`` (never deleted)."""
+    """Move an earlier attempt of a judge slot to ``judge/.failed/judge_NN_attempt_K`` (never deleted),
+    after stopping its judge if that still runs (``stop_judge_leftovers``)."""
     paths = exp.run(tier, subtest, run_number)
+    stop_judge_leftovers(paths.judge_slot(slot))
     slot_dir = paths.judge_slot(slot).dir
     if not slot_dir.exists() and not slot_dir.is_symlink():
         return None

@@ -12,6 +12,7 @@ from .names import UnsafeNameError, check_name
 from .standard import free_run_dir
 
 _RUN_NUMBER = re.compile(r"^run_([0-9]+)\Z")
+_JUDGE_SLOT = re.compile(r"^judge_([0-9]+)\Z")
 
 
 class _Reported:
@@ -148,6 +149,11 @@ class AgentRunPaths(_Reported):
     def agent_model_md(self) -> Path:
         return self.agent_dir / "MODEL.md"
 
+    @property
+    def agent_process(self) -> Path:
+        """This project's record of the running agent process (pid, host, start)."""
+        return self.agent_dir / "process.json"
+
     # judge/
     @property
     def judge_dir(self) -> Path:
@@ -165,6 +171,13 @@ class AgentRunPaths(_Reported):
         if slot < 1:
             raise ValueError(f"judge slots are numbered from 1, got {slot}")
         return JudgeSlotPaths(self.judge_dir / judge_slot_name(slot), slot)
+
+    def judge_slots_on_disk(self) -> list[JudgeSlotPaths]:
+        """The ``judge_NN`` directories present (a linked ``judge/`` is not followed)."""
+        if not self.judge_dir.is_dir() or self.judge_dir.is_symlink():
+            return []
+        found = (_JUDGE_SLOT.match(p.name) for p in self.judge_dir.iterdir() if p.is_dir() and not p.is_symlink())
+        return [self.judge_slot(n) for n in sorted(int(m.group(1)) for m in found if m and int(m.group(1)) >= 1)]
 
     # run level
     @property

@@ -185,13 +185,29 @@ class JudgeTiming(_Open):
     measured_at: str | None = None
 
 
+class ProcessRecord(_Closed):
+    """``agent/process.json``: the agent process of a run, written when it starts, so a
+    later resume or recovery can find it (or what it left) if its runner was killed."""
+
+    command: list[str]
+    host: str
+    pid: int
+    started_at: str
+    # The process start time (Linux /proc), so a reused pid is not mistaken for it.
+    pid_start: str | None = None
+
+
 class JudgeCommand(_Closed):
-    """``judge/judge_NN/command_log.json``: how this project ran a judge."""
+    """``judge/judge_NN/command_log.json``: how this project ran a judge (written at the
+    start, with the judge's ``host`` and ``pid`` once it runs, and again at the end)."""
 
     model: str
     command: list[str]
     cwd: str
     started_at: str
+    host: str | None = None
+    pid: int | None = None
+    pid_start: str | None = None
     ended_at: str | None = None
     exit_code: int | None = None
     duration_seconds: float | None = None

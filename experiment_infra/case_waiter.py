@@ -1,0 +1,123 @@
+"""The process between a runner and a standard-mode entry point; it records the case's end.
+
+    python experiment_infra/case_waiter.py CASE_DIR [--timeout SECONDS]
+
+The runner writes the attempt's run record (the command, no pid, no end) and starts
+this waiter in a session of its own; the waiter starts the entry point (in its own
+process group, as before), writes its logs, fills in its pid, waits for it, enforces
+the timeout and writes the end of the record, atomically. A runner that is killed
+(SIGKILL, a lost laptop) therefore costs nothing: the entry point's output still
+reaches its logs (nothing writes to a pipe nobody reads), and a case that finishes
+afterwards reads ``completed``, so a resume does not run it again (submitit's job
+process does the same for its jobs). The entry point's lines are also forwarded to
+the waiter's stdout/stderr, for the runner's live log, while anyone reads them.
+
+A resume that finds a leftover attempt still running stops the waiter (SIGKILL: it
+writes nothing more) before the entry point's group, then sets the attempt aside.
+Started by path, not ``-m``, so it runs from any working directory.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":
+    # Run as a script, sys.path[0] is experiment_infra/ (whose module names would shadow
+    # top-level ones): the directory holding the package instead.
+    import sys
+    from pathlib import Path
+
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Sequence
+
+from experiment_infra.layout import CasePaths
+from experiment_infra.records import RunRecord, read_record, utc_now_iso, write_record
+from experiment_infra.streaming import run_streaming
+
+WAITER_SCRIPT = Path(__file__).resolve()
+BAD_INPUT_EXIT_CODE = 2
+
+
+class Terminated(BaseException):
+    """SIGTERM (the runner was interrupted): the entry point's group is killed, the end recorded."""
+
+
+def waiter_argv(paths: CasePaths, timeout_seconds: float | None, python: str = sys.executable) -> list[str]:
+    argv = [python, str(WAITER_SCRIPT), str(paths.dir.resolve())]
+    return argv + (["--timeout", repr(float(timeout_seconds))] if timeout_seconds is not None else [])
+
+
+def is_waiter_of(argv: Sequence[str], paths: CasePaths) -> bool:
+    """``argv`` (of a running process) is a waiter of the case at ``paths``."""
+    return len(argv) >= 3 and Path(argv[1]).name == WAITER_SCRIPT.name and argv[2] == str(paths.dir.resolve())
+
+
+def _forward(stream: str, line: str) -> None:
+    # Unbuffered: a runner that died leaves a broken pipe, and the write's error makes
+    # the streamer stop forwarding (the logs are written either way).
+    os.write(1 if stream == "stdout" else 2, (line + "\n").encode("utf-8", "replace"))
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def _still_this_attempt(paths: CasePaths, mine: RunRecord) -> bool:
+    """The record on disk is still this attempt's, unfinished (nobody took the case over)."""
+    now = read_record(paths.run_record, RunRecord).record
+    return now is not None and now.ended_at is None and (now.attempt, now.pid, now.started_at) == (
+        mine.attempt, mine.pid, mine.started_at
+    )
+
+
+def wait_case(paths: CasePaths, timeout_seconds: float | None) -> int:
+    """Run the command of the case's run record to its end and record that end; the exit code."""
+    read = read_record(paths.run_record, RunRecord)
+    if read.record is None:
+        print(f"error: {paths.run_record}: {read.problem}; the runner writes it before starting the waiter", file=sys.stderr)
+        return BAD_INPUT_EXIT_CODE
+    record = read.record
+
+    def started(pid: int) -> None:
+        nonlocal record
+        record = record.model_copy(update={"pid": pid})
+        write_record(paths.run_record, record)
+
+    signal.signal(signal.SIGTERM, _terminated)
+    with open(paths.stdout, "wb") as out_log, open(paths.stderr, "wb") as err_log:
+        done = run_streaming(
+            record.command, cwd=Path(record.cwd), env=dict(os.environ), logs=(out_log, err_log),
+            on_output=_forward, timeout_seconds=timeout_seconds, on_start=started,
+        )
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the end is written whole, whatever comes now
+    if _still_this_attempt(paths, record):
+        write_record(
+            paths.run_record,
+            record.model_copy(
+                update={
+                    "ended_at": utc_now_iso(),
+                    "exit_code": done.exit_code,
+                    "duration_seconds": done.duration_seconds,
+                    "timed_out": done.timed_out,
+                    "reason": done.reason,
+                }
+            ),
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="case_waiter.py", description=__doc__.splitlines()[0])
+    parser.add_argument("case_dir", type=Path)
+    parser.add_argument("--timeout", type=float, default=None)
+    args = parser.parse_args(argv)
+    return wait_case(CasePaths(args.case_dir), args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

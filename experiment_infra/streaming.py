@@ -1,0 +1,181 @@
+"""Run a command in its own process group, streaming its output (no Prefect here).
+
+Bytes go to log files as they come and lines to a callback; a timeout or an
+interrupted caller kills the whole group. Used by the case waiter (between a runner
+and a standard-mode entry point), by the runner to read its waiter, and by inspect mode.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable
+
+from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group
+
+# (stream, line): stream is "stdout" or "stderr", line has no trailing newline.
+OutputCallback = Callable[[str, str], None]
+
+# After the entry point exits, a grandchild that kept its stdout open would keep the
+# logs open forever; past this delay the rest of its process group is killed.
+DRAIN_SECONDS = 5.0
+POLL_SECONDS = 0.5  # how often a silent case is checked for exit and timeout
+
+
+class _Stream:
+    """One pipe of the case: bytes go to its log file as they come, lines to the callback."""
+
+    def __init__(self, name: str, pipe: IO[bytes], log: IO[bytes] | None, on_output: OutputCallback | None) -> None:
+        self.name, self.pipe, self.log, self.on_output = name, pipe, log, on_output
+        self.pending = b""
+        self.last_line = ""
+
+    def feed(self, data: bytes) -> None:
+        if self.log is not None:
+            self.log.write(data)
+            self.log.flush()
+        *lines, self.pending = (self.pending + data).split(b"\n")
+        for line in lines:
+            self._emit(line)
+
+    def close(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = b""
+        self.pipe.close()
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if line.strip():
+            self.last_line = line.strip()
+        if self.on_output is not None:
+            try:
+                self.on_output(self.name, line)
+            except Exception:  # a broken log forwarder must not cost the log file
+                self.on_output = None
+
+
+def _pump(
+    proc: subprocess.Popen[bytes], streams: list[_Stream], deadline: float | None, drain: float = DRAIN_SECONDS
+) -> bool:
+    """Copy the pipes until both close; return True if ``deadline`` passed first.
+
+    Runs in the calling thread (no reader threads: with hundreds of cases their
+    start-up showed in the per-case overhead). A grandchild that keeps a pipe open
+    after the entry point exited gets ``drain`` seconds, then its group is killed; a
+    pipe still open a second later (held by a process that left the group) is given up.
+    """
+    selector = selectors.DefaultSelector()
+    for stream in streams:
+        selector.register(stream.pipe, selectors.EVENT_READ, stream)
+    exited_at: float | None = None
+    killed = False
+    try:
+        while selector.get_map():
+            now = time.monotonic()
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > drain:
+                if killed and now - exited_at > drain + 1.0:
+                    return False
+                if not killed:
+                    kill_group(proc, grace=0.5)
+                    killed = True
+            # The timeout is the entry point's: once it has exited, only the drain delay applies
+            # (a leftover child holding the pipe must not turn a finished case into a timeout).
+            if deadline is not None and now >= deadline and exited_at is None:
+                return True
+            wait = POLL_SECONDS if deadline is None or exited_at is not None else min(POLL_SECONDS, deadline - now)
+            for key, _ in selector.select(wait):
+                stream = key.data
+                data = os.read(key.fd, 65536)
+                if data:
+                    stream.feed(data)
+                else:
+                    selector.unregister(key.fileobj)
+                    stream.close()
+    finally:
+        selector.close()
+    return False
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """How a streamed subprocess ended."""
+
+    exit_code: int
+    duration_seconds: float
+    timed_out: bool
+    reason: str | None
+    interrupted: BaseException | None = None
+
+
+def run_streaming(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    logs: tuple[IO[bytes], IO[bytes]] | None,
+    on_output: OutputCallback | None,
+    timeout_seconds: float | None,
+    on_start: Callable[[int], None] | None = None,
+) -> Streamed:
+    """Run ``command`` in its own process group, copying its output to ``logs`` and ``on_output``.
+
+    Never raises for the command's own failures; an interrupted runner (Ctrl-C,
+    Prefect cancellation) kills the group and reports the exception in ``interrupted``.
+    """
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: a timeout kills grandchildren too
+        )
+    except OSError as exc:
+        return Streamed(START_FAILED_EXIT_CODE, 0.0, False, f"could not start {command[0]}: {exc.strerror or exc}")
+    if on_start is not None:
+        on_start(proc.pid)
+    assert proc.stdout is not None and proc.stderr is not None
+    out_log, err_log = logs if logs is not None else (None, None)
+    streams = [_Stream("stdout", proc.stdout, out_log, on_output), _Stream("stderr", proc.stderr, err_log, on_output)]
+    deadline = started + timeout_seconds if timeout_seconds is not None else None
+
+    timed_out = False
+    interrupted: BaseException | None = None
+    try:
+        timed_out = _pump(proc, streams, deadline)
+        if not timed_out:
+            proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    except BaseException as exc:  # KeyboardInterrupt, Prefect cancellation, ...
+        interrupted = exc
+        kill_group(proc)
+    if timed_out:
+        kill_group(proc)
+    # Whatever the killed group wrote last still belongs in the logs.
+    unread = [s for s in streams if not s.pipe.closed]
+    if unread:
+        _pump(proc, unread, None, drain=1.0)
+    for stream in unread:
+        if not stream.pipe.closed:
+            stream.close()
+
+    exit_code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+    if timed_out:
+        reason: str | None = f"timed out after {timeout_seconds:g} s; process group killed"
+    elif interrupted is not None:
+        reason = f"runner interrupted ({type(interrupted).__name__}); process group killed"
+    else:
+        reason = describe_exit(exit_code, streams[1].last_line)
+    return Streamed(exit_code, round(time.monotonic() - started, 3), timed_out, reason, interrupted)
