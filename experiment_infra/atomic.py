@@ -16,8 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from .layout import TEMP_SUFFIX, temp_prefix
 
 # Read once: os.umask can only be read by setting it, which is not thread-safe.
@@ -54,7 +52,7 @@ def atomic_write_text(path: Path, text: str, *, fsync: bool = True) -> None:
 
 def json_text(data: Any) -> str:
     """``data`` (a pydantic model or plain JSON value) as the indented JSON every file here holds."""
-    if isinstance(data, BaseModel):
+    if hasattr(data, "model_dump"):  # a pydantic model (not imported here: see clock.py)
         data = data.model_dump(mode="json")
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 

@@ -33,10 +33,13 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Sequence
+from typing import Any, Sequence
 
+# Standard library and the light core modules only: this process runs beside every case,
+# and importing the pydantic models would cost it more CPU than a trivial case takes.
+from experiment_infra.clock import utc_now_iso
 from experiment_infra.layout import CasePaths
-from experiment_infra.records import RunRecord, read_record, utc_now_iso, write_record
+from experiment_infra.records.run_record_io import read_run_record_json, update_run_record_json
 from experiment_infra.streaming import run_streaming
 
 WAITER_SCRIPT = Path(__file__).resolve()
@@ -67,46 +70,35 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
 
 
-def _still_this_attempt(paths: CasePaths, mine: RunRecord) -> bool:
+def _still_this_attempt(paths: CasePaths, mine: dict[str, Any]) -> bool:
     """The record on disk is still this attempt's, unfinished (nobody took the case over)."""
-    now = read_record(paths.run_record, RunRecord).record
-    return now is not None and now.ended_at is None and (now.attempt, now.pid, now.started_at) == (
-        mine.attempt, mine.pid, mine.started_at
-    )
+    now, _ = read_run_record_json(paths.run_record)
+    identity = ("attempt", "pid", "started_at")
+    return now is not None and now.get("ended_at") is None and all(now.get(k) == mine.get(k) for k in identity)
 
 
 def wait_case(paths: CasePaths, timeout_seconds: float | None) -> int:
     """Run the command of the case's run record to its end and record that end; the exit code."""
-    read = read_record(paths.run_record, RunRecord)
-    if read.record is None:
-        print(f"error: {paths.run_record}: {read.problem}; the runner writes it before starting the waiter", file=sys.stderr)
+    record, problem = read_run_record_json(paths.run_record)
+    if record is None:
+        print(f"error: {paths.run_record}: {problem}; the runner writes it before starting the waiter", file=sys.stderr)
         return BAD_INPUT_EXIT_CODE
-    record = read.record
 
     def started(pid: int) -> None:
         nonlocal record
-        record = record.model_copy(update={"pid": pid})
-        write_record(paths.run_record, record)
+        record = update_run_record_json(paths.run_record, record, pid=pid)
 
     signal.signal(signal.SIGTERM, _terminated)
     with open(paths.stdout, "wb") as out_log, open(paths.stderr, "wb") as err_log:
         done = run_streaming(
-            record.command, cwd=Path(record.cwd), env=dict(os.environ), logs=(out_log, err_log),
+            record["command"], cwd=Path(record["cwd"]), env=dict(os.environ), logs=(out_log, err_log),
             on_output=_forward, timeout_seconds=timeout_seconds, on_start=started,
         )
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the end is written whole, whatever comes now
     if _still_this_attempt(paths, record):
-        write_record(
-            paths.run_record,
-            record.model_copy(
-                update={
-                    "ended_at": utc_now_iso(),
-                    "exit_code": done.exit_code,
-                    "duration_seconds": done.duration_seconds,
-                    "timed_out": done.timed_out,
-                    "reason": done.reason,
-                }
-            ),
+        update_run_record_json(
+            paths.run_record, record, ended_at=utc_now_iso(), exit_code=done.exit_code,
+            duration_seconds=done.duration_seconds, timed_out=done.timed_out, reason=done.reason,
         )
     return 0
 

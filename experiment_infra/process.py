@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from .records import utc_now_iso
+from .clock import utc_now_iso
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports
 START_FAILED_EXIT_CODE = 127  # what a shell reports for a command it could not start

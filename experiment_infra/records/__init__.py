@@ -10,144 +10,102 @@ one module per layout they describe:
 
 Import from here (``from experiment_infra.records import RunResult``); the modules
 are how the schemas are kept, not a second way to reach them.
+
+The names are imported on first use (PEP 562), one module at a time: a process that
+needs the run record alone (the case waiter) does not build every report model.
 """
 
 from __future__ import annotations
 
-from .base import (
-    MAX_RECORD_BYTES,
-    utc_now,
-    utc_now_iso,
-    RecordError,
-    ReadResult,
-    read_record,
-    explain_validation,
-    NOFOLLOW_READ_FLAGS,
-    load_record,
-    record_json,
-    write_record,
-)
-from .standard import (
-    GitProvenance,
-    ManifestCase,
-    SuiteManifest,
-    RunRecord,
-    InspectRunRecord,
-    CaseMetrics,
-)
-from .agent_eval import (
-    ExperimentConfig,
-    CommandEntry,
-    CommandLog,
-    AgentTiming,
-    TokenStats,
-    AgentResult,
-    ClaudeUsage,
-    ClaudeCodeOutput,
-    Judgment,
-    JudgeTiming,
-    ProcessRecord,
-    JudgeCommand,
-    Consensus,
-    JudgeSummary,
-    RunResult,
-    RunReport,
-    ConditionRecord,
-    AgentEvalManifest,
-)
-from .reports import (
-    INFINITE,
-    cost_of_pass_value,
-    MissingRun,
-    SubtestResult,
-    TierResult,
-    ExperimentResult,
-    SubtestReportSummary,
-    SubtestReportChild,
-    SubtestReport,
-    TierReportSummary,
-    TierReportBest,
-    TierReportChild,
-    TierReport,
-    ExperimentReportSummary,
-    ExperimentReportBest,
-    ExperimentReportChild,
-    ExperimentReport,
-    TierComparisonEntry,
-    TierComparison,
-    SubtestVote,
-    BestSubtest,
-)
-from .state import (
-    LockInfo,
-    CachedRun,
-    StatusCacheFile,
-    cached_run_ok,
-    read_status_cache,
-    write_status_cache,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "MAX_RECORD_BYTES",
-    "utc_now",
-    "utc_now_iso",
-    "RecordError",
-    "ReadResult",
-    "read_record",
-    "explain_validation",
-    "NOFOLLOW_READ_FLAGS",
-    "load_record",
-    "record_json",
-    "write_record",
-    "GitProvenance",
-    "ManifestCase",
-    "SuiteManifest",
-    "RunRecord",
-    "InspectRunRecord",
-    "CaseMetrics",
-    "ExperimentConfig",
-    "CommandEntry",
-    "CommandLog",
-    "AgentTiming",
-    "TokenStats",
-    "AgentResult",
-    "ClaudeUsage",
-    "ClaudeCodeOutput",
-    "Judgment",
-    "JudgeTiming",
-    "ProcessRecord",
-    "JudgeCommand",
-    "Consensus",
-    "JudgeSummary",
-    "RunResult",
-    "RunReport",
-    "ConditionRecord",
-    "AgentEvalManifest",
-    "INFINITE",
-    "cost_of_pass_value",
-    "MissingRun",
-    "SubtestResult",
-    "TierResult",
-    "ExperimentResult",
-    "SubtestReportSummary",
-    "SubtestReportChild",
-    "SubtestReport",
-    "TierReportSummary",
-    "TierReportBest",
-    "TierReportChild",
-    "TierReport",
-    "ExperimentReportSummary",
-    "ExperimentReportBest",
-    "ExperimentReportChild",
-    "ExperimentReport",
-    "TierComparisonEntry",
-    "TierComparison",
-    "SubtestVote",
-    "BestSubtest",
-    "LockInfo",
-    "CachedRun",
-    "StatusCacheFile",
-    "cached_run_ok",
-    "read_status_cache",
-    "write_status_cache",
-]
+# Public name -> the module of this package that defines it.
+_WHERE = {
+    "annotations": "__future__",
+    "MAX_RECORD_BYTES": "base",
+    "utc_now": "base",
+    "utc_now_iso": "base",
+    "RecordError": "base",
+    "ReadResult": "base",
+    "read_record": "base",
+    "explain_validation": "base",
+    "NOFOLLOW_READ_FLAGS": "base",
+    "load_record": "base",
+    "record_json": "base",
+    "write_record": "base",
+    "GitProvenance": "standard",
+    "ManifestCase": "standard",
+    "SuiteManifest": "standard",
+    "RunRecord": "standard",
+    "InspectRunRecord": "standard",
+    "CaseMetrics": "standard",
+    "ExperimentConfig": "agent_eval",
+    "CommandEntry": "agent_eval",
+    "CommandLog": "agent_eval",
+    "AgentTiming": "agent_eval",
+    "TokenStats": "agent_eval",
+    "AgentResult": "agent_eval",
+    "ClaudeUsage": "agent_eval",
+    "ClaudeCodeOutput": "agent_eval",
+    "Judgment": "agent_eval",
+    "JudgeTiming": "agent_eval",
+    "ProcessRecord": "agent_eval",
+    "JudgeCommand": "agent_eval",
+    "Consensus": "agent_eval",
+    "JudgeSummary": "agent_eval",
+    "RunResult": "agent_eval",
+    "RunReport": "agent_eval",
+    "ConditionRecord": "agent_eval",
+    "AgentEvalManifest": "agent_eval",
+    "INFINITE": "reports",
+    "cost_of_pass_value": "reports",
+    "MissingRun": "reports",
+    "SubtestResult": "reports",
+    "TierResult": "reports",
+    "ExperimentResult": "reports",
+    "SubtestReportSummary": "reports",
+    "SubtestReportChild": "reports",
+    "SubtestReport": "reports",
+    "TierReportSummary": "reports",
+    "TierReportBest": "reports",
+    "TierReportChild": "reports",
+    "TierReport": "reports",
+    "ExperimentReportSummary": "reports",
+    "ExperimentReportBest": "reports",
+    "ExperimentReportChild": "reports",
+    "ExperimentReport": "reports",
+    "TierComparisonEntry": "reports",
+    "TierComparison": "reports",
+    "SubtestVote": "reports",
+    "BestSubtest": "reports",
+    "LockInfo": "state",
+    "CachedRun": "state",
+    "StatusCacheFile": "state",
+    "cached_run_ok": "state",
+    "read_status_cache": "state",
+    "write_status_cache": "state",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # static checkers see the real imports
+    from .base import MAX_RECORD_BYTES, utc_now, utc_now_iso, RecordError, ReadResult, read_record, explain_validation, NOFOLLOW_READ_FLAGS, load_record, record_json, write_record
+    from .standard import GitProvenance, ManifestCase, SuiteManifest, RunRecord, InspectRunRecord, CaseMetrics
+    from .agent_eval import ExperimentConfig, CommandEntry, CommandLog, AgentTiming, TokenStats, AgentResult, ClaudeUsage, ClaudeCodeOutput, Judgment, JudgeTiming, ProcessRecord, JudgeCommand, Consensus, JudgeSummary, RunResult, RunReport, ConditionRecord, AgentEvalManifest
+    from .reports import INFINITE, cost_of_pass_value, MissingRun, SubtestResult, TierResult, ExperimentResult, SubtestReportSummary, SubtestReportChild, SubtestReport, TierReportSummary, TierReportBest, TierReportChild, TierReport, ExperimentReportSummary, ExperimentReportBest, ExperimentReportChild, ExperimentReport, TierComparisonEntry, TierComparison, SubtestVote, BestSubtest
+    from .state import LockInfo, CachedRun, StatusCacheFile, cached_run_ok, read_status_cache, write_status_cache

@@ -12,27 +12,19 @@ import errno
 import json
 import os
 import stat
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..atomic import atomic_write_text, json_text
+from ..clock import utc_now, utc_now_iso
 from ..errors import ExperimentError
 
 # Result files are small; anything larger is not one of ours and is not read whole.
 MAX_RECORD_BYTES = 32 * 1024 * 1024
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def utc_now_iso() -> str:
-    return utc_now().isoformat()
 
 
 class RecordError(ExperimentError, ValueError):

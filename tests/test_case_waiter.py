@@ -1,0 +1,28 @@
+"""The waiter beside every standard-mode case stays light and writes only RunRecord's fields."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from conftest import PYTHON, REPO_ROOT
+
+from experiment_infra.records import RunRecord
+from experiment_infra.records.run_record_io import END_FIELDS, START_FIELDS
+
+
+def test_the_waiter_writes_only_fields_of_the_run_record() -> None:
+    assert set(START_FIELDS) | set(END_FIELDS) <= set(RunRecord.model_fields)
+
+
+def test_the_waiter_starts_without_pydantic_and_names_a_missing_record(tmp_path: Path) -> None:
+    # It runs once per case: loading the models would cost more CPU than a trivial case.
+    proc = subprocess.run(
+        [PYTHON, "-X", "importtime", str(REPO_ROOT / "experiment_infra" / "case_waiter.py"), str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert errors == [f"error: {tmp_path / 'run_record.json'}: missing; the runner writes it before starting the waiter"]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert not [m for m in imported if m.split(".")[0] in ("pydantic", "pydantic_core", "prefect")]
