@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..atomic import atomic_write_text, json_text
-from ..clock import utc_now, utc_now_iso
+from ..clock import utc_now, utc_now_iso  # noqa: F401 (part of this module's API)
 from ..errors import ExperimentError
 
 # Result files are small; anything larger is not one of ours and is not read whole.

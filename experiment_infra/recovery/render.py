@@ -6,9 +6,9 @@ depend on it, so keys are only ever added, never renamed.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ..atomic import json_bytes
 from .survey import (
     ExperimentSurvey,
     Mode,
@@ -159,7 +159,7 @@ def survey_document(survey: Survey) -> dict[str, Any]:
 
 
 def render_json(survey: Survey) -> str:
-    return json.dumps(survey_document(survey), indent=2, ensure_ascii=False)
+    return json_bytes(survey_document(survey)).decode("utf-8")
 
 
 # ------------------------------------------------------------------ artifact rows

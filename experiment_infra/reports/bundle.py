@@ -18,55 +18,17 @@ from typing import Callable
 from pydantic import BaseModel
 
 from ..atomic import atomic_write_bytes
-from ..atomic import json_text
+from ..atomic import json_bytes
 from ..records import record_json
 
 _RELATIVE_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\((?![a-z]+:)[^)]*\)")
 GENERATED_LINE = re.compile(r"^\*\*Generated\*\*: .*$", re.MULTILINE)
 
 
-try:
-    import orjson as _orjson  # installed with Prefect; optional here
-except ImportError:  # pragma: no cover
-    _orjson = None
-
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def _orjson_safe(data: object) -> bool:
-    """Whether orjson writes ``data`` exactly as ``json.dumps(indent=2, ensure_ascii=False)``:
-    str keys, 64-bit ints, and floats Python prints without an exponent (0, or
-    1e-4 <= |x| < 1e16; orjson writes 1e-05 as 0.00001 and has no Infinity)."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if not isinstance(key, str):
-                    return False
-                stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, float):
-            if item != 0.0 and not (1e-4 <= abs(item) < 1e16):
-                return False
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
-            continue
-        elif isinstance(item, int):
-            if not _INT64[0] <= item <= _INT64[1]:
-                return False
-        else:
-            return False
-    return True
-
-
 def report_json(record: BaseModel) -> bytes:
     """``record_json(record)`` as UTF-8, the same bytes, through orjson when that is exact
     (pure-Python indented ``json`` is most of a large rebuild's cost)."""
-    data = record.model_dump(mode="json", exclude_none=False)
-    if _orjson is not None and _orjson_safe(data):
-        return _orjson.dumps(data, option=_orjson.OPT_INDENT_2) + b"\n"
-    return json_text(data).encode("utf-8")
+    return json_bytes(record.model_dump(mode="json", exclude_none=False)) + b"\n"
 
 
 def current_bytes(path: Path) -> bytes | None:
