@@ -3,8 +3,9 @@ against an existence-only scan of the same tree.
 
     python benchmarks/bench_recovery.py [--runs 10000] [--dir DIR] [--flow 200] [--keep]
 
-The tree is built from one ProjectScylla fixture run, hard-linked (copied where links
-are not possible) into ``tiers x subtests x runs``. Steps, each timed over every run:
+The tree is built from one ProjectScylla fixture run, copied into ``tiers x subtests x
+runs``: the files the status rules read are real copies in every run, the rest (logs,
+workspace) hard links. Steps, each timed over every run:
 
 1. existence-only scan: ``os.path.exists`` on each file the status rules look at
    (output.txt, command_log.json, timing.json, agent/result.json, judge/result.json,
@@ -54,11 +55,29 @@ def shape(n: int) -> tuple[int, int, int]:
     return tiers, subtests, max(1, n // (tiers * subtests))
 
 
+def _read_by_rules() -> set[str]:
+    """The run-relative files a classification opens: copied, not linked, in every run,
+    so each run's reads hit files of their own, as in a real experiment (10,000 links to
+    one inode would all be served from the same few cached pages)."""
+    proto = AgentRunPaths(Path("."))
+    names = {proto.output, proto.command_log, proto.agent_timing, proto.agent_stderr, proto.agent_result,
+             proto.consensus, proto.run_result}
+    for i in range(1, 10):
+        names |= {proto.judge_slot(i).judgment, proto.judge_slot(i).command_log}
+    return {os.fspath(n) for n in names}
+
+
+_COPIED = _read_by_rules()
+
+
 def link_tree(src: Path, dest: Path) -> None:
     for root, dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
         (dest / rel).mkdir(parents=True, exist_ok=True)
         for name in files:
+            if os.path.normpath(rel / name) in _COPIED:
+                shutil.copyfile(Path(root) / name, dest / rel / name)
+                continue
             try:
                 os.link(Path(root) / name, dest / rel / name)
             except OSError:

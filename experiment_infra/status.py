@@ -12,7 +12,6 @@ import hashlib
 import os
 import stat
 from array import array
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -443,9 +442,9 @@ def run_signature(paths: AgentRunPaths, slots: int) -> tuple[bytes, int]:
     return digest, newest
 
 
-def run_signature_dir(run: str, slots: int, known_absent: Collection[int] = ()) -> tuple[bytes, int, tuple[int, ...]]:
-    """``run_signature`` of the run directory ``run`` (a plain string), and the indexes of
-    the entries it found absent.
+def run_signature_dir(run: str, slots: int, known_absent: int = 0) -> tuple[bytes, int, int]:
+    """``run_signature`` of the run directory ``run`` (a plain string), and the entries it
+    found absent (bit i set: entry i).
 
     ``known_absent``: entries that were absent when the signature being checked was
     taken; they count as absent without an lstat. That is sound because the parent
@@ -456,18 +455,19 @@ def run_signature_dir(run: str, slots: int, known_absent: Collection[int] = ()) 
     """
     lstat = os.lstat
     parts: list[int] = []
-    absent: list[int] = []
+    absent = 0
     newest = 0
+    known_absent &= ~1  # the run directory itself is always read
     for i, suffix in enumerate(_signature_entries(slots)):
-        if i and i in known_absent:
+        if known_absent >> i & 1:
             parts.append(-1)
-            absent.append(i)
+            absent |= 1 << i
             continue
         try:
             st = lstat(run + suffix)
         except OSError:
             parts.append(-1)
-            absent.append(i)
+            absent |= 1 << i
             continue
         m, c = st.st_mtime_ns, st.st_ctime_ns
         parts += (st.st_mode, st.st_ino, st.st_size, m, c)
@@ -479,7 +479,7 @@ def run_signature_dir(run: str, slots: int, known_absent: Collection[int] = ()) 
         raw = array("q", parts).tobytes()
     except OverflowError:  # an inode number above 2**63
         raw = repr(parts).encode()
-    return hashlib.blake2b(raw, digest_size=16).digest(), newest, tuple(absent)
+    return hashlib.blake2b(raw, digest_size=16).digest(), newest, absent
 
 
 def signature_parents(slots: int) -> list[tuple[str, str]]:

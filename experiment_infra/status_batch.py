@@ -35,7 +35,7 @@ _CHUNKS_PER_WORKER = 4  # small enough chunks that one slow directory does not i
 
 # What a worker sends back per run: None for a cache hit, else the classification as
 # plain values plus the signature it was read under (for the parent to cache).
-_Plain = tuple[str, str, tuple[tuple[str, str], ...], str, int, tuple[int, ...]] | None
+_Plain = tuple[str, str, tuple[tuple[str, str], ...], str, int, int] | None
 
 # Set in the parent just before the workers fork, so they inherit it instead of
 # receiving it pickled.
@@ -63,7 +63,7 @@ def _classify_span(span: tuple[int, int]) -> list[_Plain]:
     items, models, cache = _BATCH
     out: list[_Plain] = []
     for label, run in items[span[0]:span[1]]:
-        sig, newest, absent = "", 0, ()
+        sig, newest, absent = "", 0, 0
         if cache is not None:
             matched, sig, newest, absent = cache.probe(label, run)
             if matched:
@@ -74,7 +74,7 @@ def _classify_span(span: tuple[int, int]) -> list[_Plain]:
     return out
 
 
-def _built(plain: tuple[str, str, tuple[tuple[str, str], ...], str, int, tuple[int, ...]], models: list[str],
+def _built(plain: tuple[str, str, tuple[tuple[str, str], ...], str, int, int], models: list[str],
            memo: dict[tuple, RunClassification]) -> RunClassification:
     key = plain[:3]
     c = memo.get(key)

@@ -21,7 +21,16 @@ import time
 from pathlib import Path
 
 from .layout import AgentRunPaths
-from .records import CachedRun, StatusCacheFile, cached_run_ok, read_status_cache, write_status_cache
+from .records import (
+    STATUS_CACHE_FORMAT,
+    CachedClass,
+    CachedRun,
+    StatusCacheFile,
+    cached_class_ok,
+    cached_run_ok,
+    read_status_cache,
+    write_status_cache,
+)
 from .status import (
     STATUS_RULES_VERSION,
     JudgeClassification,
@@ -39,17 +48,18 @@ RACY_SECONDS = 2.0
 
 class StatusCache:
     def __init__(self, path: Path, judge_models: list[str], runs: dict[str, CachedRun] | None = None,
-                 *, now_ns: int | None = None) -> None:
+                 classes: list[CachedClass] | None = None, *, now_ns: int | None = None) -> None:
         self.path = path
         self.judge_models = list(judge_models)
         self.runs: dict[str, CachedRun] = dict(runs or {})
+        self.classes: list[CachedClass] = list(classes or [])
         self.now_ns = now_ns
         self.hits = 0
         self.misses = 0
         self.changed = False
-        # Runs of one experiment mostly share their classification (same reasons, same
-        # panel), so equal entries become one shared frozen object, built once.
-        self._built: dict[tuple, RunClassification] = {}
+        # Each class is checked and built once, then shared by every run that names it.
+        self._built: dict[int, RunClassification | None] = {}
+        self._index: dict[tuple, int] = {}  # a classification's key -> its class index (storing)
 
     @classmethod
     def load(cls, path: Path, judge_models: list[str], *, now_ns: int | None = None) -> StatusCache:
@@ -57,38 +67,40 @@ class StatusCache:
         data = read_status_cache(path)
         if data is None or data["version"] != STATUS_RULES_VERSION or data["judge_models"] != list(judge_models):
             return cls(path, judge_models, now_ns=now_ns)
-        return cls(path, judge_models, data["runs"], now_ns=now_ns)
+        return cls(path, judge_models, data["runs"], data["classes"], now_ns=now_ns)
 
     def matches(self, label: str, sig: str) -> bool:
         """An entry for ``label`` exists, has the cache's shape and was made from files with signature ``sig``."""
         entry = self.runs.get(label)
-        return entry is not None and cached_run_ok(entry, len(self.judge_models)) and entry["sig"] == sig
+        return entry is not None and cached_run_ok(entry, len(self.classes)) and entry[0] == sig
 
     def cached(self, label: str) -> RunClassification | None:
-        """The classification stored for ``label`` (after ``matches``); None if it names unknown statuses."""
-        entry = self.runs[label]
-        key = (entry["status"], entry["reason"], *map(tuple, entry["judges"]))
-        built = self._built.get(key)
-        if built is None:
-            try:
-                judges = tuple(
-                    JudgeClassification(i, m, JudgeStatus(s), r)
-                    for i, (m, (s, r)) in enumerate(zip(self.judge_models, entry["judges"]), 1)
-                )
-                built = RunClassification(RunStatus(entry["status"]), entry["reason"], judges)
-            except ValueError:  # a status name these rules do not have
-                return None
-            self._built[key] = built
-        self.hits += 1
+        """The classification stored for ``label`` (after ``matches``); None if its class is unusable."""
+        index = self.runs[label][1]
+        if index not in self._built:
+            self._built[index] = self._build(self.classes[index])
+        built = self._built[index]
+        if built is not None:
+            self.hits += 1
         return built
 
-    def probe(self, label: str, run: str) -> tuple[bool, str, int, tuple[int, ...]]:
+    def _build(self, entry: CachedClass) -> RunClassification | None:
+        if not cached_class_ok(entry, len(self.judge_models)):
+            return None
+        status, reason, slots = entry
+        try:
+            judges = tuple(JudgeClassification(i, m, JudgeStatus(s), r)
+                           for i, (m, (s, r)) in enumerate(zip(self.judge_models, slots), 1))
+            return RunClassification(RunStatus(status), reason, judges)
+        except ValueError:  # a status name these rules do not have
+            return None
+
+    def probe(self, label: str, run: str) -> tuple[bool, str, int, int]:
         """Whether the entry of ``label`` still holds for the run directory ``run``; with the
         signature (hex), newest timestamp and absent entries a new classification is stored under."""
         slots = len(self.judge_models)
         entry = self.runs.get(label)
-        known = entry.get("absent") if isinstance(entry, dict) else None
-        known = tuple(i for i in known if isinstance(i, int)) if isinstance(known, list) else ()
+        known = entry[2] if isinstance(entry, list) and len(entry) == 3 and type(entry[2]) is int else 0
         digest, newest, absent = run_signature_dir(run, slots, known)
         if self.matches(label, digest.hex()):
             return True, digest.hex(), newest, absent
@@ -96,18 +108,28 @@ class StatusCache:
             digest, newest, absent = run_signature_dir(run, slots)
         return False, digest.hex(), newest, absent
 
-    def store(self, label: str, c: RunClassification, sig: str, newest_ns: int, absent: tuple[int, ...] = ()) -> None:
+    def store(self, label: str, c: RunClassification, sig: str, newest_ns: int, absent: int = 0) -> None:
         """Remember ``c`` for ``label``, unless its files are too fresh to trust their signature."""
         self.misses += 1
         now = self.now_ns if self.now_ns is not None else time.time_ns()
         if newest_ns < now - int(RACY_SECONDS * 1e9):
-            self.runs[label] = CachedRun(
-                sig=sig, status=c.status.value, reason=c.reason,
-                judges=[[j.status.value, j.reason] for j in c.judges], absent=list(absent),
-            )
+            self.runs[label] = [sig, self._class_of(c), absent]
             self.changed = True
         elif self.runs.pop(label, None) is not None:
             self.changed = True
+
+    def _class_of(self, c: RunClassification) -> int:
+        entry = [c.status.value, c.reason, [[j.status.value, j.reason] for j in c.judges]]
+        key = (entry[0], entry[1], *(tuple(j) for j in entry[2]))
+        if not self._index:  # first store: index the classes loaded from the file
+            for i, old in enumerate(self.classes):
+                if cached_class_ok(old, len(self.judge_models)):
+                    self._index.setdefault((old[0], old[1], *(tuple(j) for j in old[2])), i)
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.classes)
+            self.classes.append(entry)
+        return index
 
     def classify(self, label: str, paths: AgentRunPaths) -> RunClassification:
         """``classify_run`` of ``paths``, from the cache when its files did not change."""
@@ -121,9 +143,18 @@ class StatusCache:
         return c
 
     def save(self) -> None:
-        """Write the cache (only real recoveries call this; a dry run writes nothing)."""
+        """Write the cache (only real recoveries call this; a dry run writes nothing).
+
+        Classes no run names any more are dropped, so the file does not grow with every
+        recovery."""
         if not self.changed:
             return
+        runs = {label: e for label, e in self.runs.items() if cached_run_ok(e, len(self.classes))}
+        used = sorted({e[1] for e in runs.values()})
+        renumber = {old: new for new, old in enumerate(used)}
         write_status_cache(self.path, StatusCacheFile(
-            version=STATUS_RULES_VERSION, judge_models=self.judge_models, runs=self.runs))
+            format=STATUS_CACHE_FORMAT, version=STATUS_RULES_VERSION, judge_models=self.judge_models,
+            classes=[self.classes[i] for i in used],
+            runs={label: [e[0], renumber[e[1]], e[2]] for label, e in runs.items()},
+        ))
         self.changed = False

@@ -56,19 +56,22 @@ def test_cached_survey_equals_a_fresh_one_after_damage(scylla_copy: Path, case: 
     assert (forked.misses, forked.hits) == (1, 6)
 
 
-@pytest.mark.parametrize("spoil", ["judges", "status", "sig"])
+@pytest.mark.parametrize("spoil", ["judges", "status", "sig", "class"])
 def test_a_malformed_cache_entry_is_read_again_from_the_files(scylla_copy: Path, spoil: str) -> None:
     exp = ExperimentPaths(scylla_copy)
     warm(scylla_copy)
     data = json.loads(exp.status_cache.read_text())
     entry = data["runs"]["T0/00/run_01"]
+    status, _, judges = data["classes"][entry[1]]
+    spoiled = [status, "from the cache", judges]  # a class of its own, named by this run only
     if spoil == "judges":
-        entry["judges"] = entry["judges"][:1]
+        spoiled[2] = judges[:1]
     elif spoil == "status":
-        entry["status"] = "finished"  # not a status these rules have
-    else:
-        entry["sig"] = 42
-    entry["reason"] = "from the cache"
+        spoiled[0] = "finished"  # not a status these rules have
+    elif spoil == "sig":
+        entry[0] = 42
+    data["classes"].append(spoiled)
+    entry[1] = len(data["classes"]) + 5 if spoil == "class" else len(data["classes"]) - 1
     exp.status_cache.write_text(json.dumps(data))
     cache = StatusCache.load(exp.status_cache, MODELS)
     assert view(scylla_copy, cache) == view(scylla_copy, None)
@@ -171,7 +174,7 @@ def test_a_file_created_where_the_cache_saw_none_is_read(scylla_copy: Path) -> N
     warm(scylla_copy)
     exp = ExperimentPaths(scylla_copy)
     entry = json.loads(exp.status_cache.read_text())["runs"]["T1/01/run_01"]
-    assert entry["absent"]  # ProjectScylla's slots hold no command_log.json: taken as absent next time
+    assert entry[2]  # ProjectScylla's slots hold no command_log.json: taken as absent next time
     slot = run_paths(scylla_copy).judge_slot(2)
     write_record(slot.command_log, JudgeCommand(model="m", command=["judge"], cwd="/", started_at="t",
                                                 ended_at="t", exit_code=1, reason="rate limited"))

@@ -80,7 +80,10 @@ _WHERE = {
     "SubtestVote": "reports",
     "BestSubtest": "reports",
     "LockInfo": "state",
+    "STATUS_CACHE_FORMAT": "state",
+    "CachedClass": "state",
     "CachedRun": "state",
+    "cached_class_ok": "state",
     "StatusCacheFile": "state",
     "cached_run_ok": "state",
     "read_status_cache": "state",
@@ -108,4 +111,4 @@ if TYPE_CHECKING:  # static checkers see the real imports
     from .standard import GitProvenance, ManifestCase, SuiteManifest, RunRecord, InspectRunRecord, CaseMetrics
     from .agent_eval import ExperimentConfig, CommandEntry, CommandLog, AgentTiming, TokenStats, AgentResult, ClaudeUsage, ClaudeCodeOutput, Judgment, JudgeTiming, ProcessRecord, JudgeCommand, Consensus, JudgeSummary, RunResult, RunReport, ConditionRecord, AgentEvalManifest
     from .reports import INFINITE, cost_of_pass_value, MissingRun, SubtestResult, TierResult, ExperimentResult, SubtestReportSummary, SubtestReportChild, SubtestReport, TierReportSummary, TierReportBest, TierReportChild, TierReport, ExperimentReportSummary, ExperimentReportBest, ExperimentReportChild, ExperimentReport, TierComparisonEntry, TierComparison, SubtestVote, BestSubtest
-    from .state import LockInfo, CachedRun, StatusCacheFile, cached_run_ok, read_status_cache, write_status_cache
+    from .state import LockInfo, STATUS_CACHE_FORMAT, CachedClass, CachedRun, StatusCacheFile, cached_class_ok, cached_run_ok, read_status_cache, write_status_cache

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import TypedDict
 
 import orjson
 
@@ -29,40 +29,48 @@ class LockInfo(_Closed):
 
 
 # ====================================================================== status cache
-# ``.recover-cache.json`` holds one entry per classified run and is read whole by every
-# survey, so it is parsed with orjson into plain dicts (a model per entry costs more
-# than the stat checks the cache saves); each entry's shape is checked where it is used.
+# ``.recover-cache.json`` is read whole by every survey (ten thousand runs and more), so
+# it is small and flat: each distinct classification is stored once in ``classes`` and
+# each run names one by index, with the stat signature it was made under. It is parsed
+# with orjson into plain lists (a model per entry would cost more than the stat checks
+# the cache saves); each entry's shape is checked where it is used.
 
+STATUS_CACHE_FORMAT = 2  # 2: classes table, runs as [sig, class, absent]; 1 had one object per run
 
-class CachedRun(TypedDict):
-    """One run's classification and the stat signature of the files it was read from."""
+# [status, reason, [[judge status, judge reason], ...] per slot in slot order]
+CachedClass = list
 
-    sig: str
-    status: str
-    reason: str
-    judges: list[list[str]]  # [status, reason] per judge slot, in slot order
-    # Indexes of the signature's entries that were absent (status.run_signature_dir):
-    # a later check counts them absent without an lstat. Optional: older caches lack it.
-    absent: NotRequired[list[int]]
+# [signature (hex digest), index into classes, absent entries (bit i: entry i of
+# status.run_signature_dir was absent; a later check counts it absent without an lstat)]
+CachedRun = list
 
 
 class StatusCacheFile(TypedDict):
     """``.recover-cache.json``: lets a recovery skip re-reading runs whose files did not change."""
 
-    version: int
+    format: int
+    version: int  # status.STATUS_RULES_VERSION the classifications were made under
     judge_models: list[str]
+    classes: list[CachedClass]
     runs: dict[str, CachedRun]
 
 
-def cached_run_ok(entry: object, slots: int) -> bool:
-    """``entry`` has CachedRun's shape, with ``slots`` judge slots."""
-    if not isinstance(entry, dict):
+def cached_class_ok(entry: object, slots: int) -> bool:
+    """``entry`` has CachedClass's shape, with ``slots`` judge slots."""
+    if not (isinstance(entry, list) and len(entry) == 3):
         return False
-    judges = entry.get("judges")
+    status, reason, judges = entry
     return (
-        isinstance(entry.get("sig"), str) and isinstance(entry.get("status"), str)
-        and isinstance(entry.get("reason"), str) and isinstance(judges, list) and len(judges) == slots
+        isinstance(status, str) and isinstance(reason, str) and isinstance(judges, list) and len(judges) == slots
         and all(isinstance(j, list) and len(j) == 2 and all(isinstance(x, str) for x in j) for j in judges)
+    )
+
+
+def cached_run_ok(entry: object, classes: int) -> bool:
+    """``entry`` has CachedRun's shape and names one of ``classes`` classes."""
+    return (
+        isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+        and type(entry[1]) is int and 0 <= entry[1] < classes and type(entry[2]) is int and entry[2] >= 0
     )
 
 
@@ -81,7 +89,8 @@ def read_status_cache(path: Path) -> StatusCacheFile | None:
         return None
     finally:
         os.close(fd)
-    if not (isinstance(data, dict) and isinstance(data.get("version"), int) and isinstance(data.get("runs"), dict)
+    if not (isinstance(data, dict) and data.get("format") == STATUS_CACHE_FORMAT and isinstance(data.get("version"), int)
+            and isinstance(data.get("runs"), dict) and isinstance(data.get("classes"), list)
             and isinstance(data.get("judge_models"), list)):
         return None
     return data  # type: ignore[return-value]
