@@ -229,23 +229,30 @@ def _recorded_reason(log: CommandLog) -> str | None:
     return f"agent exited with code {entry.exit_code}: {entry.reason}"
 
 
-def _linked_parent(run: str) -> str | None:
+def _linked_parent(run: str, checked: dict[str, str | None] | None = None) -> str | None:
     """``subtest`` or ``tier`` when the directory holding the run is a symlink.
 
     Every read below goes through these two directories, and O_NOFOLLOW guards only
     the last component of a path: a linked one would lead the reads out of the experiment.
+    ``checked``: answers already found in this batch, by subtest directory (its runs share it).
     """
     subtest = os.path.dirname(run)
+    if checked is not None and subtest in checked:
+        return checked[subtest]
+    linked = None
     if subtest and _kind(subtest) == "symlink":
-        return "subtest"
-    tier = os.path.dirname(subtest)
-    if tier and _kind(tier) == "symlink":
-        return "tier"
-    return None
+        linked = "subtest"
+    else:
+        tier = os.path.dirname(subtest)
+        if tier and _kind(tier) == "symlink":
+            linked = "tier"
+    if checked is not None:
+        checked[subtest] = linked
+    return linked
 
 
-def _classify_agent_at(run: str) -> tuple[RunStatus, str]:
-    linked = _linked_parent(run)
+def _classify_agent_at(run: str, checked: dict[str, str | None] | None = None) -> tuple[RunStatus, str]:
+    linked = _linked_parent(run, checked)
     if linked is not None:
         return RunStatus.MISSING, f"{linked} directory is a symlink (not followed)"
     kind = _kind(run)
@@ -391,9 +398,12 @@ def classify_run(paths: AgentRunPaths, judge_models: list[str]) -> RunClassifica
     return classify_run_dir(os.fspath(paths.dir), judge_models)
 
 
-def classify_run_dir(run: str, judge_models: list[str]) -> RunClassification:
-    """``classify_run`` of the run directory ``run`` (a plain string: batches skip Path objects)."""
-    status, reason = _classify_agent_at(run)
+def classify_run_dir(run: str, judge_models: list[str], checked: dict[str, str | None] | None = None) -> RunClassification:
+    """``classify_run`` of the run directory ``run`` (a plain string: batches skip Path objects).
+
+    ``checked``: one dict per batch, so runs of one subtest check its directories once.
+    """
+    status, reason = _classify_agent_at(run, checked)
     if not agent_finished(status):
         judges = tuple(
             JudgeClassification(i, m, JudgeStatus.AGENT_FAILED, f"agent run is {status.value}")

@@ -62,6 +62,7 @@ def _classify_span(span: tuple[int, int]) -> list[_Plain]:
     assert _BATCH is not None
     items, models, cache = _BATCH
     out: list[_Plain] = []
+    checked: dict[str, str | None] = {}  # subtest directory -> linked parent (runs share it)
     for label, run in items[span[0]:span[1]]:
         sig, newest, absent = "", 0, 0
         if cache is not None:
@@ -69,7 +70,7 @@ def _classify_span(span: tuple[int, int]) -> list[_Plain]:
             if matched:
                 out.append(None)
                 continue
-        c = classify_run_dir(run, models)
+        c = classify_run_dir(run, models, checked)
         out.append((c.status.value, c.reason, tuple((j.status.value, j.reason) for j in c.judges), sig, newest, absent))
     return out
 
