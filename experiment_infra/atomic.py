@@ -16,7 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
+try:  # a dependency, but the case waiter runs without site-packages (python -S)
+    import orjson
+except ImportError:  # pragma: no cover - only there
+    orjson = None  # type: ignore[assignment]
 
 from .layout import TEMP_SUFFIX, temp_prefix
 
@@ -86,7 +89,7 @@ def json_bytes(data: Any) -> bytes:
     """``data`` (plain JSON values) as indented JSON, UTF-8, no final newline: the bytes
     ``json.dumps(indent=2, ensure_ascii=False)`` gives, through orjson when that is exact
     (pure-Python indented ``json`` is most of the cost of a large report or ``--json``)."""
-    if _orjson_safe(data):
+    if orjson is not None and _orjson_safe(data):
         return orjson.dumps(data, option=orjson.OPT_INDENT_2)
     return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8")
 

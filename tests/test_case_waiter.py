@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import PYTHON, REPO_ROOT
+from conftest import PYTHON
 
+from experiment_infra.case_waiter import waiter_argv
+from experiment_infra.layout import CasePaths
 from experiment_infra.records import RunRecord
 from experiment_infra.records.run_record_io import END_FIELDS, START_FIELDS
 
@@ -17,10 +19,8 @@ def test_the_waiter_writes_only_fields_of_the_run_record() -> None:
 
 def test_the_waiter_starts_without_pydantic_and_names_a_missing_record(tmp_path: Path) -> None:
     # It runs once per case: loading the models would cost more CPU than a trivial case.
-    proc = subprocess.run(
-        [PYTHON, "-X", "importtime", str(REPO_ROOT / "experiment_infra" / "case_waiter.py"), str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path,
-    )
+    argv = waiter_argv(CasePaths(tmp_path), None, python=PYTHON)  # exactly how the runner starts it
+    proc = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
     assert errors == [f"error: {tmp_path / 'run_record.json'}: missing; the runner writes it before starting the waiter"]
