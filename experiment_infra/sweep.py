@@ -6,16 +6,20 @@ writing holds its old or its new version, and the temp is only a half-written co
 A temp of a live writer, of another host (which cannot be checked from here), or of
 an older name without a writer is left alone. Called where a run directory or an
 experiment is opened for writing again (``run_suite --resume``, a real recovery),
-under its lock.
+under its lock: a standard run directory is swept whole (it holds a few cases); an
+agent-evaluation experiment, tens of thousands of runs with their workspaces, only
+where this recovery or resume is about to write (``sweep_experiment``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 
-from .layout import SWEEP_SKIP_DIRS, SWEEP_TOP_ONLY_DIRS, TEMP_SUFFIX, parse_temp_name, temp_host
+from .layout import ExperimentPaths, AgentRunPaths, SWEEP_SKIP_DIRS, SWEEP_TOP_ONLY_DIRS, TEMP_SUFFIX, parse_temp_name, temp_host
 from .process import pid_alive
 
 
@@ -24,7 +28,8 @@ def _is_stale(name: str, host: str) -> bool:
     return owner is not None and owner.host == host and owner.pid != os.getpid() and not pid_alive(owner.pid)
 
 
-def _sweep_dir(directory: str, host: str, removed: list[Path], *, recurse: bool) -> None:
+def _sweep_dir(directory: str, host: str, removed: list[Path], *, recurse: bool, depth: int = -1) -> None:
+    """``depth``: levels of subdirectories to enter (-1: no limit)."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -32,8 +37,8 @@ def _sweep_dir(directory: str, host: str, removed: list[Path], *, recurse: bool)
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):
-                if recurse and entry.name not in SWEEP_SKIP_DIRS:
-                    _sweep_dir(entry.path, host, removed, recurse=entry.name not in SWEEP_TOP_ONLY_DIRS)
+                if recurse and depth != 0 and entry.name not in SWEEP_SKIP_DIRS:
+                    _sweep_dir(entry.path, host, removed, recurse=entry.name not in SWEEP_TOP_ONLY_DIRS, depth=depth - 1)
             elif entry.name.endswith(TEMP_SUFFIX) and entry.name.startswith(".") and _is_stale(entry.name, host):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
@@ -45,4 +50,24 @@ def sweep_stale_temps(root: Path) -> list[Path]:
     """Remove the stale temp files under ``root`` (symlinks never followed); returns them."""
     removed: list[Path] = []
     _sweep_dir(os.fspath(root), temp_host(socket.gethostname()), removed, recurse=True)
+    return removed
+
+
+def sweep_experiment(exp: ExperimentPaths, runs: Iterable[AgentRunPaths]) -> list[Path]:
+    """Remove the stale temps where a recovery or resume of ``exp`` writes: the files of
+    the experiment, its tiers and subtests (reports, config), and those of ``runs`` (each
+    run directory, its agent/ and judge/ and the judge slots; never a workspace)."""
+    host = temp_host(socket.gethostname())
+    removed: list[Path] = []
+    levels = [os.fspath(exp.dir)]
+    with contextlib.suppress(OSError), os.scandir(exp.dir) as top:
+        levels += [e.path for e in top if e.is_dir(follow_symlinks=False) and e.name not in SWEEP_SKIP_DIRS]
+    for tier in levels[1:]:
+        with contextlib.suppress(OSError), os.scandir(tier) as subs:
+            levels += [e.path for e in subs if e.is_dir(follow_symlinks=False) and e.name not in SWEEP_SKIP_DIRS]
+    for directory in levels:
+        _sweep_dir(directory, host, removed, recurse=False)
+    for run in runs:
+        for directory, depth in ((run.dir, 0), (run.agent_dir, 0), (run.judge_dir, 1)):
+            _sweep_dir(os.fspath(directory), host, removed, recurse=depth > 0, depth=depth)
     return removed

@@ -195,7 +195,7 @@ def run_agent_eval(
         start_experiment(plan, width)  # a new directory: nobody else can be in it yet
     with acquire_lock(plan.exp.lock, what=f"experiment {plan.exp.dir}"):
         if plan.resumed:
-            report_swept(plan.exp.dir)
+            report_swept(plan.exp.dir, [r.paths for r in plan.runs if not r.done])
             start_experiment(plan, width)
         label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name}", tags)
         todo = [r for r in plan.runs if not r.done]

@@ -7,12 +7,16 @@ from pathlib import Path
 
 from prefect import get_run_logger
 
-from experiment_infra.sweep import sweep_stale_temps
+from collections.abc import Iterable
+
+from experiment_infra.layout import AgentRunPaths, ExperimentPaths
+from experiment_infra.sweep import sweep_experiment, sweep_stale_temps
 
 
-def report_swept(directory: Path) -> list[Path]:
-    """Sweep ``directory`` (its lock held); one log line names what was removed."""
-    removed = sweep_stale_temps(directory)
+def report_swept(directory: Path, runs: Iterable[AgentRunPaths] | None = None) -> list[Path]:
+    """Sweep ``directory`` (its lock held): whole, or for an experiment only where ``runs``
+    are written (``sweep_experiment``); one log line names what was removed."""
+    removed = sweep_stale_temps(directory) if runs is None else sweep_experiment(ExperimentPaths(directory), runs)
     if removed:
         shown = ", ".join(str(p.relative_to(directory)) for p in removed[:5])
         more = f" and {len(removed) - 5} more" if len(removed) > 5 else ""

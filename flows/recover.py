@@ -261,6 +261,8 @@ def _recover(
     text = render_text(before, verbose=verbose)
     show(text)
     if isinstance(before, ExperimentSurvey):
+        # Before anything is written: the temps writers killed mid-write left where this writes.
+        report_swept(target.dir, [before.exp.run(r.tier, r.subtest, r.run) for r in before.planned])
         if before.planned:
             plot_worker.prewarm()  # the plots' helper imports matplotlib on the other core meanwhile
         try:
@@ -353,7 +355,6 @@ def recover(
         with acquire_lock(target.lock, what=str(target.dir)) as held:
             if held.took_over_from is not None or held.took_over_unreadable:
                 logger.warning("took over the stale lock of %s", held.took_over_from or "an unreadable lock file")
-            report_swept(target.dir)
             summary = _recover(target, selection, parallelism, verbose, dask)
     text = summary.format()
     show(text)

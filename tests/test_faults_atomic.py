@@ -211,8 +211,9 @@ def _temp_of(target: Path, host: str, pid: int) -> Path:
 
 def test_a_real_recovery_sweeps_the_temps_of_dead_writers_only(small_exp: Path, tmp_path: Path) -> None:
     """Before it writes, a recovery removes what writers on this host killed mid-write left
-    (their pid is gone); a live writer's temp, another host's, an unknown-writer temp and
-    those inside kept attempts stay."""
+    (their pid is gone) where it writes (the experiment's own files, the runs it works on);
+    a live writer's temp, another host's, an unknown-writer temp and those inside kept
+    attempts stay."""
     host = socket.gethostname()
     gone = subprocess.run([PYTHON, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     dead_pid = int(gone.stdout)
@@ -230,6 +231,7 @@ def test_a_real_recovery_sweeps_the_temps_of_dead_writers_only(small_exp: Path, 
         aside.mkdir(parents=True)
         (aside / "run_result.json").write_text("{}")
         kept += [old_style, _temp_of(aside / "run_result.json", host, dead_pid)]
+        run.run_result.unlink()  # the recovery regenerates it: this run is written to
         tally("torn", faults=len(stale) + len(kept))
 
         done = recover_cli(str(small_exp), "--tier", "T0", "--tier", "T1")
