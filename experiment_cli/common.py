@@ -9,6 +9,7 @@ directory is locked by another run or recovery.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tomllib
@@ -32,21 +33,32 @@ GENEROUS_STARTUP_SECONDS = 300
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the project's error line: ``error: ...`` and exit 2, no usage dump."""
+    """argparse with the project's error line: ``error: ...`` and exit 2, no usage dump.
+
+    ``json_errors``: the command was given ``--json``, so a refused command line is the
+    one JSON document on stdout instead (``report``)."""
+
+    json_errors = False
 
     def error(self, message: str) -> NoReturn:
-        fail(message)
+        raise SystemExit(report(message, EXIT_BAD_INPUT, as_json=self.json_errors))
 
 
 def fail(message: object, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+    raise SystemExit(report(message, code))
 
 
-def report(exc: BaseException) -> int:
-    """Print a refusal as the one ``error:`` line; its exit code (2 unless it says otherwise)."""
-    print(f"error: {exc}", file=sys.stderr)
-    return getattr(exc, "exit_code", EXIT_BAD_INPUT)
+def report(problem: BaseException | str, code: int | None = None, *, as_json: bool = False) -> int:
+    """The one way every command reports a refusal or a failure: the ``error:`` line on
+    stderr, or with ``--json`` the document ``{"error": ..., "exit_code": N}`` on stdout.
+    The exit code is ``code``, else the error's own (``ExperimentError.exit_code``), else 2."""
+    if code is None:
+        code = getattr(problem, "exit_code", EXIT_BAD_INPUT)
+    if as_json:
+        print(json.dumps({"error": str(problem), "exit_code": code}, ensure_ascii=False))
+    else:
+        print(f"error: {problem}", file=sys.stderr)
+    return code
 
 
 def run_main(main: Callable[[], int]) -> NoReturn:

@@ -13,27 +13,16 @@ Exit 0 when every selected run is complete afterwards (read from the files), 1 o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import NoReturn, Sequence
+from typing import Sequence
 
-from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
-from experiment_infra.lock import LockHeld
+from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.process import drop_stdout
 from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_recovery
 from experiment_infra.recovery.render import render_json, render_text
 from experiment_infra.recovery.survey import survey
 
-from .common import BAD_INPUT, add_dask_options, check_services, positive_int, prepare_prefect, run_flow
-
-
-class _UsageError(Exception):
-    """A command line argparse refuses (exit 2), reported by ``main`` in text or JSON."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
+from .common import BAD_INPUT, Parser, add_dask_options, check_services, positive_int, prepare_prefect, report, run_flow
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -46,11 +35,12 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+def build_parser(*, json_errors: bool = False) -> Parser:
+    p = Parser(
         prog="flows/recover.py",
         description="Classify every run of an experiment from its files; rerun, re-judge or regenerate only what is needed.",
     )
+    p.json_errors = json_errors
     p.add_argument("experiment_dir", metavar="EXPERIMENT_DIR", help="agent-evaluation experiment or standard-mode run directory")
     p.add_argument("--dry-run", action="store_true", help="print the classification and the actions; write nothing")
     p.add_argument("--status", action="append", dest="statuses", metavar="S", help="only runs with this run or judge status (repeatable)")
@@ -68,15 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="list every selected run, not only those needing work")
     add_dask_options(p, "reruns")
     return p
-
-
-def _error(message: object, code: int = EXIT_BAD_INPUT, *, as_json: bool = False) -> int:
-    """One line ``error: ...`` on stderr; with ``--json``, the one document on stdout instead."""
-    if as_json:
-        print(json.dumps({"error": str(message), "exit_code": code}, ensure_ascii=False))
-    else:
-        print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,23 +103,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = _wants_json(argv)
     try:
         try:
-            args = build_parser().parse_args(argv)
-        except _UsageError as exc:
-            return _error(exc, as_json=as_json)
+            args = build_parser(json_errors=as_json).parse_args(argv)
+        except SystemExit as exc:  # the refusal is reported already (text or JSON)
+            return int(exc.code or 0)
         try:
             return run(args)
-        except LockHeld as exc:
-            return _error(exc, EXIT_LOCKED, as_json=as_json)
         except BrokenPipeError:
             raise
         except Exception as exc:
-            if isinstance(exc, BAD_INPUT):
-                return _error(exc, getattr(exc, "exit_code", EXIT_BAD_INPUT), as_json=as_json)
+            if isinstance(exc, BAD_INPUT):  # LockHeld included: it carries exit code 3
+                return report(exc, as_json=as_json)
             if as_json:
-                return _error(f"the survey failed: {type(exc).__name__}: {exc}", EXIT_FAILED, as_json=True)
+                return report(f"the survey failed: {type(exc).__name__}: {exc}", EXIT_FAILED, as_json=True)
             if args.dry_run:
                 raise
-            return _error(f"the recovery failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+            return report(f"the recovery failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
     except BrokenPipeError:
         drop_stdout()
         return EXIT_OK
