@@ -12,6 +12,7 @@ import hashlib
 import os
 import stat
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -104,6 +105,21 @@ class RunClassification:
     @property
     def judges_needing_work(self) -> tuple[JudgeClassification, ...]:
         return tuple(j for j in self.judges if j.status in JUDGE_RERUN_STATUSES)
+
+
+# A classification as plain values: what the status cache stores and what the worker
+# processes of a batch send back (status_batch), in one shape for both.
+PlainClassification = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def to_plain(c: RunClassification) -> PlainClassification:
+    return c.status.value, c.reason, tuple((j.status.value, j.reason) for j in c.judges)
+
+
+def from_plain(status: str, reason: str, judges: Sequence[Sequence[str]], judge_models: Sequence[str]) -> RunClassification:
+    """The inverse of ``to_plain``; ValueError for a status name these rules do not have."""
+    slots = tuple(JudgeClassification(i, m, JudgeStatus(s), r) for i, (m, (s, r)) in enumerate(zip(judge_models, judges), 1))
+    return RunClassification(RunStatus(status), reason, slots)
 
 
 # -------------------------------------------------------------------- helpers

@@ -17,13 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .layout import AgentRunPaths
-from .status import (
-    JudgeClassification,
-    JudgeStatus,
-    RunClassification,
-    RunStatus,
-    classify_run_dir,
-)
+from .status import RunClassification, classify_run_dir, from_plain, to_plain
 from .status_cache import StatusCache
 
 __all__ = ["PARALLEL_MIN_RUNS", "classify_runs"]
@@ -71,7 +65,7 @@ def _classify_span(span: tuple[int, int]) -> list[_Plain]:
                 out.append(None)
                 continue
         c = classify_run_dir(run, models, checked)
-        out.append((c.status.value, c.reason, tuple((j.status.value, j.reason) for j in c.judges), sig, newest, absent))
+        out.append((*to_plain(c), sig, newest, absent))
     return out
 
 
@@ -80,8 +74,7 @@ def _built(plain: tuple[str, str, tuple[tuple[str, str], ...], str, int, int], m
     key = plain[:3]
     c = memo.get(key)
     if c is None:
-        judges = tuple(JudgeClassification(i, m, JudgeStatus(s), r) for i, (m, (s, r)) in enumerate(zip(models, plain[2]), 1))
-        c = memo[key] = RunClassification(RunStatus(plain[0]), plain[1], judges)
+        c = memo[key] = from_plain(*key, models)
     return c
 
 

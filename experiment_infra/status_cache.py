@@ -31,15 +31,7 @@ from .records import (
     read_status_cache,
     write_status_cache,
 )
-from .status import (
-    STATUS_RULES_VERSION,
-    JudgeClassification,
-    JudgeStatus,
-    RunClassification,
-    RunStatus,
-    classify_run_dir,
-    run_signature_dir,
-)
+from .status import STATUS_RULES_VERSION, RunClassification, classify_run_dir, from_plain, run_signature_dir, to_plain
 
 __all__ = ["RACY_SECONDS", "StatusCache"]
 
@@ -87,11 +79,8 @@ class StatusCache:
     def _build(self, entry: CachedClass) -> RunClassification | None:
         if not cached_class_ok(entry, len(self.judge_models)):
             return None
-        status, reason, slots = entry
         try:
-            judges = tuple(JudgeClassification(i, m, JudgeStatus(s), r)
-                           for i, (m, (s, r)) in enumerate(zip(self.judge_models, slots), 1))
-            return RunClassification(RunStatus(status), reason, judges)
+            return from_plain(*entry, self.judge_models)
         except ValueError:  # a status name these rules do not have
             return None
 
@@ -102,11 +91,13 @@ class StatusCache:
         entry = self.runs.get(label)
         known = entry[2] if isinstance(entry, list) and len(entry) == 3 and type(entry[2]) is int else 0
         digest, newest, absent = run_signature_dir(run, slots, known)
-        if self.matches(label, digest.hex()):
-            return True, digest.hex(), newest, absent
+        sig = digest.hex()
+        if self.matches(label, sig):
+            return True, sig, newest, absent
         if known:  # taken with entries assumed absent: take it again, every entry read
             digest, newest, absent = run_signature_dir(run, slots)
-        return False, digest.hex(), newest, absent
+            sig = digest.hex()
+        return False, sig, newest, absent
 
     def store(self, label: str, c: RunClassification, sig: str, newest_ns: int, absent: int = 0) -> None:
         """Remember ``c`` for ``label``, unless its files are too fresh to trust their signature."""
@@ -119,8 +110,9 @@ class StatusCache:
             self.changed = True
 
     def _class_of(self, c: RunClassification) -> int:
-        entry = [c.status.value, c.reason, [[j.status.value, j.reason] for j in c.judges]]
-        key = (entry[0], entry[1], *(tuple(j) for j in entry[2]))
+        status, reason, judges = to_plain(c)
+        entry = [status, reason, [list(j) for j in judges]]
+        key = (status, reason, *judges)
         if not self._index:  # first store: index the classes loaded from the file
             for i, old in enumerate(self.classes):
                 if cached_class_ok(old, len(self.judge_models)):
