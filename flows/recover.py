@@ -7,8 +7,8 @@ regenerate, rerun agents or rerun judge slots for exactly the runs that need it.
 The command line lives in ``experiment_cli.recover`` so that ``--dry-run`` and
 ``--json`` never import Prefect. A real recovery takes the directory's lock, fans the
 actions out as task runs (agent reruns ``tier/subtest/run_NN``, judge slots
-``.../judge_NN``; regeneration and consensus rebuilds in one batch per subtest,
-``regenerate tier/subtest`` and ``consensus tier/subtest``), reads the files again and
+``.../judge_NN``; regeneration in batches of a tier, ``regenerate T0``, and consensus
+rebuilds in one per subtest, ``consensus T0/00``), reads the files again and
 ends with a table artifact of before/after counts, every planned run's outcome and
 every run still needing work.
 """
@@ -42,8 +42,9 @@ from prefect.utilities.annotations import allow_failure
 from experiment_infra.agent_eval import AgentEvalSpec, load_spec
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
+from experiment_infra import helpers
 from experiment_infra.recovery.act import work_done
-from experiment_infra.reports import plot_worker
+from experiment_infra.recovery.batch import slot_label
 from experiment_infra.recovery.select import Mode
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_suite_rerun
@@ -64,16 +65,9 @@ from flows.artifacts import show
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.recover_artifacts import progress_key, publish_recovery
-from flows.report import rebuild_reports_step
+from flows.report import report_failures, reports_task
 from flows.task_runners import build_task_runner
-from tasks.recover import (
-    BatchFailed,
-    finish_runs_task,
-    regenerate_task,
-    rerun_agent_task,
-    rerun_judge_task,
-    slot_label,
-)
+from tasks.recover import BatchFailed, finish_runs_task, regenerate_task, rerun_agent_task, rerun_judge_task
 from tasks.retries import retry_options
 
 
@@ -98,11 +92,39 @@ def _subtests(runs: Sequence[RunWork]) -> dict[tuple[str, str], list[RunWork]]:
     return groups
 
 
+REGENERATE_BATCH_RUNS = 500  # runs per regeneration task run, at most (whole subtests: one may hold more)
+
+
+def _regeneration_batches(runs: Sequence[RunWork]) -> list[tuple[str, list[RunWork]]]:
+    """The runs to regenerate in task-run batches: a tier each (``T0``), or runs of
+    consecutive subtests of one tier (``T0/00-04``) when the tier holds more than
+    REGENERATE_BATCH_RUNS. A task run costs the flow and its server tens of
+    milliseconds of CPU; regenerating a run costs one or two."""
+    tiers: dict[str, dict[str, list[RunWork]]] = {}
+    for r in runs:
+        if r.regenerate:
+            tiers.setdefault(r.tier, {}).setdefault(r.subtest, []).append(r)
+    batches: list[tuple[str, list[RunWork]]] = []
+    for tier, subtests in tiers.items():
+        chunks: list[list[str]] = [[]]
+        size = 0
+        for subtest, group in subtests.items():
+            if chunks[-1] and size + len(group) > REGENERATE_BATCH_RUNS:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(subtest)
+            size += len(group)
+        for chunk in chunks:
+            label = tier if len(chunks) == 1 else f"{tier}/{chunk[0]}" + (f"-{chunk[-1]}" if len(chunk) > 1 else "")
+            batches.append((label, [r for subtest in chunk for r in subtests[subtest]]))
+    return batches
+
+
 def _submit_experiment(
     runner: TaskRunner[Any], before: ExperimentSurvey, spec: AgentEvalSpec | None, verbose: bool
 ) -> list[tuple[str, list[str], PrefectFuture[Any]]]:
-    """The task runs: per subtest one regeneration batch and one consensus batch, one
-    per agent rerun and per judge slot. Each entry: (task label, the run labels it covers, future)."""
+    """The task runs: the regeneration batches, per subtest one consensus batch, one per
+    agent rerun and per judge slot. Each entry: (task label, the run labels it covers, future)."""
     logger = get_run_logger()
     sel = before.selection
     models = list(before.config.judge_models)
@@ -113,15 +135,15 @@ def _submit_experiment(
     agent_task = rerun_agent_task.with_options(**retry)
     judge_task = rerun_judge_task.with_options(**retry)
     futures: list[tuple[str, list[str], PrefectFuture[Any]]] = []
+    for label, regen in _regeneration_batches(before.planned):
+        params = dict(label=label, experiment_dir=str(before.exp.dir), judge_models=models,
+                      runs=[(r.tier, r.subtest, r.run) for r in regen])
+        futures.append((f"regenerate {label}", [r.label for r in regen], runner.submit(regenerate_task, parameters=params)))
     for (tier, subtest), group in _subtests(before.planned).items():
         batch = f"{tier}/{subtest}"
         base = dict(experiment_dir=str(before.exp.dir), tier=tier, subtest=subtest)
         if verbose:
             logger.info("%s", "\n".join(f"{r.label}: {r.action} ({r.problem})" for r in group))
-        regen = [r for r in group if r.regenerate]
-        if regen:
-            params = dict(label=batch, judge_models=models, run_numbers=[r.run for r in regen], **base)
-            futures.append((f"regenerate {batch}", [r.label for r in regen], runner.submit(regenerate_task, parameters=params)))
         upstream: list[Any] = []  # every agent and judge of this subtest: its consensus batch waits for all
         judged: list[RunWork] = []
         for r in group:
@@ -185,10 +207,14 @@ def _recover_experiment(
             for done in as_completed([f for _, _, f in futures]):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
-    failures = _failures(futures)
-    after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
-    if after.cache is not None:
-        after.cache.save()  # the next survey (a dry run too) skips runs whose files did not change
+        # The reports and the survey after only read the run files: the reports are
+        # built in a helper process meanwhile.
+        reports = runner.submit(reports_task, parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True))
+        after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
+        if after.cache is not None:
+            after.cache.save()  # the next survey (a dry run too) skips runs whose files did not change
+        reports.wait()
+    failures = _failures(futures) + [("reports", why) for why in report_failures(reports.state)]
     return after, failures
 
 
@@ -264,13 +290,10 @@ def _recover(
         # Before anything is written: the temps writers killed mid-write left where this writes.
         report_swept(target.dir, [before.exp.run(r.tier, r.subtest, r.run) for r in before.planned])
         if before.planned:
-            plot_worker.prewarm()  # the plots' helper imports matplotlib on the other core meanwhile
-        try:
-            after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
-            if before.planned:
-                failures += [("reports", why) for why in rebuild_reports_step(target.dir)]
-        finally:
-            plot_worker.discard_prewarmed()
+            # Regeneration batches and the reports run in helper processes: they import
+            # what those need while the flow starts its task runs.
+            helpers.prewarm(["experiment_infra.recovery.batch", "experiment_infra.reports.rebuild"])
+        after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask)
     after = _restrict(after_all, before)

@@ -29,8 +29,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import State
 
-from experiment_infra.reports import build_reports
+from experiment_infra import helpers
+from experiment_infra.reports.rebuild import rebuild
 from flows.artifacts import experiment_tag, label_flow_run, ui_only
 
 
@@ -44,25 +46,26 @@ def _files(n: int) -> str:
     return f"{n} file" + ("" if n == 1 else "s")
 
 
-def rebuild_and_publish(experiment_dir: str, dry_run: bool = False) -> list[str]:
+def rebuild_and_publish(experiment_dir: str, dry_run: bool = False, *, in_helper: bool = False) -> list[str]:
     """Rebuild the reports of ``experiment_dir`` and publish the artifact; the files written
     (or that would be). Runs inside a flow or task run: the ``report`` flow, or the
-    ``reports`` task a recovery ends with."""
+    ``reports`` task a suite run or a recovery ends with. ``in_helper``: build them in a
+    helper process (``experiment_infra.helpers``), off the flow's GIL: worth its start-up
+    for an experiment of many runs."""
     logger = get_run_logger()
     directory = Path(experiment_dir)
-    bundle = build_reports(directory)
-    written = bundle.changed() if dry_run else bundle.write()
+    done = helpers.call(rebuild, directory, dry_run) if in_helper else rebuild(directory, dry_run)
     verb = "would write" if dry_run else "wrote"
-    current = len(bundle.paths) - len(written)
-    logger.info("%s %d report files under %s (%d already up to date)", verb, len(written), directory, current)
+    current = done.total - len(done.written)
+    logger.info("%s %d report files under %s (%d already up to date)", verb, len(done.written), directory, current)
     note = "\n\n*Dry run: nothing written.*" if dry_run else ""
     ui_only(
         "the report artifact", create_markdown_artifact,
         key=artifact_key(directory),
-        markdown=bundle.artifact_markdown() + note,
-        description=f"{bundle.title} ({_files(len(written))} {'would be written' if dry_run else 'written'}, {current} up to date)",
+        markdown=done.artifact_markdown + note,
+        description=f"{done.title} ({_files(len(done.written))} {'would be written' if dry_run else 'written'}, {current} up to date)",
     )
-    return [str(p) for p in written]
+    return [str(p) for p in done.written]
 
 
 def _flow_run_name() -> str:
@@ -83,17 +86,19 @@ def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
 
 
 @task(name="reports", task_run_name="reports", cache_policy=NO_CACHE, persist_result=False)
-def reports_task(experiment_dir: str) -> list[str]:
+def reports_task(experiment_dir: str, in_helper: bool = False) -> list[str]:
     """The reports as one task run of the calling flow: every report of the experiment
     in one batch (a subflow costs several blocking server calls; a task run none)."""
-    return rebuild_and_publish(experiment_dir)
+    return rebuild_and_publish(experiment_dir, in_helper=in_helper)
+
+
+def report_failures(state: State) -> list[str]:
+    """The error line of a ``reports`` task run that failed (a failure loses no run)."""
+    return [] if state.is_completed() else [f"reports: {state.message or state.name}"]
 
 
 def rebuild_reports_step(experiment_dir: Path | str) -> list[str]:
-    """The last step of a suite run or a recovery: every report rebuilt in one task run
-    (only files whose content changed are written) and its artifact, with the metrics
-    table and plots, published; a failure loses no run, so it is an error line."""
-    state = reports_task(str(experiment_dir), return_state=True)
-    if state.is_completed():
-        return []
-    return [f"reports: {state.message or state.name}"]
+    """The last step of a suite run or an agent evaluation: every report rebuilt in one
+    task run (only files whose content changed are written) and its artifact, with the
+    metrics table and plots, published; a failure is an error line."""
+    return report_failures(reports_task(str(experiment_dir), return_state=True))

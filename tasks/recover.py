@@ -3,9 +3,10 @@ judge slot, rebuild a subtest's consensus files. Each is a thin view over core c
 the files decide whether it worked, and an earlier attempt is always moved aside,
 never deleted.
 
-Pure-JSON work (regeneration, consensus rebuilds) runs in batches, one task run per
-subtest (``regenerate T0/00``, ``consensus T0/00``): a task run costs more than the
-files it writes. A batch does every run it holds, records each run's outcome, and
+Pure-JSON work runs in batches: regeneration one task run per tier (``regenerate T0``,
+in chunks of at most ``REGENERATE_BATCH_RUNS`` runs), consensus rebuilds one per
+subtest (``consensus T0/00``, after that subtest's judges): a task run costs the flow
+and its server more than the files it writes. A batch does every run it holds, records each run's outcome, and
 fails at the end if any run failed, naming them (``BatchFailed``). Agent and judge
 reruns stay one task run each: they take minutes.
 
@@ -17,7 +18,6 @@ experiment's spec says (``retries``), each retry moving the failed attempt aside
 
 from __future__ import annotations
 
-import errno
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed, State
 
+from experiment_infra import helpers
 from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, run_judge, stop_judge_leftovers, stop_leftovers
-from experiment_infra.layout import ExperimentPaths, judge_slot_name, run_dir_name_for
+from experiment_infra.layout import ExperimentPaths
 from experiment_infra.recovery.act import move_slot_aside, set_aside_run
-from experiment_infra.regenerate import regenerate_run
+from experiment_infra.recovery.batch import BatchOutcome, is_transient_io, regenerate_batch, run_batch, slot_label
 from experiment_infra.status import JudgeStatus, agent_finished, classify_agent, classify_judge
 from tasks.retries import retry_options
 
@@ -38,9 +39,6 @@ from .agent_eval import stderr_tail
 
 TRANSIENT_RETRIES = 2
 TRANSIENT_FIRST_DELAY = 2.0  # then 4 s: about the old 1 + 5 s, backing off as every task does
-_TRANSIENT_ERRNOS = frozenset(
-    {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EMFILE, errno.ENFILE}
-)
 
 
 class RerunFailed(RuntimeError):
@@ -48,9 +46,7 @@ class RerunFailed(RuntimeError):
 
 
 def is_transient(exc: BaseException | None) -> bool:
-    if isinstance(exc, RerunFailed | TimeoutError | ConnectionError):
-        return True
-    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
+    return isinstance(exc, RerunFailed) or is_transient_io(exc)
 
 
 def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
@@ -63,14 +59,6 @@ def _failed(exc: RerunFailed | BatchFailed) -> State:
     # cannot be regenerated) is one line in the task's log, not a traceback of this
     # module; Prefect still retries a returned Failed state that worth_retrying accepts.
     return Failed(message=str(exc), data=exc)
-
-
-def run_label(tier: str, subtest: str, run_number: int) -> str:
-    return f"{tier}/{subtest}/{run_dir_name_for(run_number)}"
-
-
-def slot_label(tier: str, subtest: str, run_number: int, slot: int) -> str:
-    return f"{run_label(tier, subtest, run_number)}/{judge_slot_name(slot)}"
 
 
 _COMMON: dict[str, Any] = dict(
@@ -93,57 +81,28 @@ class BatchFailed(RuntimeError):
         return (type(self), (self.batch, self.reasons))
 
 
-def _batch(label: str, tier: str, subtest: str, run_numbers: list[int], one: Any) -> dict[str, str] | State:
-    """Call ``one(run_number) -> outcome text`` for every run; the outcomes by run label.
-
-    A transient error on any run is raised after the others are done (the task's
-    retry then redoes only what is still missing); other errors fail the batch at the
-    end with every failed run named.
-    """
-    outcomes: dict[str, str] = {}
-    failed: dict[str, str] = {}
-    transient: BaseException | None = None
-    for number in run_numbers:
-        run = run_label(tier, subtest, number)
-        try:
-            outcomes[run] = one(number)
-        except Exception as exc:  # one run's trouble must not cost the others
-            failed[run] = f"{type(exc).__name__}: {exc}"
-            if transient is None and is_transient(exc):
-                transient = exc
-    lines = [f"{run}: {what}" for run, what in outcomes.items()] + [f"{run}: failed: {why}" for run, why in failed.items()]
-    # One log record for the whole batch, every run's line in it, sent to the UI only
-    # ("prefect.extra" has no console handler): the terminal has the task runs' states.
+def _settle(outcome: BatchOutcome) -> dict[str, str] | State:
+    """A batch's outcome as its task run's: one log record with every run's line, the
+    first transient error raised (the task's retry then redoes only what is still
+    missing), a Failed state naming every run that failed for good."""
+    # Sent to the UI only ("prefect.extra" has no console handler): the terminal has the task runs' states.
     extra = dict(get_run_logger().extra)
-    logging.LoggerAdapter(logging.getLogger("prefect.extra"), extra).info(
-        "%s: %d of %d run(s) done\n%s", label, len(outcomes), len(run_numbers), "\n".join(lines)
-    )
-    if transient is not None:
-        raise transient
-    if failed:
-        return _failed(BatchFailed(label, failed))
-    return outcomes
-
-
-def _relative(written: list[Path], base: Path) -> str:
-    return ", ".join(str(p.relative_to(base)) for p in written) or "nothing (already valid)"
+    logging.LoggerAdapter(logging.getLogger("prefect.extra"), extra).info("%s", outcome.log_text())
+    if outcome.transient is not None:
+        raise outcome.transient
+    if outcome.failed:
+        return _failed(BatchFailed(outcome.label, outcome.failed))
+    return outcome.done
 
 
 @task(
     name="regenerate", task_run_name="regenerate {label}",
     **retry_options(TRANSIENT_RETRIES, TRANSIENT_FIRST_DELAY), **_COMMON,
 )
-def regenerate_task(
-    label: str, experiment_dir: str, judge_models: list[str], tier: str, subtest: str, run_numbers: list[int]
-) -> dict[str, str] | State:
-    """Rebuild the missing or invalid result files of some runs of one subtest (pure JSON, no subprocess)."""
-    sub = ExperimentPaths(Path(experiment_dir)).subtest(tier, subtest)
-
-    def one(number: int) -> str:
-        paths = sub.run(number)
-        return "wrote " + _relative(regenerate_run(paths, judge_models), paths.dir)
-
-    return _batch(label, tier, subtest, run_numbers, one)
+def regenerate_task(label: str, experiment_dir: str, judge_models: list[str], runs: list[tuple[str, str, int]]) -> dict[str, str] | State:
+    """Rebuild the missing or invalid result files of ``runs`` (tier, subtest, run number):
+    pure JSON, no subprocess, in a helper process (off the flow's GIL, beside the other batches)."""
+    return _settle(helpers.call(regenerate_batch, label, experiment_dir, judge_models, [tuple(r) for r in runs]))
 
 
 @task(name="rerun_agent", task_run_name="{label}", **_COMMON)
@@ -201,7 +160,7 @@ def finish_runs_task(
     rerun failed; nothing to rebuild from)."""
     exp = ExperimentPaths(Path(experiment_dir))
 
-    def one(number: int) -> str:
+    def one(tier: str, subtest: str, number: int) -> str:
         paths = exp.run(tier, subtest, number)
         status, reason = classify_agent(paths)
         if not agent_finished(status):
@@ -210,4 +169,4 @@ def finish_runs_task(
         status, reason = classify_agent(paths)
         return f"{status.value} ({reason})"
 
-    return _batch(label, tier, subtest, run_numbers, one)
+    return _settle(run_batch(label, [(tier, subtest, n) for n in run_numbers], one))

@@ -66,8 +66,8 @@ def test_regeneration_through_the_flow_equals_the_originals(prefect_harness, scy
     assert summary.planned == 7 and not summary.not_done and summary.exit_code == 0
     assert summary.before["results"] == 7 and summary.after["completed"] == 7
     names = task_run_names(state)
-    # One regeneration task run per subtest (pure JSON work, in batches), then one for the reports.
-    assert sorted(n for n in names if not n.startswith("report")) == sorted(f"regenerate {t}/{s}" for t, s, _ in ALL_RUNS)
+    # One regeneration task run per tier (pure JSON work, in batches), then one for the reports.
+    assert sorted(n for n in names if not n.startswith("report")) == sorted({f"regenerate {t}" for t, _, _ in ALL_RUNS})
     assert [n for n in names if n.startswith("report")] == ["reports"]
     rows = {r["item"]: r for r in recovery_table(state)}  # the artifact still lists every run's outcome
     for t, s, n in ALL_RUNS:
@@ -238,3 +238,21 @@ def test_real_recovery_whose_reader_went_away_still_finishes(scylla_copy: Path) 
     assert proc.wait(timeout=300) == 0, err[-3000:]
     assert "Traceback" not in err and "BrokenPipe" not in err, err[-3000:]
     assert run_paths(scylla_copy).run_result.is_file()
+
+
+def test_regeneration_batches_are_a_tier_each_split_at_subtests_when_large() -> None:
+    from experiment_infra.status import RunStatus
+    from experiment_infra.recovery.survey import RunWork
+    from flows.recover import REGENERATE_BATCH_RUNS, _regeneration_batches
+
+    def work(tier: str, subtest: str, run: int, regenerate: bool = True) -> RunWork:
+        return RunWork(tier, subtest, run, RunStatus.RESULTS, "", (), regenerate=regenerate)
+
+    per_subtest = REGENERATE_BATCH_RUNS // 2 + 1  # two subtests overflow a batch
+    runs = [work("T0", "00", 1), work("T0", "01", 1), work("T0", "01", 2, regenerate=False)]
+    runs += [work("T1", f"{s:02d}", r) for s in range(3) for r in range(1, per_subtest + 1)]
+    batches = _regeneration_batches(runs)
+    assert [(label, len(rs)) for label, rs in batches] == [
+        ("T0", 2), ("T1/00", per_subtest), ("T1/01", per_subtest), ("T1/02", per_subtest),
+    ]
+    assert all(r.regenerate for _, rs in batches for r in rs)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..layout import ExperimentPaths, SuiteRunPaths
@@ -41,6 +42,23 @@ def build_reports(directory: Path) -> ReportBundle:
     if report_kind(directory) == "agent_eval":
         return build_experiment_reports(Path(directory))
     return build_suite_reports(Path(directory))
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What a rebuild did, in plain values (a helper process hands it back)."""
+
+    written: list[Path]  # or, in a dry run, would write
+    total: int  # report files of the directory, written or already current
+    title: str
+    artifact_markdown: str  # the summary table with the plots inlined, for the Prefect UI
+
+
+def rebuild(experiment_dir: Path | str, dry_run: bool = False) -> Rebuilt:
+    """``rebuild_reports`` with what its artifact shows."""
+    bundle = build_reports(Path(experiment_dir))
+    written = bundle.changed() if dry_run else bundle.write()
+    return Rebuilt(written, len(bundle.paths), bundle.title, bundle.artifact_markdown())
 
 
 def rebuild_reports(experiment_dir: Path, dry_run: bool = False) -> list[Path]:
