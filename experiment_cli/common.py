@@ -160,13 +160,22 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
         raise failure from None
 
 
-def check_services(dask_address: str | None = None, dask_workers: int | None = None) -> None:
-    """The Prefect API (and Dask scheduler) a run needs answer; ServiceError naming them otherwise."""
+def check_services(dask_address: str | None = None, dask_workers: int | None = None) -> str | None:
+    """The Prefect API (and Dask scheduler) a run needs answer; ServiceError naming them
+    otherwise. Returns the API's URL; None when the run will start a temporary server."""
     from flows.api_check import check_api
     from flows.task_runners import check_dask
 
-    check_api()
+    url = check_api()
     check_dask(dask_address, dask_workers)
+    return url
+
+
+def load_temporary_server() -> None:
+    """Import Prefect's temporary server now, as its first client call would (seconds of
+    CPU): a command that starts helper processes does it first, so that they load while
+    the server starts rather than beside this import."""
+    import prefect.server.api.server  # noqa: F401
 
 
 def exit_code_of(state: Any, what: str = "run") -> int:

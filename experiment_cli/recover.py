@@ -16,13 +16,17 @@ import argparse
 import sys
 from typing import Sequence
 
+from experiment_infra import helpers
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.process import drop_stdout
 from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_recovery
 from experiment_infra.recovery.render import render_json, render_text
-from experiment_infra.recovery.survey import survey
+from experiment_infra.recovery.batch import HELPER_WARMUP
+from experiment_infra.recovery.survey import ExperimentSurvey, survey
 
-from .common import BAD_INPUT, Parser, add_dask_options, check_services, positive_int, prepare_prefect, report, run_flow
+from .common import (
+    BAD_INPUT, Parser, add_dask_options, check_services, load_temporary_server, positive_int, prepare_prefect, report, run_flow,
+)
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -70,12 +74,18 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     before = check_recovery(args.experiment_dir, selection, args.parallelism)
     prepare_prefect()
-    check_services(args.dask_address, args.dask_workers)
+    api_url = check_services(args.dask_address, args.dask_workers)
     dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
     import flows.recover as flows_recover
     from flows.lost_server import lost_server_call, quiet_lost_server_tracebacks
 
     quiet_lost_server_tracebacks()
+    if isinstance(before, ExperimentSurvey) and before.planned:
+        # The flow's pure-JSON work runs in helper processes: started now, after Prefect's
+        # imports, they load while its temporary server starts (seconds with a core to spare).
+        if api_url is None:
+            load_temporary_server()
+        helpers.prewarm(HELPER_WARMUP)
     try:
         state = run_flow(  # a temporary server that never starts: one error line, exit 2
             flows_recover.recover, experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +22,36 @@ except ImportError:  # pragma: no cover - only there
 
 from .layout import TEMP_SUFFIX, temp_prefix
 
-# Read once: os.umask can only be read by setting it, which is not thread-safe.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+_HOST = socket.gethostname()
+
+
+def _open_temp(path: Path) -> tuple[int, str]:
+    """A new temp file beside ``path`` (its parent created if missing), open for writing.
+
+    ``os.open`` with mode 0666 leaves the permissions to the umask, like any file a
+    program creates (results on shared storage must be readable like any file), in one
+    syscall: ``tempfile.mkstemp`` creates 0600 and needs a chmod after.
+    """
+    # The pid is read at each write: a forked writer must not name its parent.
+    prefix = os.path.join(path.parent, temp_prefix(path, _HOST, os.getpid()))
+    for _ in range(100):
+        tmp = f"{prefix}{os.urandom(6).hex()}{TEMP_SUFFIX}"
+        try:
+            return os.open(tmp, _CREATE, 0o666), tmp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # the first file of its directory
+            path.parent.mkdir(parents=True, exist_ok=True)
+    raise FileExistsError(f"{path.parent}: no free temp file name for {path.name}")
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """``fsync=False`` for files derived from others (regenerated results): a crash may
     then leave them empty, never half-written, and readers treat empty as absent."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The pid is read at each write: a forked writer must not name its parent.
-    prefix = temp_prefix(path, socket.gethostname(), os.getpid())
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp = _open_temp(path)
     try:
-        # mkstemp creates 0600; results on shared storage must be readable like any file.
-        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

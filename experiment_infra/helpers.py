@@ -6,7 +6,8 @@ and JSON parses on the flow's threads. Each syscall gives up the GIL and then wa
 get it back behind Prefect's own threads (events, logs, state changes), which made the
 same work three times slower in a flow than in a plain process. A helper is a plain
 process: ``python -m experiment_infra.helpers MODULE...``, started fresh (never forked
-from a threaded process), importing the named modules at once, then answering calls
+from a threaded process), importing the named modules at once (``module:function``
+also calls that function: a warm-up such as starting the plots' own helper), then answering calls
 one at a time: a pickled ``(function, args)`` on its stdin, a pickled ``(ok, value)``
 on its stdout, each framed by its length.
 
@@ -184,7 +185,9 @@ def call(fn: Callable[..., T], *args: Any) -> T:
 
 
 def prewarm(modules: Sequence[str] = ()) -> None:
-    """Start every helper now, each importing ``modules`` while the caller does other work."""
+    """Start every helper now, each importing ``modules`` (and calling each ``module:function``)
+    while the caller does other work: a command line calls it before it imports Prefect and
+    waits for Prefect's server, so that the helpers are ready when the flow needs them."""
     _POOL.prewarm(modules)
 
 
@@ -213,7 +216,10 @@ if __name__ == "__main__":
     import importlib
 
     for name in sys.argv[1:]:
-        importlib.import_module(name)
+        module, _, function = name.partition(":")
+        loaded = importlib.import_module(module)
+        if function:
+            getattr(loaded, function)()
     # The protocol owns stdout: anything the work prints goes to stderr instead.
     channel, sys.stdout = sys.stdout.buffer, sys.stderr
     sys.exit(_serve(sys.stdin.buffer, channel))

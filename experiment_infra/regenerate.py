@@ -27,7 +27,9 @@ from .records import (
     RecordError,
     RunResult,
     TokenStats,
+    forget,
     load_record,
+    read_once,
     read_record,
     utc_now_iso,
     write_record,
@@ -290,6 +292,7 @@ def _replace_record(
     """
     if (path.exists() or path.is_symlink()) and read_record(path, type(record)).record is None:
         move_aside(path, next_aside(path.parent, path.name))
+        forget(path)
     write_record(path, record, fsync=fsync)
 
 
@@ -300,6 +303,11 @@ def regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bo
     value an original writer put there. No fsync per file: these are derived files,
     and one a crash leaves empty reads as absent and is simply regenerated again.
     """
+    with read_once():  # its rules ask for some files several times over
+        return _regenerate_run(paths, judge_models, dry_run=dry_run)
+
+
+def _regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: bool) -> list[Path]:
     written: list[Path] = []
     if read_record(paths.agent_result, AgentResult).record is None:
         if not dry_run:

@@ -30,7 +30,7 @@ if __name__ == "__main__":
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
@@ -39,12 +39,11 @@ from prefect.states import Completed, Failed
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure
 
-from experiment_infra.agent_eval import AgentEvalSpec, load_spec
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra import helpers
 from experiment_infra.recovery.act import work_done
-from experiment_infra.recovery.batch import slot_label
+from experiment_infra.recovery.batch import HELPER_WARMUP, slot_label
 from experiment_infra.recovery.select import Mode
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_suite_rerun
@@ -69,6 +68,9 @@ from flows.report import report_failures, reports_task
 from flows.task_runners import build_task_runner
 from tasks.recover import BatchFailed, finish_runs_task, regenerate_task, rerun_agent_task, rerun_judge_task
 from tasks.retries import retry_options
+
+if TYPE_CHECKING:
+    from experiment_infra.agent_eval import AgentEvalSpec
 
 
 # ---------------------------------------------------------------------- helpers
@@ -200,7 +202,11 @@ def _failures(futures: list[tuple[str, list[str], PrefectFuture[Any]]]) -> list[
 def _recover_experiment(
     before: ExperimentSurvey, parallelism: int | None, verbose: bool, dask: dict[str, Any]
 ) -> tuple[ExperimentSurvey, list[tuple[str, str]]]:
-    spec = load_spec(before.exp) if any(r.rerun_agent or r.judge_slots for r in before.planned) else None
+    spec = None
+    if any(r.rerun_agent or r.judge_slots for r in before.planned):
+        from experiment_infra.agent_eval import load_spec  # only reruns need it (and its git)
+
+        spec = load_spec(before.exp)
     with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, **dask) as runner:
         futures = _submit_experiment(runner, before, spec, verbose)
         with Progress(len(futures), progress_key(before.exp.dir), "tasks") as progress:
@@ -290,9 +296,9 @@ def _recover(
         # Before anything is written: the temps writers killed mid-write left where this writes.
         report_swept(target.dir, [before.exp.run(r.tier, r.subtest, r.run) for r in before.planned])
         if before.planned:
-            # Regeneration batches and the reports run in helper processes: they import
-            # what those need while the flow starts its task runs.
-            helpers.prewarm(["experiment_infra.recovery.batch", "experiment_infra.reports.rebuild"])
+            # Regeneration batches and the reports run in helper processes (started by the
+            # command line already, before Prefect's server; otherwise now).
+            helpers.prewarm(HELPER_WARMUP)
         after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask)

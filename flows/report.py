@@ -32,7 +32,6 @@ from prefect.runtime import flow_run
 from prefect.states import State
 
 from experiment_infra import helpers
-from experiment_infra.reports.rebuild import rebuild
 from flows.artifacts import experiment_tag, label_flow_run, ui_only
 
 
@@ -52,6 +51,8 @@ def rebuild_and_publish(experiment_dir: str, dry_run: bool = False, *, in_helper
     ``reports`` task a suite run or a recovery ends with. ``in_helper``: build them in a
     helper process (``experiment_infra.helpers``), off the flow's GIL: worth its start-up
     for an experiment of many runs."""
+    from experiment_infra.reports.rebuild import rebuild  # in a helper, imported there alone
+
     logger = get_run_logger()
     directory = Path(experiment_dir)
     done = helpers.call(rebuild, directory, dry_run) if in_helper else rebuild(directory, dry_run)

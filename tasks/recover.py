@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -28,14 +28,17 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed, State
 
 from experiment_infra import helpers
-from experiment_infra.agent_eval import AgentEvalSpec, finish_run, run_agent, run_judge, stop_judge_leftovers, stop_leftovers
 from experiment_infra.layout import ExperimentPaths
 from experiment_infra.recovery.act import move_slot_aside, set_aside_run
 from experiment_infra.recovery.batch import BatchOutcome, is_transient_io, regenerate_batch, run_batch, slot_label
 from experiment_infra.status import JudgeStatus, agent_finished, classify_agent, classify_judge
 from tasks.retries import retry_options
 
-from .agent_eval import stderr_tail
+if TYPE_CHECKING:
+    from experiment_infra.agent_eval import AgentEvalSpec
+
+# The agent-evaluation machinery (git, workspaces: a fifth of a second to import) is
+# imported by the reruns that use it: a recovery that only regenerates never needs it.
 
 TRANSIENT_RETRIES = 2
 TRANSIENT_FIRST_DELAY = 2.0  # then 4 s: about the old 1 + 5 s, backing off as every task does
@@ -108,6 +111,10 @@ def regenerate_task(label: str, experiment_dir: str, judge_models: list[str], ru
 @task(name="rerun_agent", task_run_name="{label}", **_COMMON)
 def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> str | State:
     """Move the old run aside, run the agent again; a Failed state if its files say it failed."""
+    from experiment_infra.agent_eval import run_agent, stop_leftovers
+
+    from .agent_eval import stderr_tail
+
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
     for stopped in stop_leftovers(exp.run(tier, subtest, run_number)):
@@ -130,6 +137,10 @@ def rerun_judge_task(
     slot: int, model: str, model_override: bool = False,
 ) -> str | State:
     """Move the old slot aside, run that judge again; a Failed state if its files say it failed."""
+    from experiment_infra.agent_eval import run_judge, stop_judge_leftovers
+
+    from .agent_eval import stderr_tail
+
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
     paths = exp.run(tier, subtest, run_number)
@@ -158,6 +169,8 @@ def finish_runs_task(
     """Consensus, judge timing and run_result.json of some runs of one subtest, from the
     judgments now on disk. A run whose agent is not finished is left alone (its agent
     rerun failed; nothing to rebuild from)."""
+    from experiment_infra.agent_eval import finish_run
+
     exp = ExperimentPaths(Path(experiment_dir))
 
     def one(tier: str, subtest: str, number: int) -> str:

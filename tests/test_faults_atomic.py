@@ -367,3 +367,17 @@ def test_temp_files_beside_results_are_never_read_as_results(small_exp: Path, tm
     case.run_record.rename(case.dir / f".{case.run_record.name}.x.tmp")
     assert classify_case(case).status is CaseStatus.MISSING
     tally("torn", faults=5, runs=2)
+
+
+def test_reads_remembered_within_a_rebuild_see_its_own_writes(tmp_path: Path) -> None:
+    from experiment_infra.records import AgentTiming, read_once, read_record, write_record
+
+    path = tmp_path / "timing.json"
+    write_record(path, AgentTiming(agent_duration_seconds=1.0, measured_at="2026-01-01T00:00:00"))
+    with read_once():
+        first = read_record(path, AgentTiming).record
+        assert read_record(path, AgentTiming).record is first  # read once
+        write_record(path, AgentTiming(agent_duration_seconds=2.0, measured_at="2026-01-01T00:00:01"))
+        assert read_record(path, AgentTiming).record.agent_duration_seconds == 2.0  # the write is seen
+    path.write_text("{}")  # outside the block every read goes to the file
+    assert read_record(path, AgentTiming).record is None

@@ -204,6 +204,22 @@ def test_plots_are_valid_png_files(scylla_copy: Path) -> None:
         assert_png(p.read_bytes())
 
 
+def test_prewarmed_plot_helpers_share_the_plots_and_draw_the_same_bytes(scylla_copy: Path) -> None:
+    from experiment_infra.reports import plot_worker
+
+    rebuild_reports(scylla_copy)
+    result = load_record(ExperimentPaths(scylla_copy).result, ExperimentResult)
+    here = plot_worker.draw_all(result)
+    plot_worker.prewarm()
+    helpers = list(plot_worker._prewarmed)
+    assert len(helpers) == min(2, os.cpu_count() or 1)
+    shared = plot_worker.start(result).result()
+    assert shared == here  # the same four PNGs, whichever process drew which
+    assert all(p.poll() is not None for p in helpers)  # each helper drew its share and exited
+    groups = plot_worker.share_out(list(plot_worker.PLOTS), 2)
+    assert sorted(n for g in groups for n in g) == sorted(plot_worker.PLOTS) and len(groups) == 2
+
+
 def test_cost_vs_score_labels_do_not_print_over_each_other(scylla_copy: Path) -> None:
     from matplotlib.text import Annotation
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from pathlib import Path
 
@@ -61,35 +62,35 @@ class JudgeSlotPaths:
     dir: Path
     slot: int
 
-    @property
+    @cached_property
     def judgment(self) -> Path:
         return self.dir / "judgment.json"
 
-    @property
+    @cached_property
     def response(self) -> Path:
         return self.dir / "response.txt"
 
-    @property
+    @cached_property
     def stdout(self) -> Path:
         return self.dir / "stdout.log"
 
-    @property
+    @cached_property
     def stderr(self) -> Path:
         return self.dir / "stderr.log"
 
-    @property
+    @cached_property
     def timing(self) -> Path:
         return self.dir / "timing.json"
 
-    @property
+    @cached_property
     def replay(self) -> Path:
         return self.dir / "replay.sh"
 
-    @property
+    @cached_property
     def model_md(self) -> Path:
         return self.dir / "MODEL.md"
 
-    @property
+    @cached_property
     def command_log(self) -> Path:
         """This project's record of the judge command (exit code); absent in foreign runs."""
         return self.dir / "command_log.json"
@@ -109,68 +110,72 @@ class AgentRunPaths(_Reported):
         return number
 
     # agent/
-    @property
+    @cached_property
     def agent_dir(self) -> Path:
         return self.dir / "agent"
 
-    @property
+    @cached_property
     def command_log(self) -> Path:
         return self.agent_dir / "command_log.json"
 
-    @property
+    @cached_property
     def agent_stdout(self) -> Path:
         return self.agent_dir / "stdout.log"
 
-    @property
+    @cached_property
     def agent_stderr(self) -> Path:
         return self.agent_dir / "stderr.log"
 
-    @property
+    @cached_property
     def output(self) -> Path:
         return self.agent_dir / "output.txt"
 
-    @property
+    @cached_property
     def agent_timing(self) -> Path:
         return self.agent_dir / "timing.json"
 
-    @property
+    @cached_property
     def prompt(self) -> Path:
         return self.agent_dir / "prompt.md"
 
-    @property
+    @cached_property
     def agent_replay(self) -> Path:
         return self.agent_dir / "replay.sh"
 
-    @property
+    @cached_property
     def agent_result(self) -> Path:
         return self.agent_dir / "result.json"
 
-    @property
+    @cached_property
     def agent_model_md(self) -> Path:
         return self.agent_dir / "MODEL.md"
 
-    @property
+    @cached_property
     def agent_process(self) -> Path:
         """This project's record of the running agent process (pid, host, start)."""
         return self.agent_dir / "process.json"
 
     # judge/
-    @property
+    @cached_property
     def judge_dir(self) -> Path:
         return self.dir / "judge"
 
-    @property
+    @cached_property
     def consensus(self) -> Path:
         return self.judge_dir / "result.json"
 
-    @property
+    @cached_property
     def judge_timing(self) -> Path:
         return self.judge_dir / "timing.json"
 
     def judge_slot(self, slot: int) -> JudgeSlotPaths:
         if slot < 1:
             raise ValueError(f"judge slots are numbered from 1, got {slot}")
-        return JudgeSlotPaths(self.judge_dir / judge_slot_name(slot), slot)
+        slots = self.__dict__.setdefault("_slots", {})  # built once: the rules ask for each many times
+        found = slots.get(slot)
+        if found is None:
+            found = slots[slot] = JudgeSlotPaths(self.judge_dir / judge_slot_name(slot), slot)
+        return found
 
     def judge_slots_on_disk(self) -> list[JudgeSlotPaths]:
         """The ``judge_NN`` directories present (a linked ``judge/`` is not followed)."""
@@ -180,28 +185,28 @@ class AgentRunPaths(_Reported):
         return [self.judge_slot(n) for n in sorted(int(m.group(1)) for m in found if m and int(m.group(1)) >= 1)]
 
     # run level
-    @property
+    @cached_property
     def run_result(self) -> Path:
         return self.dir / "run_result.json"
 
-    @property
+    @cached_property
     def workspace(self) -> Path:
         return self.dir / "workspace"
 
-    @property
+    @cached_property
     def task_prompt(self) -> Path:
         return self.dir / "task_prompt.md"
 
-    @property
+    @cached_property
     def judge_prompt(self) -> Path:
         return self.dir / "judge_prompt.md"
 
-    @property
+    @cached_property
     def worktree_script(self) -> Path:
         """The ``git worktree add`` command that made ``workspace/`` (run it to rebuild one)."""
         return self.dir / "worktree_create.sh"
 
-    @property
+    @cached_property
     def workspace_instructions(self) -> Path:
         """A condition's system prompt, where Claude Code reads project instructions."""
         return self.workspace / "CLAUDE.md"

@@ -40,7 +40,7 @@ def temp_host(host: str) -> str:
 
 
 def temp_prefix(target: Path, host: str, pid: int) -> str:
-    """The start of a temp file name for writing ``target`` (``mkstemp`` adds the random part)."""
+    """The start of a temp file name for writing ``target`` (the writer adds a random part)."""
     return f".{Path(target).name}~{temp_host(host)}~{pid}~"
 
 

@@ -30,6 +30,8 @@ _WHERE = {
     "RecordError": "base",
     "ReadResult": "base",
     "read_record": "base",
+    "read_once": "base",
+    "forget": "base",
     "explain_validation": "base",
     "NOFOLLOW_READ_FLAGS": "base",
     "load_record": "base",
@@ -98,7 +100,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
 
 
 if TYPE_CHECKING:  # static checkers see the real imports
-    from .base import MAX_RECORD_BYTES, utc_now, utc_now_iso, RecordError, ReadResult, read_record, explain_validation, NOFOLLOW_READ_FLAGS, load_record, record_json, write_record
+    from .base import MAX_RECORD_BYTES, utc_now, utc_now_iso, RecordError, ReadResult, read_record, read_once, forget, explain_validation, NOFOLLOW_READ_FLAGS, load_record, record_json, write_record
     from .standard import GitProvenance, ManifestCase, SuiteManifest, RunRecord, InspectRunRecord, CaseMetrics
     from .agent_eval import ExperimentConfig, CommandEntry, CommandLog, AgentTiming, TokenStats, AgentResult, ClaudeUsage, ClaudeCodeOutput, Judgment, JudgeTiming, ProcessRecord, JudgeCommand, Consensus, JudgeSummary, RunResult, RunReport, ConditionRecord, AgentEvalManifest
     from .reports import INFINITE, cost_of_pass_value, MissingRun, SubtestResult, TierResult, ExperimentResult, SubtestReportSummary, SubtestReportChild, SubtestReport, TierReportSummary, TierReportBest, TierReportChild, TierReport, ExperimentReportSummary, ExperimentReportBest, ExperimentReportChild, ExperimentReport, TierComparisonEntry, TierComparison, SubtestVote, BestSubtest

@@ -12,6 +12,9 @@ import errno
 import json
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -64,7 +67,45 @@ class ReadResult(Generic[M]):
         return self.problem != "missing"
 
 
+_memo = threading.local()  # .reads: {(path, model): ReadResult} inside read_once()
+
+
+@contextmanager
+def read_once() -> Iterator[None]:
+    """Within the block, this thread reads each (file, model) once: rebuilding one run's
+    files asks for some of them three times over (timings, command logs, the run
+    result). ``write_record`` and ``forget`` drop what they replace or move."""
+    outer = getattr(_memo, "reads", None)
+    _memo.reads = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _memo.reads = outer
+
+
+def forget(path: Path | str) -> None:
+    """``path`` changed: the next ``read_record`` of it reads the file again."""
+    reads = getattr(_memo, "reads", None)
+    if reads:
+        name = os.fspath(path)
+        for key in [k for k in reads if k[0] == name]:
+            del reads[key]
+
+
 def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
+    """Parse ``path`` as ``model``; never raises for bad content, never follows a symlink
+    (inside ``read_once``, the same file and model are read only once)."""
+    reads = getattr(_memo, "reads", None)
+    if reads is None:
+        return _read_record(path, model)
+    key = (os.fspath(path), model)
+    found = reads.get(key)
+    if found is None:
+        found = reads[key] = _read_record(path, model)
+    return found
+
+
+def _read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
     """Parse ``path`` as ``model``; never raises for bad content, never follows a symlink.
 
     Classification reads thousands of these, so the file is opened once with
@@ -227,5 +268,6 @@ def record_json(record: BaseModel) -> str:
 
 def write_record(path: Path, record: BaseModel, *, fsync: bool = True) -> None:
     atomic_write_text(path, record_json(record), fsync=fsync)
+    forget(path)
 
 

@@ -1,7 +1,8 @@
 """What a recovery does to the disk around a rerun, and how it tells the rerun worked.
 
 Earlier attempts are moved aside, never deleted (``set_aside_run`` / ``set_aside_slot``
-of the agent-evaluation core, re-exported here for the recovery tasks).
+of the agent-evaluation core, for the recovery tasks: imported when a rerun needs them,
+since the agent-evaluation core brings git along, which a regeneration never needs).
 """
 
 from __future__ import annotations
@@ -9,12 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..atomic import move_aside
-from ..agent_eval import set_aside_run, set_aside_slot
 from ..layout import ExperimentPaths, next_aside
 from .survey import RunWork
 from ..status import JudgeStatus, RunStatus, agent_finished
 
 __all__ = ["move_slot_aside", "set_aside_run", "work_done"]
+
+
+def set_aside_run(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -> Path | None:
+    """``agent_eval.set_aside_run``: the earlier attempt to ``{subtest}/.failed/run_NN_attempt_K``, its leftovers stopped."""
+    from ..agent_eval.agent import set_aside_run as set_aside
+
+    return set_aside(exp, tier, subtest, run_number)
 
 
 def move_slot_aside(exp: ExperimentPaths, tier: str, subtest: str, run_number: int, slot: int) -> Path | None:
@@ -30,6 +37,8 @@ def move_slot_aside(exp: ExperimentPaths, tier: str, subtest: str, run_number: i
         except (FileNotFoundError, FileExistsError):
             pass  # another slot's rerun moved it a moment ago
         return None
+    from ..agent_eval.judge import set_aside_slot
+
     return set_aside_slot(exp, tier, subtest, run_number, slot)
 
 

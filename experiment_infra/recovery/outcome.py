@@ -96,8 +96,9 @@ def check_suite_rerun(s: SuiteRunSurvey) -> None:
 
 
 def check_recovery(directory: str, selection: Selection, parallelism: int | None) -> ExperimentSurvey | SuiteRunSurvey:
-    """Everything a real recovery would refuse, checked before Prefect starts (reads only);
-    returns the survey it read."""
+    """Everything a real recovery would refuse, checked before Prefect starts; returns the
+    survey it read. Of an experiment that passes, the status cache is saved: the flow's
+    own survey, seconds later, then reads only the files that changed meanwhile."""
     s = survey(directory, selection)
     target = s.exp if isinstance(s, ExperimentSurvey) else s.run
     check_lock(target.lock, what=str(target.dir))
@@ -116,6 +117,8 @@ def check_recovery(directory: str, selection: Selection, parallelism: int | None
                 f"{s.exp.prompt}: missing, so agents of this experiment cannot be rerun; restore it, "
                 "or recover without agent reruns (--judges-only, or --status results)"
             )
+        if s.cache is not None:
+            s.cache.save()
         return s
     check_suite_rerun(s)
     if s.planned:
