@@ -208,12 +208,13 @@ def flow_regeneration(exp: ExperimentPaths, subset: list[AgentRunPaths]) -> None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--dir", type=Path, default=None, help="where to build the tree (default: a temp dir)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to build the tree, in a new directory of its own (default: the system's temp dir)")
     parser.add_argument("--flow", type=int, default=0, metavar="N", help="also regenerate N runs through the flow")
     parser.add_argument("--keep", action="store_true", help="keep the tree afterwards")
     args = parser.parse_args(argv)
 
-    root = (args.dir or Path(tempfile.mkdtemp(prefix="bench-recovery-"))) / "experiment"
+    # A directory of its own, inside --dir when given: the cleanup removes only what it made.
+    root = Path(tempfile.mkdtemp(prefix="bench-recovery-", dir=args.dir)) / "experiment"
     build_s, (exp, paths) = timed(f"build ({args.runs} runs, hard links)", args.runs, lambda: build(root, args.runs))
     n = len(paths)
     config = load_record(exp.config, ExperimentConfig)
@@ -258,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.flow:
             flow_regeneration(exp, paths[: args.flow])
     finally:
-        if not args.keep:
+        if args.keep:
+            print(f"kept: {root}")
+        else:
             shutil.rmtree(root.parent, ignore_errors=True)
     return 0
 

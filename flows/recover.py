@@ -214,13 +214,18 @@ def _recover_experiment(
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
         # The reports and the survey after only read the run files: the reports are
-        # built in a helper process meanwhile.
-        reports = runner.submit(reports_task, parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True))
+        # built in a helper process meanwhile (when anything was done to report).
+        reports = None
+        if before.planned:
+            reports = runner.submit(reports_task, parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True))
         after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
         if after.cache is not None:
             after.cache.save()  # the next survey (a dry run too) skips runs whose files did not change
-        reports.wait()
-    failures = _failures(futures) + [("reports", why) for why in report_failures(reports.state)]
+        if reports is not None:
+            reports.wait()
+    failures = _failures(futures)
+    if reports is not None:
+        failures += [("reports", why) for why in report_failures(reports.state)]
     return after, failures
 
 

@@ -3,12 +3,12 @@ judge slot, rebuild a subtest's consensus files. Each is a thin view over core c
 the files decide whether it worked, and an earlier attempt is always moved aside,
 never deleted.
 
-Pure-JSON work runs in batches: regeneration one task run per tier (``regenerate T0``,
-in chunks of at most ``REGENERATE_BATCH_RUNS`` runs), consensus rebuilds one per
-subtest (``consensus T0/00``, after that subtest's judges): a task run costs the flow
-and its server more than the files it writes. A batch does every run it holds, records each run's outcome, and
-fails at the end if any run failed, naming them (``BatchFailed``). Agent and judge
-reruns stay one task run each: they take minutes.
+Pure-JSON work runs in batches: regeneration one task run per tier (``regenerate T0``;
+a large tier in chunks of whole subtests), in a helper process; consensus rebuilds one
+per subtest (``consensus T0/00``, after that subtest's judges): a task run costs the
+flow and its server more than the files it writes. A batch does every run it holds,
+records each run's outcome, and fails at the end if any run failed, naming them
+(``BatchFailed``). Agent and judge reruns stay one task run each: they take minutes.
 
 Retries: a batch is retried only for transient I/O errors (a result file that cannot
 be built will not build on a second try; the runs it already rebuilt are valid files
@@ -30,7 +30,7 @@ from prefect.states import Failed, State
 from experiment_infra import helpers
 from experiment_infra.layout import ExperimentPaths
 from experiment_infra.recovery.act import move_slot_aside, set_aside_run
-from experiment_infra.recovery.batch import BatchOutcome, is_transient_io, regenerate_batch, run_batch, slot_label
+from experiment_infra.recovery.batch import BatchOutcome, is_transient_io, regenerate_batch, run_batch
 from experiment_infra.status import JudgeStatus, agent_finished, classify_agent, classify_judge
 from tasks.retries import retry_options
 

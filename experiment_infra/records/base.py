@@ -67,7 +67,11 @@ class ReadResult(Generic[M]):
         return self.problem != "missing"
 
 
-_memo = threading.local()  # .reads: {(path, model): ReadResult} inside read_once()
+class _Memo(threading.local):
+    reads: dict[tuple[str, type], ReadResult[Any]] | None = None  # inside read_once(); a class default reads fast
+
+
+_memo = _Memo()
 
 
 @contextmanager
@@ -75,7 +79,7 @@ def read_once() -> Iterator[None]:
     """Within the block, this thread reads each (file, model) once: rebuilding one run's
     files asks for some of them three times over (timings, command logs, the run
     result). ``write_record`` and ``forget`` drop what they replace or move."""
-    outer = getattr(_memo, "reads", None)
+    outer = _memo.reads
     _memo.reads = {} if outer is None else outer
     try:
         yield
@@ -85,7 +89,7 @@ def read_once() -> Iterator[None]:
 
 def forget(path: Path | str) -> None:
     """``path`` changed: the next ``read_record`` of it reads the file again."""
-    reads = getattr(_memo, "reads", None)
+    reads = _memo.reads
     if reads:
         name = os.fspath(path)
         for key in [k for k in reads if k[0] == name]:
@@ -95,7 +99,7 @@ def forget(path: Path | str) -> None:
 def read_record(path: Path | str, model: type[M]) -> ReadResult[M]:
     """Parse ``path`` as ``model``; never raises for bad content, never follows a symlink
     (inside ``read_once``, the same file and model are read only once)."""
-    reads = getattr(_memo, "reads", None)
+    reads = _memo.reads
     if reads is None:
         return _read_record(path, model)
     key = (os.fspath(path), model)
