@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
-from typing import Any
 
 try:  # a dependency, but the case waiter runs without site-packages (python -S)
     import orjson
@@ -22,8 +20,14 @@ except ImportError:  # pragma: no cover - only there
 
 from .layout import TEMP_SUFFIX, temp_prefix
 
+TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+if TYPE_CHECKING:
+    from typing import Any
+
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-_HOST = socket.gethostname()
+# This host's name as socket.gethostname() gives it (the uname node name), without
+# importing socket: the case waiter writes through here.
+_HOST = os.uname().nodename if hasattr(os, "uname") else __import__("socket").gethostname()
 
 
 def _open_temp(path: Path) -> tuple[int, str]:

@@ -33,7 +33,6 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any, Sequence
 
 # Standard library and the light core modules only: this process runs beside every case,
 # and importing the pydantic models would cost it more CPU than a trivial case takes.
@@ -41,6 +40,10 @@ from experiment_infra.clock import utc_now_iso
 from experiment_infra.layout import CasePaths
 from experiment_infra.records.run_record_io import read_run_record_json, update_run_record_json
 from experiment_infra.streaming import run_streaming
+
+TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+if TYPE_CHECKING:
+    from typing import Any, Sequence
 
 WAITER_SCRIPT = Path(__file__).resolve()
 BAD_INPUT_EXIT_CODE = 2

@@ -15,9 +15,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from .clock import utc_now_iso
+
+TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+if TYPE_CHECKING:
+    from typing import Callable, Mapping, Sequence
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports
 START_FAILED_EXIT_CODE = 127  # what a shell reports for a command it could not start

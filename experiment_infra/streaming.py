@@ -12,11 +12,15 @@ import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
 
 from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group
+
+TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+if TYPE_CHECKING:
+    from typing import IO
 
 # (stream, line): stream is "stdout" or "stderr", line has no trailing newline.
 OutputCallback = Callable[[str, str], None]

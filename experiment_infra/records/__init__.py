@@ -17,7 +17,9 @@ needs the run record alone (the case waiter) does not build every report model.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+# Not imported from typing, which costs the case waiter (beside every case) a tenth of its
+# start-up; static checkers treat this name the same.
+TYPE_CHECKING = False
 
 from ..lazy import lazy_exports
 
