@@ -193,7 +193,12 @@ def main() -> None:
     # A private PREFECT_HOME and no API URL: the flow starts its own temporary server.
     os.environ["PREFECT_HOME"] = str(work / "prefect-home")
     os.environ.pop("PREFECT_API_URL", None)
+    # The generous start-up limit every command gives the temporary server (20 s is too
+    # little on a busy 2-CPU machine).
     sys.path.insert(0, str(REPO_ROOT))
+    from experiment_cli.common import prepare_prefect
+
+    prepare_prefect()
     one, many = write_suite(work / "suite", 1), write_suite(work / "suite", args.n)
 
     plain_1 = min(plain_runner(one, work / f"plain1_{i}", args.p) for i in range(args.repeat))

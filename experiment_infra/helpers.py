@@ -33,6 +33,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence, TypeVar
 
+from .process import usable_cpus
+
 __all__ = ["call", "close", "prewarm"]
 
 T = TypeVar("T")
@@ -41,12 +43,6 @@ MAX_HELPERS = 4  # per process; pure file work gains little beyond that on a sha
 _FRAME = struct.Struct("!Q")
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
 
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _send(stream: IO[bytes], payload: bytes) -> None:
@@ -105,7 +101,7 @@ class _Pool:
         self._pid = os.getpid()
 
     def _size(self) -> int:
-        return max(1, min(MAX_HELPERS, _cpus()))
+        return max(1, min(MAX_HELPERS, usable_cpus()))
 
     def _start(self, modules: Sequence[str]) -> _Helper | None:
         try:

@@ -55,6 +55,14 @@ def dying_with_parent(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which a container or taskset narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class ProcessResult:
     exit_code: int

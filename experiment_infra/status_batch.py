@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .layout import AgentRunPaths
+from .process import usable_cpus
 from .status import RunClassification, classify_run_dir, from_plain, to_plain
 from .status_cache import StatusCache
 
@@ -36,19 +37,13 @@ _Plain = tuple[str, str, tuple[tuple[str, str], ...], str, int, int] | None
 _BATCH: tuple[Sequence[tuple[str, str]], list[str], StatusCache | None] | None = None
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
 
 def _worker_count(runs: int, workers: int | None) -> int:
     if workers is not None:
         return max(1, workers)
     if runs < PARALLEL_MIN_RUNS or threading.active_count() > 1 or not hasattr(os, "fork"):
         return 1
-    return min(_cpus(), 8)
+    return min(usable_cpus(), 8)
 
 
 def _classify_span(span: tuple[int, int]) -> list[_Plain]:

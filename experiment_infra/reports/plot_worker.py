@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..records import ExperimentResult
+from ..process import usable_cpus
 from . import plots
 
 PLOTS: dict[str, Callable[[ExperimentResult], bytes]] = {
@@ -34,12 +35,6 @@ _WEIGHT = {"cost_vs_score_plot": 3.0, "score_distribution_plot": 2.0, "judge_agr
 TIMEOUT_SECONDS = 300.0
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def draw_all(result: ExperimentResult, names: list[str] | None = None) -> dict[str, bytes]:
@@ -131,7 +126,7 @@ def prewarm() -> None:
     caller does other work), for the next ``start`` of this process to use. A recovery's
     helper processes call it as they start."""
     discard_prewarmed()
-    for _ in range(min(2, _cpus())):
+    for _ in range(min(2, usable_cpus())):
         proc = _spawn()
         if proc is not None:
             _prewarmed.append(proc)
