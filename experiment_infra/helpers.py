@@ -30,10 +30,9 @@ import struct
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import IO, Any, Callable, Sequence, TypeVar
 
-from .process import usable_cpus
+from .process import package_env, usable_cpus
 
 __all__ = ["call", "close", "prewarm"]
 
@@ -41,8 +40,6 @@ T = TypeVar("T")
 
 MAX_HELPERS = 4  # per process; pure file work gains little beyond that on a shared disk
 _FRAME = struct.Struct("!Q")
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
-
 
 
 def _send(stream: IO[bytes], payload: bytes) -> None:
@@ -64,11 +61,10 @@ def _receive(stream: IO[bytes]) -> bytes | None:
 
 class _Helper:
     def __init__(self, modules: Sequence[str]) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)}
         # stderr is not ours to show: a helper's failures come back as exceptions.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "experiment_infra.helpers", *modules],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=package_env(),
         )
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
@@ -182,8 +178,8 @@ def call(fn: Callable[..., T], *args: Any) -> T:
 
 def prewarm(modules: Sequence[str] = ()) -> None:
     """Start every helper now, each importing ``modules`` (and calling each ``module:function``)
-    while the caller does other work: a command line calls it before it imports Prefect and
-    waits for Prefect's server, so that the helpers are ready when the flow needs them."""
+    while the caller does other work: ``recover`` calls it once Prefect is imported, so that
+    the helpers load while Prefect's temporary server starts."""
     _POOL.prewarm(modules)
 
 
@@ -201,9 +197,8 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
             answer = (False, exc)
         try:
             payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an answer that does not pickle: say what it was
+        except Exception:  # an answer that does not pickle: say what it was
             payload = pickle.dumps((False, RuntimeError(f"{type(answer[1]).__name__}: {answer[1]}"[:2000])))
-            del exc
         _send(stdout, payload)
     return 0
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import subprocess
 import time
@@ -53,6 +52,16 @@ def dying_with_parent(argv: Sequence[str]) -> list[str]:
     """``argv`` behind the DIE_WITH_PARENT prelude (``-I -S``: no site, no environment
     variables of Python's own, so it starts in milliseconds and imports nothing of the user's)."""
     return [sys.executable, "-I", "-S", "-c", DIE_WITH_PARENT, str(os.getpid()), *argv]
+
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+
+
+def package_env() -> dict[str, str]:
+    """This environment with this package importable: for ``python -m experiment_infra...``
+    helpers started from anywhere (any working directory, an installed or a source tree)."""
+    path = os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def usable_cpus() -> int:
@@ -197,6 +206,8 @@ def stop_leftover(pid: int, host: str, argv: Sequence[str], pid_start: str | Non
     reused). A group whose leader is gone is still stopped: while a group has members its
     id cannot be given to another process, so they can only be that leader's leftovers.
     """
+    import socket  # here: the case waiter imports this module and never gets this far
+
     if host != socket.gethostname():
         return None
     if pid_alive(pid):

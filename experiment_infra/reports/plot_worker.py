@@ -17,11 +17,10 @@ import pickle
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Callable
 
 from ..records import ExperimentResult
-from ..process import usable_cpus
+from ..process import package_env, usable_cpus
 from . import plots
 
 PLOTS: dict[str, Callable[[ExperimentResult], bytes]] = {
@@ -33,7 +32,6 @@ PLOTS: dict[str, Callable[[ExperimentResult], bytes]] = {
 # Rough relative drawing costs: the plots are shared out between the helpers by them.
 _WEIGHT = {"cost_vs_score_plot": 3.0, "score_distribution_plot": 2.0, "judge_agreement_plot": 2.0, "pass_rate_plot": 1.5}
 TIMEOUT_SECONDS = 300.0
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 
@@ -111,11 +109,10 @@ _prewarmed: list[subprocess.Popen[bytes]] = []
 
 
 def _spawn() -> subprocess.Popen[bytes] | None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)}
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "experiment_infra.reports.plot_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=package_env(),
         )
     except OSError:
         return None
