@@ -12,20 +12,22 @@ import argparse
 import json
 import os
 import sys
-import tomllib
-from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ExperimentError
 from experiment_infra.services import ServiceError
 
-__all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "Parser", "fail", "report", "run_flow"]
+from . import temporary_server
+from .prefect_settings import STARTUP_SETTING, configured, startup_failure
+
+__all__ = [
+    "BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "Parser", "fail", "report", "run_flow", "start_prefect",
+]
 
 # Every refusal the core raises for input a user can fix carries its exit code
 # (experiment_infra.errors); a run directory that already exists is one more.
 BAD_INPUT: tuple[type[Exception], ...] = (ExperimentError, FileExistsError)
 
-STARTUP_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 # Prefect allows its temporary server 20 s to start. A brand-new Prefect home on a
 # busy 2-core laptop needs more (measured: 18 s idle, over 20 s with one other
 # CPU-bound process), and the first run is a newcomer's first impression.
@@ -96,18 +98,6 @@ def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def _profile_sets(setting: str) -> bool:
-    """Whether the active Prefect profile (profiles.toml) sets ``setting`` (read without importing Prefect)."""
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
-    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
-    try:
-        profiles = tomllib.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
-    return setting in profiles.get("profiles", {}).get(active, {})
-
-
 # A busy server (a temporary one still digesting a fan-out's events, a shared one under
 # load) answers 429 or 503 for a while. Prefect's client retries those (and 408, 502)
 # with exponential backoff, 2, 4, 8 ... s, but only 5 times by default (about a minute);
@@ -121,7 +111,7 @@ CLIENT_RETRY_DEFAULTS = {
 
 
 def _unset(setting: str) -> bool:
-    return setting not in os.environ and not _profile_sets(setting)
+    return configured(setting) is None
 
 
 def prepare_prefect() -> dict[str, str]:
@@ -142,15 +132,28 @@ def start_failure(exc: BaseException) -> ServiceError | None:
     """The one-line error for a temporary server that never came up, else None."""
     if not _startup_timed_out(exc):
         return None
-    limit = os.environ.get(STARTUP_SETTING, "its configured")
-    return ServiceError(
-        f"Prefect's temporary server did not start within {limit} s; raise {STARTUP_SETTING} "
-        "(e.g. =600), or start a server (prefect server start) and set PREFECT_API_URL"
-    )
+    return startup_failure(os.environ.get(STARTUP_SETTING, "its configured"))
+
+
+def start_prefect(dask_address: str | None = None, dask_workers: int | None = None) -> str | None:
+    """Before Prefect is imported: its settings (``prepare_prefect``), the temporary server
+    started now when one will be used (``temporary_server``; a Dask run needs a real
+    server, and its check says so), then the services checked. Returns the API URL the
+    flows will report to; None when Prefect will start a temporary server itself."""
+    prepare_prefect()
+    import flows  # noqa: F401  (its import opts out of the server's telemetry: before a server starts)
+
+    if dask_address is None and dask_workers is None:
+        temporary_server.start()
+    return check_services(dask_address, dask_workers)
 
 
 def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
-    """Call ``flow`` for its final state; a server that never starts is a ServiceError, not a traceback."""
+    """Call ``flow`` for its final state (once the temporary server this command started
+    answers); a server that never starts is a ServiceError, not a traceback."""
+    server = temporary_server.current()
+    if server is not None:
+        server.wait_ready(temporary_server.startup_seconds())
     try:
         return flow(**parameters, return_state=True)
     except RuntimeError as exc:
@@ -162,11 +165,13 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
 
 def check_services(dask_address: str | None = None, dask_workers: int | None = None) -> str | None:
     """The Prefect API (and Dask scheduler) a run needs answer; ServiceError naming them
-    otherwise. Returns the API's URL; None when the run will start a temporary server."""
+    otherwise. Returns the API's URL; None when the run will start a temporary server.
+    The temporary server this command started is still starting: ``run_flow`` waits for it."""
     from flows.api_check import check_api
     from flows.task_runners import check_dask
 
-    url = check_api()
+    server = temporary_server.current()
+    url = server.api_url if server is not None else check_api()
     check_dask(dask_address, dask_workers)
     return url
 

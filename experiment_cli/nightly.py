@@ -19,12 +19,11 @@ from .common import (
     EXIT_OK,
     Parser,
     add_dask_options,
-    prepare_prefect,
-    check_services,
     exit_code_of,
     positive_int,
     report,
     run_flow,
+    start_prefect,
 )
 
 
@@ -52,8 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = dry_run_summary(args.results_root, survey_root(args.results_root, **filters))
             print(summary.format())
             return EXIT_OK if summary.ok else EXIT_FAILED
-        prepare_prefect()
-        check_services(args.dask_address, args.dask_workers)
+        start_prefect(args.dask_address, args.dask_workers)
         from flows.nightly import nightly_recovery
 
         state = run_flow(

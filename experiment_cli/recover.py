@@ -25,7 +25,7 @@ from experiment_infra.recovery.batch import HELPER_WARMUP
 from experiment_infra.recovery.survey import ExperimentSurvey, survey
 
 from .common import (
-    BAD_INPUT, Parser, add_dask_options, check_services, load_temporary_server, positive_int, prepare_prefect, report, run_flow,
+    BAD_INPUT, Parser, add_dask_options, load_temporary_server, positive_int, report, run_flow, start_prefect,
 )
 
 
@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
         return EXIT_OK
     before = check_recovery(args.experiment_dir, selection, args.parallelism)
-    prepare_prefect()
-    api_url = check_services(args.dask_address, args.dask_workers)
+    api_url = start_prefect(args.dask_address, args.dask_workers)
     dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
     import flows.recover as flows_recover
     from flows.lost_server import lost_server_call, quiet_lost_server_tracebacks
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(before, ExperimentSurvey) and before.planned:
         # The flow's pure-JSON work runs in helper processes: started now, after Prefect's
         # imports, they load while its temporary server starts (seconds with a core to spare).
-        if api_url is None:
+        if api_url is None:  # Prefect starts the server itself: its module first, as it would
             load_temporary_server()
         helpers.prewarm(HELPER_WARMUP)
     try:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from experiment_infra.reports import build_reports, check_directory
 
-from .common import BAD_INPUT, EXIT_OK, Parser, prepare_prefect, check_services, exit_code_of, report, run_flow
+from .common import BAD_INPUT, EXIT_OK, Parser, exit_code_of, report, run_flow, start_prefect
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,8 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             written = [str(p) for p in build_reports(args.experiment_dir).paths]
         else:
-            prepare_prefect()
-            check_services()
+            start_prefect()
             from flows.report import report as report_flow
 
             state = run_flow(report_flow, experiment_dir=str(args.experiment_dir))

@@ -18,12 +18,11 @@ from .common import (
     EXIT_OK,
     Parser,
     add_dask_options,
-    prepare_prefect,
-    check_services,
     exit_code_of,
     positive_int,
     report,
     run_flow,
+    start_prefect,
 )
 
 
@@ -68,10 +67,9 @@ def run_suite_command(
     if dry_run:
         print(account)
         return EXIT_OK
-    prepare_prefect()
     dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers).items() if v is not None}
     try:
-        check_services(dask_address, dask_workers)
+        start_prefect(dask_address, dask_workers)
         from flows.run_suite import run_suite
 
         state = run_flow(run_suite, suite_path=str(suite_path), **options, **dask)

@@ -39,6 +39,7 @@ __all__ = ["call", "close", "prewarm"]
 T = TypeVar("T")
 
 MAX_HELPERS = 4  # per process; pure file work gains little beyond that on a shared disk
+HELPER_NICENESS = 10  # helpers load while the caller's Prefect server starts: it goes first
 _FRAME = struct.Struct("!Q")
 
 
@@ -206,6 +207,10 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 if __name__ == "__main__":
     import importlib
 
+    try:  # background work: what the caller waits on meanwhile (a starting server) comes first
+        os.nice(HELPER_NICENESS)
+    except OSError:
+        pass
     for name in sys.argv[1:]:
         module, _, function = name.partition(":")
         loaded = importlib.import_module(module)
