@@ -8,7 +8,8 @@ The command line lives in ``experiment_cli.recover`` so that ``--dry-run`` and
 ``--json`` never import Prefect. A real recovery takes the directory's lock, fans the
 actions out as task runs (agent reruns ``tier/subtest/run_NN``, judge slots
 ``.../judge_NN``; regeneration in batches of a tier, ``regenerate T0``, and consensus
-rebuilds in one per subtest, ``consensus T0/00``), reads the files again and
+rebuilds in one per subtest, ``consensus T0/00``), rebuilds the reports (``reports T0``
+per tier touched, once its work is done, then ``reports``), reads the files again and
 ends with a table artifact of before/after counts, every planned run's outcome and
 every run still needing work.
 """
@@ -30,14 +31,14 @@ if __name__ == "__main__":
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import TaskRunner
-from prefect.utilities.annotations import allow_failure
+from prefect.utilities.annotations import allow_failure, quote
 
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
@@ -64,7 +65,7 @@ from flows.artifacts import show
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.recover_artifacts import progress_key, publish_recovery
-from flows.report import report_failures, reports_task
+from flows.report import report_failures, reports_task, tier_reports_task
 from flows.task_runners import build_task_runner
 from tasks.recover import BatchFailed, finish_runs_task, regenerate_task, rerun_agent_task, rerun_judge_task
 from tasks.retries import retry_options
@@ -122,11 +123,20 @@ def _regeneration_batches(runs: Sequence[RunWork]) -> list[tuple[str, list[RunWo
     return batches
 
 
+class Submitted(NamedTuple):
+    """A task run of the recovery's work."""
+
+    label: str  # the task run's
+    runs: list[str]  # the labels of the runs it covers
+    future: PrefectFuture[Any]
+    tier: str
+
+
 def _submit_experiment(
     runner: TaskRunner[Any], before: ExperimentSurvey, spec: AgentEvalSpec | None, verbose: bool
-) -> list[tuple[str, list[str], PrefectFuture[Any]]]:
+) -> list[Submitted]:
     """The task runs: the regeneration batches, per subtest one consensus batch, one per
-    agent rerun and per judge slot. Each entry: (task label, the run labels it covers, future)."""
+    agent rerun and per judge slot."""
     logger = get_run_logger()
     sel = before.selection
     models = list(before.config.judge_models)
@@ -136,11 +146,12 @@ def _submit_experiment(
     # round trips (a tag concurrency slot), which thousands of regenerations would feel.
     agent_task = rerun_agent_task.with_options(**retry)
     judge_task = rerun_judge_task.with_options(**retry)
-    futures: list[tuple[str, list[str], PrefectFuture[Any]]] = []
+    futures: list[Submitted] = []
     for label, regen in _regeneration_batches(before.planned):
         params = dict(label=label, experiment_dir=str(before.exp.dir), judge_models=models,
                       runs=[(r.tier, r.subtest, r.run) for r in regen])
-        futures.append((f"regenerate {label}", [r.label for r in regen], runner.submit(regenerate_task, parameters=params)))
+        future = runner.submit(regenerate_task, parameters=params)
+        futures.append(Submitted(f"regenerate {label}", [r.label for r in regen], future, regen[0].tier))
     for (tier, subtest), group in _subtests(before.planned).items():
         batch = f"{tier}/{subtest}"
         base = dict(experiment_dir=str(before.exp.dir), tier=tier, subtest=subtest)
@@ -155,7 +166,7 @@ def _submit_experiment(
             agent = None
             if r.rerun_agent:
                 agent = runner.submit(agent_task, parameters=dict(label=r.label, spec=spec, **where))
-                futures.append((r.label, [r.label], agent))
+                futures.append(Submitted(r.label, [r.label], agent, tier))
                 upstream.append(agent)
             for slot in r.judge_slots:
                 params = dict(
@@ -164,7 +175,7 @@ def _submit_experiment(
                 )
                 # A judge starts as soon as its own run's agent is done, not after every agent.
                 judge = runner.submit(judge_task, parameters=params, wait_for=[agent] if agent is not None else [])
-                futures.append((params["label"], [r.label], judge))
+                futures.append(Submitted(params["label"], [r.label], judge, tier))
                 upstream.append(judge)
             if r.judge_slots:
                 judged.append(r)
@@ -174,14 +185,26 @@ def _submit_experiment(
                 finish_runs_task, parameters=dict(label=batch, spec=spec, run_numbers=[r.run for r in judged], **base),
                 wait_for=[allow_failure(f) for f in upstream],
             )
-            futures.append((f"consensus {batch}", [r.label for r in judged], finish))
+            futures.append(Submitted(f"consensus {batch}", [r.label for r in judged], finish, tier))
     return futures
 
 
-def _failures(futures: list[tuple[str, list[str], PrefectFuture[Any]]]) -> list[tuple[str, str]]:
+def _submit_tier_reports(runner: TaskRunner[Any], before: ExperimentSurvey, work: list[Submitted]) -> list[PrefectFuture[Any]]:
+    """Per tier the work touched, its reports (``reports T0``), as soon as that tier's work is done."""
+    tiers: dict[str, list[PrefectFuture[Any]]] = {}
+    for entry in work:
+        tiers.setdefault(entry.tier, []).append(entry.future)
+    return [
+        runner.submit(tier_reports_task, parameters=dict(experiment_dir=str(before.exp.dir), tier=tier),
+                      wait_for=[allow_failure(f) for f in upstream])
+        for tier, upstream in tiers.items()
+    ]
+
+
+def _failures(futures: list[Submitted]) -> list[tuple[str, str]]:
     """(run or slot label, why) for every task run that did not complete; a batch names its runs."""
     failures: list[tuple[str, str]] = []
-    for label, runs, future in futures:
+    for label, runs, future, _ in futures:
         state = future.state
         if state.is_completed():
             continue
@@ -209,15 +232,20 @@ def _recover_experiment(
         spec = load_spec(before.exp)
     with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, **dask) as runner:
         futures = _submit_experiment(runner, before, spec, verbose)
-        with Progress(len(futures), progress_key(before.exp.dir), "tasks") as progress:
-            for done in as_completed([f for _, _, f in futures]):
+        tier_reports = _submit_tier_reports(runner, before, futures)
+        with Progress(len(futures) + len(tier_reports), progress_key(before.exp.dir), "tasks") as progress:
+            for done in as_completed([entry.future for entry in futures] + tier_reports):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
-        # The reports and the survey after only read the run files: the reports are
-        # built in a helper process meanwhile (when anything was done to report).
+        # The experiment's own reports (and any tier whose reports failed) and the survey
+        # after only read the run files: the reports are built in a helper process meanwhile.
         reports = None
         if before.planned:
-            reports = runner.submit(reports_task, parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True))
+            tiers_done = [f.result() for f in tier_reports if f.state.is_completed()]
+            reports = runner.submit(
+                reports_task,
+                parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True, tiers_done=quote(tiers_done)),
+            )
         after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
         if after.cache is not None:
             after.cache.save()  # the next survey (a dry run too) skips runs whose files did not change

@@ -24,6 +24,7 @@ if __name__ == "__main__":
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -33,6 +34,9 @@ from prefect.states import State
 
 from experiment_infra import helpers
 from flows.artifacts import experiment_tag, label_flow_run, ui_only
+
+if TYPE_CHECKING:
+    from experiment_infra.reports.rebuild import TierRebuilt
 
 
 def artifact_key(directory: Path) -> str:
@@ -45,17 +49,21 @@ def _files(n: int) -> str:
     return f"{n} file" + ("" if n == 1 else "s")
 
 
-def rebuild_and_publish(experiment_dir: str, dry_run: bool = False, *, in_helper: bool = False) -> list[str]:
+def rebuild_and_publish(
+    experiment_dir: str, dry_run: bool = False, *, in_helper: bool = False, tiers_done: Sequence[TierRebuilt] = ()
+) -> list[str]:
     """Rebuild the reports of ``experiment_dir`` and publish the artifact; the files written
     (or that would be). Runs inside a flow or task run: the ``report`` flow, or the
     ``reports`` task a suite run or a recovery ends with. ``in_helper``: build them in a
     helper process (``experiment_infra.helpers``), off the flow's GIL: worth its start-up
-    for an experiment of many runs."""
+    for an experiment of many runs. ``tiers_done``: tiers whose reports a ``reports T0``
+    task run rebuilt already (their files are counted, not built again)."""
     from experiment_infra.reports.rebuild import rebuild  # in a helper, imported there alone
 
     logger = get_run_logger()
     directory = Path(experiment_dir)
-    done = helpers.call(rebuild, directory, dry_run) if in_helper else rebuild(directory, dry_run)
+    tiers_done = list(tiers_done)
+    done = helpers.call(rebuild, directory, dry_run, tiers_done) if in_helper else rebuild(directory, dry_run, tiers_done)
     verb = "would write" if dry_run else "wrote"
     current = done.total - len(done.written)
     logger.info("%s %d report files under %s (%d already up to date)", verb, len(done.written), directory, current)
@@ -87,10 +95,25 @@ def report(experiment_dir: str, dry_run: bool = False) -> list[str]:
 
 
 @task(name="reports", task_run_name="reports", cache_policy=NO_CACHE, persist_result=False)
-def reports_task(experiment_dir: str, in_helper: bool = False) -> list[str]:
+def reports_task(experiment_dir: str, in_helper: bool = False, tiers_done: Sequence[TierRebuilt] = ()) -> list[str]:
     """The reports as one task run of the calling flow: every report of the experiment
-    in one batch (a subflow costs several blocking server calls; a task run none)."""
-    return rebuild_and_publish(experiment_dir, in_helper=in_helper)
+    in one batch (a subflow costs several blocking server calls; a task run none), but
+    for the tiers in ``tiers_done``, rebuilt by their own ``reports T0`` task runs."""
+    return rebuild_and_publish(experiment_dir, in_helper=in_helper, tiers_done=tiers_done)
+
+
+@task(name="tier_reports", task_run_name="reports {tier}", cache_policy=NO_CACHE, persist_result=False)
+def tier_reports_task(experiment_dir: str, tier: str) -> TierRebuilt:
+    """One tier's report files (its runs', subtests' and its own), in a helper process:
+    a recovery rebuilds each tier it touched as soon as its work is done, beside the
+    others, and the ``reports`` task run then adds the experiment's files."""
+    from experiment_infra.reports.rebuild import rebuild_tier
+
+    done = helpers.call(rebuild_tier, Path(experiment_dir), tier)
+    get_run_logger().info(
+        "%s: wrote %d report files (%d already up to date)", tier, len(done.written), done.total - len(done.written)
+    )
+    return done
 
 
 def report_failures(state: State) -> list[str]:

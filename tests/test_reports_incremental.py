@@ -91,3 +91,41 @@ def test_report_files_are_written_byte_for_byte_as_every_record_is() -> None:
         record = RunReport(run_number=1, score=0.983, grade="A", passed=True, cost_usd=cost, duration_seconds=duration,
                            generated_at="2026-01-20T06:13:51.742325+00:00")
         assert report_json(record) == record_json(record).encode("utf-8"), (cost, duration)
+
+
+def test_tiers_rebuilt_one_by_one_then_the_rest_equal_a_whole_rebuild(scylla_copy: Path, tmp_path: Path) -> None:
+    """A recovery rebuilds each tier it touched in a batch of its own (``rebuild_tier``) and
+    then the rest (``rebuild(done=...)``): the files come out as one whole rebuild's."""
+    from conftest import copy_tree_writable
+
+    from experiment_infra.reports.rebuild import rebuild, rebuild_tier
+
+    whole = copy_tree_writable(scylla_copy, tmp_path / "whole")
+    batched = copy_tree_writable(scylla_copy, tmp_path / "batched")
+    for root in (whole, batched):
+        for p in build_reports(root).paths:
+            p.unlink(missing_ok=True)
+    everything = rebuild(whole)
+    tiers = [rebuild_tier(batched, tier) for tier in ("T1", "T3")]
+    assert all(t.written and len(t.written) == t.total for t in tiers)  # every file of theirs was missing
+    rest = rebuild(batched, done=tiers)
+    assert rest.total == everything.total and len(rest.written) == len(everything.written)
+
+    def content(root: Path) -> dict[Path, object]:
+        out: dict[Path, object] = {}
+        for p in build_reports(root).paths:
+            rel = p.relative_to(root)
+            if p.suffix == ".json":
+                data = json.loads(p.read_text())
+                if isinstance(data, dict):
+                    data.pop("generated_at", None)
+                out[rel] = data
+            elif p.suffix == ".md":
+                out[rel] = [line for line in p.read_text().splitlines() if not line.startswith("**Generated**")]
+            else:
+                out[rel] = p.read_bytes()
+        return out
+
+    assert content(batched) == content(whole)
+    assert rest.artifact_markdown == everything.artifact_markdown.replace(str(whole), str(batched))
+    assert rebuild_reports(batched) == []  # and nothing is left to write

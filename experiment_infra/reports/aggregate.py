@@ -29,7 +29,7 @@ file, so rebuilt durations are that much shorter than a live runner's.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -270,6 +270,17 @@ def run_span(paths: AgentRunPaths, run: RunResult) -> RunSpan | None:
     return RunSpan(start, end)
 
 
+@dataclass(frozen=True)
+class TierAggregate:
+    """One tier's aggregates: what its own report files and the experiment's need (plain
+    values and records: a tier's reports may be built in a helper process)."""
+
+    result: TierResult
+    selection: BestSubtest | None
+    spans: list[RunSpan]
+    missing: list[MissingRun]
+
+
 @dataclass
 class Aggregates:
     """Everything the report writers need, read once from the experiment directory."""
@@ -289,45 +300,69 @@ def load_config(experiment_dir: Path) -> ExperimentConfig:
     return read.record
 
 
-def aggregate_experiment(experiment_dir: Path) -> Aggregates:
-    """Classify every expected run, read the completed ones and aggregate them.
+@dataclass(frozen=True)
+class ExperimentInputs:
+    """What aggregating any tier of an experiment starts from."""
 
-    Classification goes through the recovery's status cache (read, never written
-    here): a run whose files did not change since it was classified is not read again.
-    """
+    paths: ExperimentPaths
+    config: ExperimentConfig
+    expected: ExpectedRuns
+    cache: StatusCache
+
+
+def experiment_inputs(experiment_dir: Path) -> ExperimentInputs:
+    """Classification goes through the recovery's status cache (read, never written
+    here): a run whose files did not change since it was classified is not read again."""
     paths = ExperimentPaths(Path(experiment_dir))
     config = load_config(paths.dir)
     cache = StatusCache.load(paths.status_cache, list(config.judge_models))
-    expected = expected_runs(paths, config)  # the recovery's rule, so both name the same runs
+    return ExperimentInputs(paths, config, expected_runs(paths, config), cache)  # the recovery's rule of expected runs
+
+
+def aggregate_tier(inputs: ExperimentInputs, tier: str) -> TierAggregate:
+    """Classify every expected run of ``tier``, read the completed ones and aggregate them."""
+    paths, expected = inputs.paths, inputs.expected
+    subtests: dict[str, SubtestResult] = {}
+    spans: list[RunSpan] = []
+    all_missing: list[MissingRun] = []
+    for subtest in expected.subtests[tier]:
+        sub_paths = paths.subtest(tier, subtest)
+        runs, missing = [], []
+        for number in expected.run_numbers:
+            run_paths = sub_paths.run(number)
+            verdict = inputs.cache.classify(f"{tier}/{subtest}/{run_dir_name_for(number)}", run_paths)
+            if verdict.status is not RunStatus.COMPLETED:
+                missing.append(MissingRun(tier=tier, subtest=subtest, run_number=number,
+                                          status=verdict.status.value, reason=verdict.reason))
+                continue
+            run = load_record(run_paths.run_result, RunResult)
+            runs.append(run)
+            span = run_span(run_paths, run)
+            if span is not None:
+                spans.append(span)
+        subtests[subtest] = subtest_result(tier, subtest, runs, expected_runs=expected.runs_per_subtest, missing=missing)
+        all_missing.extend(missing)
+    result, selection = tier_result(tier, subtests, spans)
+    return TierAggregate(result, selection, spans, all_missing)
+
+
+def aggregate_experiment(experiment_dir: Path, done: Mapping[str, TierAggregate] | None = None) -> Aggregates:
+    """Every tier's aggregates (those in ``done`` as given: already aggregated elsewhere)
+    and the experiment's from them."""
+    inputs = experiment_inputs(experiment_dir)
+    done = done or {}
     tiers: dict[str, TierResult] = {}
     selections: dict[str, BestSubtest] = {}
     all_spans: list[RunSpan] = []
     all_missing: list[MissingRun] = []
-    for tier in expected.tiers:
-        subtests: dict[str, SubtestResult] = {}
-        tier_spans: list[RunSpan] = []
-        for subtest in expected.subtests[tier]:
-            sub_paths = paths.subtest(tier, subtest)
-            runs, missing = [], []
-            for number in expected.run_numbers:
-                run_paths = sub_paths.run(number)
-                verdict = cache.classify(f"{tier}/{subtest}/{run_dir_name_for(number)}", run_paths)
-                if verdict.status is not RunStatus.COMPLETED:
-                    missing.append(MissingRun(tier=tier, subtest=subtest, run_number=number,
-                                              status=verdict.status.value, reason=verdict.reason))
-                    continue
-                run = load_record(run_paths.run_result, RunResult)
-                runs.append(run)
-                span = run_span(run_paths, run)
-                if span is not None:
-                    tier_spans.append(span)
-            subtests[subtest] = subtest_result(
-                tier, subtest, runs, expected_runs=expected.runs_per_subtest, missing=missing
-            )
-            all_missing.extend(missing)
-        tiers[tier], selection = tier_result(tier, subtests, tier_spans)
-        if selection is not None:
-            selections[tier] = selection
-        all_spans.extend(tier_spans)
-    result = experiment_result(config, tiers, all_spans, all_missing)
-    return Aggregates(paths=paths, config=config, result=result, selections=selections, expected=expected)
+    for tier in inputs.expected.tiers:
+        agg = done.get(tier) or aggregate_tier(inputs, tier)
+        tiers[tier] = agg.result
+        if agg.selection is not None:
+            selections[tier] = agg.selection
+        all_spans.extend(agg.spans)
+        all_missing.extend(agg.missing)
+    result = experiment_result(inputs.config, tiers, all_spans, all_missing)
+    return Aggregates(
+        paths=inputs.paths, config=inputs.config, result=result, selections=selections, expected=inputs.expected
+    )

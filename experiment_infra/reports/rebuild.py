@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..layout import ExperimentPaths, SuiteRunPaths
-from .aggregate import ReportError, load_config
+from .aggregate import ReportError, TierAggregate, load_config
 from .bundle import ReportBundle
-from .experiment import build_experiment_reports
+from .experiment import build_experiment_reports, build_tier_reports
 from .standard import build_suite_reports, load_manifest
 
 
@@ -38,9 +39,11 @@ def check_directory(directory: Path) -> str:
     return kind
 
 
-def build_reports(directory: Path) -> ReportBundle:
+def build_reports(directory: Path, done: Mapping[str, TierAggregate] | None = None) -> ReportBundle:
+    """Every report file of ``directory`` (of an experiment's tiers in ``done``, built by
+    their own batch, only the aggregates)."""
     if report_kind(directory) == "agent_eval":
-        return build_experiment_reports(Path(directory))
+        return build_experiment_reports(Path(directory), done)
     return build_suite_reports(Path(directory))
 
 
@@ -54,11 +57,31 @@ class Rebuilt:
     artifact_markdown: str  # the summary table with the plots inlined, for the Prefect UI
 
 
-def rebuild(experiment_dir: Path | str, dry_run: bool = False) -> Rebuilt:
-    """``rebuild_reports`` with what its artifact shows."""
-    bundle = build_reports(Path(experiment_dir))
+@dataclass(frozen=True)
+class TierRebuilt:
+    """What a rebuild of one tier's reports did, and the aggregates the experiment's need."""
+
+    tier: str
+    aggregate: TierAggregate
+    written: list[Path]
+    total: int
+
+
+def rebuild_tier(experiment_dir: Path | str, tier: str) -> TierRebuilt:
+    """Write the report files of one tier of an experiment whose content changed (a batch
+    of a recovery: every tier's beside the others, then ``rebuild(done=...)``)."""
+    aggregate, bundle = build_tier_reports(Path(experiment_dir), tier)
+    return TierRebuilt(tier, aggregate, bundle.write(), len(bundle.paths))
+
+
+def rebuild(experiment_dir: Path | str, dry_run: bool = False, done: Sequence[TierRebuilt] = ()) -> Rebuilt:
+    """``rebuild_reports`` with what its artifact shows; the tiers in ``done`` were rebuilt
+    by ``rebuild_tier`` already (their files are counted, not built again)."""
+    bundle = build_reports(Path(experiment_dir), {t.tier: t.aggregate for t in done})
     written = bundle.changed() if dry_run else bundle.write()
-    return Rebuilt(written, len(bundle.paths), bundle.title, bundle.artifact_markdown())
+    written = sorted([*written, *(p for t in done for p in t.written)])
+    total = len(bundle.paths) + sum(t.total for t in done)
+    return Rebuilt(written, total, bundle.title, bundle.artifact_markdown())
 
 
 def rebuild_reports(experiment_dir: Path, dry_run: bool = False) -> list[Path]:
