@@ -201,6 +201,19 @@ def _submit_tier_reports(runner: TaskRunner[Any], before: ExperimentSurvey, work
     ]
 
 
+def _rebuilt(tier_reports: list[PrefectFuture[Any]]) -> list[Any]:
+    """What the ``reports T0`` task runs that completed rebuilt; the others' tiers (failed,
+    or a result that cannot be read back) the ``reports`` task run rebuilds itself."""
+    done = []
+    for future in tier_reports:
+        if future.state.is_completed():
+            try:
+                done.append(future.result())
+            except Exception:  # noqa: BLE001 - any reason: that tier is simply rebuilt again
+                continue
+    return done
+
+
 def _failures(futures: list[Submitted]) -> list[tuple[str, str]]:
     """(run or slot label, why) for every task run that did not complete; a batch names its runs."""
     failures: list[tuple[str, str]] = []
@@ -241,7 +254,7 @@ def _recover_experiment(
         # after only read the run files: the reports are built in a helper process meanwhile.
         reports = None
         if before.planned:
-            tiers_done = [f.result() for f in tier_reports if f.state.is_completed()]
+            tiers_done = _rebuilt(tier_reports)
             reports = runner.submit(
                 reports_task,
                 parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True, tiers_done=quote(tiers_done)),
