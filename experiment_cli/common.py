@@ -132,7 +132,7 @@ def start_failure(exc: BaseException) -> ServiceError | None:
     """The one-line error for a temporary server that never came up, else None."""
     if not _startup_timed_out(exc):
         return None
-    return startup_failure(os.environ.get(STARTUP_SETTING, "its configured"))
+    return startup_failure(f"{temporary_server.startup_seconds():g}")
 
 
 def start_prefect(dask_address: str | None = None, dask_workers: int | None = None) -> str | None:
