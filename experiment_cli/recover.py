@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         args.statuses, args.tiers, args.subtests, args.runs, args.agents_only, args.judges_only, args.judge_model
     )
     if args.dry_run or args.json_output:
-        s = survey(args.experiment_dir, selection)
+        s = survey(args.experiment_dir, selection, read_only=True)
         print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
         return EXIT_OK
     before = check_recovery(args.experiment_dir, selection, args.parallelism)

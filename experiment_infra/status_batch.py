@@ -54,7 +54,7 @@ def _classify_span(span: tuple[int, int]) -> list[_Plain]:
     checked: dict[str, str | None] = {}  # subtest directory -> linked parent (runs share it)
     for label, run in items[span[0]:span[1]]:
         sig, newest, absent = "", 0, 0
-        if cache is not None:
+        if cache is not None and cache.worth_probing(label):
             matched, sig, newest, absent = cache.probe(label, run)
             if matched:
                 out.append(None)

@@ -40,8 +40,13 @@ RACY_SECONDS = 2.0
 
 class StatusCache:
     def __init__(self, path: Path, judge_models: list[str], runs: dict[str, CachedRun] | None = None,
-                 classes: list[CachedClass] | None = None, *, now_ns: int | None = None) -> None:
+                 classes: list[CachedClass] | None = None, *, now_ns: int | None = None,
+                 read_only: bool = False) -> None:
         self.path = path
+        # A survey that never saves (a dry run) stores nothing, so it takes no signature of
+        # a run the cache has no entry for: on a tree without a cache that is every run, at
+        # twenty lstats each.
+        self.read_only = read_only
         self.judge_models = list(judge_models)
         self.runs: dict[str, CachedRun] = dict(runs or {})
         self.classes: list[CachedClass] = list(classes or [])
@@ -54,12 +59,17 @@ class StatusCache:
         self._index: dict[tuple, int] = {}  # a classification's key -> its class index (storing)
 
     @classmethod
-    def load(cls, path: Path, judge_models: list[str], *, now_ns: int | None = None) -> StatusCache:
+    def load(cls, path: Path, judge_models: list[str], *, now_ns: int | None = None,
+             read_only: bool = False) -> StatusCache:
         """The cache at ``path``; empty when missing, unreadable or written under other rules."""
         data = read_status_cache(path)
         if data is None or data["version"] != STATUS_RULES_VERSION or data["judge_models"] != list(judge_models):
-            return cls(path, judge_models, now_ns=now_ns)
-        return cls(path, judge_models, data["runs"], data["classes"], now_ns=now_ns)
+            return cls(path, judge_models, now_ns=now_ns, read_only=read_only)
+        return cls(path, judge_models, data["runs"], data["classes"], now_ns=now_ns, read_only=read_only)
+
+    def worth_probing(self, label: str) -> bool:
+        """Whether ``probe`` can pay for ``label``: an entry may match, or a new one will be stored."""
+        return not self.read_only or label in self.runs
 
     def matches(self, label: str, sig: str) -> bool:
         """An entry for ``label`` exists, has the cache's shape and was made from files with signature ``sig``."""
@@ -102,6 +112,8 @@ class StatusCache:
     def store(self, label: str, c: RunClassification, sig: str, newest_ns: int, absent: int = 0) -> None:
         """Remember ``c`` for ``label``, unless its files are too fresh to trust their signature."""
         self.misses += 1
+        if self.read_only:
+            return
         now = self.now_ns if self.now_ns is not None else time.time_ns()
         if newest_ns < now - int(RACY_SECONDS * 1e9):
             self.runs[label] = [sig, self._class_of(c), absent]
@@ -126,6 +138,9 @@ class StatusCache:
     def classify(self, label: str, paths: AgentRunPaths) -> RunClassification:
         """``classify_run`` of ``paths``, from the cache when its files did not change."""
         run = os.fspath(paths.dir)
+        if not self.worth_probing(label):
+            self.misses += 1
+            return classify_run_dir(run, self.judge_models)
         matched, sig, newest, absent = self.probe(label, run)
         hit = self.cached(label) if matched else None
         if hit is not None:
@@ -139,6 +154,8 @@ class StatusCache:
 
         Classes no run names any more are dropped, so the file does not grow with every
         recovery."""
+        if self.read_only:
+            raise RuntimeError(f"{self.path}: this cache was loaded read-only (a dry run's) and is never saved")
         if not self.changed:
             return
         runs = {label: e for label, e in self.runs.items() if cached_run_ok(e, len(self.classes))}

@@ -91,6 +91,25 @@ def test_cache_is_used_by_the_dry_run_and_never_written_by_it(scylla_copy: Path)
     assert exp.status_cache.read_bytes() == before and tree_hash(scylla_copy) == snapshot
 
 
+def test_a_read_only_survey_uses_the_cache_and_stores_nothing(scylla_copy: Path) -> None:
+    """A dry run's survey: entries that match are used, the rest classified from the files
+    without being stored (nor signed), and its cache refuses to be saved."""
+    exp = ExperimentPaths(scylla_copy)
+    for read_only, stored in ((False, 7), (True, 0)):  # files an hour old: a writable cache stores every run
+        cache = StatusCache(exp.status_cache, MODELS, now_ns=time.time_ns() + FUTURE, read_only=read_only)
+        survey_experiment(exp, Selection(), cache=cache)
+        assert (len(cache.runs), cache.misses, cache.changed) == (stored, 7, bool(stored))
+    warm(scylla_copy)
+    damaged = run_paths(scylla_copy)
+    damaged.run_result.unlink()
+    s = survey_experiment(exp, Selection(), read_only=True)
+    assert s.cache is not None and (s.cache.hits, s.cache.misses) == (6, 1) and not s.cache.changed
+    assert [(r.label, r.status, r.reason) for r in s.runs] == [(r.label, r.status, r.reason) for r in
+                                                               survey_experiment(exp, Selection(), cache=None).runs]
+    with pytest.raises(RuntimeError, match="read-only"):
+        s.cache.save()
+
+
 def test_fresh_files_are_not_cached(scylla_copy: Path) -> None:
     exp = ExperimentPaths(scylla_copy)
     cache = StatusCache(exp.status_cache, ["a", "b", "c"])  # real clock: the copy was made just now

@@ -275,6 +275,7 @@ def test_json_document(scylla_copy: Path, tmp_path: Path) -> None:
     result = recover_cli(str(scylla_copy), "--json", env={"PREFECT_HOME": str(tmp_path / "never-created")})
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
+    assert result.stdout == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"  # the text every JSON file here has
     assert tree_hash(scylla_copy) == before and not (tmp_path / "never-created").exists()
     assert doc["mode"] == "agent_eval" and doc["experiment"] == "test-001"
     assert doc["directory"] == str(scylla_copy.resolve())

@@ -159,7 +159,7 @@ def survey_document(survey: Survey) -> dict[str, Any]:
 
 
 def render_json(survey: Survey) -> str:
-    return json_bytes(survey_document(survey)).decode("utf-8")
+    return json_bytes(survey_document(survey), floats=False).decode("utf-8")  # names, counts, statuses only
 
 
 # ------------------------------------------------------------------ artifact rows

@@ -247,13 +247,14 @@ def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[
 
 def survey_experiment(
     exp: ExperimentPaths, selection: Selection, *, cache: StatusCache | bool | None = True,
-    workers: int | None = None,
+    workers: int | None = None, read_only: bool = False,
 ) -> ExperimentSurvey:
     """Classify every selected expected run and plan its action (reads only).
 
     ``cache``: True loads ``.recover-cache.json`` (read here, written only by
     ``StatusCache.save``), a ``StatusCache`` is used as is, None/False reads every file.
     ``workers``: processes that classify (default: ``status_batch.classify_runs``'s choice).
+    ``read_only``: the survey's cache will not be saved (a dry run), so it stores nothing.
     """
     check_statuses(selection, AGENT_EVAL_STATUS_NAMES, "run or judge")
     config = load_config(exp)
@@ -262,7 +263,7 @@ def survey_experiment(
     _check_names(selection, config, subtests)
     models = list(config.judge_models)
     if cache is True:
-        cache = StatusCache.load(exp.status_cache, models)
+        cache = StatusCache.load(exp.status_cache, models, read_only=read_only)
     wanted: list[tuple[str, str, int]] = []
     items: list[tuple[str, str]] = []  # (label, run directory) of each selected run
     for tier in expected.tiers:
@@ -330,8 +331,9 @@ def target_of(directory: str | Path) -> ExperimentPaths | SuiteRunPaths:
     )
 
 
-def survey(directory: str | Path, selection: Selection) -> Survey:
+def survey(directory: str | Path, selection: Selection, *, read_only: bool = False) -> Survey:
+    """``read_only``: a survey whose cache is never saved (a dry run's; see survey_experiment)."""
     target = target_of(directory)
     if isinstance(target, ExperimentPaths):
-        return survey_experiment(target, selection)
+        return survey_experiment(target, selection, read_only=read_only)
     return survey_suite_run(target, selection)

@@ -158,7 +158,8 @@ def selection_for(
 
 def survey_one(found: Found, selection: Selection) -> Survey:
     if found.mode is Mode.AGENT_EVAL:
-        return survey_experiment(ExperimentPaths(found.directory), selection)
+        # Read-only: a walk's surveys are never saved (each recovery surveys again).
+        return survey_experiment(ExperimentPaths(found.directory), selection, read_only=True)
     return survey_suite_run(SuiteRunPaths(found.directory), selection)
 
 
