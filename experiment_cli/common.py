@@ -17,8 +17,10 @@ from typing import Any, Callable, NoReturn
 from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ExperimentError
 from experiment_infra.services import ServiceError
 
-from . import temporary_server
 from .prefect_settings import STARTUP_SETTING, configured, startup_failure
+
+# temporary_server (http.client, socket, subprocess) is imported by the functions that
+# start or wait for a server: a dry run, which starts none, does not pay for it.
 
 __all__ = [
     "BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "Parser", "fail", "report", "run_flow", "start_prefect",
@@ -130,6 +132,7 @@ def _startup_timed_out(exc: BaseException) -> bool:
 
 def start_failure(exc: BaseException) -> ServiceError | None:
     """The one-line error for a temporary server that never came up, else None."""
+    from . import temporary_server
     if not _startup_timed_out(exc):
         return None
     return startup_failure(f"{temporary_server.startup_seconds():g}")
@@ -140,6 +143,7 @@ def start_prefect(dask_address: str | None = None, dask_workers: int | None = No
     started now when one will be used (``temporary_server``; a Dask run needs a real
     server, and its check says so), then the services checked. Returns the API URL the
     flows will report to; None when Prefect will start a temporary server itself."""
+    from . import temporary_server
     prepare_prefect()
     import flows  # noqa: F401  (its import opts out of the server's telemetry: before a server starts)
 
@@ -151,6 +155,7 @@ def start_prefect(dask_address: str | None = None, dask_workers: int | None = No
 def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
     """Call ``flow`` for its final state (once the temporary server this command started
     answers); a server that never starts is a ServiceError, not a traceback."""
+    from . import temporary_server
     server = temporary_server.current()
     if server is not None:
         server.wait_ready(temporary_server.startup_seconds())
@@ -167,6 +172,7 @@ def check_services(dask_address: str | None = None, dask_workers: int | None = N
     """The Prefect API (and Dask scheduler) a run needs answer; ServiceError naming them
     otherwise. Returns the API's URL; None when the run will start a temporary server.
     The temporary server this command started is still starting: ``run_flow`` waits for it."""
+    from . import temporary_server
     from flows.api_check import check_api
     from flows.task_runners import check_dask
 
@@ -180,6 +186,7 @@ def load_temporary_server() -> None:
     """Import Prefect's temporary server now, as its first client call would (seconds of
     CPU): a command that starts helper processes does it first, so that they load while
     the server starts rather than beside this import."""
+    from . import temporary_server
     import prefect.server.api.server  # noqa: F401
 
 

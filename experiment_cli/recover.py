@@ -16,12 +16,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from experiment_infra import helpers
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.process import drop_stdout
 from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_recovery
 from experiment_infra.recovery.render import render_json, render_text
-from experiment_infra.recovery.batch import HELPER_WARMUP
 from experiment_infra.recovery.survey import ExperimentSurvey, survey
 
 from .common import (
@@ -76,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     api_url = start_prefect(args.dask_address, args.dask_workers)
     dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
     import flows.recover as flows_recover
+    from experiment_infra import helpers
+    from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP
     from flows.lost_server import lost_server_call, quiet_lost_server_tracebacks
 
     quiet_lost_server_tracebacks()
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         # imports, they load while its temporary server starts (seconds with a core to spare).
         if api_url is None:  # Prefect starts the server itself: its module first, as it would
             load_temporary_server()
-        helpers.prewarm(HELPER_WARMUP)
+        helpers.prewarm(HELPER_WARMUP, first=PLOTS_WARMUP)
     try:
         state = run_flow(  # a temporary server that never starts: one error line, exit 2
             flows_recover.recover, experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,

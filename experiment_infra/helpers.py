@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
-import queue
 import struct
 import subprocess
 import sys
@@ -91,11 +90,12 @@ class _Helper:
 
 class _Pool:
     def __init__(self) -> None:
-        self._idle: queue.LifoQueue[_Helper] = queue.LifoQueue()
-        self._lock = threading.Lock()
+        self._idle: list[_Helper] = []  # last in, first out: the warmest helper goes first
+        self._ready = threading.Condition()  # guards every field; notified when a helper frees up
         self._started = 0
         self._broken = False  # a helper could not start here: stop trying
         self._pid = os.getpid()
+        self._first: _Helper | None = None  # the helper that also loaded prewarm's ``first``
 
     def _size(self) -> int:
         return max(1, min(MAX_HELPERS, usable_cpus()))
@@ -107,22 +107,26 @@ class _Pool:
             self._broken = True
             return None
 
-    def prewarm(self, modules: Sequence[str]) -> None:
-        with self._lock:
+    def prewarm(self, modules: Sequence[str], first: Sequence[str]) -> None:
+        with self._ready:
             while not self._broken and self._started < self._size():
-                helper = self._start(modules)
+                extra = first if self._first is None else ()
+                helper = self._start([*modules, *extra])
                 if helper is None:
                     return
+                if extra:
+                    self._first = helper
                 self._started += 1
-                self._idle.put(helper)
+                self._idle.append(helper)
+            self._ready.notify_all()
 
-    def _take(self) -> _Helper | None:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        while True:
-            with self._lock:
+    def _take(self, first: bool) -> _Helper | None:
+        with self._ready:
+            while True:
+                if self._idle:
+                    helper = self._first if first and self._first in self._idle else self._idle[-1]
+                    self._idle.remove(helper)
+                    return helper
                 if self._broken:
                     return None
                 if self._started < self._size():
@@ -130,15 +134,25 @@ class _Pool:
                     if helper is not None:
                         self._started += 1
                     return helper
-            try:  # every helper is busy: wait for one (a helper that dies frees its place)
-                return self._idle.get(timeout=0.5)
-            except queue.Empty:
-                continue
+                # Every helper is busy: wait for one (a helper that dies frees its place).
+                self._ready.wait(timeout=0.5)
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
+    def _put(self, helper: _Helper) -> None:
+        with self._ready:
+            self._idle.append(helper)
+            self._ready.notify()
+
+    def _lost(self, helper: _Helper) -> None:
+        with self._ready:
+            self._started -= 1
+            if helper is self._first:
+                self._first = None
+            self._ready.notify()
+
+    def call(self, fn: Callable[..., T], args: tuple[Any, ...], first: bool) -> T:
         if os.getpid() != self._pid:  # a forked child shares no helpers with its parent
             return fn(*args)
-        helper = self._take()
+        helper = self._take(first)
         if helper is None:
             return fn(*args)
         try:
@@ -147,10 +161,9 @@ class _Pool:
             # The helper died, or the call or its answer would not pickle: run it here.
             helper.proc.kill()
             helper.proc.wait()
-            with self._lock:
-                self._started -= 1
+            self._lost(helper)
             return fn(*args)
-        self._idle.put(helper)
+        self._put(helper)
         if ok:
             return value
         raise value
@@ -158,30 +171,32 @@ class _Pool:
     def close(self) -> None:
         if os.getpid() != self._pid:
             return
-        while True:
-            try:
-                helper = self._idle.get_nowait()
-            except queue.Empty:
-                break
+        with self._ready:
+            idle, self._idle = self._idle, []
+        for helper in idle:
             helper.stop()
-            with self._lock:
-                self._started -= 1
+            self._lost(helper)
 
 
 _POOL = _Pool()
 atexit.register(_POOL.close)
 
 
-def call(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in an idle helper process (here, if none can run it); its exception is raised here."""
-    return _POOL.call(fn, *args)
+def call(fn: Callable[..., T], *args: Any, first: bool = False) -> T:
+    """``fn(*args)`` in an idle helper process (here, if none can run it); its exception is raised here.
+
+    ``first``: in the helper that loaded prewarm's ``first`` too, when it is idle (any
+    other helper otherwise): the call that needs what only that one loaded."""
+    return _POOL.call(fn, args, first)
 
 
-def prewarm(modules: Sequence[str] = ()) -> None:
+def prewarm(modules: Sequence[str] = (), *, first: Sequence[str] = ()) -> None:
     """Start every helper now, each importing ``modules`` (and calling each ``module:function``)
     while the caller does other work: ``recover`` calls it once Prefect is imported, so that
-    the helpers load while Prefect's temporary server starts."""
-    _POOL.prewarm(modules)
+    the helpers load while Prefect's temporary server starts. ``first``: loaded by one
+    helper only (what one call needs, such as the plots' own helper processes: started in
+    every helper, all but one set would never be used); ``call(..., first=True)`` goes there."""
+    _POOL.prewarm(modules, first)
 
 
 def close() -> None:

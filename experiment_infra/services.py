@@ -7,10 +7,7 @@ line naming the URL or address and the fix, not with a stack trace minutes later
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
-import urllib.request
 
 from .errors import ExperimentError
 
@@ -33,6 +30,10 @@ def check_prefect_api(
     url: str, *, api_key: str | None = None, auth_string: str | None = None, timeout: float = API_TIMEOUT_SECONDS
 ) -> None:
     """GET ``{url}/health`` (with the credentials the Prefect client would send); ServiceError naming ``url`` unless 200."""
+    import base64  # here, not at the top: urllib.request brings ssl, email and http (tens of ms), which only a check needs
+    import urllib.error
+    import urllib.request
+
     try:
         request = urllib.request.Request(url.rstrip("/") + "/health")
         if api_key:

@@ -29,9 +29,11 @@ from .records import (
     JudgeCommand,
     Judgment,
     RunRecord,
+    ReadResult,
     RunResult,
     read_record,
 )
+from .records.base import M
 
 
 class CaseStatus(str, Enum):
@@ -268,52 +270,65 @@ def _linked_parent(run: str, checked: dict[str, str | None] | None = None) -> st
 
 
 def _classify_agent_at(run: str, checked: dict[str, str | None] | None = None) -> tuple[RunStatus, str]:
+    status, reason, _ = _agent_verdict(run, checked)
+    return status, reason
+
+
+def _agent_verdict(run: str, checked: dict[str, str | None] | None = None) -> tuple[RunStatus, str, str]:
+    """The agent side's status and reason, and the judge directory's ``_kind`` when the
+    rules had to look at it ("" otherwise), so that the judge side need not look again."""
     linked = _linked_parent(run, checked)
     if linked is not None:
-        return RunStatus.MISSING, f"{linked} directory is a symlink (not followed)"
+        return RunStatus.MISSING, f"{linked} directory is a symlink (not followed)", ""
     kind = _kind(run)
     if kind != "dir":
         return RunStatus.MISSING, {
             "absent": "run directory does not exist",
             "symlink": "run directory is a symlink (not followed)",
-        }.get(kind, "run path is not a directory")
+        }.get(kind, "run path is not a directory"), ""
     agent = _at(run, _Names.agent_dir)
     agent_kind = _kind(agent)
     if agent_kind != "dir":
-        return RunStatus.MISSING, "agent directory is a symlink (not followed)" if agent_kind == "symlink" else "no agent files"
+        why = "agent directory is a symlink (not followed)" if agent_kind == "symlink" else "no agent files"
+        return RunStatus.MISSING, why, ""
     log = read_record(_at(run, _Names.command_log), CommandLog)
     has_output = _text_in(_at(run, _Names.output))
     if not has_output and not log.exists and not _entries(agent):
-        return RunStatus.MISSING, "no agent files"
-    # "Finished": non-empty output, valid command log with exit code 0, valid timing.
+        return RunStatus.MISSING, "no agent files", ""
+    # "Finished": non-empty output, valid command log with exit code 0, a known duration.
+    exit_code = None if log.record is None else log.record.exit_code
     if not has_output:
         why = "output.txt is missing or empty"
     elif log.record is None:
         why = f"command_log.json {log.problem}"
-    elif log.record.exit_code != 0:
-        why = f"agent exited with code {log.record.exit_code}"
+    elif exit_code != 0:
+        why = f"agent exited with code {exit_code}"
     else:
-        timing = read_record(_at(run, _Names.timing), AgentTiming)
-        if timing.record is not None or _duration_known(run, log.record):
+        why = _duration_missing(run, log.record)
+        if why is None:
             return _results_status(run)
-        why = f"timing.json {timing.problem}"
-    if log.record is not None and log.record.exit_code != 0:
-        return RunStatus.FAILED, _recorded_reason(log.record) or why
+    if log.record is not None and exit_code != 0:
+        return RunStatus.FAILED, _recorded_reason(log.record) or why, ""
     if not has_output and _text_in(_at(run, _Names.stderr)):
-        return RunStatus.FAILED, "stderr.log present and no usable output"
-    return RunStatus.PARTIAL, f"agent started and never finished ({why})"
+        return RunStatus.FAILED, "stderr.log present and no usable output", ""
+    return RunStatus.PARTIAL, f"agent started and never finished ({why})", ""
 
 
-def _duration_known(run: str, log: CommandLog) -> bool:
-    """The agent's duration is on record without ``agent/timing.json``.
+def _duration_missing(run: str, log: CommandLog) -> str | None:
+    """None when the agent's duration is on record, else what is wrong with ``timing.json``.
 
-    ProjectScylla wrote no timing files before 2026-01-10; its runs record the
-    duration in ``run_result.json`` and in every ``command_log.json`` entry. A run
-    whose agent exited 0 and left its output is finished whichever of them holds it.
+    ``agent/timing.json`` holds it; ProjectScylla wrote no timing files before
+    2026-01-10, and its runs record the duration in ``run_result.json`` and in every
+    ``command_log.json`` entry. A run whose agent exited 0 and left its output is
+    finished whichever of them holds it. The command log is already read, so it is
+    asked first: most runs then cost no read of timing.json at all.
     """
     if log.duration_seconds is not None:
-        return True
-    return read_record(_at(run, _Names.run_result), RunResult).record is not None
+        return None
+    timing = read_record(_at(run, _Names.timing), AgentTiming)
+    if timing.record is not None or read_record(_at(run, _Names.run_result), RunResult).record is not None:
+        return None
+    return f"timing.json {timing.problem}"
 
 
 def _what_is_wrong(rel: str, problem: str | None) -> str:
@@ -326,7 +341,7 @@ def _what_is_wrong(rel: str, problem: str | None) -> str:
     return f"{rel} {detail}" if detail == "missing" else f"{rel} is unusable: {detail}"
 
 
-def _results_status(run: str) -> tuple[RunStatus, str]:
+def _results_status(run: str) -> tuple[RunStatus, str, str]:
     """The agent finished: ``completed`` if its derived files are valid, else ``results``.
 
     ``judge/result.json`` counts too: it is derived the same way, and a run that
@@ -335,7 +350,8 @@ def _results_status(run: str) -> tuple[RunStatus, str]:
     problems = []
     # O_NOFOLLOW guards only the last component: a judge/ that is a symlink would lead
     # the consensus read out of the experiment (agent/ is already checked to be a dir).
-    judge_linked = _kind(_at(run, _Names.judge_dir)) == "symlink"
+    judge_kind = _kind(_at(run, _Names.judge_dir))
+    judge_linked = judge_kind == "symlink"
     for rel, model in (
         (_Names.agent_result, AgentResult),
         (_Names.consensus, Consensus),
@@ -348,8 +364,8 @@ def _results_status(run: str) -> tuple[RunStatus, str]:
         if read.record is None:
             problems.append(_what_is_wrong(rel, read.problem))
     if not problems:
-        return RunStatus.COMPLETED, "agent finished and result files are valid"
-    return RunStatus.RESULTS, "agent finished but " + "; ".join(problems)
+        return RunStatus.COMPLETED, "agent finished and result files are valid", judge_kind
+    return RunStatus.RESULTS, "agent finished but " + "; ".join(problems), judge_kind
 
 
 def classify_agent(paths: AgentRunPaths) -> tuple[RunStatus, str]:
@@ -363,38 +379,51 @@ def is_fallback(judgment: Judgment) -> bool:
     return judgment.fallback or not judgment.is_valid
 
 
-def _classify_slot(slot_dir: str, slot: int, model: str) -> JudgeClassification:
-    return _judge_verdict_at(slot_dir, slot, model)[0]
-
-
 def _judge_verdict_at(slot_dir: str, slot: int, model: str) -> tuple[JudgeClassification, Judgment | None]:
     """The slot's status, plus its judgment when (and only when) the status is ``complete``."""
+    status, why, judgment = _slot_verdict(slot_dir)
+    return JudgeClassification(slot, model, status, why), judgment
 
-    def status(s: JudgeStatus, why: str) -> tuple[JudgeClassification, Judgment | None]:
-        return JudgeClassification(slot, model, s, why), None
 
+def _slot_verdict(slot_dir: str) -> tuple[JudgeStatus, str, Judgment | None]:
     kind = _kind(slot_dir)
     if kind == "symlink":
-        return status(JudgeStatus.MISSING, "judge directory is a symlink (not followed)")
+        return JudgeStatus.MISSING, "judge directory is a symlink (not followed)", None
     if kind != "dir":
-        return status(JudgeStatus.MISSING, "no judge directory")
-    read = read_record(_at(slot_dir, _SlotNames.judgment), Judgment)
-    command_read = read_record(_at(slot_dir, _SlotNames.judge_command), JudgeCommand)
+        return JudgeStatus.MISSING, "no judge directory", None
+    read = read_record(slot_dir + _JUDGMENT, Judgment)
+    command_read = _read_if_present(slot_dir + _JUDGE_COMMAND, JudgeCommand)
     command = command_read.record
     if command is not None and command.exit_code not in (None, 0):
-        return status(JudgeStatus.FAILED, command.reason or f"judge exited with code {command.exit_code}")
-    if read.record is not None:
-        if is_fallback(read.record):
-            return status(JudgeStatus.FAILED, "judgment is a heuristic fallback")
-        return JudgeClassification(slot, model, JudgeStatus.COMPLETE, f"score {read.record.score:.3f}"), read.record
+        return JudgeStatus.FAILED, command.reason or f"judge exited with code {command.exit_code}", None
+    judgment = read.record
+    if judgment is not None:
+        if is_fallback(judgment):
+            return JudgeStatus.FAILED, "judgment is a heuristic fallback", None
+        return JudgeStatus.COMPLETE, f"score {judgment.score:.3f}", judgment
     if command is not None and command.ended_at is not None:
         # The judge ran to the end and its reply gave no judgment (e.g. unparseable).
-        return status(JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json")
+        return JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json", None
     if read.exists:
-        return status(JudgeStatus.FAILED, _what_is_wrong(_SlotNames.judgment, read.problem))
+        return JudgeStatus.FAILED, _what_is_wrong(_SlotNames.judgment, read.problem), None
     if not command_read.exists and not _entries(slot_dir):
-        return status(JudgeStatus.MISSING, "judge directory is empty")
-    return status(JudgeStatus.PARTIAL, "judge started, no judgment.json")
+        return JudgeStatus.MISSING, "judge directory is empty", None
+    return JudgeStatus.PARTIAL, "judge started, no judgment.json", None
+
+
+_JUDGMENT = _SEP + _SlotNames.judgment
+_JUDGE_COMMAND = _SEP + _SlotNames.judge_command
+_ABSENT: ReadResult = ReadResult(None, "missing")
+
+
+def _read_if_present(path: str, model: type[M]) -> ReadResult[M]:
+    """``read_record`` of a file that is usually absent (ProjectScylla's judge slots hold no
+    command_log.json; only this project's judge runs write one): asked first with
+    access(), which answers "absent" in half the time of an open that fails. The access
+    does not follow a symlink, so a link there is still read, and refused, by read_record."""
+    if not os.access(path, os.F_OK, follow_symlinks=False):
+        return _ABSENT
+    return read_record(path, model)
 
 
 def judge_verdict(slot_paths: JudgeSlotPaths, model: str) -> tuple[JudgeClassification, Judgment | None]:
@@ -419,7 +448,7 @@ def classify_run_dir(run: str, judge_models: list[str], checked: dict[str, str |
 
     ``checked``: one dict per batch, so runs of one subtest check its directories once.
     """
-    status, reason = _classify_agent_at(run, checked)
+    status, reason, judge_kind = _agent_verdict(run, checked)
     if not agent_finished(status):
         judges = tuple(
             JudgeClassification(i, m, JudgeStatus.AGENT_FAILED, f"agent run is {status.value}")
@@ -427,18 +456,26 @@ def classify_run_dir(run: str, judge_models: list[str], checked: dict[str, str |
         )
         return RunClassification(status, reason, judges)
     judge_dir = _at(run, _Names.judge_dir)
-    judge_kind = _kind(judge_dir)
+    if not judge_kind:  # the agent side's rules looked at it when the agent finished; else look now
+        judge_kind = _kind(judge_dir)
     if judge_kind != "dir":
         why = "judge directory is a symlink (not followed)" if judge_kind == "symlink" else "no judge directory"
         judges = tuple(
             JudgeClassification(i, m, JudgeStatus.MISSING, why) for i, m in enumerate(judge_models, start=1)
         )
     else:
+        slots = _slot_suffixes(len(judge_models))
         judges = tuple(
-            _classify_slot(_at(judge_dir, judge_slot_name(i)), i, m)
+            JudgeClassification(i, m, *_slot_verdict(judge_dir + slots[i - 1])[:2])
             for i, m in enumerate(judge_models, start=1)
         )
     return RunClassification(status, reason, judges)
+
+
+@functools.lru_cache(maxsize=16)
+def _slot_suffixes(slots: int) -> tuple[str, ...]:
+    """``/judge_01``, ``/judge_02``, ...: appended to a judge directory's path."""
+    return tuple(_SEP + judge_slot_name(i) for i in range(1, slots + 1))
 
 
 # The stat signature a classification cache is keyed on (status_cache.py) covers every

@@ -44,7 +44,7 @@ from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra import helpers
 from experiment_infra.recovery.act import work_done
-from experiment_infra.recovery.batch import HELPER_WARMUP, slot_label
+from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP, slot_label
 from experiment_infra.recovery.select import Mode
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_suite_rerun
@@ -344,7 +344,7 @@ def _recover(
         if before.planned:
             # Regeneration batches and the reports run in helper processes (started by the
             # command line already, before Prefect's server; otherwise now).
-            helpers.prewarm(HELPER_WARMUP)
+            helpers.prewarm(HELPER_WARMUP, first=PLOTS_WARMUP)
         after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask)

@@ -63,7 +63,8 @@ def rebuild_and_publish(
     logger = get_run_logger()
     directory = Path(experiment_dir)
     tiers_done = list(tiers_done)
-    done = helpers.call(rebuild, directory, dry_run, tiers_done) if in_helper else rebuild(directory, dry_run, tiers_done)
+    # In the helper whose plot processes are warm (helpers.prewarm(first=...)), if one is.
+    done = helpers.call(rebuild, directory, dry_run, tiers_done, first=True) if in_helper else rebuild(directory, dry_run, tiers_done)
     verb = "would write" if dry_run else "wrote"
     current = done.total - len(done.written)
     logger.info("%s %d report files under %s (%d already up to date)", verb, len(done.written), directory, current)

@@ -341,7 +341,7 @@ class SubtestPaths(_Reported):
 
     def run_dir_str(self, run_number: int) -> str:
         """``run(n).dir`` as a plain string (a survey of many runs skips the Path objects)."""
-        return os.path.join(self.dir, run_dir_name_for(run_number))
+        return os.fspath(self.dir) + os.sep + run_dir_name_for(run_number)  # os.path.join's generality costs more here
 
     @property
     def config_manifest(self) -> Path:

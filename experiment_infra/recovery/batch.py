@@ -17,15 +17,17 @@ from typing import Callable
 from ..layout import ExperimentPaths, judge_slot_name, run_dir_name_for
 from ..regenerate import regenerate_run
 
-__all__ = ["HELPER_WARMUP", "BatchOutcome", "is_transient_io", "regenerate_batch", "run_batch", "run_label", "slot_label"]
+__all__ = ["HELPER_WARMUP", "PLOTS_WARMUP", "BatchOutcome", "is_transient_io", "regenerate_batch", "run_batch", "run_label", "slot_label"]
 
-# What the helper processes of a recovery load before its first batch: the batches, the
-# report rebuild, and the plots' own helper (matplotlib imported before the plots are due).
+# What the helper processes of a recovery load before its first batch: the batches and
+# the report rebuild; and in one of them (``helpers.prewarm(first=...)``), the plots' own
+# helpers, matplotlib imported before the plots are due: the experiment's reports, the
+# one call that draws plots, go to that helper (``helpers.call(..., first=True)``).
 HELPER_WARMUP = (
     "experiment_infra.recovery.batch",
     "experiment_infra.reports.rebuild",
-    "experiment_infra.reports.plot_worker:prewarm",
 )
+PLOTS_WARMUP = ("experiment_infra.reports.plot_worker:prewarm",)
 
 _TRANSIENT_ERRNOS = frozenset(
     {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EMFILE, errno.ENFILE}

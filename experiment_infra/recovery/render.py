@@ -6,7 +6,7 @@ depend on it, so keys are only ever added, never renamed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ..atomic import json_bytes
 from .survey import (
@@ -103,19 +103,30 @@ def _render_suite_run(s: SuiteRunSurvey, verbose: bool) -> str:
 # ------------------------------------------------------------------------ JSON
 
 
-def _run_entry(r: RunWork) -> dict[str, Any]:
-    return {
-        "tier": r.tier,
-        "subtest": r.subtest,
-        "run": r.run,
-        "status": r.status.value,
-        "reason": r.reason,
-        "needs_work": r.needs_work,
-        "action": r.action,
-        "judges": [
-            {"slot": j.slot, "model": j.model, "status": j.status.value, "reason": j.reason} for j in r.judges
-        ],
-    }
+def _run_entries(runs: Sequence[RunWork]) -> list[dict[str, Any]]:
+    """One entry per run. Runs classified alike share one tuple of judge classifications
+    (status_batch builds each distinct one once), so each such tuple's list is built once
+    and shared too: ten thousand runs cost a few distinct lists, not thirty thousand dicts.
+    The document is only ever serialized, never changed, so the sharing is safe."""
+    judge_lists: dict[int, list[dict[str, Any]]] = {}
+    entries = []
+    for r in runs:
+        judges = judge_lists.get(id(r.judges))
+        if judges is None:
+            judges = judge_lists[id(r.judges)] = [
+                {"slot": j.slot, "model": j.model, "status": j.status.value, "reason": j.reason} for j in r.judges
+            ]
+        entries.append({
+            "tier": r.tier,
+            "subtest": r.subtest,
+            "run": r.run,
+            "status": r.status.value,
+            "reason": r.reason,
+            "needs_work": r.needs_work,
+            "action": r.action,
+            "judges": judges,
+        })
+    return entries
 
 
 def survey_document(survey: Survey) -> dict[str, Any]:
@@ -154,7 +165,7 @@ def survey_document(survey: Survey) -> dict[str, Any]:
         },
         "notes": list(survey.notes),
         "missing_tiers": [{"tier": m.tier, "reason": m.reason} for m in survey.missing_tiers],
-        "runs": [_run_entry(r) for r in survey.runs],
+        "runs": _run_entries(survey.runs),
     }
 
 

@@ -75,10 +75,12 @@ class RunWork:
     @property
     def needs_work(self) -> bool:
         """Anything at all is wrong with this run (whether or not this recovery fixes it)."""
-        return (
-            self.status is not RunStatus.COMPLETED
-            or any(j.status in JUDGE_RERUN_STATUSES for j in self.judges)
-        )
+        if self.status is not RunStatus.COMPLETED:
+            return True
+        for j in self.judges:  # a loop, not any(): asked of every run of a survey, twice
+            if j.status in JUDGE_RERUN_STATUSES:
+                return True
+        return False
 
     @property
     def problem(self) -> str:
@@ -140,9 +142,18 @@ class ExperimentSurvey:
 
     def judge_counts(self) -> dict[str, int]:
         counts = {name: 0 for name in JUDGE_STATUS_NAMES}
+        # Runs classified alike share one tuple of judge classifications (status_batch):
+        # count each distinct tuple once, times the runs that hold it.
+        times: dict[int, list] = {}
         for r in self.runs:
-            for j in r.judges:
-                counts[j.status.value] += 1
+            seen = times.get(id(r.judges))
+            if seen is None:
+                times[id(r.judges)] = [r.judges, 1]
+            else:
+                seen[1] += 1
+        for judges, n in times.values():
+            for j in judges:
+                counts[j.status.value] += n
         return counts
 
     def action_counts(self) -> dict[str, int]:
