@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 try:  # a dependency, but the case waiter runs without site-packages (python -S)
     import orjson
@@ -20,8 +19,11 @@ except ImportError:  # pragma: no cover - only there
 
 from .layout import TEMP_SUFFIX, temp_prefix
 
-TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+# Neither typing nor pathlib at run time (paths are handled with os.path): the case
+# waiter, which starts beside every case, writes through here.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -30,7 +32,7 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | g
 _HOST = os.uname().nodename if hasattr(os, "uname") else __import__("socket").gethostname()
 
 
-def _open_temp(path: Path) -> tuple[int, str]:
+def _open_temp(path: str) -> tuple[int, str]:
     """A new temp file beside ``path`` (its parent created if missing), open for writing.
 
     ``os.open`` with mode 0666 leaves the permissions to the umask, like any file a
@@ -38,7 +40,8 @@ def _open_temp(path: Path) -> tuple[int, str]:
     syscall: ``tempfile.mkstemp`` creates 0600 and needs a chmod after.
     """
     # The pid is read at each write: a forked writer must not name its parent.
-    prefix = os.path.join(path.parent, temp_prefix(path, _HOST, os.getpid()))
+    parent = os.path.dirname(path) or "."
+    prefix = os.path.join(parent, temp_prefix(path, _HOST, os.getpid()))
     for _ in range(100):
         tmp = f"{prefix}{os.urandom(6).hex()}{TEMP_SUFFIX}"
         try:
@@ -46,14 +49,14 @@ def _open_temp(path: Path) -> tuple[int, str]:
         except FileExistsError:
             continue
         except FileNotFoundError:  # the first file of its directory
-            path.parent.mkdir(parents=True, exist_ok=True)
-    raise FileExistsError(f"{path.parent}: no free temp file name for {path.name}")
+            os.makedirs(parent, exist_ok=True)
+    raise FileExistsError(f"{parent}: no free temp file name for {os.path.basename(path)}")
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """``fsync=False`` for files derived from others (regenerated results): a crash may
     then leave them empty, never half-written, and readers treat empty as absent."""
-    path = Path(path)
+    path = os.fspath(path)
     fd, tmp = _open_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -64,7 +67,10 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
         os.replace(tmp, path)
     except BaseException:
         # The half-written temp file is ours alone; the target was never touched.
-        Path(tmp).unlink(missing_ok=True)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
 
 
@@ -133,8 +139,7 @@ def atomic_write_json(path: Path, data: Any, *, fsync: bool = True) -> None:
 
 def write_new_text(path: Path, text: str) -> None:
     """Atomically create ``path``; refuse to replace an existing file."""
-    path = Path(path)
-    if path.exists():
+    if os.path.exists(path):
         raise FileExistsError(f"{path}: already exists; refusing to overwrite it")
     atomic_write_text(path, text)
 
@@ -146,9 +151,9 @@ def unwritable_reason(directory: Path) -> str | None:
     access(2) reports a read-only filesystem even to root, who ignores permission bits,
     so a run can refuse up front instead of failing at its first write.
     """
-    path = Path(directory).absolute()
-    while not path.exists() and path.parent != path:
-        path = path.parent
+    path = os.path.abspath(directory)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
     if os.access(path, os.W_OK | os.X_OK):
         return None
     try:
@@ -164,9 +169,8 @@ def move_aside(path: Path, dest: Path) -> Path:
 
     ``dest`` must not exist: an earlier attempt kept there is never overwritten.
     """
-    dest = Path(dest)
-    if dest.exists():
+    if os.path.exists(dest):
         raise FileExistsError(f"{dest}: already exists; refusing to overwrite an earlier attempt")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(os.fspath(dest)) or ".", exist_ok=True)
     os.replace(path, dest)
     return dest

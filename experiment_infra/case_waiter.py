@@ -22,31 +22,34 @@ from __future__ import annotations
 if __name__ == "__main__":
     # Run as a script, sys.path[0] is experiment_infra/ (whose module names would shadow
     # top-level ones): the directory holding the package instead.
+    import os
     import sys
-    from pathlib import Path
 
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
-import argparse
 import os
 import signal
 import sys
-from pathlib import Path
-from types import FrameType
 
-# Standard library and the light core modules only: this process runs beside every case,
-# and importing the pydantic models would cost it more CPU than a trivial case takes.
+# The standard library's lighter half and the light core modules only: this process
+# starts beside every case, so what it imports is paid once per case. Not the pydantic
+# models (more CPU than a trivial case takes), nor typing, argparse, dataclasses or
+# pathlib (together more than half of its start-up); tests/test_case_waiter.py checks.
 from experiment_infra.clock import utc_now_iso
-from experiment_infra.layout import CasePaths
+from experiment_infra.layout import waiter_files
 from experiment_infra.records.run_record_io import read_run_record_json, update_run_record_json
 from experiment_infra.streaming import run_streaming
 
-TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import FrameType
     from typing import Any, Sequence
 
-WAITER_SCRIPT = Path(__file__).resolve()
+    from experiment_infra.layout import CasePaths
+
+WAITER_SCRIPT = os.path.realpath(__file__)
 BAD_INPUT_EXIT_CODE = 2
+USAGE = "usage: case_waiter.py CASE_DIR [--timeout SECONDS]"
 
 
 class Terminated(BaseException):
@@ -56,7 +59,7 @@ class Terminated(BaseException):
 def waiter_argv(paths: CasePaths, timeout_seconds: float | None, python: str = sys.executable) -> list[str]:
     # -S: no site-packages (the waiter needs the standard library and this package only,
     # found through sys.path[0]), which halves its start-up, paid once per case.
-    argv = [python, "-S", str(WAITER_SCRIPT), str(paths.dir.resolve())]
+    argv = [python, "-S", WAITER_SCRIPT, str(paths.dir.resolve())]
     return argv + (["--timeout", repr(float(timeout_seconds))] if timeout_seconds is not None else [])
 
 
@@ -65,7 +68,10 @@ def is_waiter_of(argv: Sequence[str], paths: CasePaths) -> bool:
     args = list(argv[1:])
     if args[:1] == ["-S"]:
         args = args[1:]
-    return len(args) >= 2 and Path(args[0]).name == WAITER_SCRIPT.name and args[1] == str(paths.dir.resolve())
+    return (
+        len(args) >= 2 and os.path.basename(args[0]) == os.path.basename(WAITER_SCRIPT)
+        and args[1] == str(paths.dir.resolve())
+    )
 
 
 def _forward(stream: str, line: str) -> None:
@@ -78,45 +84,64 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
 
 
-def _still_this_attempt(paths: CasePaths, mine: dict[str, Any]) -> bool:
+def _still_this_attempt(run_record: str, mine: dict[str, Any]) -> bool:
     """The record on disk is still this attempt's, unfinished (nobody took the case over)."""
-    now, _ = read_run_record_json(paths.run_record)
+    now, _ = read_run_record_json(run_record)
     identity = ("attempt", "pid", "started_at")
     return now is not None and now.get("ended_at") is None and all(now.get(k) == mine.get(k) for k in identity)
 
 
-def wait_case(paths: CasePaths, timeout_seconds: float | None) -> int:
+def wait_case(case_dir: str, timeout_seconds: float | None) -> int:
     """Run the command of the case's run record to its end and record that end; the exit code."""
-    record, problem = read_run_record_json(paths.run_record)
+    run_record, stdout_log, stderr_log = waiter_files(case_dir)
+    record, problem = read_run_record_json(run_record)
     if record is None:
-        print(f"error: {paths.run_record}: {problem}; the runner writes it before starting the waiter", file=sys.stderr)
+        print(f"error: {run_record}: {problem}; the runner writes it before starting the waiter", file=sys.stderr)
         return BAD_INPUT_EXIT_CODE
 
     def started(pid: int) -> None:
         nonlocal record
-        record = update_run_record_json(paths.run_record, record, pid=pid)
+        record = update_run_record_json(run_record, record, pid=pid)
 
     signal.signal(signal.SIGTERM, _terminated)
-    with open(paths.stdout, "wb") as out_log, open(paths.stderr, "wb") as err_log:
+    with open(stdout_log, "wb") as out_log, open(stderr_log, "wb") as err_log:
         done = run_streaming(
-            record["command"], cwd=Path(record["cwd"]), env=dict(os.environ), logs=(out_log, err_log),
+            record["command"], cwd=record["cwd"], env=dict(os.environ), logs=(out_log, err_log),
             on_output=_forward, timeout_seconds=timeout_seconds, on_start=started,
         )
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the end is written whole, whatever comes now
-    if _still_this_attempt(paths, record):
+    if _still_this_attempt(run_record, record):
         update_run_record_json(
-            paths.run_record, record, ended_at=utc_now_iso(), exit_code=done.exit_code,
+            run_record, record, ended_at=utc_now_iso(), exit_code=done.exit_code,
             duration_seconds=done.duration_seconds, timed_out=done.timed_out, reason=done.reason,
         )
     return 0
 
 
+def _parse(argv: list[str]) -> tuple[str, float | None] | str:
+    """``(case_dir, timeout)`` from ``CASE_DIR [--timeout SECONDS]``, or what is wrong with it."""
+    rest, timeout = list(argv), None
+    if "--timeout" in rest:
+        at = rest.index("--timeout")
+        if at + 1 >= len(rest):
+            return "--timeout needs a number of seconds"
+        try:
+            timeout = float(rest[at + 1])
+        except ValueError:
+            return f"--timeout: {rest[at + 1]!r} is not a number of seconds"
+        del rest[at : at + 2]
+    if len(rest) != 1 or rest[0].startswith("-"):
+        return f"expected one case directory, got {' '.join(rest) or 'none'}"
+    return rest[0], timeout
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="case_waiter.py", description=__doc__.splitlines()[0])
-    parser.add_argument("case_dir", type=Path)
-    parser.add_argument("--timeout", type=float, default=None)
-    args = parser.parse_args(argv)
-    return wait_case(CasePaths(args.case_dir), args.timeout)
+    # Parsed by hand: argparse alone would add a fifth to the start-up of every case.
+    parsed = _parse(sys.argv[1:] if argv is None else argv)
+    if isinstance(parsed, str):
+        print(f"error: case_waiter.py: {parsed} ({USAGE})", file=sys.stderr)
+        return BAD_INPUT_EXIT_CODE
+    return wait_case(*parsed)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,15 @@ import signal
 import sys
 import subprocess
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections import namedtuple
 
 from .clock import utc_now_iso
 
-TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+# Neither typing, dataclasses nor pathlib at run time: the case waiter, which starts
+# beside every case, imports this module, and those three would double its start-up.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Callable, Mapping, Sequence
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports
@@ -54,7 +56,7 @@ def dying_with_parent(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def package_env() -> dict[str, str]:
@@ -72,14 +74,13 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass(frozen=True)
-class ProcessResult:
-    exit_code: int
-    started_at: str
-    ended_at: str
-    duration_seconds: float
-    timed_out: bool = False
-    reason: str | None = None
+class ProcessResult(
+    namedtuple("ProcessResult", "exit_code started_at ended_at duration_seconds timed_out reason", defaults=(False, None))
+):
+    """How ``run_logged``'s command ended: ``exit_code`` (int), ``started_at`` and ``ended_at``
+    (ISO text), ``duration_seconds`` (float), ``timed_out`` (bool), ``reason`` (text or None)."""
+
+    __slots__ = ()
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS) -> None:
@@ -104,7 +105,8 @@ def kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS)
 def _stat_fields(pid: int) -> list[bytes] | None:
     """Fields 3 onwards of ``/proc/PID/stat`` (Linux), or None if it cannot be read."""
     try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
@@ -138,7 +140,8 @@ def pid_alive(pid: int) -> bool:
 def running_command(pid: int) -> list[str] | None:
     """The argv of a live process on this machine (Linux ``/proc``); None if gone or unknown."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            raw = fh.read()
     except OSError:
         return None
     if not raw:  # a zombie, or a kernel thread

@@ -12,14 +12,15 @@ import selectors
 import signal
 import subprocess
 import time
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group
 
-TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+# Neither typing, dataclasses nor pathlib at run time: the case waiter runs beside every case.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import IO
 
 # (stream, line): stream is "stdout" or "stderr", line has no trailing newline.
@@ -108,21 +109,18 @@ def _pump(
     return False
 
 
-@dataclass(frozen=True)
-class Streamed:
-    """How a streamed subprocess ended."""
+class Streamed(namedtuple("Streamed", "exit_code duration_seconds timed_out reason interrupted", defaults=(None,))):
+    """How a streamed subprocess ended: ``exit_code`` (int), ``duration_seconds`` (float),
+    ``timed_out`` (bool), ``reason`` (text or None), and ``interrupted``: the exception
+    that stopped the caller (Ctrl-C, a cancellation), or None."""
 
-    exit_code: int
-    duration_seconds: float
-    timed_out: bool
-    reason: str | None
-    interrupted: BaseException | None = None
+    __slots__ = ()
 
 
 def run_streaming(
     command: list[str],
     *,
-    cwd: Path,
+    cwd: Path | str,
     env: dict[str, str],
     logs: tuple[IO[bytes], IO[bytes]] | None,
     on_output: OutputCallback | None,

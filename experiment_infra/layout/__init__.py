@@ -6,10 +6,11 @@ Nothing else in the code base spells a file name. The layouts:
 - ``inspect``: ``results/{experiment}/{timestamp}_{git7}_{variant}_{id}.eval``
 - ``agent_eval`` (ProjectScylla's layout): ``{experiment_dir}/{tier}/{subtest}/run_{NN}/{agent,judge}/...``
 
-beside ``names`` (the portable names all of them allow) and ``files`` (lock files and
-the temp files of atomic writes). Import from here (``from experiment_infra.layout import
+beside ``names`` (the portable names all of them allow), ``files`` (lock files and
+the temp files of atomic writes) and ``case_files`` (the names of a standard-mode
+case's files, for the case waiter). Import from here (``from experiment_infra.layout import
 ExperimentPaths``). The names are imported on first use (PEP 562), one module at a
-time: the case waiter, beside every case, needs the temp-file names alone.
+time: the case waiter, beside every case, needs a case's and the temp files' names alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _WHERE = {
     "run_dir_name": "standard",
     "free_run_dir": "standard",
     "CasePaths": "standard",
+    "waiter_files": "case_files",
     "SuiteRunPaths": "standard",
     "inspect_log_dir": "inspect",
     "inspect_log_file_pattern": "inspect",
@@ -67,6 +69,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
 if TYPE_CHECKING:  # static checkers see the real imports
     from .names import MAX_NAME_LENGTH, DIRTY_SUFFIX, NOGIT, RUN_DIR_PATTERN, UnsafeNameError, check_name
     from .standard import run_dir_name, free_run_dir, CasePaths, SuiteRunPaths
+    from .case_files import waiter_files
     from .inspect import inspect_log_dir, inspect_log_file_pattern, INSPECT_LOG_SUFFIX, parse_inspect_log_name, inspect_logs_for, INSPECT_RECORDS_DIR, InspectCasePaths
     from .agent_eval import run_dir_name_for, parse_run_number, judge_slot_name, JudgeSlotPaths, AgentRunPaths, ExperimentPaths, TierPaths, SubtestPaths, next_aside
     from .files import lock_takeover_marker, lock_temp, TEMP_SUFFIX, temp_host, temp_prefix, TempOwner, parse_temp_name, SWEEP_SKIP_DIRS, SWEEP_TOP_ONLY_DIRS, lock_aside

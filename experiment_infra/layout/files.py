@@ -3,9 +3,14 @@ atomic writes (named for their writer, so a sweep can tell a dead writer's)."""
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from collections import namedtuple
+
+# Neither dataclasses nor pathlib: the case waiter, beside every case, writes through here.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # ---------------------------------------------------------------------------- locks
 
@@ -41,16 +46,13 @@ def temp_host(host: str) -> str:
 
 def temp_prefix(target: Path, host: str, pid: int) -> str:
     """The start of a temp file name for writing ``target`` (the writer adds a random part)."""
-    return f".{Path(target).name}~{temp_host(host)}~{pid}~"
+    return f".{os.path.basename(target)}~{temp_host(host)}~{pid}~"
 
 
-@dataclass(frozen=True)
-class TempOwner:
-    """Who wrote a temp file, read back from its name."""
+class TempOwner(namedtuple("TempOwner", "target host pid")):
+    """Who wrote a temp file, read back from its name: ``target`` and ``host`` (text), ``pid`` (int)."""
 
-    target: str
-    host: str
-    pid: int
+    __slots__ = ()
 
 
 def parse_temp_name(name: str) -> TempOwner | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .case_files import ATTEMPTS_DIR, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG
 from .names import DIRTY_SUFFIX, check_name
 
 _ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
@@ -36,28 +37,28 @@ class CasePaths:
 
     @property
     def config(self) -> Path:
-        return self.dir / "config.json"
+        return self.dir / CONFIG
 
     @property
     def run_record(self) -> Path:
-        return self.dir / "run_record.json"
+        return self.dir / RUN_RECORD
 
     @property
     def stdout(self) -> Path:
-        return self.dir / "stdout.log"
+        return self.dir / STDOUT_LOG
 
     @property
     def stderr(self) -> Path:
-        return self.dir / "stderr.log"
+        return self.dir / STDERR_LOG
 
     @property
     def metrics(self) -> Path:
         """Optional numeric metrics an entry point may write (used by reports)."""
-        return self.dir / "metrics.json"
+        return self.dir / METRICS
 
     @property
     def attempts_dir(self) -> Path:
-        return self.dir / ".attempts"
+        return self.dir / ATTEMPTS_DIR
 
     def attempt_dir(self, attempt: int) -> Path:
         """Where everything an earlier attempt left in the case directory is moved before a retry."""

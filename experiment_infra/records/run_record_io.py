@@ -11,12 +11,12 @@ through ``RunRecord``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..atomic import atomic_write_text, json_text
 
-TYPE_CHECKING = False  # typing is not imported at run time: the case waiter runs beside every case
+TYPE_CHECKING = False  # neither typing nor pathlib at run time: the case waiter runs beside every case
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 __all__ = ["END_FIELDS", "START_FIELDS", "read_run_record_json", "update_run_record_json"]
@@ -25,10 +25,11 @@ START_FIELDS = ("pid",)
 END_FIELDS = ("ended_at", "exit_code", "duration_seconds", "timed_out", "reason")
 
 
-def read_run_record_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+def read_run_record_json(path: Path | str) -> tuple[dict[str, Any] | None, str | None]:
     """The record as a dict holding what the waiter needs (``command``, ``cwd``), or why not."""
     try:
-        data = json.loads(Path(path).read_bytes())
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read())
     except FileNotFoundError:
         return None, "missing"
     except (OSError, ValueError) as exc:
@@ -43,7 +44,7 @@ def read_run_record_json(path: Path) -> tuple[dict[str, Any] | None, str | None]
     return data, None
 
 
-def update_run_record_json(path: Path, record: dict[str, Any], **changes: Any) -> dict[str, Any]:
+def update_run_record_json(path: Path | str, record: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """``record`` with ``changes`` (START_FIELDS or END_FIELDS only), written atomically."""
     unknown = set(changes) - set(START_FIELDS) - set(END_FIELDS)
     if unknown:
