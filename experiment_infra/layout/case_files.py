@@ -1,4 +1,4 @@
-"""The file names of a standard-mode case directory, in a module that imports nothing.
+"""The file names of a standard-mode case directory, in a module that imports only ``os``.
 
 ``standard.CasePaths`` builds its paths from these; the case waiter, a process that
 starts beside every case, opens three of them through ``waiter_files`` without loading
