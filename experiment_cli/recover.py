@@ -6,7 +6,8 @@
 ``--dry-run`` and ``--json`` survey the files and print; they never import Prefect
 (importing it alone takes seconds and creates its home directory), so they are fast
 and write nothing. A real recovery is checked here first (bad input is one
-``error: ...`` line, exit 2; a held lock exits 3), then runs the ``recover`` flow.
+``error: ...`` line, exit 2; a held lock exits 3), then runs the ``recover`` flow,
+unless it plans nothing: then nothing would execute, and it answers as a dry run does.
 Exit 0 when every selected run is complete afterwards (read from the files), 1 otherwise.
 """
 
@@ -18,9 +19,11 @@ from typing import Sequence
 
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.process import drop_stdout
-from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_recovery
+from experiment_infra.recovery.outcome import (
+    DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_recovery, summarize,
+)
 from experiment_infra.recovery.render import render_json, render_text
-from experiment_infra.recovery.survey import ExperimentSurvey, survey
+from experiment_infra.recovery.survey import ExperimentSurvey, Survey, survey
 
 from .common import (
     BAD_INPUT, Parser, add_dask_options, load_temporary_server, positive_int, report, run_flow, start_prefect,
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
         return EXIT_OK
     before = check_recovery(args.experiment_dir, selection, args.parallelism)
+    if not before.planned:
+        # Nothing to execute, so no Prefect: no import, no server, no flow run. The survey
+        # is the whole answer (check_recovery saved its cache, as the flow would have).
+        return _nothing_planned(before, args.verbose)
     api_url = start_prefect(args.dask_address, args.dask_workers)
     dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
     import flows.recover as flows_recover
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from flows.lost_server import lost_server_call, quiet_lost_server_tracebacks
 
     quiet_lost_server_tracebacks()
-    if isinstance(before, ExperimentSurvey) and before.planned:
+    if isinstance(before, ExperimentSurvey):
         # The flow's pure-JSON work runs in helper processes: started now, after Prefect's
         # imports, they load while its temporary server starts (seconds with a core to spare).
         if api_url is None:  # Prefect starts the server itself: its module first, as it would
@@ -103,6 +110,17 @@ def run(args: argparse.Namespace) -> int:
             return flows_recover.exit_code_from_files(before, result)  # the files decide, not a lost HTTP call
         raise result
     return EXIT_FAILED if state.is_failed() else EXIT_OK
+
+
+def _nothing_planned(before: Survey, verbose: bool) -> int:
+    """A recovery with no work it may do: the survey, and when selected runs still need
+    work that the filters or switches leave out (or a tier that never started), the
+    summary saying so, exit 1; else exit 0."""
+    print(render_text(before, verbose=verbose))
+    summary = summarize(before, before)
+    if not summary.ok:
+        print(summary.format())
+    return summary.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

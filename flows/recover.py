@@ -47,7 +47,9 @@ from experiment_infra.recovery.act import work_done
 from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP, slot_label
 from experiment_infra.recovery.select import Mode
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
-from experiment_infra.recovery.outcome import DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_suite_rerun
+from experiment_infra.recovery.outcome import (
+    DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_suite_rerun, summarize,
+)
 from experiment_infra.recovery.survey import (
     ExperimentSurvey,
     RecoveryInputError,
@@ -60,7 +62,7 @@ from experiment_infra.recovery.survey import (
     survey_suite_run,
     target_of,
 )
-from experiment_infra.recovery.render import counts_of, render_json, render_text, still_needing_rows
+from experiment_infra.recovery.render import render_json, render_text
 from flows.artifacts import show
 from flows.housekeeping import report_swept
 from flows.progress import Progress
@@ -349,17 +351,7 @@ def _recover(
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask)
     after = _restrict(after_all, before)
-    summary = RecoverySummary(
-        directory=str(target.dir),
-        mode=before.mode.value,
-        before=counts_of(before),
-        after=counts_of(after),
-        planned=len(before.planned),
-        not_done=tuple(_not_done(before, after, failures)),
-        remaining=tuple((r["run"], r["status"], r["reason"]) for r in still_needing_rows(after)),
-        notes=tuple(before.notes),
-        missing=tuple((m.tier, m.reason) for m in getattr(after, "missing_tiers", ())),
-    )
+    summary = summarize(before, after, _not_done(before, after, failures))
     publish_recovery(before, after, summary)
     return summary
 

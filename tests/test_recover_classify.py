@@ -269,6 +269,28 @@ def test_dry_run_prints_work_and_writes_nothing(scylla_copy: Path, tmp_path: Pat
     assert not prefect_home.exists()  # Prefect was never imported, let alone started
 
 
+def test_recovery_with_nothing_to_do_starts_no_prefect(scylla_copy: Path, tmp_path: Path) -> None:
+    """Nothing planned, nothing executed: the answer comes from the files, as a dry run's
+    does, even with a Prefect server that would not answer."""
+    home = tmp_path / "never-created"
+    env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # nothing listens on port 9
+    done = recover_cli(str(scylla_copy), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "nothing to do: every selected run is complete" in done.stdout and done.stderr == ""
+
+    shutil.rmtree(run_paths(scylla_copy, "T1", "01", 1).dir / "agent")
+    before = tree_hash(scylla_copy)
+    left_out = recover_cli(str(scylla_copy), "--judges-only", env=env)
+    assert left_out.returncode == 1, left_out.stderr  # a selected run still needs work
+    assert "1 left out by --judges-only" in left_out.stdout
+    assert "still needing work: 1" in left_out.stdout and "T1/01/run_01  missing  no agent files" in left_out.stdout
+    assert tree_hash(scylla_copy) == before and not home.exists()
+
+    # With work to do, the same command does need the server, and says so.
+    refused = recover_cli(str(scylla_copy), env=env)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: PREFECT_API_URL=http://127.0.0.1:9/api does not answer")
+
+
 def test_json_document(scylla_copy: Path, tmp_path: Path) -> None:
     damage_three(scylla_copy)
     before = tree_hash(scylla_copy)

@@ -14,10 +14,13 @@ from typing import Sequence
 from ..atomic import unwritable_reason
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..lock import check_lock
+from .render import counts_of, still_needing_rows
 from .select import Mode, RecoveryInputError, Selection
-from .survey import ExperimentSurvey, SuiteRunSurvey, survey
+from .survey import ExperimentSurvey, SuiteRunSurvey, Survey, survey
 
-__all__ = ["DEFAULT_PARALLELISM", "RecoverySummary", "build_selection", "check_recovery", "check_suite_rerun"]
+__all__ = [
+    "DEFAULT_PARALLELISM", "RecoverySummary", "build_selection", "check_recovery", "check_suite_rerun", "summarize",
+]
 
 DEFAULT_PARALLELISM = 8
 
@@ -70,6 +73,24 @@ class RecoverySummary:
             )
             lines += [f"  {label}  {status}  {reason}" for label, status, reason in self.remaining]
         return "\n".join(lines)
+
+
+def summarize(before: Survey, after: Survey, not_done: Sequence[tuple[str, str]] = ()) -> RecoverySummary:
+    """The summary of a recovery that planned ``before`` and left the files as ``after``
+    says (``after`` restricted to the runs ``before`` selected); ``not_done``: (run, why)
+    of the planned work that did not succeed."""
+    directory = before.exp.dir if isinstance(before, ExperimentSurvey) else before.run.dir
+    return RecoverySummary(
+        directory=str(directory),
+        mode=before.mode.value,
+        before=counts_of(before),
+        after=counts_of(after),
+        planned=len(before.planned),
+        not_done=tuple(not_done),
+        remaining=tuple((r["run"], r["status"], r["reason"]) for r in still_needing_rows(after)),
+        notes=tuple(before.notes),
+        missing=tuple((m.tier, m.reason) for m in getattr(after, "missing_tiers", ())),
+    )
 
 
 def build_selection(
