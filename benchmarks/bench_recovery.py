@@ -170,9 +170,9 @@ def whole_commands(exp: ExperimentPaths, config: ExperimentConfig, n: int) -> No
 
 
 def _workers(n: int) -> int:
-    from experiment_infra.status_batch import _worker_count
+    from experiment_infra.status_batch import worker_count
 
-    return _worker_count(n, None)
+    return worker_count(n)
 
 
 def timed(label: str, n: int, fn):

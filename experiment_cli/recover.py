@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.process import drop_stdout
-from experiment_infra.recovery.outcome import (
-    DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_recovery, summarize,
-)
-from experiment_infra.recovery.render import render_json, render_text
-from experiment_infra.recovery.survey import ExperimentSurvey, Survey, survey
+from experiment_infra.recovery import DEFAULT_PARALLELISM
+
+# The recovery core (models, status rules) is imported where it is used: a dry run starts
+# checking its cached runs first (status_prefetch), and the imports overlap those checks.
+if TYPE_CHECKING:
+    from experiment_infra.recovery.select import Selection
+    from experiment_infra.recovery.survey import Survey
 
 from .common import (
     BAD_INPUT, Parser, add_dask_options, load_temporary_server, positive_int, report, run_flow, start_prefect,
@@ -65,15 +67,34 @@ def build_parser(*, json_errors: bool = False) -> Parser:
     return p
 
 
-def run(args: argparse.Namespace) -> int:
-    selection = build_selection(
+def _selection(args: argparse.Namespace) -> Selection:
+    from experiment_infra.recovery.outcome import build_selection
+
+    return build_selection(
         args.statuses, args.tiers, args.subtests, args.runs, args.agents_only, args.judges_only, args.judge_model
     )
+
+
+def _survey_only(args: argparse.Namespace) -> int:
+    """``--dry-run`` / ``--json``: survey and print, nothing else."""
+    from experiment_infra.status_prefetch import prefetch
+
+    with prefetch(args.experiment_dir) as early:
+        from experiment_infra.recovery.render import render_json, render_text
+        from experiment_infra.recovery.survey import survey
+
+        s = survey(args.experiment_dir, _selection(args), read_only=True, prefetch=early)
+    print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
     if args.dry_run or args.json_output:
-        s = survey(args.experiment_dir, selection, read_only=True)
-        print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
-        return EXIT_OK
-    before = check_recovery(args.experiment_dir, selection, args.parallelism)
+        return _survey_only(args)
+    from experiment_infra.recovery.outcome import RecoverySummary, check_recovery
+    from experiment_infra.recovery.survey import ExperimentSurvey
+
+    before = check_recovery(args.experiment_dir, _selection(args), args.parallelism)
     if not before.planned:
         # Nothing to execute, so no Prefect: no import, no server, no flow run. The survey
         # is the whole answer (check_recovery saved its cache, as the flow would have).
@@ -116,6 +137,9 @@ def _nothing_planned(before: Survey, verbose: bool) -> int:
     """A recovery with no work it may do: the survey, and when selected runs still need
     work that the filters or switches leave out (or a tier that never started), the
     summary saying so, exit 1; else exit 0."""
+    from experiment_infra.recovery.outcome import summarize
+    from experiment_infra.recovery.render import render_text
+
     print(render_text(before, verbose=verbose))
     summary = summarize(before, before)
     if not summary.ok:

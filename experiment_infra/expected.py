@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .layout import ExperimentPaths, UnsafeNameError, check_name, run_dir_name_for
+from .layout import ExperimentPaths, UnsafeNameError, check_name, run_label
 from .records import AgentEvalManifest, ExperimentConfig, read_record
 
 __all__ = ["ExpectedRuns", "UnexpectedRun", "expected_runs"]
@@ -32,7 +32,7 @@ class UnexpectedRun:
 
     @property
     def label(self) -> str:
-        return f"{self.tier}/{self.subtest}/{run_dir_name_for(self.run_number)}"
+        return run_label(self.tier, self.subtest, self.run_number)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import os
 import time
 from pathlib import Path
 
+from collections.abc import Sequence
+
 from .layout import AgentRunPaths
 from .records import (
     STATUS_CACHE_FORMAT,
@@ -31,7 +33,9 @@ from .records import (
     read_status_cache,
     write_status_cache,
 )
-from .status import STATUS_RULES_VERSION, RunClassification, classify_run_dir, from_plain, run_signature_dir, to_plain
+from .status import STATUS_RULES_VERSION, RunClassification, classify_run_dir, from_plain, to_plain
+from .status_entries import probe_entry
+from .status_prefetch import Prefetch
 
 __all__ = ["RACY_SECONDS", "StatusCache"]
 
@@ -57,27 +61,38 @@ class StatusCache:
         # Each class is checked and built once, then shared by every run that names it.
         self._built: dict[int, RunClassification | None] = {}
         self._index: dict[tuple, int] = {}  # a classification's key -> its class index (storing)
+        # Runs whose entries a prefetch found still holding, moments ago (no second check).
+        self.verified: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path, judge_models: list[str], *, now_ns: int | None = None,
-             read_only: bool = False) -> StatusCache:
-        """The cache at ``path``; empty when missing, unreadable or written under other rules."""
-        data = read_status_cache(path)
+             read_only: bool = False, prefetch: Prefetch | None = None) -> StatusCache:
+        """The cache at ``path``; empty when missing, unreadable or written under other rules.
+
+        ``prefetch``: the checks a dry run started on this cache file before it imported
+        the models (``status_prefetch``); its copy of the file is used, and its verdicts."""
+        if prefetch is not None and prefetch.path != path:
+            prefetch = None
+        data = prefetch.data if prefetch is not None else read_status_cache(path)
         if data is None or data["version"] != STATUS_RULES_VERSION or data["judge_models"] != list(judge_models):
             return cls(path, judge_models, now_ns=now_ns, read_only=read_only)
-        return cls(path, judge_models, data["runs"], data["classes"], now_ns=now_ns, read_only=read_only)
+        cache = cls(path, judge_models, data["runs"], data["classes"], now_ns=now_ns, read_only=read_only)
+        if prefetch is not None:
+            cache.verified = prefetch.verified()
+        return cache
+
+    def pending(self, items: Sequence[tuple[str, str]]) -> int:
+        """How many of ``(label, run directory)`` still need a check (the prefetch verified the rest)."""
+        if not self.verified:
+            return len(items)
+        return sum(1 for label, _ in items if label not in self.verified)
 
     def worth_probing(self, label: str) -> bool:
         """Whether ``probe`` can pay for ``label``: an entry may match, or a new one will be stored."""
         return not self.read_only or label in self.runs
 
-    def matches(self, label: str, sig: str) -> bool:
-        """An entry for ``label`` exists, has the cache's shape and was made from files with signature ``sig``."""
-        entry = self.runs.get(label)
-        return entry is not None and cached_run_ok(entry, len(self.classes)) and entry[0] == sig
-
     def cached(self, label: str) -> RunClassification | None:
-        """The classification stored for ``label`` (after ``matches``); None if its class is unusable."""
+        """The classification stored for ``label`` (after ``probe`` matched); None if its class is unusable."""
         index = self.runs[label][1]
         if index not in self._built:
             self._built[index] = self._build(self.classes[index])
@@ -97,17 +112,9 @@ class StatusCache:
     def probe(self, label: str, run: str) -> tuple[bool, str, int, int]:
         """Whether the entry of ``label`` still holds for the run directory ``run``; with the
         signature (hex), newest timestamp and absent entries a new classification is stored under."""
-        slots = len(self.judge_models)
-        entry = self.runs.get(label)
-        known = entry[2] if isinstance(entry, list) and len(entry) == 3 and type(entry[2]) is int else 0
-        digest, newest, absent = run_signature_dir(run, slots, known)
-        sig = digest.hex()
-        if self.matches(label, sig):
-            return True, sig, newest, absent
-        if known:  # taken with entries assumed absent: take it again, every entry read
-            digest, newest, absent = run_signature_dir(run, slots)
-            sig = digest.hex()
-        return False, sig, newest, absent
+        if label in self.verified:
+            return True, self.runs[label][0], 0, 0
+        return probe_entry(self.runs.get(label), run, len(self.judge_models), len(self.classes))
 
     def store(self, label: str, c: RunClassification, sig: str, newest_ns: int, absent: int = 0) -> None:
         """Remember ``c`` for ``label``, unless its files are too fresh to trust their signature."""

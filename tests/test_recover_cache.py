@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from recover_helpers import recover_cli, run_paths, tree_hash
+from recover_helpers import RUN, recover_cli, run_paths, tree_hash
 from test_recover_classify import AGENT_CASES, JUDGE_CASES
 
-from experiment_infra.layout import ExperimentPaths
+from experiment_infra.layout import ExperimentPaths, run_label
 from experiment_infra.recovery.survey import Selection, survey_experiment
 from experiment_infra.status_cache import RACY_SECONDS, StatusCache
+from experiment_infra.status_prefetch import prefetch
 from experiment_infra.status import STATUS_RULES_VERSION
 
 FUTURE = 3600 * 10**9  # pretend the files are an hour old, so fresh copies are cacheable
@@ -54,6 +55,14 @@ def test_cached_survey_equals_a_fresh_one_after_damage(scylla_copy: Path, case: 
     forked = StatusCache.load(ExperimentPaths(scylla_copy).status_cache, MODELS)
     assert view(scylla_copy, forked, workers=3) == fresh
     assert (forked.misses, forked.hits) == (1, 6)
+    # A dry run's early checks (children forked before the rules are imported) clear
+    # exactly the runs that did not change, and the survey that takes them says the same.
+    with prefetch(scylla_copy, processes=3) as early:
+        assert early is not None
+        ahead = StatusCache.load(ExperimentPaths(scylla_copy).status_cache, MODELS, read_only=True, prefetch=early)
+        assert ahead.verified == {r for r, *_ in fresh} - {run_label(*RUN)}
+        assert view(scylla_copy, ahead) == fresh
+        assert (ahead.misses, ahead.hits) == (1, 6)
 
 
 @pytest.mark.parametrize("spoil", ["judges", "status", "sig", "class"])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..layout import DIRTY_SUFFIX, AgentRunPaths, ExperimentPaths, run_dir_name_for
+from ..layout import DIRTY_SUFFIX, AgentRunPaths, ExperimentPaths, run_label
 from ..provenance import git_provenance
 from ..records import AgentEvalManifest, GitProvenance, RecordError, load_record
 from ..status import RunClassification, RunStatus, classify_run
@@ -38,7 +38,7 @@ class PlannedRun:
     @property
     def name(self) -> str:
         """The task run name: ``{tier}/{subtest}/run_{NN}``."""
-        return f"{self.tier}/{self.subtest}/{run_dir_name_for(self.run_number)}"
+        return run_label(self.tier, self.subtest, self.run_number)
 
     @property
     def done(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime
@@ -49,6 +50,11 @@ def run_dir_name_for(run_number: int) -> str:
 def parse_run_number(name: str) -> int | None:
     m = _RUN_NUMBER.match(name)
     return int(m.group(1)) if m else None
+
+
+def run_label(tier: str, subtest: str, run_number: int) -> str:
+    """``T0/00/run_01``: how a run is named to users, in ``--json`` and in the status cache."""
+    return f"{tier}/{subtest}/{run_dir_name_for(run_number)}"
 
 
 def judge_slot_name(slot: int) -> str:
@@ -307,6 +313,25 @@ class ExperimentPaths(_Summarized):
 
     def run(self, tier: str, subtest: str, run_number: int) -> AgentRunPaths:
         return self.subtest(tier, subtest).run(run_number)
+
+    def run_dirs_of_labels(self, labels: Iterable[str]) -> Iterator[str | None]:
+        """The run directory (a plain string) of each ``run_label``; None for anything else.
+        Each subtest's name is checked once, however many of its runs are asked for."""
+        subtests: dict[str, SubtestPaths | None] = {}
+        for label in labels:
+            where, _, run = label.rpartition("/")
+            number = parse_run_number(run)
+            if number is None or run != run_dir_name_for(number):
+                yield None
+                continue
+            sub = subtests.get(where, False)
+            if sub is False:
+                tier, _, subtest = where.partition("/")
+                try:
+                    sub = subtests[where] = self.subtest(tier, subtest)
+                except UnsafeNameError:
+                    sub = subtests[where] = None
+            yield None if sub is None else sub.run_dir_str(number)
 
     def subtests_on_disk(self, tier: str) -> list[str]:
         """Subtest directories present under a tier (names that are safe only)."""

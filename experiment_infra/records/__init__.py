@@ -6,7 +6,9 @@ one module per layout they describe:
 - ``standard``: a standard- or inspect-mode suite run (manifest, run records, metrics);
 - ``agent_eval``: an agent-evaluation experiment in ProjectScylla's layout;
 - ``reports``: the report files rebuilt from ``run_result.json`` files;
-- ``state``: what a recovery keeps beside an experiment (its lock, the status cache).
+- ``state``: the lock a recovery keeps beside an experiment;
+- ``status_cache_file``: the classification cache it keeps there (no pydantic);
+- ``raw``: the bounded, link-refusing byte reads every reader shares (no pydantic).
 
 Import from here (``from experiment_infra.records import RunResult``); the modules
 are how the schemas are kept, not a second way to reach them.
@@ -26,7 +28,7 @@ from ..lazy import lazy_exports
 # Public name -> the module of this package that defines it.
 _WHERE = {
     "annotations": "__future__",
-    "MAX_RECORD_BYTES": "base",
+    "MAX_RECORD_BYTES": "raw",
     "utc_now": "base",
     "utc_now_iso": "base",
     "RecordError": "base",
@@ -35,7 +37,7 @@ _WHERE = {
     "read_once": "base",
     "forget": "base",
     "explain_validation": "base",
-    "NOFOLLOW_READ_FLAGS": "base",
+    "NOFOLLOW_READ_FLAGS": "raw",
     "load_record": "base",
     "record_json": "base",
     "write_record": "base",
@@ -85,14 +87,14 @@ _WHERE = {
     "SubtestVote": "reports",
     "BestSubtest": "reports",
     "LockInfo": "state",
-    "STATUS_CACHE_FORMAT": "state",
-    "CachedClass": "state",
-    "CachedRun": "state",
-    "cached_class_ok": "state",
-    "StatusCacheFile": "state",
-    "cached_run_ok": "state",
-    "read_status_cache": "state",
-    "write_status_cache": "state",
+    "STATUS_CACHE_FORMAT": "status_cache_file",
+    "CachedClass": "status_cache_file",
+    "CachedRun": "status_cache_file",
+    "cached_class_ok": "status_cache_file",
+    "StatusCacheFile": "status_cache_file",
+    "cached_run_ok": "status_cache_file",
+    "read_status_cache": "status_cache_file",
+    "write_status_cache": "status_cache_file",
 }
 
 __all__ = list(_WHERE)
@@ -102,8 +104,10 @@ __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
 
 
 if TYPE_CHECKING:  # static checkers see the real imports
-    from .base import MAX_RECORD_BYTES, utc_now, utc_now_iso, RecordError, ReadResult, read_record, read_once, forget, explain_validation, NOFOLLOW_READ_FLAGS, load_record, record_json, write_record
+    from .raw import MAX_RECORD_BYTES, NOFOLLOW_READ_FLAGS
+    from .base import utc_now, utc_now_iso, RecordError, ReadResult, read_record, read_once, forget, explain_validation, load_record, record_json, write_record
     from .standard import GitProvenance, ManifestCase, SuiteManifest, RunRecord, InspectRunRecord, CaseMetrics
     from .agent_eval import ExperimentConfig, CommandEntry, CommandLog, AgentTiming, TokenStats, AgentResult, ClaudeUsage, ClaudeCodeOutput, Judgment, JudgeTiming, ProcessRecord, JudgeCommand, Consensus, JudgeSummary, RunResult, RunReport, ConditionRecord, AgentEvalManifest
     from .reports import INFINITE, cost_of_pass_value, MissingRun, SubtestResult, TierResult, ExperimentResult, SubtestReportSummary, SubtestReportChild, SubtestReport, TierReportSummary, TierReportBest, TierReportChild, TierReport, ExperimentReportSummary, ExperimentReportBest, ExperimentReportChild, ExperimentReport, TierComparisonEntry, TierComparison, SubtestVote, BestSubtest
-    from .state import LockInfo, STATUS_CACHE_FORMAT, CachedClass, CachedRun, StatusCacheFile, cached_class_ok, cached_run_ok, read_status_cache, write_status_cache
+    from .state import LockInfo
+    from .status_cache_file import STATUS_CACHE_FORMAT, CachedClass, CachedRun, StatusCacheFile, cached_class_ok, cached_run_ok, read_status_cache, write_status_cache

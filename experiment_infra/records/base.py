@@ -24,9 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..atomic import atomic_write_text, json_text
 from ..clock import utc_now, utc_now_iso  # noqa: F401 (part of this module's API)
 from ..errors import ExperimentError
-
-# Result files are small; anything larger is not one of ours and is not read whole.
-MAX_RECORD_BYTES = 32 * 1024 * 1024
+from .raw import MAX_RECORD_BYTES, NOFOLLOW_READ_FLAGS, read_all as _read_all  # noqa: F401 (part of this module's API)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -241,29 +239,6 @@ def _is_regular(fd: int) -> bool:
         return stat.S_ISREG(os.fstat(fd).st_mode)
     except OSError:
         return False
-
-# O_NONBLOCK: a FIFO planted where a result file should be must not hang the reader.
-NOFOLLOW_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _read_all(fd: int, size: int, *, limit: int = MAX_RECORD_BYTES) -> bytes:
-    """Read to EOF (the file may have grown since fstat), never past ``limit``."""
-    first = os.read(fd, size + 1)
-    if len(first) <= size:  # a short read of a regular file is its end: the usual case
-        return first
-    chunks = [first]
-    total = len(first)
-    want = size + 1
-    while total <= limit:
-        chunk = os.read(fd, max(want, 65536))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    if total > limit:
-        raise OSError(errno.EFBIG, f"grew past {limit} bytes while being read")
-    return b"".join(chunks)
-
 
 def load_record(path: Path, model: type[M]) -> M:
     """Like ``read_record`` but raises ``RecordError`` naming the file."""

@@ -14,9 +14,27 @@
 Data flows down these modules once; the flows call them, they never call the flows.
 """
 
-from .outcome import RecoverySummary, check_recovery
-from .select import RecoveryInputError, Selection
-from .survey import survey
-from .walk import scan_results_root, survey_root
+from __future__ import annotations
 
-__all__ = ["RecoveryInputError", "RecoverySummary", "Selection", "check_recovery", "scan_results_root", "survey", "survey_root"]
+from ..lazy import lazy_exports
+
+# A recovery's task runs at once, unless -p says otherwise. Here, not in ``outcome``: the
+# command line's parser names it, and a dry run must parse before it imports the rules.
+DEFAULT_PARALLELISM = 8
+
+# The names are imported on first use (PEP 562): a module of this package can be imported
+# without the others (a dry run starts its checks before the models are loaded). The
+# function ``survey`` is reached through its module, ``recovery.survey.survey``: a package
+# attribute of that name is the submodule once it is imported.
+_WHERE = {
+    "RecoverySummary": "outcome",
+    "check_recovery": "outcome",
+    "RecoveryInputError": "select",
+    "Selection": "select",
+    "scan_results_root": "walk",
+    "survey_root": "walk",
+}
+
+__all__ = ["DEFAULT_PARALLELISM", *_WHERE]
+
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..layout import ExperimentPaths, judge_slot_name, run_dir_name_for
+from ..layout import ExperimentPaths, judge_slot_name, run_label
 from ..regenerate import regenerate_run
 
-__all__ = ["HELPER_WARMUP", "PLOTS_WARMUP", "BatchOutcome", "is_transient_io", "regenerate_batch", "run_batch", "run_label", "slot_label"]
+__all__ = ["HELPER_WARMUP", "PLOTS_WARMUP", "BatchOutcome", "is_transient_io", "regenerate_batch", "run_batch", "slot_label"]
 
 # What the helper processes of a recovery load before its first batch: the batches and
 # the report rebuild; and in one of them (``helpers.prewarm(first=...)``), the plots' own
@@ -39,10 +39,6 @@ def is_transient_io(exc: BaseException | None) -> bool:
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
     return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
-
-
-def run_label(tier: str, subtest: str, run_number: int) -> str:
-    return f"{tier}/{subtest}/{run_dir_name_for(run_number)}"
 
 
 def slot_label(tier: str, subtest: str, run_number: int, slot: int) -> str:

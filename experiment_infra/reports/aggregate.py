@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..errors import ExperimentError
 from ..expected import ExpectedRuns, expected_runs
-from ..layout import AgentRunPaths, ExperimentPaths, run_dir_name_for
+from ..layout import AgentRunPaths, ExperimentPaths, run_label
 from ..records import (
     AgentTiming,
     BestSubtest,
@@ -330,7 +330,7 @@ def aggregate_tier(inputs: ExperimentInputs, tier: str) -> TierAggregate:
         runs, missing = [], []
         for number in expected.run_numbers:
             run_paths = sub_paths.run(number)
-            verdict = inputs.cache.classify(f"{tier}/{subtest}/{run_dir_name_for(number)}", run_paths)
+            verdict = inputs.cache.classify(run_label(tier, subtest, number), run_paths)
             if verdict.status is not RunStatus.COMPLETED:
                 missing.append(MissingRun(tier=tier, subtest=subtest, run_number=number,
                                           status=verdict.status.value, reason=verdict.reason))
