@@ -24,7 +24,8 @@ from .prefect_settings import STARTUP_SETTING, configured, startup_failure
 # start or wait for a server: a dry run, which starts none, does not pay for it.
 
 __all__ = [
-    "BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "Parser", "fail", "report", "run_flow", "start_prefect",
+    "BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "Parser", "add_dask_options", "cluster_options",
+    "fail", "report", "run_flow", "start_prefect",
 ]
 
 # Every refusal the core raises for input a user can fix carries its exit code
@@ -93,8 +94,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse ``type`` from one of the core's checks (its sentence is the error)."""
+    def convert(text: str) -> str:
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
 def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--dask-address`` / ``--dask-workers`` (see flows/task_runners.py)."""
+    """``--dask-address`` / ``--dask-workers`` / ``--slurm-workers`` and the Slurm jobs'
+    settings (see flows/task_runners.py; ``slurm_workers`` reads them back)."""
+    from experiment_infra.slurm import DEFAULT_MEMORY, check_directive, check_walltime
+
     dask = parser.add_mutually_exclusive_group()
     dask.add_argument(
         "--dask-address", metavar="ADDR", default=None,
@@ -104,6 +118,48 @@ def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
         "--dask-workers", type=positive_int, metavar="N", default=None,
         help=f"run the {what} on a local Dask cluster of N worker processes (needs PREFECT_API_URL)",
     )
+    dask.add_argument(
+        "--slurm-workers", type=positive_int, metavar="N", default=None,
+        help=f"run the {what} on N Dask workers submitted as Slurm jobs (needs PREFECT_API_URL and a shared filesystem)",
+    )
+    jobs = parser.add_argument_group("Slurm worker jobs (with --slurm-workers; defaults from dask's jobqueue.slurm configuration)")
+    jobs.add_argument("--slurm-partition", metavar="P", help="the partition to submit to")
+    jobs.add_argument("--slurm-walltime", metavar="HH:MM:SS", type=_checked(check_walltime), help="each job's time limit")
+    jobs.add_argument("--slurm-memory", metavar="SIZE", help=f"each job's memory, e.g. 8GB (default {DEFAULT_MEMORY})")
+    jobs.add_argument("--slurm-account", metavar="A", help="the account to charge")
+    jobs.add_argument(
+        "--slurm-directive", metavar="OPT", action="append", default=[], type=_checked(check_directive),
+        help="one more sbatch option, e.g. --slurm-directive=--gres=gpu:1 (repeatable)",
+    )
+
+
+def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flow parameters ``add_dask_options``' flags ask for (only those given):
+    ``dask_address``, ``dask_workers``, ``slurm``."""
+    chosen = dict(dask_address=args.dask_address, dask_workers=args.dask_workers, slurm=slurm_workers(args))
+    return {k: v for k, v in chosen.items() if v is not None}
+
+
+_SLURM_SETTINGS = ("slurm_partition", "slurm_walltime", "slurm_memory", "slurm_account", "slurm_directive")
+
+
+def slurm_workers(args: argparse.Namespace) -> Any:  # -> SlurmWorkers | None
+    """The Slurm worker jobs ``add_dask_options``' flags ask for; None without --slurm-workers
+    (then any Slurm setting is a ServiceError: it would be silently ignored)."""
+    if args.slurm_workers is None:
+        given = [name for name in _SLURM_SETTINGS if getattr(args, name)]
+        if given:
+            raise ServiceError(f"--{given[0].replace('_', '-')} applies to Slurm worker jobs only: add --slurm-workers N")
+        return None
+    from experiment_infra.slurm import SlurmWorkers
+
+    try:
+        return SlurmWorkers(
+            jobs=args.slurm_workers, partition=args.slurm_partition, walltime=args.slurm_walltime,
+            memory=args.slurm_memory, account=args.slurm_account, directives=tuple(args.slurm_directive),
+        )
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
 
 
 # A busy server (a temporary one still digesting a fan-out's events, a shared one under
@@ -144,7 +200,7 @@ def start_failure(exc: BaseException) -> ServiceError | None:
     return startup_failure(f"{temporary_server.startup_seconds():g}")
 
 
-def start_prefect(dask_address: str | None = None, dask_workers: int | None = None) -> str | None:
+def start_prefect(dask_address: str | None = None, dask_workers: int | None = None, slurm: Any = None) -> str | None:
     """Before Prefect is imported: its settings (``prepare_prefect``), the temporary server
     started now when one will be used (``temporary_server``; a Dask run needs a real
     server, and its check says so), then the services checked. Returns the API URL the
@@ -153,9 +209,9 @@ def start_prefect(dask_address: str | None = None, dask_workers: int | None = No
     prepare_prefect()
     import flows  # noqa: F401  (its import opts out of the server's telemetry: before a server starts)
 
-    if dask_address is None and dask_workers is None:
+    if dask_address is None and dask_workers is None and slurm is None:
         temporary_server.start()
-    return check_services(dask_address, dask_workers)
+    return check_services(dask_address, dask_workers, slurm)
 
 
 def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
@@ -174,7 +230,7 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
         raise failure from None
 
 
-def check_services(dask_address: str | None = None, dask_workers: int | None = None) -> str | None:
+def check_services(dask_address: str | None = None, dask_workers: int | None = None, slurm: Any = None) -> str | None:
     """The Prefect API (and Dask scheduler) a run needs answer; ServiceError naming them
     otherwise. Returns the API's URL; None when the run will start a temporary server.
     The temporary server this command started is still starting: ``run_flow`` waits for it."""
@@ -184,7 +240,7 @@ def check_services(dask_address: str | None = None, dask_workers: int | None = N
 
     server = temporary_server.current()
     url = server.api_url if server is not None else check_api()
-    check_dask(dask_address, dask_workers)
+    check_dask(dask_address, dask_workers, slurm)
     return url
 
 

@@ -19,6 +19,7 @@ from .common import (
     EXIT_OK,
     Parser,
     add_dask_options,
+    cluster_options,
     exit_code_of,
     positive_int,
     report,
@@ -51,12 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = dry_run_summary(args.results_root, survey_root(args.results_root, **filters))
             print(summary.format())
             return EXIT_OK if summary.ok else EXIT_FAILED
-        start_prefect(args.dask_address, args.dask_workers)
+        cluster = cluster_options(args)
+        start_prefect(**cluster)
         from flows.nightly import nightly_recovery
 
         state = run_flow(
             nightly_recovery, results_root=args.results_root, dry_run=False, **filters,
-            parallelism=args.parallelism, dask_address=args.dask_address, dask_workers=args.dask_workers,
+            parallelism=args.parallelism, **cluster,
         )
     except BAD_INPUT as exc:
         return report(exc)

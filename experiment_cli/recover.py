@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from experiment_infra.recovery.survey import Survey
 
 from .common import (
-    BAD_INPUT, Parser, add_dask_options, load_temporary_server, positive_int, report, run_flow, start_prefect,
+    BAD_INPUT, Parser, add_dask_options, cluster_options, load_temporary_server, positive_int, report, run_flow,
+    start_prefect,
 )
 
 
@@ -94,13 +95,13 @@ def run(args: argparse.Namespace) -> int:
     from experiment_infra.recovery.outcome import RecoverySummary, check_recovery
     from experiment_infra.recovery.survey import ExperimentSurvey
 
+    cluster = cluster_options(args)
     before = check_recovery(args.experiment_dir, _selection(args), args.parallelism)
     if not before.planned:
         # Nothing to execute, so no Prefect: no import, no server, no flow run. The survey
         # is the whole answer (check_recovery saved its cache, as the flow would have).
         return _nothing_planned(before, args.verbose)
-    api_url = start_prefect(args.dask_address, args.dask_workers)
-    dask = {k: v for k, v in dict(dask_address=args.dask_address, dask_workers=args.dask_workers).items() if v is not None}
+    api_url = start_prefect(**cluster)
     import flows.recover as flows_recover
     from experiment_infra import helpers
     from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         state = run_flow(  # a temporary server that never starts: one error line, exit 2
             flows_recover.recover, experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
             runs=args.runs, agents_only=args.agents_only, judges_only=args.judges_only, judge_model=args.judge_model,
-            parallelism=args.parallelism, verbose=args.verbose, **dask,
+            parallelism=args.parallelism, verbose=args.verbose, **cluster,
         )
         result = state.result(raise_on_failure=False)
     except Exception as exc:

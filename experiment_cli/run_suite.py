@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from experiment_infra.preflight import check_run
 
@@ -18,6 +18,7 @@ from .common import (
     EXIT_OK,
     Parser,
     add_dask_options,
+    cluster_options,
     exit_code_of,
     positive_int,
     report,
@@ -55,10 +56,10 @@ def run_suite_command(
     parallelism: int | None = None,
     resume: str | None = None,
     results_root: str = "results",
-    dask_address: str | None = None,
-    dask_workers: int | None = None,
+    **cluster: Any,
 ) -> int:
-    """Check the input, answer a dry run or run the ``run_suite`` flow; the process exit code."""
+    """Check the input, answer a dry run or run the ``run_suite`` flow; the process exit code.
+    ``cluster``: ``dask_address``, ``dask_workers`` or ``slurm`` (``common.cluster_options``)."""
     options = dict(dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=str(results_root))
     try:
         account = check_run(str(suite_path), **options)
@@ -67,21 +68,24 @@ def run_suite_command(
     if dry_run:
         print(account)
         return EXIT_OK
-    dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers).items() if v is not None}
     try:
-        start_prefect(dask_address, dask_workers)
+        start_prefect(**cluster)
         from flows.run_suite import run_suite
 
-        state = run_flow(run_suite, suite_path=str(suite_path), **options, **dask)
+        state = run_flow(run_suite, suite_path=str(suite_path), **options, **cluster)
     except BAD_INPUT as exc:
         return report(exc)
     return exit_code_of(state)
 
 
 def run_parsed(args: argparse.Namespace, suite_path: str | Path) -> int:
+    try:
+        cluster = cluster_options(args)
+    except BAD_INPUT as exc:
+        return report(exc)
     return run_suite_command(
         suite_path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
-        results_root=args.results_root, dask_address=args.dask_address, dask_workers=args.dask_workers,
+        results_root=args.results_root, **cluster,
     )
 
 

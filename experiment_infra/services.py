@@ -1,4 +1,4 @@
-"""Is what a run depends on there? The Prefect API and a Dask scheduler, checked before a flow starts.
+"""Is what a run depends on there? The Prefect API and a Dask scheduler (Slurm: ``slurm``), checked before a flow starts.
 
 Prefect-free (the flows read the Prefect settings and call these): a run pointed at a
 server that is down, or at a Dask scheduler that does not answer, should stop with one
@@ -56,18 +56,22 @@ def check_prefect_api(
         raise ServiceError(f"PREFECT_API_URL={url} answered /health with something not JSON; is it a Prefect API URL (ending in /api)?") from None
 
 
-def check_dask_options(dask_address: str | None, dask_workers: int | None, api_url: str | None) -> None:
-    """The Dask checks that need no network: exclusive options, a positive count, a real Prefect server."""
-    if dask_address and dask_workers is not None:
+def check_dask_options(
+    dask_address: str | None, dask_workers: int | None, api_url: str | None, slurm: object | None = None
+) -> None:
+    """The Dask checks that need no network: one kind of cluster at most, a positive count,
+    a real Prefect server. ``slurm``: the run's ``slurm.SlurmWorkers``, if any."""
+    chosen = [name for name, value in (("--dask-address", dask_address), ("--dask-workers", dask_workers),
+                                       ("--slurm-workers", slurm)) if value not in (None, "")]
+    if len(chosen) > 1:
         raise ServiceError(
-            "--dask-address and --dask-workers are exclusive: use an existing scheduler or start a local cluster, not both"
+            f"{' and '.join(chosen)} are exclusive: use an existing scheduler, a local cluster or Slurm jobs, one of them"
         )
     if dask_workers is not None and (isinstance(dask_workers, bool) or not isinstance(dask_workers, int) or dask_workers < 1):
         raise ServiceError(f"--dask-workers must be a positive integer, got {dask_workers!r}")
-    if (dask_address or dask_workers is not None) and not api_url:
-        option = "--dask-address" if dask_address else "--dask-workers"
+    if chosen and not api_url:
         raise ServiceError(
-            f"{option} needs a real Prefect server: start one (prefect server start) and set PREFECT_API_URL "
+            f"{chosen[0]} needs a real Prefect server: start one (prefect server start) and set PREFECT_API_URL "
             "(with Prefect's temporary server every Dask worker fails with 'database is locked')"
         )
 

@@ -28,12 +28,13 @@ from experiment_infra.agent_eval import (
 )
 from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
+from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.status import RunStatus, classify_run
 from flows.artifacts import label_flow_run, publish_run_markdown, show
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
-from flows.task_runners import build_task_runner
+from flows.task_runners import build_task_runner, wants_dask
 from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
 from tasks.retries import retry_options
 
@@ -90,7 +91,7 @@ def _execute_with(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] |
             queue_judges(run)
 
     running: dict[PrefectFuture[Any], tuple[PlannedRun, int | None]] = {}
-    with build_task_runner(parallelism, default_parallelism=parallelism, **(dask or {})) as runner:
+    with build_task_runner(parallelism, default_parallelism=parallelism, logs=plan.exp.slurm_logs, **(dask or {})) as runner:
         while agents or judges or running:
             while len(running) < parallelism and (judges or agents):
                 if judges:
@@ -171,6 +172,7 @@ def run_agent_eval(
     results_root: str = "results",
     dask_address: str | None = None,
     dask_workers: int | None = None,
+    slurm: SlurmWorkers | None = None,
 ) -> int:
     """Run (or with ``dry_run`` only show) an agent-evaluation suite; 0 when every run completed.
 
@@ -187,7 +189,7 @@ def run_agent_eval(
         return EXIT_OK
     # Bounded by default: 200 runs must not mean 200 agent CLIs against one API at once.
     # On a Dask cluster its worker threads bound the concurrency instead (README, Scale-out).
-    on_dask = dask_address is not None or dask_workers is not None
+    on_dask = wants_dask(dask_address, dask_workers, slurm)
     width = parallelism or (max(1, sum(1 for r in plan.runs if r.needs_agent or r.judges)) if on_dask else suite.default_parallelism)
     # A recovery (or a second resume) working on this directory meanwhile would take
     # runs in progress for partial ones and move them aside.
@@ -200,7 +202,7 @@ def run_agent_eval(
         label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name}", tags)
         todo = [r for r in plan.runs if not r.done]
         logger.info("%s %s: %d run(s) to do of %d", "resuming" if plan.resumed else "created", plan.exp.dir, len(todo), len(plan.runs))
-        errors = _execute(plan, width, dict(dask_address=dask_address, dask_workers=dask_workers))
+        errors = _execute(plan, width, dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm))
         if todo:  # reports are views of the runs: nothing ran, nothing to rebuild
             errors += rebuild_reports_step(plan.exp.dir)
     rows = _rows(plan)

@@ -1,7 +1,7 @@
 """Prefect flow ``nightly_recovery``: recover every experiment under a results root.
 
     python flows/nightly.py RESULTS_ROOT [--dry-run] [--status S]... [--tier T]...
-           [--judges-only | --agents-only] [-p N] [--dask-address ADDR | --dask-workers N]
+           [--judges-only | --agents-only] [-p N] [--dask-address ADDR | --dask-workers N | --slurm-workers N ...]
 
 Scans the root for agent-evaluation experiments (``config/experiment.json``) and
 standard-mode run directories (``manifest.json``), classifies each from its files and
@@ -38,6 +38,7 @@ from experiment_infra.recovery.outcome import RecoverySummary
 from experiment_infra.recovery.nightly import NightlyRow, NightlySummary, directories, row_without_recovery
 from experiment_infra.recovery.walk import RootItem, survey_root
 from experiment_infra.recovery.select import RecoveryInputError
+from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
 from flows.progress import Progress
 from flows.recover import recover
@@ -51,7 +52,7 @@ def _flow_run_name() -> str:
     return f"nightly {root.name or root}" + (" (dry run)" if params.get("dry_run") else "")
 
 
-def _recover_one(item: RootItem, parallelism: int | None, dask_address: str | None, dask_workers: int | None) -> tuple[str, str]:
+def _recover_one(item: RootItem, parallelism: int | None, cluster: dict[str, Any]) -> tuple[str, str]:
     """Run the recover flow on one directory; (outcome, detail) for the summary."""
     sel = item.selection
     assert sel is not None
@@ -62,8 +63,7 @@ def _recover_one(item: RootItem, parallelism: int | None, dask_address: str | No
         agents_only=sel.agents_only,
         judges_only=sel.judges_only,
         parallelism=parallelism,
-        dask_address=dask_address,
-        dask_workers=dask_workers,
+        **cluster,
         return_state=True,
     )
     ui_only("the recovery's nightly tag", tag_flow_run, state.state_details.flow_run_id, [NIGHTLY_TAG])
@@ -108,6 +108,7 @@ def nightly_recovery(
     parallelism: int | None = None,
     dask_address: str | None = None,
     dask_workers: int | None = None,
+    slurm: SlurmWorkers | None = None,
 ) -> Any:
     """Classify every experiment directory under ``results_root`` and recover those with work to do.
 
@@ -128,7 +129,8 @@ def nightly_recovery(
             if row is None:
                 where = str(item.found.directory)
                 logger.info("recovering %s: %s", where, item.work)
-                outcome, detail = _recover_one(item, parallelism, dask_address, dask_workers)
+                cluster = dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm)
+                outcome, detail = _recover_one(item, parallelism, cluster)
                 row = NightlyRow(where, item.found.mode.value, item.needing_work, item.planned, outcome, detail)
             rows.append(row)
             progress.advance(failed=row.outcome == "failed")

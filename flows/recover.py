@@ -63,6 +63,7 @@ from experiment_infra.recovery.survey import (
     target_of,
 )
 from experiment_infra.recovery.render import render_json, render_text
+from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import show
 from flows.housekeeping import report_swept
 from flows.progress import Progress
@@ -245,7 +246,7 @@ def _recover_experiment(
         from experiment_infra.agent_eval import load_spec  # only reruns need it (and its git)
 
         spec = load_spec(before.exp)
-    with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, **dask) as runner:
+    with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, logs=before.exp.slurm_logs, **dask) as runner:
         futures = _submit_experiment(runner, before, spec, verbose)
         tier_reports = _submit_tier_reports(runner, before, futures)
         with Progress(len(futures) + len(tier_reports), progress_key(before.exp.dir), "tasks") as progress:
@@ -396,11 +397,13 @@ def recover(
     verbose: bool = False,
     dask_address: str | None = None,
     dask_workers: int | None = None,
+    slurm: SlurmWorkers | None = None,
 ) -> Any:
     """Classify every expected run of ``experiment_dir`` from its files and fix only what needs it.
 
     ``dry_run`` / ``json_output``: print the classification and the actions, write nothing.
-    ``dask_address`` / ``dask_workers``: run the tasks on a Dask cluster (flows/task_runners.py).
+    ``dask_address`` / ``dask_workers`` / ``slurm``: run the tasks on a Dask cluster, or on Dask
+    workers submitted as Slurm jobs (flows/task_runners.py).
     """
     logger = get_run_logger()
     if parallelism is not None and parallelism < 1:
@@ -413,7 +416,7 @@ def recover(
         return RecoverySummary(str(target_of(experiment_dir).dir), s.mode.value, dry_run=True)
 
     target = target_of(experiment_dir)
-    dask = dict(dask_address=dask_address, dask_workers=dask_workers)
+    dask = dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm)
     if isinstance(target, SuiteRunPaths):
         # run_suite --resume takes the run directory's lock itself, for exactly as long as
         # it reruns cases: holding it here too would lock the rerun out.

@@ -34,6 +34,7 @@ from prefect.states import Completed, Failed, State
 from experiment_infra.layout import NOGIT
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
+from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.suite import (
     Suite,
@@ -112,7 +113,7 @@ def label_suite_run(suite: Suite, where: str) -> None:
 
 def _run_standard(
     suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
-    dask_address: str | None = None, dask_workers: int | None = None,
+    dask_address: str | None = None, dask_workers: int | None = None, slurm: SlurmWorkers | None = None,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
     plan = plan_suite(suite, results_root, resume)
@@ -133,10 +134,11 @@ def _run_standard(
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
         if plan.resumed:
             report_swept(plan.run.dir)
-        if wants_dask(dask_address, dask_workers):
+        if wants_dask(dask_address, dask_workers, slurm):
             ship_by_value(p.case.config for p in plan.cases)  # config classes live next to the suite file
         runner_of = build_task_runner(
-            parallelism, dask_address=dask_address, dask_workers=dask_workers, default_parallelism=len(plan.cases)
+            parallelism, dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, logs=plan.run.slurm_logs,
+            default_parallelism=len(plan.cases),
         )
         with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress:
             for p in plan.cases:
@@ -256,16 +258,18 @@ def run_suite(
     results_root: str = "results",
     dask_address: str | None = None,
     dask_workers: int | None = None,
+    slurm: SlurmWorkers | None = None,
     variants: list[str] | None = None,
 ) -> Any:
     """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all).
 
-    ``dask_address`` / ``dask_workers``: run the cases on a Dask cluster (flows/task_runners.py).
+    ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
+    Dask workers submitted as Slurm jobs (flows/task_runners.py).
     ``variants``: inspect mode only, run just these cases (what a recovery reruns).
     """
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
-    dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers).items() if v is not None}
+    dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm).items() if v is not None}
     if not isinstance(suite, Suite):
         from flows.agent_eval import run_agent_eval
 
@@ -274,7 +278,7 @@ def run_suite(
             results_root=results_root, **dask,
         )
     if dask and suite.mode != "standard":
-        raise SuiteError(f"--dask-address/--dask-workers: {suite.mode}-mode suites run on this machine only")
+        raise SuiteError(f"--dask-address/--dask-workers/--slurm-workers: {suite.mode}-mode suites run on this machine only")
     if variants is not None:
         if suite.mode != "inspect":
             raise SuiteError("variants: only inspect-mode runs take a subset of cases (standard mode: use --resume)")

@@ -5,7 +5,10 @@
 - ``--dask-address ADDR``: an existing Dask scheduler (``dask scheduler`` plus
   ``dask worker ADDR`` on each machine);
 - ``--dask-workers N``: a ``distributed.LocalCluster`` of N worker processes (one
-  thread each) started for this flow run and stopped after it.
+  thread each) started for this flow run and stopped after it;
+- ``--slurm-workers N``: a dask-jobqueue ``SLURMCluster``, N Slurm batch jobs each
+  running one worker (one thread), submitted for this flow run and cancelled after it
+  (``experiment_infra.slurm``).
 
 With Dask the task runs execute in the workers' processes, possibly on other machines,
 so every worker must see the results directory (and the experiment's code) at the same
@@ -26,30 +29,58 @@ from typing import Any, Iterable
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from experiment_infra.services import ServiceError, check_dask_options, check_dask_scheduler
+from experiment_infra.slurm import SlurmWorkers, check_slurm
 from flows.api_check import configured_api_url
 
-__all__ = ["ServiceError", "build_task_runner", "check_dask", "ship_by_value", "wants_dask"]
+__all__ = ["ServiceError", "build_task_runner", "check_dask", "ship_by_value", "slurm_cluster_kwargs", "wants_dask"]
 
 
-def wants_dask(dask_address: str | None, dask_workers: int | None) -> bool:
-    return bool(dask_address) or dask_workers is not None
+def wants_dask(dask_address: str | None, dask_workers: int | None, slurm: SlurmWorkers | None = None) -> bool:
+    return bool(dask_address) or dask_workers is not None or slurm is not None
 
 
-def check_dask(dask_address: str | None, dask_workers: int | None) -> None:
+def check_dask(dask_address: str | None, dask_workers: int | None, slurm: SlurmWorkers | None = None) -> None:
     """Everything about the Dask options a flow would trip over, checked before it starts.
 
-    Raises ServiceError: both options, a bad count, no real Prefect server, or a
-    scheduler that does not answer within a few seconds.
+    Raises ServiceError: more than one kind of cluster, a bad count, no real Prefect
+    server, a scheduler that does not answer within a few seconds, or Slurm jobs that
+    Slurm cannot or would not run.
     """
-    check_dask_options(dask_address, dask_workers, configured_api_url())
-    if not wants_dask(dask_address, dask_workers):
+    check_dask_options(dask_address, dask_workers, configured_api_url(), slurm)
+    if not wants_dask(dask_address, dask_workers, slurm):
         return
     try:
         import prefect_dask  # noqa: F401
     except ImportError:
-        raise ServiceError("--dask-address/--dask-workers need prefect-dask: pip install -e '.[dask]'") from None
+        raise ServiceError("--dask-address/--dask-workers/--slurm-workers need prefect-dask: pip install -e '.[dask]'") from None
     if dask_address:
         check_dask_scheduler(dask_address)
+    if slurm is not None:
+        check_slurm(_slurm_job_script(slurm))
+
+
+def _jobqueue() -> ModuleType:
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise ServiceError("--slurm-workers needs dask-jobqueue: pip install -e '.[slurm]'") from None
+    return dask_jobqueue
+
+
+def slurm_cluster_kwargs(slurm: SlurmWorkers, logs: str | Path | None = None) -> dict[str, Any]:
+    """The ``SLURMCluster`` arguments for ``slurm``; ``logs``: where the worker jobs write
+    their Slurm output (default: dask-jobqueue's ``log-directory``, else the working directory)."""
+    import dask.config
+
+    _jobqueue()  # registers its configuration defaults
+    configured = dask.config.get("jobqueue.slurm", {})
+    return slurm.cluster_kwargs(configured, None if logs is None or configured.get("log-directory") else str(logs))
+
+
+def _slurm_job_script(slurm: SlurmWorkers) -> str:
+    """A worker job's batch script, as the run would submit it (its scheduler address aside)."""
+    with _jobqueue().SLURMCluster(**{**slurm_cluster_kwargs(slurm), "n_workers": 0}) as cluster:
+        return cluster.job_script()
 
 
 def _importable_elsewhere(module: ModuleType) -> bool:
@@ -89,16 +120,22 @@ def build_task_runner(
     *,
     dask_address: str | None = None,
     dask_workers: int | None = None,
+    slurm: SlurmWorkers | None = None,
+    logs: str | Path | None = None,
     default_parallelism: int,
 ) -> TaskRunner[Any]:
-    """The runner a flow submits to (enter it with ``with``); ``-p`` bounds only the thread runner."""
-    if not wants_dask(dask_address, dask_workers):
+    """The runner a flow submits to (enter it with ``with``); ``-p`` bounds only the thread
+    runner. ``logs``: the directory Slurm worker jobs write their output to (see
+    ``slurm_cluster_kwargs``)."""
+    if not wants_dask(dask_address, dask_workers, slurm):
         return ThreadPoolTaskRunner(max_workers=parallelism or default_parallelism)
-    check_dask(dask_address, dask_workers)  # a run started from the UI or a deployment skipped the CLI's check
+    check_dask(dask_address, dask_workers, slurm)  # a run started from the UI or a deployment skipped the CLI's check
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
+    if slurm is not None:
+        return DaskTaskRunner(cluster_class="dask_jobqueue.SLURMCluster", cluster_kwargs=slurm_cluster_kwargs(slurm, logs))
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs=dict(n_workers=dask_workers, threads_per_worker=1, processes=True, dashboard_address=None),

@@ -64,7 +64,9 @@ if cfg.rendezvous:
             print("the other half of the pair never started", file=sys.stderr)
             sys.exit(4)
         time.sleep(0.2)
-atomic_write_json(CasePaths(Path(cfg.output_dir)).metrics, {{"ppid": ppid, "grandparent": grandparent}})
+# The Slurm job it ran in, if any (its worker is a batch job; -1: none).
+slurm_job = int(os.environ.get("SLURM_JOB_ID", "-1"))
+atomic_write_json(CasePaths(Path(cfg.output_dir)).metrics, {{"ppid": ppid, "grandparent": grandparent, "slurm_job": slurm_job}})
 '''
 
 SUITE = '''
@@ -190,6 +192,7 @@ def test_recovery_on_a_local_dask_cluster(prefect_server: PrefectServer, scylla_
 
 def test_dask_address_that_does_not_answer(prefect_server: PrefectServer, tmp_path: Path, scylla_copy: Path) -> None:
     suite = where_suite(tmp_path / "exp", "nowhere")
+    run_paths(scylla_copy).run_result.unlink()  # work to do (with none, a recovery needs no scheduler)
     address = f"tcp://127.0.0.1:{free_port()}"
     for args in (("flows/run_suite.py", suite, "--results-root", tmp_path / "results"), ("flows/recover.py", scylla_copy)):
         proc = run_py(prefect_server, *args, "--dask-address", address)

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from recover_helpers import tree_hash
+from recover_helpers import run_paths, tree_hash
 from server_helpers import free_port, run_py, show
 from suite_factory import case_src, make_suite
 
 from experiment_infra.services import ServiceError, check_dask_options, check_prefect_api
+from experiment_infra.slurm import SlurmWorkers
 
 DASK_NEEDS_SERVER = (
     "needs a real Prefect server: start one (prefect server start) and set PREFECT_API_URL "
@@ -31,6 +32,7 @@ def test_unreachable_api_url_is_one_line_naming_it_for_every_command(tmp_path: P
     url = f"http://127.0.0.1:{free_port()}/api"
     suite = make_suite(tmp_path / "s", [case_src("a")], name="unreachable")
     root = scylla_copy.parent
+    run_paths(scylla_copy).run_result.unlink()  # work to do (with none, a recovery needs no server)
     before = tree_hash(scylla_copy)
     commands = {
         "run_suite": ("flows/run_suite.py", suite, "--results-root", tmp_path / "results"),
@@ -59,6 +61,7 @@ def test_dry_runs_that_never_start_prefect_do_not_need_the_server(scylla_copy: P
 
 def test_dask_needs_a_real_prefect_server(tmp_path: Path, scylla_copy: Path) -> None:
     suite = make_suite(tmp_path / "s", [case_src("a")], name="no_server")
+    run_paths(scylla_copy).run_result.unlink()  # work to do (with none, a recovery needs no server)
     for args in (
         ("flows/run_suite.py", suite, "--dask-workers", "2"),
         ("flows/recover.py", scylla_copy, "--dask-address", "tcp://127.0.0.1:8786"),
@@ -81,6 +84,31 @@ def test_dask_option_rules() -> None:
         check_dask_options(None, 0, "http://x/api")
     with pytest.raises(ServiceError, match=re.escape(f"--dask-workers {DASK_NEEDS_SERVER}")):
         check_dask_options(None, 2, None)
+    slurm = SlurmWorkers(jobs=2)
+    with pytest.raises(ServiceError, match="^--dask-workers and --slurm-workers are exclusive"):
+        check_dask_options(None, 2, "http://x/api", slurm)
+    with pytest.raises(ServiceError, match=re.escape(f"--slurm-workers {DASK_NEEDS_SERVER}")):
+        check_dask_options(None, None, None, slurm)
+
+
+def test_slurm_worker_jobs_are_checked_and_asked_for_as_given() -> None:
+    for bad, message in (
+        (dict(jobs=0), "--slurm-workers must be a positive integer, got 0"),
+        (dict(jobs=1, walltime="2 hours"), "--slurm-walltime '2 hours' is not a Slurm time limit: use HH:MM:SS"),
+        (dict(jobs=1, directives=("gres=gpu:1",)), "--slurm-directive 'gres=gpu:1' is not an sbatch option"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            SlurmWorkers(**bad)  # type: ignore[arg-type]
+    for ok in ("30", "04:00:00", "2-00:00:00", "1-12"):
+        assert SlurmWorkers(jobs=1, walltime=ok).walltime == ok
+    mine = SlurmWorkers(jobs=3, partition="gpu", memory="16GB", directives=("--gres=gpu:1",))
+    kwargs = mine.cluster_kwargs({"memory": "4GB", "cores": 8}, "/shared/logs")
+    # What is set wins over dask-jobqueue's configuration, which wins over ours (1 core, 2GB).
+    assert kwargs == dict(
+        n_workers=3, processes=1, cores=8, memory="16GB", job_name="experiment-infra", queue="gpu",
+        log_directory="/shared/logs", job_extra_directives=["--gres=gpu:1"],
+    )
+    assert SlurmWorkers(jobs=1).cluster_kwargs({}, None)["memory"] == "2GB"
 
 
 class _NotPrefect(http.server.BaseHTTPRequestHandler):

@@ -253,6 +253,11 @@ class ExperimentPaths(_Summarized):
         return self.dir / ".recover.lock"
 
     @property
+    def slurm_logs(self) -> Path:
+        """Where the Slurm worker jobs of a ``--slurm-workers`` run or recovery write their output."""
+        return self.dir / ".slurm-logs"
+
+    @property
     def status_cache(self) -> Path:
         """Classifications keyed by the files' stat signatures (written by real recoveries only)."""
         return self.dir / ".recover-cache.json"

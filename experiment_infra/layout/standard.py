@@ -114,6 +114,11 @@ class SuiteRunPaths:
     def lock(self) -> Path:
         return self.dir / ".lock"
 
+    @property
+    def slurm_logs(self) -> Path:
+        """Where the Slurm worker jobs of a ``--slurm-workers`` run write their output."""
+        return self.dir / ".slurm-logs"
+
     def case(self, variant_name: str) -> CasePaths:
         return CasePaths(self.dir / check_name("variant", variant_name))
 
