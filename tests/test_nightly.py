@@ -3,6 +3,7 @@ each, and how the night ends (real flows on the session's Prefect harness)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from suite_factory import case_src, make_suite
 
 from experiment_infra.layout import ExperimentPaths
 from experiment_infra.lock import acquire_lock
+from experiment_infra.recovery.nightly import dry_run_summary
 from experiment_infra.recovery.walk import scan_results_root, survey_root
 from experiment_infra.recovery.select import Mode, RecoveryInputError
 
@@ -168,3 +170,11 @@ def test_missing_root_fails_the_flow_and_the_command_line(prefect_harness, tmp_p
 
 
 assert RUN == ("T1", "01", 1)  # the run damaged_copy damages (recover_helpers.RUN)
+
+
+def test_a_tier_that_never_started_is_named_not_called_complete(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    exp = copy_tree_writable(FIXTURE, root / "exp")
+    shutil.rmtree(exp / "T5")  # in tiers_to_run; its subtests never got a directory
+    (row,) = dry_run_summary(root, survey_root(root)).rows
+    assert (row.outcome, row.detail) == ("nothing to do", "tier T5 never started (run the experiment again for it)")

@@ -76,8 +76,10 @@ def row_without_recovery(item: RootItem, dry_run: bool) -> NightlyRow | None:
     if item.skipped:
         return NightlyRow(**base, outcome="locked" if item.locked else "skipped", detail=item.skipped)
     if not item.has_work:
-        detail = f"{item.needing_work} run(s) need work the filters leave out" if item.needing_work else "complete"
-        return NightlyRow(**base, outcome="nothing to do", detail=detail)
+        # Not "complete" when a tier never started: no recovery can run it, the experiment must.
+        parts = [f"{item.needing_work} run(s) need work the filters leave out"] if item.needing_work else []
+        parts += [f"tier {t} never started (run the experiment again for it)" for t in item.never_started]
+        return NightlyRow(**base, outcome="nothing to do", detail="; ".join(parts) or "complete")
     if dry_run:
         return NightlyRow(**base, outcome="would recover", detail=item.work)
     return None

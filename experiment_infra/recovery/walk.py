@@ -67,6 +67,11 @@ class RootItem:
         return len(self.survey.needing_work) if self.survey is not None else 0
 
     @property
+    def never_started(self) -> tuple[str, ...]:
+        """Selected tiers with no run at all: work no recovery can do (it cannot name their runs)."""
+        return tuple(m.tier for m in getattr(self.survey, "missing_tiers", ()))
+
+    @property
     def has_work(self) -> bool:
         return self.skipped is None and self.planned > 0
 
