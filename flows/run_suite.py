@@ -31,7 +31,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed, State
 
-from experiment_infra.layout import NOGIT
+from experiment_infra.layout import NOGIT, SuiteRunPaths
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
 from experiment_infra.slurm import SlurmWorkers
@@ -65,6 +65,9 @@ class CaseRow:
     reason: str
 
 
+MAX_LISTED = 25  # cases the printed summary lists one by one; beyond, only those that did not complete
+
+
 @dataclass(frozen=True)
 class SuiteSummary:
     experiment_name: str
@@ -93,13 +96,24 @@ class SuiteSummary:
         return ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
 
     def format(self) -> str:
+        """The summary printed at the end: every case that did not complete, and the
+        completed ones too unless there are more than MAX_LISTED rows (then a count: the
+        full table is the run's report.md and the cases artifact)."""
         lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {self.counts_text()}", f"run directory: {self.run_dir}"]
-        width = max([len(r.variant) for r in self.rows] + [7])
+        shown = self.failed_first()
+        if len(shown) > MAX_LISTED:
+            shown = self.failed
+        width = max([len(r.variant) for r in shown] + [7])
         lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}  reason")
-        for r in self.failed_first():
+        for r in shown:
             secs = f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-"
             code = str(r.exit_code) if r.exit_code is not None else "-"
             lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}  {r.reason}")
+        if len(shown) < len(self.rows):
+            lines.append(
+                f"  ... and {len(self.rows) - len(shown)} completed case(s), not listed "
+                f"(every case: {SuiteRunPaths(Path(self.run_dir)).report_md})"
+            )
         return "\n".join(lines)
 
 

@@ -448,3 +448,22 @@ def test_example_suite_through_the_real_command_line(tmp_path: Path) -> None:
         assert all(isinstance(v, (int, float)) for v in metrics.values())
         assert metrics["test_mse"] >= 0
     assert f"{len(suite.cases)} completed" in done.stdout
+
+
+def test_a_large_suites_summary_lists_what_did_not_complete_and_counts_the_rest(tmp_path: Path) -> None:
+    from flows.run_suite import MAX_LISTED, CaseRow, SuiteSummary
+
+    def row(i: int, status: str = "completed") -> CaseRow:
+        reason = "" if status == "completed" else "attempt 1: exit code 3"
+        return CaseRow(f"case{i:03d}", status, 1.0, 0 if status == "completed" else 3, 1, f"case{i:03d}", reason)
+
+    run_dir = tmp_path / "sweep" / "20260101_120000_abc1234"
+    small = SuiteSummary("sweep", str(run_dir), rows=tuple(row(i) for i in range(MAX_LISTED)))
+    assert sum(line.startswith("  case") for line in small.format().splitlines()) == MAX_LISTED  # all listed
+
+    rows = [row(i) for i in range(200)]
+    rows[17], rows[150] = row(17, "failed"), row(150, "partial")
+    text = SuiteSummary("sweep", str(run_dir), rows=tuple(rows)).format().splitlines()
+    assert text[0] == "sweep: 200 case(s): 198 completed, 1 failed, 1 partial"
+    assert [line.split()[:2] for line in text[3:5]] == [["case017", "failed"], ["case150", "partial"]]
+    assert text[5:] == [f"  ... and 198 completed case(s), not listed (every case: {run_dir / 'report.md'})"]
