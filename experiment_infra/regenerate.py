@@ -247,6 +247,18 @@ def _slot_timings(paths: AgentRunPaths, judge_models: list[str]) -> list[JudgeTi
     return [t for t in slots if t is not None]
 
 
+def panel_timing(paths: AgentRunPaths, judge_models: list[str]) -> JudgeTiming | None:
+    """``judge/timing.json`` from the slots' own: their durations summed, measured when the
+    last of them ended, as ProjectScylla writes it (the reports take it as the run's end:
+    the time of a regeneration would stretch the run to then); None without slot timings."""
+    slots = _slot_timings(paths, judge_models)
+    if not slots:
+        return None
+    ended = [t for t in slots if t.measured is not None]
+    last = max(ended, key=lambda t: t.measured).measured_at if ended else utc_now_iso()  # type: ignore[arg-type, return-value]
+    return JudgeTiming(judge_duration_seconds=sum(t.judge_duration_seconds for t in slots), measured_at=last)
+
+
 def build_run_result(
     paths: AgentRunPaths, judge_models: list[str], *, judge_seconds: float | None = None
 ) -> tuple[RunResult, Consensus]:
@@ -319,12 +331,9 @@ def _regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: b
         return written
     run_result, consensus = build_run_result(paths, judge_models)
     if not dry_run:
-        if read_record(paths.judge_timing, JudgeTiming).record is None and _slot_timings(paths, judge_models):
-            _replace_record(
-                paths.judge_timing,
-                JudgeTiming(judge_duration_seconds=run_result.judge_duration_seconds, measured_at=utc_now_iso()),
-                fsync=False,
-            )
+        timing = panel_timing(paths, judge_models) if read_record(paths.judge_timing, JudgeTiming).record is None else None
+        if timing is not None:
+            _replace_record(paths.judge_timing, timing, fsync=False)
         if not consensus_ok:
             _replace_record(paths.consensus, consensus, fsync=False)
         if not result_ok:
@@ -338,14 +347,13 @@ def _regenerate_run(paths: AgentRunPaths, judge_models: list[str], *, dry_run: b
 
 def rebuild_after_judging(paths: AgentRunPaths, judge_models: list[str]) -> RunResult:
     """After a judge (re)run: consensus, judge timing and run_result.json from scratch."""
-    slots = (read_record(paths.judge_slot(i).timing, JudgeTiming).record for i in range(1, len(judge_models) + 1))
-    total = sum(t.judge_duration_seconds for t in slots if t is not None)
+    timing = panel_timing(paths, judge_models) or JudgeTiming(judge_duration_seconds=0.0, measured_at=utc_now_iso())
     # Everything is built before anything is written: no valid judgment, no change on disk.
     agent = read_record(paths.agent_result, AgentResult).record
-    run_result, consensus = build_run_result(paths, judge_models, judge_seconds=total)
+    run_result, consensus = build_run_result(paths, judge_models, judge_seconds=timing.judge_duration_seconds)
     if agent is None:
         _replace_record(paths.agent_result, build_agent_result(paths))
-    _replace_record(paths.judge_timing, JudgeTiming(judge_duration_seconds=total, measured_at=utc_now_iso()))
+    _replace_record(paths.judge_timing, timing)
     _replace_record(paths.consensus, consensus)
     _replace_record(paths.run_result, run_result)
     return run_result

@@ -136,9 +136,11 @@ def test_consensus_is_mean_of_valid_judges_with_strict_majority(tmp_path, git_re
     # Every slot is listed, as ProjectScylla lists them; the failed one says so and scores nothing.
     assert [(j.judge_number, j.valid) for j in result.judges] == [(1, True), (2, True), (3, True), (4, False)]
     assert consensus.panel_valid is False  # a mean over 3 of the panel's 4 judges
-    timing = load_record(paths.judge_timing, JudgeTiming).judge_duration_seconds
-    slots = sum(load_record(paths.judge_slot(i).timing, JudgeTiming).judge_duration_seconds for i in range(1, 5))
-    assert timing == pytest.approx(slots)
+    panel = load_record(paths.judge_timing, JudgeTiming)
+    timing = panel.judge_duration_seconds
+    slot_timings = [load_record(paths.judge_slot(i).timing, JudgeTiming) for i in range(1, 5)]
+    assert timing == pytest.approx(sum(t.judge_duration_seconds for t in slot_timings))
+    assert panel.measured == max(t.measured for t in slot_timings)  # when the last judge ended
     agent = load_record(paths.agent_timing, AgentTiming).agent_duration_seconds
     assert result.duration_seconds == pytest.approx(agent + timing)
     stats = result.token_stats

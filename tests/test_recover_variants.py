@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from recover_helpers import edit_json, recover_cli, run_paths
 
 LABEL = "T1/01/run_01"
@@ -125,3 +126,22 @@ def test_tier_that_never_started_is_missing_work(prefect_harness, scylla_copy: P
     out = capsys.readouterr().out
     assert "nothing to do" not in out and "still needing work: 1" in out and "T5  missing  tier T5" in out
     assert main([str(scylla_copy), "--tier", "T0"]) == 0
+
+
+def test_a_regenerated_panel_timing_is_when_the_last_judge_ended(scylla_copy: Path) -> None:
+    """judge/timing.json says when judging ended (the reports' end of the run), never when
+    a recovery rebuilt it."""
+    from conftest import FIXTURE
+
+    from experiment_infra.records import JudgeTiming, load_record
+    from experiment_infra.regenerate import regenerate_run
+
+    p = run_paths(scylla_copy)
+    p.judge_timing.unlink()
+    p.run_result.unlink()
+    regenerate_run(p, json.loads((scylla_copy / "config" / "experiment.json").read_text())["judge_models"])
+    rebuilt, original = load_record(p.judge_timing, JudgeTiming), load_record(run_paths(FIXTURE).judge_timing, JudgeTiming)
+    slots = [load_record(p.judge_slot(i).timing, JudgeTiming) for i in (1, 2, 3)]
+    assert rebuilt.judge_duration_seconds == pytest.approx(sum(t.judge_duration_seconds for t in slots))
+    assert rebuilt.measured_at == max(t.measured_at for t in slots)  # ProjectScylla's own is written a moment after it
+    assert abs((rebuilt.measured - original.measured).total_seconds()) < 1

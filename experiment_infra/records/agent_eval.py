@@ -5,6 +5,7 @@ the consensus, ``run_result.json`` and the run's report."""
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -76,11 +77,26 @@ class CommandLog(_Open):
         return float(sum(d for d in durations if d is not None))
 
 
+def _moment(text: str | None) -> datetime | None:
+    """A ``measured_at`` as a time (UTC when it names no zone); None when absent or not ISO 8601."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
 class AgentTiming(_Open):
-    """``agent/timing.json``."""
+    """``agent/timing.json``: written when the agent ended."""
 
     agent_duration_seconds: float = Field(ge=0)
     measured_at: str | None = None
+
+    @property
+    def measured(self) -> datetime | None:
+        return _moment(self.measured_at)
 
 
 class TokenStats(_Open):
@@ -179,10 +195,15 @@ class Judgment(_Open):
 
 
 class JudgeTiming(_Open):
-    """``judge/timing.json`` and ``judge/judge_NN/timing.json``."""
+    """``judge/judge_NN/timing.json`` (written when that judge ended) and ``judge/timing.json``
+    (the slots' durations summed, written when the last of them ended)."""
 
     judge_duration_seconds: float = Field(ge=0)
     measured_at: str | None = None
+
+    @property
+    def measured(self) -> datetime | None:
+        return _moment(self.measured_at)
 
 
 class ProcessRecord(_Closed):

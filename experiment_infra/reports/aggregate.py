@@ -247,24 +247,15 @@ def experiment_result(
 # --------------------------------------------------------------------- from disk
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 def run_span(paths: AgentRunPaths, run: RunResult) -> RunSpan | None:
     """When the run's agent started and its last judge finished, from its timing files."""
     agent = read_record(paths.agent_timing, AgentTiming).record
-    agent_end = _parse_time(agent.measured_at) if agent else None
+    agent_end = agent.measured if agent else None
     if agent is None or agent_end is None:
         return None
     start = agent_end - timedelta(seconds=agent.agent_duration_seconds)
     judge = read_record(paths.judge_timing, JudgeTiming).record
-    end = _parse_time(judge.measured_at) if judge else None
+    end = judge.measured if judge else None
     if end is None or end < start:
         end = start + timedelta(seconds=run.duration_seconds)
     return RunSpan(start, end)
