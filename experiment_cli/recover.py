@@ -60,7 +60,7 @@ def build_parser(*, json_errors: bool = False) -> Parser:
     only.add_argument("--judges-only", action="store_true", help="judge reruns only; no agent reruns, no regeneration")
     p.add_argument("--judge-model", metavar="M", help="judges rerun with model M instead of the configured one (recorded)")
     p.add_argument(
-        "-p", "--parallelism", type=positive_int, metavar="N", help=f"at most N tasks at once (default {DEFAULT_PARALLELISM})"
+        "-p", "--parallelism", type=positive_int, metavar="N", help=f"at most N tasks at once (default: the experiment's parallel_subtests, else {DEFAULT_PARALLELISM})"
     )
     p.add_argument("--json", action="store_true", dest="json_output", help="print the classification as one JSON document; run nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="list every selected run, not only those needing work")

@@ -48,7 +48,7 @@ from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP, slot_la
 from experiment_infra.recovery.select import Mode
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.recovery.outcome import (
-    DEFAULT_PARALLELISM, RecoverySummary, build_selection, check_suite_rerun, summarize,
+    RecoverySummary, build_selection, check_suite_rerun, summarize,
 )
 from experiment_infra.recovery.survey import (
     ExperimentSurvey,
@@ -246,7 +246,9 @@ def _recover_experiment(
         from experiment_infra.agent_eval import load_spec  # only reruns need it (and its git)
 
         spec = load_spec(before.exp)
-    with build_task_runner(parallelism, default_parallelism=DEFAULT_PARALLELISM, logs=before.exp.slurm_logs, **dask) as runner:
+    with build_task_runner(
+        parallelism, default_parallelism=before.default_parallelism, logs=before.exp.slurm_logs, **dask
+    ) as runner:
         futures = _submit_experiment(runner, before, spec, verbose)
         tier_reports = _submit_tier_reports(runner, before, futures)
         with Progress(len(futures) + len(tier_reports), progress_key(before.exp.dir), "tasks") as progress:

@@ -459,3 +459,9 @@ def test_agent_rerun_of_an_experiment_without_its_prompt_is_refused(scylla_copy:
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "prompt.md: missing, so agents of this experiment cannot be rerun" in result.stderr
     assert tree_hash(scylla_copy) == before
+
+
+def test_a_recovery_runs_as_many_tasks_at_once_as_the_experiment_did(scylla_copy: Path) -> None:
+    assert survey(scylla_copy, Selection()).default_parallelism == 6  # its parallel_subtests
+    edit_json(scylla_copy / "config" / "experiment.json", parallel_subtests=None)
+    assert survey(scylla_copy, Selection()).default_parallelism == 8

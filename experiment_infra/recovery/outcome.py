@@ -14,13 +14,12 @@ from typing import Sequence
 from ..atomic import unwritable_reason
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..lock import check_lock
-from . import DEFAULT_PARALLELISM
 from .render import counts_of, still_needing_rows
 from .select import Mode, RecoveryInputError, Selection
 from .survey import ExperimentSurvey, SuiteRunSurvey, Survey, survey
 
 __all__ = [
-    "DEFAULT_PARALLELISM", "RecoverySummary", "build_selection", "check_recovery", "check_suite_rerun", "summarize",
+    "RecoverySummary", "build_selection", "check_recovery", "check_suite_rerun", "summarize",
 ]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+from . import DEFAULT_PARALLELISM
 from ..expected import ExpectedRuns, expected_runs
 from ..layout import ExperimentPaths, SuiteRunPaths, judge_slot_name, run_label
 from ..records import ExperimentConfig, read_record
@@ -136,6 +137,13 @@ class ExperimentSurvey:
     @property
     def needing_work(self) -> tuple[RunWork, ...]:
         return tuple(r for r in self.runs if r.needs_work)
+
+    @property
+    def default_parallelism(self) -> int:
+        """Task runs at once without ``-p``: the experiment's own ``parallel_subtests`` (its
+        agents ran that many at once against one API), else DEFAULT_PARALLELISM."""
+        own = self.config.parallel_subtests
+        return own if own is not None and own > 0 else DEFAULT_PARALLELISM
 
     def run_counts(self) -> dict[str, int]:
         counts = {name: 0 for name in RUN_STATUS_NAMES}
