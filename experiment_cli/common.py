@@ -13,12 +13,15 @@ import gc
 import json
 import os
 import sys
-from typing import Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ExperimentError
-from experiment_infra.services import ServiceError
+from experiment_infra.services import ServiceError, chosen_cluster
 
 from .prefect_settings import STARTUP_SETTING, configured, startup_failure
+
+if TYPE_CHECKING:
+    from experiment_infra.slurm import SlurmWorkers
 
 # temporary_server (http.client, socket, subprocess) is imported by the functions that
 # start or wait for a server: a dry run, which starts none, does not pay for it.
@@ -107,7 +110,7 @@ def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
 def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
     """``--dask-address`` / ``--dask-workers`` / ``--slurm-workers`` and the Slurm jobs'
     settings (see flows/task_runners.py; ``slurm_workers`` reads them back)."""
-    from experiment_infra.slurm import DEFAULT_MEMORY, check_directive, check_walltime
+    from experiment_infra.slurm import DEFAULT_MEMORY, check_directive, check_memory, check_walltime
 
     dask = parser.add_mutually_exclusive_group()
     dask.add_argument(
@@ -125,7 +128,9 @@ def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
     jobs = parser.add_argument_group("Slurm worker jobs (with --slurm-workers; defaults from dask's jobqueue.slurm configuration)")
     jobs.add_argument("--slurm-partition", metavar="P", help="the partition to submit to")
     jobs.add_argument("--slurm-walltime", metavar="HH:MM:SS", type=_checked(check_walltime), help="each job's time limit")
-    jobs.add_argument("--slurm-memory", metavar="SIZE", help=f"each job's memory, e.g. 8GB (default {DEFAULT_MEMORY})")
+    jobs.add_argument(
+        "--slurm-memory", metavar="SIZE", type=_checked(check_memory), help=f"each job's memory, e.g. 8GB (default {DEFAULT_MEMORY})"
+    )
     jobs.add_argument("--slurm-account", metavar="A", help="the account to charge")
     jobs.add_argument(
         "--slurm-directive", metavar="OPT", action="append", default=[], type=_checked(check_directive),
@@ -136,14 +141,13 @@ def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
 def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
     """The flow parameters ``add_dask_options``' flags ask for (only those given):
     ``dask_address``, ``dask_workers``, ``slurm``."""
-    chosen = dict(dask_address=args.dask_address, dask_workers=args.dask_workers, slurm=slurm_workers(args))
-    return {k: v for k, v in chosen.items() if v is not None}
+    return chosen_cluster(args.dask_address, args.dask_workers, slurm_workers(args))
 
 
 _SLURM_SETTINGS = ("slurm_partition", "slurm_walltime", "slurm_memory", "slurm_account", "slurm_directive")
 
 
-def slurm_workers(args: argparse.Namespace) -> Any:  # -> SlurmWorkers | None
+def slurm_workers(args: argparse.Namespace) -> SlurmWorkers | None:
     """The Slurm worker jobs ``add_dask_options``' flags ask for; None without --slurm-workers
     (then any Slurm setting is a ServiceError: it would be silently ignored)."""
     if args.slurm_workers is None:

@@ -46,13 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     filters = dict(statuses=args.statuses, tiers=args.tiers, agents_only=args.agents_only, judges_only=args.judges_only)
     try:
+        cluster = cluster_options(args)
         scan_results_root(args.results_root)  # a missing root fails before anything starts
         check_root_filters(args.statuses)
         if args.dry_run:
             summary = dry_run_summary(args.results_root, survey_root(args.results_root, **filters))
             print(summary.format())
             return EXIT_OK if summary.ok else EXIT_FAILED
-        cluster = cluster_options(args)
         start_prefect(**cluster)
         from flows.nightly import nightly_recovery
 

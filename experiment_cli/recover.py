@@ -78,9 +78,14 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 def _survey_only(args: argparse.Namespace) -> int:
     """``--dry-run`` / ``--json``: survey and print, nothing else."""
+    from contextlib import nullcontext
+
     from experiment_infra.status_prefetch import prefetch
 
-    with prefetch(args.experiment_dir) as early:
+    # Every cached run is checked early only for a survey of every run (a status filter
+    # still classifies them all); a tier, subtest or run filter reads a few directly.
+    narrowed = args.tiers or args.subtests or args.runs
+    with nullcontext() if narrowed else prefetch(args.experiment_dir) as early:
         from experiment_infra.recovery.render import render_json, render_text
         from experiment_infra.recovery.survey import survey
 
@@ -90,12 +95,12 @@ def _survey_only(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    cluster = cluster_options(args)  # a Slurm setting without --slurm-workers is refused, dry run or not
     if args.dry_run or args.json_output:
         return _survey_only(args)
     from experiment_infra.recovery.outcome import RecoverySummary, check_recovery
     from experiment_infra.recovery.survey import ExperimentSurvey
 
-    cluster = cluster_options(args)
     before = check_recovery(args.experiment_dir, _selection(args), args.parallelism)
     if not before.planned:
         # Nothing to execute, so no Prefect: no import, no server, no flow run. The survey

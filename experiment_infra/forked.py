@@ -34,8 +34,9 @@ MIN_ITEMS = 2000
 MAX_PROCESSES = 8
 CHUNK_ITEMS = 250  # items per chunk (at least): small enough that the last chunks balance out
 # At most this many chunks (more items make larger chunks): their numbers, four bytes
-# each, must fit in a pipe's buffer (64 KiB on Linux) before anyone reads them.
-MAX_CHUNKS = 8192
+# each, are written before anyone reads them, so they must fit in a pipe's buffer: one
+# page, the least Linux gives a pipe (a user over fs.pipe-user-pages-soft gets that).
+MAX_CHUNKS = 1024
 _NUMBER = struct.Struct("=I")  # a chunk number on the queue: one pipe read of 4 bytes, atomic
 
 
@@ -59,16 +60,21 @@ class Chunks(Generic[T]):
     ``work`` runs in the children as it is at the fork: whatever it reads must be set first."""
 
     def __init__(self, work: Callable[[int], T], count: int, children: int) -> None:
+        if not 0 <= count <= MAX_CHUNKS:
+            raise ValueError(f"{count} chunks: at most {MAX_CHUNKS} (use chunk_size)")
         self._work = work
-        queue, feed = os.pipe()
+        self._count = count
+        self._children: list[Child] = []
+        self._queue, feed = os.pipe()
         try:
             # Every number is queued before anyone reads, and the write end is closed: an
             # empty queue then reads as its end.
             os.write(feed, b"".join(_NUMBER.pack(k) for k in range(count)))
+        except BaseException:
+            os.close(self._queue)
+            raise
         finally:
             os.close(feed)
-        self._queue = queue
-        self._children: list[Child] = []
         try:
             for _ in range(children):
                 self._children.append(Child(self._drain))
@@ -100,7 +106,9 @@ class Chunks(Generic[T]):
                 done.update(child.result())
         finally:
             self.close()
-        return [done[k] for k in sorted(done)]
+        if len(done) != self._count:  # cannot happen unless a child lied: never drop work silently
+            raise RuntimeError(f"{self._count - len(done)} of {self._count} chunks came back from no process")
+        return [done[k] for k in range(self._count)]
 
     def close(self) -> None:
         for child in self._children:
@@ -124,7 +132,12 @@ class Child:
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         read, write = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            os.close(read)
+            os.close(write)
+            raise
         if pid == 0:  # the child: work, send, and leave without running the parent's exit code
             status = 1
             try:
@@ -139,14 +152,15 @@ class Child:
             finally:
                 os._exit(status)
         os.close(write)
-        self.pid, self._fd = pid, read
+        self.pid, self._fd, self._reaped = pid, read, False
 
     def result(self) -> Any:
-        with os.fdopen(self._fd, "rb") as pipe:
-            self._fd = -1
+        with os.fdopen(self._fd, "rb", closefd=False) as pipe:
             data = pipe.read()
+        self._close()
         _, status = os.waitpid(self.pid, 0)
-        if not data:
+        self._reaped = True
+        if status != 0 or not data:  # killed, perhaps mid-write: what it sent is not to be trusted
             raise RuntimeError(f"a child process (pid {self.pid}) reading files for this process died ({_exit_text(status)})")
         ok, value = pickle.loads(data)
         if not ok:
@@ -154,15 +168,20 @@ class Child:
         return value
 
     def stop(self) -> None:
-        if self._fd < 0:
+        self._close()
+        if self._reaped:
             return
-        os.close(self._fd)
-        self._fd = -1
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         os.waitpid(self.pid, 0)
+        self._reaped = True
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _failure(exc: BaseException) -> bytes:

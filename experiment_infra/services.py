@@ -8,6 +8,7 @@ line naming the URL or address and the fix, not with a stack trace minutes later
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from .errors import ExperimentError
 
@@ -54,6 +55,14 @@ def check_prefect_api(
         json.loads(body or b"null")
     except ValueError:
         raise ServiceError(f"PREFECT_API_URL={url} answered /health with something not JSON; is it a Prefect API URL (ending in /api)?") from None
+
+
+def chosen_cluster(
+    dask_address: str | None = None, dask_workers: int | None = None, slurm: object | None = None
+) -> dict[str, Any]:
+    """The scale-out options that were given, as the flows' keyword arguments (none: threads)."""
+    given = dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm)
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def check_dask_options(

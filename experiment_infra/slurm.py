@@ -16,31 +16,44 @@ one line naming the option and the fix, before anything is written.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 from .services import ServiceError
 
-__all__ = ["DEFAULT_MEMORY", "SlurmWorkers", "check_directive", "check_slurm", "check_walltime", "slurm_client_problem"]
+# shutil and subprocess are imported by the checks that use them: the command
+# lines' parsers import this module, and a dry run parses before anything else.
+
+__all__ = [
+    "DEFAULT_MEMORY", "SlurmWorkers", "check_directive", "check_memory", "check_slurm", "check_walltime",
+    "slurm_client_problem",
+]
 
 DEFAULT_MEMORY = "2GB"  # per worker job, unless set here or in dask-jobqueue's configuration
 SLURM_TIMEOUT_SECONDS = 10.0  # scontrol/sbatch answer in milliseconds; a controller that is down takes this long
-_WALLTIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")  # Slurm's forms: MM, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]
+# Slurm's time limits: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or no limit.
+_WALLTIME = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}|UNLIMITED|INFINITE")
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*([kmgtp]i?b?|b)?", re.IGNORECASE)  # 2GB, 16 GB, 4G, 1.5GiB
+# What an #SBATCH line may hold: a value with a control character (a newline above all)
+# would put lines of its own into the job script.
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]*")
 
 
 def check_walltime(value: str) -> str:
-    if not _WALLTIME.match(value):
-        raise ValueError(f"--slurm-walltime {value!r} is not a Slurm time limit: use HH:MM:SS (or D-HH:MM:SS)")
+    if not _WALLTIME.fullmatch(value):
+        raise ValueError(f"--slurm-walltime {value!r} is not a Slurm time limit: use HH:MM:SS (or D-HH:MM:SS, or minutes)")
+    return value
+
+
+def check_memory(value: str) -> str:
+    if not _MEMORY.fullmatch(value):
+        raise ValueError(f"--slurm-memory {value!r} is not a size: use e.g. 8GB or 512MB")
     return value
 
 
 def check_directive(value: str) -> str:
-    if not value.startswith("-") or "\n" in value:
+    if not value.startswith("-") or not _PRINTABLE.fullmatch(value):
         raise ValueError(f"--slurm-directive {value!r} is not an sbatch option: use one option such as --gres=gpu:1")
     return value
 
@@ -63,18 +76,28 @@ class SlurmWorkers:
     def __post_init__(self) -> None:
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
             raise ValueError(f"--slurm-workers must be a positive integer, got {self.jobs!r}")
+        for name in ("partition", "account"):
+            value = getattr(self, name)
+            if value is not None and not (value and _PRINTABLE.fullmatch(value)):
+                raise ValueError(f"--slurm-{name} {value!r} is not a Slurm {name} name")
         if self.walltime is not None:
             check_walltime(self.walltime)
+        if self.memory is not None:
+            check_memory(self.memory)
         object.__setattr__(self, "directives", tuple(check_directive(d) for d in self.directives))
 
     def cluster_kwargs(self, configured: dict[str, Any], log_directory: str | None) -> dict[str, Any]:
         """``SLURMCluster`` keyword arguments: what is set here, over dask-jobqueue's
-        configuration (``configured``: its ``jobqueue.slurm`` section), over ours: one
-        worker process per job, one core (so one task at a time), DEFAULT_MEMORY."""
+        configuration (``configured``: its ``jobqueue.slurm`` section), over ours. A job is
+        always one worker process with one thread, one task at a time; the configuration's
+        ``cores`` only books that many CPUs for it (``--cpus-per-task``), for a case's own
+        threads or processes."""
         kwargs: dict[str, Any] = dict(
-            n_workers=self.jobs, processes=1, cores=configured.get("cores") or 1,
-            memory=self.memory or configured.get("memory") or DEFAULT_MEMORY, job_name="experiment-infra",
+            n_workers=self.jobs, processes=1, cores=1, memory=self.memory or configured.get("memory") or DEFAULT_MEMORY,
+            job_name="experiment-infra",
         )
+        if configured.get("cores"):
+            kwargs["job_cpu"] = configured["cores"]
         for key, value in (("queue", self.partition), ("walltime", self.walltime), ("account", self.account),
                            ("log_directory", log_directory)):
             if value is not None:
@@ -86,12 +109,17 @@ class SlurmWorkers:
 
 def slurm_client_problem() -> str | None:
     """Why this machine cannot submit Slurm jobs now (no client commands, no controller), else None."""
+    import shutil
+    import subprocess
+
     if not shutil.which("sbatch") or not shutil.which("scontrol"):
         return "Slurm's client commands (sbatch, scontrol) are not on PATH; run on a Slurm login node"
     try:
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=SLURM_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
         return f"the Slurm controller does not answer `scontrol ping` within {SLURM_TIMEOUT_SECONDS:g} s"
+    except OSError as exc:
+        return f"scontrol could not run ({exc})"
     if ping.returncode != 0 or " is UP" not in ping.stdout:
         return f"the Slurm controller is not reachable ({_last_line(ping)})"
     return None
@@ -100,18 +128,19 @@ def slurm_client_problem() -> str | None:
 def check_slurm(job_script: str) -> None:
     """ServiceError unless Slurm is reachable and would accept ``job_script`` (a worker's
     batch script), asked with ``sbatch --test-only`` (nothing is submitted)."""
+    import subprocess
+
     problem = slurm_client_problem()
     if problem is not None:
         raise ServiceError(f"--slurm-workers: {problem}")
-    fd, path = tempfile.mkstemp(prefix="slurm-worker-", suffix=".sh")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(job_script)
-        test = subprocess.run(["sbatch", "--test-only", path], capture_output=True, text=True, timeout=SLURM_TIMEOUT_SECONDS)
+    try:  # the script on stdin, as sbatch reads it when given no file
+        test = subprocess.run(
+            ["sbatch", "--test-only"], input=job_script, capture_output=True, text=True, timeout=SLURM_TIMEOUT_SECONDS
+        )
     except subprocess.TimeoutExpired:
         raise ServiceError(f"--slurm-workers: sbatch --test-only did not answer within {SLURM_TIMEOUT_SECONDS:g} s") from None
-    finally:
-        os.unlink(path)
+    except OSError as exc:
+        raise ServiceError(f"--slurm-workers: sbatch could not run ({exc})") from None
     if test.returncode != 0:
         raise ServiceError(
             f"--slurm-workers: Slurm would refuse the worker jobs ({_last_line(test)}); "

@@ -32,10 +32,8 @@ from .records import (
     read_record,
 )
 from .records.base import M
-# The names the rules read, and the cache signature over them (re-exported: part of this module's API).
-from .status_entries import (  # noqa: F401
-    _RUN, _SEP, _Names, _SlotNames, _at, _declared, _signature_entries, run_signature, run_signature_dir, signature_parents,
-)
+# The names the rules read (declared beside the cache signature over them).
+from .status_entries import _SEP, _Names, _SlotNames, _at
 
 
 class CaseStatus(str, Enum):

@@ -75,7 +75,7 @@ def classify_runs(items: Sequence[tuple[str, str]], judge_models: list[str], cac
         _BATCH = None
     memo: dict[tuple, RunClassification] = {}
     out: list[RunClassification] = []
-    for (label, run), p in zip(items, plain):
+    for (label, run), p in zip(items, plain, strict=True):
         if p is None:  # the cache entry matched
             assert cache is not None
             hit = cache.cached(label)

@@ -38,6 +38,7 @@ from experiment_infra.recovery.outcome import RecoverySummary
 from experiment_infra.recovery.nightly import NightlyRow, NightlySummary, directories, row_without_recovery
 from experiment_infra.recovery.walk import RootItem, survey_root
 from experiment_infra.recovery.select import RecoveryInputError
+from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
 from flows.progress import Progress
@@ -129,8 +130,7 @@ def nightly_recovery(
             if row is None:
                 where = str(item.found.directory)
                 logger.info("recovering %s: %s", where, item.work)
-                cluster = dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm)
-                outcome, detail = _recover_one(item, parallelism, cluster)
+                outcome, detail = _recover_one(item, parallelism, chosen_cluster(dask_address, dask_workers, slurm))
                 row = NightlyRow(where, item.found.mode.value, item.needing_work, item.planned, outcome, detail)
             rows.append(row)
             progress.advance(failed=row.outcome == "failed")

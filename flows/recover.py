@@ -63,6 +63,7 @@ from experiment_infra.recovery.survey import (
     target_of,
 )
 from experiment_infra.recovery.render import render_json, render_text
+from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import show
 from flows.housekeeping import report_swept
@@ -292,7 +293,7 @@ def _recover_suite_run(
             where = dict(resume=str(before.run.dir))
         state = run_suite(
             suite_path=before.manifest.suite_file, parallelism=parallelism,
-            **where, **{k: v for k, v in dask.items() if v is not None}, return_state=True,
+            **where, **dask, return_state=True,
         )
         if not state.is_completed():
             result = state.result(raise_on_failure=False)
@@ -418,7 +419,7 @@ def recover(
         return RecoverySummary(str(target_of(experiment_dir).dir), s.mode.value, dry_run=True)
 
     target = target_of(experiment_dir)
-    dask = dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm)
+    dask = chosen_cluster(dask_address, dask_workers, slurm)
     if isinstance(target, SuiteRunPaths):
         # run_suite --resume takes the run directory's lock itself, for exactly as long as
         # it reruns cases: holding it here too would lock the rerun out.

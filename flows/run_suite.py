@@ -34,6 +34,7 @@ from prefect.states import Completed, Failed, State
 from experiment_infra.layout import NOGIT, SuiteRunPaths
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
+from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.suite import (
@@ -283,7 +284,7 @@ def run_suite(
     """
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
-    dask = {k: v for k, v in dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm).items() if v is not None}
+    dask = chosen_cluster(dask_address, dask_workers, slurm)
     if not isinstance(suite, Suite):
         from flows.agent_eval import run_agent_eval
 

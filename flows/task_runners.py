@@ -70,17 +70,37 @@ def _jobqueue() -> ModuleType:
 def slurm_cluster_kwargs(slurm: SlurmWorkers, logs: str | Path | None = None) -> dict[str, Any]:
     """The ``SLURMCluster`` arguments for ``slurm``; ``logs``: where the worker jobs write
     their Slurm output (default: dask-jobqueue's ``log-directory``, else the working directory)."""
-    import dask.config
-
-    _jobqueue()  # registers its configuration defaults
-    configured = dask.config.get("jobqueue.slurm", {})
+    configured = _slurm_configured()
     return slurm.cluster_kwargs(configured, None if logs is None or configured.get("log-directory") else str(logs))
 
 
 def _slurm_job_script(slurm: SlurmWorkers) -> str:
-    """A worker job's batch script, as the run would submit it (its scheduler address aside)."""
-    with _jobqueue().SLURMCluster(**{**slurm_cluster_kwargs(slurm), "n_workers": 0}) as cluster:
-        return cluster.job_script()
+    """A worker job's batch script, as the run would submit it (its scheduler address and
+    log directory aside: one of its own, removed after, so the check writes nothing)."""
+    import shutil
+    import tempfile
+
+    logs = tempfile.mkdtemp(prefix="slurm-check-")
+    try:
+        kwargs = {**slurm.cluster_kwargs(_slurm_configured(), logs), "n_workers": 0}
+        with _jobqueue().SLURMCluster(**kwargs) as cluster:
+            return cluster.job_script()
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:  # dask-jobqueue's refusals: bad settings or config
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ServiceError(
+            f"--slurm-workers: the worker jobs cannot be set up ({type(exc).__name__}: {first}); "
+            "check the --slurm-* options and jobqueue.slurm in dask's configuration"
+        ) from None
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def _slurm_configured() -> dict[str, Any]:
+    """dask-jobqueue's ``jobqueue.slurm`` configuration (its defaults, then the user's)."""
+    import dask.config
+
+    _jobqueue()  # registers its configuration defaults
+    return dict(dask.config.get("jobqueue.slurm", {}))
 
 
 def _importable_elsewhere(module: ModuleType) -> bool:

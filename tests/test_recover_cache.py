@@ -144,32 +144,32 @@ def test_cache_for_other_rules_or_models_is_ignored(scylla_copy: Path, spoil: st
 @pytest.fixture
 def declare(monkeypatch: pytest.MonkeyPatch):
     """Declare one more file the status rules read (as a new rule would), then undo it."""
-    from experiment_infra import status
+    from experiment_infra import status_entries
 
     def add(where: type, name: str, rel: str) -> None:
         monkeypatch.setattr(where, name, rel, raising=False)
-        status._signature_entries.cache_clear()
+        status_entries._signature_entries.cache_clear()
 
-    yield status, add
+    yield status_entries, add
     monkeypatch.undo()
-    status._signature_entries.cache_clear()
+    status_entries._signature_entries.cache_clear()
 
 
 @pytest.mark.parametrize("level", ["run", "slot"])
 def test_a_newly_declared_file_is_in_the_cache_signature(scylla_copy: Path, declare, level: str) -> None:
-    status, add = declare
+    entries, add = declare
     paths = run_paths(scylla_copy)
     if level == "run":
-        add(status._Names, "notes", "agent/notes.txt")
+        add(entries._Names, "notes", "agent/notes.txt")
         target = paths.agent_dir / "notes.txt"
     else:
-        add(status._SlotNames, "notes", "notes.txt")
+        add(entries._SlotNames, "notes", "notes.txt")
         target = paths.judge_slot(2).dir / "notes.txt"
     target.write_text("first")
-    before = status.run_signature(paths, 3)
+    before = entries.run_signature(paths, 3)
     with target.open("a") as f:  # content only: no directory listing changes
         f.write(" and more")
-    assert status.run_signature(paths, 3)[0] != before[0]
+    assert entries.run_signature(paths, 3)[0] != before[0]
 
 
 def test_the_rules_read_files_only_through_declared_names() -> None:
@@ -189,11 +189,11 @@ def test_the_rules_read_files_only_through_declared_names() -> None:
 def test_entries_taken_as_absent_always_have_a_parent_in_the_signature() -> None:
     # What lets a cached check skip the lstat of an entry that was absent: whatever is
     # created later changes its parent directory, which the signature always reads.
-    from experiment_infra import status
+    from experiment_infra import status_entries
 
     for slots in (1, 3):
-        entries = set(status._signature_entries(slots))
-        assert [e for e, parent in status.signature_parents(slots) if parent not in entries] == []
+        entries = set(status_entries._signature_entries(slots))
+        assert [e for e, parent in status_entries.signature_parents(slots) if parent not in entries] == []
 
 
 def test_a_file_created_where_the_cache_saw_none_is_read(scylla_copy: Path) -> None:

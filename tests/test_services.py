@@ -96,16 +96,22 @@ def test_slurm_worker_jobs_are_checked_and_asked_for_as_given() -> None:
         (dict(jobs=0), "--slurm-workers must be a positive integer, got 0"),
         (dict(jobs=1, walltime="2 hours"), "--slurm-walltime '2 hours' is not a Slurm time limit: use HH:MM:SS"),
         (dict(jobs=1, directives=("gres=gpu:1",)), "--slurm-directive 'gres=gpu:1' is not an sbatch option"),
+        (dict(jobs=1, walltime="04:00:00\n#SBATCH --x"), "is not a Slurm time limit"),  # no lines of its own
+        (dict(jobs=1, account="lab\nrm -rf ~"), "--slurm-account 'lab\\nrm -rf ~' is not a Slurm account name"),
+        (dict(jobs=1, memory="lots"), "--slurm-memory 'lots' is not a size"),
     ):
         with pytest.raises(ValueError, match=re.escape(message)):
             SlurmWorkers(**bad)  # type: ignore[arg-type]
-    for ok in ("30", "04:00:00", "2-00:00:00", "1-12"):
+    for ok in ("30", "1440", "04:00:00", "2-00:00:00", "1-12", "UNLIMITED"):
         assert SlurmWorkers(jobs=1, walltime=ok).walltime == ok
+    for ok in ("8GB", "16 GB", "4G", "1.5GiB", "512mb"):
+        assert SlurmWorkers(jobs=1, memory=ok).memory == ok
     mine = SlurmWorkers(jobs=3, partition="gpu", memory="16GB", directives=("--gres=gpu:1",))
     kwargs = mine.cluster_kwargs({"memory": "4GB", "cores": 8}, "/shared/logs")
-    # What is set wins over dask-jobqueue's configuration, which wins over ours (1 core, 2GB).
+    # What is set wins over dask-jobqueue's configuration, which wins over ours (2GB). A job
+    # is one worker with one thread whatever the configuration's cores: those are booked CPUs.
     assert kwargs == dict(
-        n_workers=3, processes=1, cores=8, memory="16GB", job_name="experiment-infra", queue="gpu",
+        n_workers=3, processes=1, cores=1, job_cpu=8, memory="16GB", job_name="experiment-infra", queue="gpu",
         log_directory="/shared/logs", job_extra_directives=["--gres=gpu:1"],
     )
     assert SlurmWorkers(jobs=1).cluster_kwargs({}, None)["memory"] == "2GB"

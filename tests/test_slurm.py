@@ -18,10 +18,11 @@ from test_scale_out import case_parents, run_suite_proc, where_suite
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.slurm import slurm_client_problem
 
+NO_SLURM = slurm_client_problem()
 pytestmark = [
     pytest.mark.server,
     pytest.mark.slurm,
-    pytest.mark.skipif(slurm_client_problem() is not None, reason=f"needs a Slurm cluster (.ci/slurm-setup starts one): {slurm_client_problem()}"),
+    pytest.mark.skipif(NO_SLURM is not None, reason=f"needs a Slurm cluster (.ci/slurm-setup starts one): {NO_SLURM}"),
 ]
 
 # The one-node cluster's workers reach the flow's scheduler on loopback. On a real cluster
@@ -82,11 +83,17 @@ def test_a_recovery_runs_its_tasks_in_slurm_jobs(slurm_server: PrefectServer, sc
         (("--slurm-workers", "1", "--slurm-walltime", "2h"), "error: argument --slurm-walltime: --slurm-walltime '2h' is not a Slurm time limit"),
         (("--slurm-memory", "4GB",), "error: --slurm-memory applies to Slurm worker jobs only: add --slurm-workers N"),
         (("--slurm-workers", "1", "--dask-workers", "2"), "error: argument --dask-workers: not allowed with argument --slurm-workers"),
+        (("--slurm-workers", "1", "--slurm-memory", "lots"), "error: argument --slurm-memory: --slurm-memory 'lots' is not a size"),
+        (("--slurm-workers", "1", "--slurm-partition", "debug\n#SBATCH --x"), "error: --slurm-partition 'debug\\n#SBATCH --x' is not a Slurm partition name"),
+        # dask-jobqueue's own configuration, wrong: refused as one line too
+        (("--slurm-workers", "1", "env:DASK_JOBQUEUE__SLURM__INTERFACE=nosuch0"), "error: --slurm-workers: the worker jobs cannot be set up"),
     ],
 )
 def test_a_request_slurm_would_refuse_is_one_line(slurm_server: PrefectServer, tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     suite = where_suite(tmp_path / "exp", "refused")
-    proc = run_py(slurm_server, "flows/run_suite.py", suite, "--results-root", tmp_path / "results", *args)
+    env = dict(a[4:].split("=", 1) for a in args if a.startswith("env:"))
+    args = tuple(a for a in args if not a.startswith("env:"))
+    proc = run_py(slurm_server, "flows/run_suite.py", suite, "--results-root", tmp_path / "results", *args, env=env)
     assert proc.returncode == 2, show(proc)
     (line,) = [text for text in proc.stderr.splitlines() if text.startswith("error:")]
     assert line.startswith(message) and "Traceback" not in proc.stderr, show(proc)

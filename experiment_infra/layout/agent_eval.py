@@ -10,7 +10,7 @@ from functools import cached_property
 from datetime import datetime
 from pathlib import Path
 
-from .names import UnsafeNameError, check_name
+from .names import SLURM_LOGS, UnsafeNameError, check_name
 from .standard import free_run_dir
 
 _RUN_NUMBER = re.compile(r"^run_([0-9]+)\Z")
@@ -255,7 +255,7 @@ class ExperimentPaths(_Summarized):
     @property
     def slurm_logs(self) -> Path:
         """Where the Slurm worker jobs of a ``--slurm-workers`` run or recovery write their output."""
-        return self.dir / ".slurm-logs"
+        return self.dir / SLURM_LOGS
 
     @property
     def status_cache(self) -> Path:

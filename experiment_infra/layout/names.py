@@ -15,6 +15,7 @@ MAX_NAME_LENGTH = 128
 
 DIRTY_SUFFIX = "-dirty"
 NOGIT = "nogit"
+SLURM_LOGS = ".slurm-logs"  # in a run or experiment directory: its Slurm worker jobs' output
 RUN_DIR_PATTERN = re.compile(r"^[0-9]{8}_[0-9]{6}_[0-9a-z]+(-dirty)?\Z")
 
 

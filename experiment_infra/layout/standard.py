@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .case_files import ATTEMPTS_DIR, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG
-from .names import DIRTY_SUFFIX, check_name
+from .names import DIRTY_SUFFIX, SLURM_LOGS, check_name
 
 _ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
 
@@ -117,7 +117,7 @@ class SuiteRunPaths:
     @property
     def slurm_logs(self) -> Path:
         """Where the Slurm worker jobs of a ``--slurm-workers`` run write their output."""
-        return self.dir / ".slurm-logs"
+        return self.dir / SLURM_LOGS
 
     def case(self, variant_name: str) -> CasePaths:
         return CasePaths(self.dir / check_name("variant", variant_name))

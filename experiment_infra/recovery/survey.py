@@ -303,7 +303,7 @@ def survey_experiment(
                 items.append((run_label(tier, subtest, number), sub.run_dir_str(number)))
     classified = classify_runs(items, models, cache if isinstance(cache, StatusCache) else None, workers=workers)
     runs: list[RunWork] = []
-    for (tier, subtest, number), c in zip(wanted, classified):
+    for (tier, subtest, number), c in zip(wanted, classified, strict=True):
         work = plan_run(tier, subtest, number, c.status, c.reason, c.judges, selection)
         if _matches(work, selection):
             runs.append(work)
