@@ -105,14 +105,16 @@ class SuiteSummary:
         if len(shown) > MAX_LISTED:
             shown = self.failed
         width = max([len(r.variant) for r in shown] + [7])
-        lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}  reason")
+        if shown:
+            lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}  reason")
         for r in shown:
             secs = f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-"
             code = str(r.exit_code) if r.exit_code is not None else "-"
             lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}  {r.reason}")
         if len(shown) < len(self.rows):
+            rest = len(self.rows) - len(shown)
             lines.append(
-                f"  ... and {len(self.rows) - len(shown)} completed case(s), not listed "
+                f"  {'... and ' if shown else 'all '}{rest} completed case(s), not listed "
                 f"(every case: {SuiteRunPaths(Path(self.run_dir)).report_md})"
             )
         return "\n".join(lines)

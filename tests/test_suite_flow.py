@@ -467,3 +467,5 @@ def test_a_large_suites_summary_lists_what_did_not_complete_and_counts_the_rest(
     assert text[0] == "sweep: 200 case(s): 198 completed, 1 failed, 1 partial"
     assert [line.split()[:2] for line in text[3:5]] == [["case017", "failed"], ["case150", "partial"]]
     assert text[5:] == [f"  ... and 198 completed case(s), not listed (every case: {run_dir / 'report.md'})"]
+    done = SuiteSummary("sweep", str(run_dir), rows=tuple(row(i) for i in range(200))).format().splitlines()
+    assert done[2:] == [f"  all 200 completed case(s), not listed (every case: {run_dir / 'report.md'})"]
