@@ -213,7 +213,10 @@ def start_prefect(dask_address: str | None = None, dask_workers: int | None = No
     prepare_prefect()
     import flows  # noqa: F401  (its import opts out of the server's telemetry: before a server starts)
 
-    if dask_address is None and dask_workers is None and slurm is None:
+    if dask_address is None and slurm is None:
+        # Threads, or a local cluster's worker processes: all on this machine, so they
+        # reach this command's temporary server over HTTP (each opening Prefect's own
+        # temporary server's SQLite file is what fails with 'database is locked').
         temporary_server.start()
     return check_services(dask_address, dask_workers, slurm)
 

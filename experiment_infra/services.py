@@ -79,9 +79,12 @@ def check_dask_options(
     if dask_workers is not None and (isinstance(dask_workers, bool) or not isinstance(dask_workers, int) or dask_workers < 1):
         raise ServiceError(f"--dask-workers must be a positive integer, got {dask_workers!r}")
     if chosen and not api_url:
+        # The command lines start a temporary server of their own for a local cluster; a
+        # scheduler or Slurm jobs elsewhere cannot reach it, and Prefect's in-process one
+        # fails every worker with 'database is locked' (each opens its SQLite file).
         raise ServiceError(
-            f"{chosen[0]} needs a real Prefect server: start one (prefect server start) and set PREFECT_API_URL "
-            "(with Prefect's temporary server every Dask worker fails with 'database is locked')"
+            f"{chosen[0]} needs a Prefect server its workers can reach: start one (prefect server start) "
+            "and set PREFECT_API_URL"
         )
 
 

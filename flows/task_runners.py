@@ -12,10 +12,11 @@
 
 With Dask the task runs execute in the workers' processes, possibly on other machines,
 so every worker must see the results directory (and the experiment's code) at the same
-path - a shared filesystem - and the flow needs a real Prefect server
-(``PREFECT_API_URL``): with Prefect's temporary server every worker process opens its
-SQLite file and fails with "database is locked". ``check_dask`` refuses both mistakes
-before the flow starts; ``build_task_runner`` is what both flows call.
+path - a shared filesystem - and reach the Prefect server (``PREFECT_API_URL``): a local
+cluster's workers reach the temporary server the command line starts; elsewhere a real
+one is needed, and Prefect's in-process temporary server fails every worker with
+"database is locked" (each opens its SQLite file). ``check_dask`` refuses what cannot
+work before the flow starts; ``build_task_runner`` is what every flow calls.
 """
 
 from __future__ import annotations

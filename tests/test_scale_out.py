@@ -201,3 +201,16 @@ def test_dask_address_that_does_not_answer(prefect_server: PrefectServer, tmp_pa
         assert line.startswith(f"error: Dask scheduler {address} does not answer within 5 s")
         assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_local_cluster_needs_no_server_of_the_users(tmp_path: Path) -> None:
+    # No PREFECT_API_URL: the command's own temporary server, which the workers on this
+    # machine reach over HTTP (Prefect's in-process one would lock its SQLite file).
+    suite = where_suite(tmp_path / "exp", "serverless_dask")
+    results = tmp_path / "results"
+    done = run_py(None, "flows/run_suite.py", suite, "--results-root", results, "--dask-workers", "2",
+                  env={"PREFECT_HOME": str(tmp_path / "prefect-home")})
+    assert done.returncode == 0, show(done)
+    parents = case_parents(results, "serverless_dask")
+    assert parents["left"]["ppid"] != parents["right"]["ppid"]  # two worker processes at once
+    assert "database is locked" not in done.stderr

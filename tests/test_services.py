@@ -18,10 +18,7 @@ from suite_factory import case_src, make_suite
 from experiment_infra.services import ServiceError, check_dask_options, check_prefect_api
 from experiment_infra.slurm import SlurmWorkers
 
-DASK_NEEDS_SERVER = (
-    "needs a real Prefect server: start one (prefect server start) and set PREFECT_API_URL "
-    "(with Prefect's temporary server every Dask worker fails with 'database is locked')"
-)
+DASK_NEEDS_SERVER = "needs a Prefect server its workers can reach: start one (prefect server start) and set PREFECT_API_URL"
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -59,13 +56,14 @@ def test_dry_runs_that_never_start_prefect_do_not_need_the_server(scylla_copy: P
     assert proc.returncode == 0, show(proc)
 
 
-def test_dask_needs_a_real_prefect_server(tmp_path: Path, scylla_copy: Path) -> None:
+def test_workers_elsewhere_need_a_real_prefect_server(tmp_path: Path, scylla_copy: Path) -> None:
+    # (A local cluster's workers use the command's temporary server: test_scale_out.)
     suite = make_suite(tmp_path / "s", [case_src("a")], name="no_server")
     run_paths(scylla_copy).run_result.unlink()  # work to do (with none, a recovery needs no server)
     for args in (
-        ("flows/run_suite.py", suite, "--dask-workers", "2"),
-        ("flows/recover.py", scylla_copy, "--dask-address", "tcp://127.0.0.1:8786"),
-        ("flows/nightly.py", scylla_copy.parent, "--dask-workers", "2"),
+        ("flows/run_suite.py", suite, "--dask-address", "tcp://127.0.0.1:8786"),
+        ("flows/recover.py", scylla_copy, "--slurm-workers", "1"),
+        ("flows/nightly.py", scylla_copy.parent, "--dask-address", "tcp://127.0.0.1:8786"),
     ):
         proc = run_py(None, *args)
         assert proc.returncode == 2, show(proc)
