@@ -20,32 +20,34 @@ if __name__ == "__main__":
 
     sys.exit(main(sys.argv[1:]))
 
-import argparse
 import os
-import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Sequence
 
-from deployments.nightly import DEFAULT_CRON, DEFAULT_TIMEZONE, nightly_deployment
+from experiment_cli.common import BAD_INPUT, Parser, prepare_prefect, report
+from experiment_infra.recovery.walk import results_root_dir
 from experiment_infra.services import ServiceError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    p = _Parser(prog="deployments/serve.py", description="Serve the nightly-recovery deployment (no work pool needed).")
+    # A process that serves for months meets a busy server now and then: the command lines'
+    # generous client retries, set before Prefect reads its settings (deployments.nightly
+    # imports it).
+    prepare_prefect()
+    from deployments.nightly import DEFAULT_CRON, DEFAULT_TIMEZONE, nightly_deployment
+
+    p = Parser(prog="deployments/serve.py", description="Serve the nightly-recovery deployment (no work pool needed).")
     p.add_argument("--results-root", default="results", metavar="R", help="directory the nightly run scans (default: results)")
     p.add_argument("--cron", default=DEFAULT_CRON, metavar="C", help=f"when to run (default: {DEFAULT_CRON!r}, 02:00)")
     p.add_argument("--timezone", default=DEFAULT_TIMEZONE, metavar="TZ", help=f"time zone of the cron (default: {DEFAULT_TIMEZONE})")
     p.add_argument("--dry-run", action="store_true", help="scheduled runs only classify and list; write nothing")
     args = p.parse_args(argv)
-
+    try:
+        root = str(results_root_dir(args.results_root))  # a night that could only fail is refused now
+    except BAD_INPUT as exc:
+        return report(exc)
     from prefect import serve
 
     from flows.api_check import check_api
@@ -53,13 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not check_api():
             raise ServiceError("serving a deployment needs a Prefect server: start one (prefect server start) and set PREFECT_API_URL")
-        root = str(Path(args.results_root).expanduser().resolve())
         # The deployment records its entrypoint relative to the working directory: make it
         # flows/nightly.py, whatever directory this was started from.
         os.chdir(REPO_ROOT)
         deployment = nightly_deployment(root, cron=args.cron, timezone=args.timezone, dry_run=args.dry_run)
-    except ServiceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as exc:
+        return report(exc)
     serve(deployment)
     return 0

@@ -152,3 +152,12 @@ def test_a_url_that_is_not_a_prefect_api(not_prefect: str) -> None:
     check_prefect_api(f"{not_prefect}/locked", auth_string="admin:pw")  # the credentials the client would send
     with pytest.raises(ServiceError, match=r"refused the credentials \(HTTP 401\); set PREFECT_API_AUTH_STRING"):
         check_prefect_api(f"{not_prefect}/locked")
+
+
+def test_serving_a_root_that_does_not_exist_is_refused_at_once(tmp_path: Path) -> None:
+    # Every night would only fail: said now, before Prefect or a server is touched.
+    proc = run_py(None, "deployments/serve.py", "--results-root", tmp_path / "nowhere")
+    assert proc.returncode == 2, show(proc)
+    assert error_lines(proc.stderr) == [
+        f"error: results root {tmp_path / 'nowhere'}: no such directory; pass the directory holding your experiments"
+    ]

@@ -98,14 +98,19 @@ def _kind(directory: Path) -> Mode | None:
     return None
 
 
-def scan_results_root(root: str | Path, max_depth: int = MAX_DEPTH) -> list[Found]:
-    """Every experiment directory under ``root`` (``root`` itself included), sorted by path."""
+def results_root_dir(root: str | Path) -> Path:
+    """``root`` resolved, or RecoveryInputError when it is no directory."""
     path = Path(root).expanduser()
     if not path.exists():
         raise RecoveryInputError(f"results root {path}: no such directory; pass the directory holding your experiments")
     if not path.is_dir():
         raise RecoveryInputError(f"results root {path}: not a directory")
-    path = path.resolve()
+    return path.resolve()
+
+
+def scan_results_root(root: str | Path, max_depth: int = MAX_DEPTH) -> list[Found]:
+    """Every experiment directory under ``root`` (``root`` itself included), sorted by path."""
+    path = results_root_dir(root)
     found: list[Found] = []
     for dirpath, dirnames, _files in os.walk(path):
         here = Path(dirpath)
