@@ -105,6 +105,6 @@ def expected_runs(exp: ExperimentPaths, config: ExperimentConfig) -> ExpectedRun
         subtests[tier] = tuple(sorted(names))
         for subtest in on_disk:
             unexpected += (
-                UnexpectedRun(tier, subtest, n) for n in exp.subtest(tier, subtest).runs_on_disk() if n not in wanted
+                UnexpectedRun(tier, subtest, n) for n in sorted(exp.runs_found(tier, subtest)) if n not in wanted
             )
     return ExpectedRuns(tuple(config.tiers_to_run), subtests, config.runs_per_subtest, tuple(unexpected), tuple(notes))

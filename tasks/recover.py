@@ -29,7 +29,7 @@ from prefect.states import Failed, State
 
 from experiment_infra import helpers
 from experiment_infra.layout import ExperimentPaths
-from experiment_infra.recovery.act import move_slot_aside, set_aside_run
+from experiment_infra.recovery.act import bring_home, move_slot_aside, set_aside_run
 from experiment_infra.recovery.batch import BatchOutcome, is_transient_io, regenerate_batch, run_batch
 from experiment_infra.status import JudgeStatus, agent_finished, classify_agent, classify_judge
 from tasks.retries import retry_options
@@ -117,7 +117,7 @@ def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier:
 
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
-    for stopped in stop_leftovers(exp.run(tier, subtest, run_number)):
+    for stopped in stop_leftovers(bring_home(exp, tier, subtest, run_number)):
         logger.warning("%s: %s", label, stopped)
     aside = set_aside_run(exp, tier, subtest, run_number)
     if aside is not None:
@@ -143,7 +143,7 @@ def rerun_judge_task(
 
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
-    paths = exp.run(tier, subtest, run_number)
+    paths = bring_home(exp, tier, subtest, run_number)
     for stopped in stop_judge_leftovers(paths.judge_slot(slot)):
         logger.warning("%s: %s", label, stopped)
     aside = move_slot_aside(exp, tier, subtest, run_number, slot)
@@ -174,7 +174,7 @@ def finish_runs_task(
     exp = ExperimentPaths(Path(experiment_dir))
 
     def one(tier: str, subtest: str, number: int) -> str:
-        paths = exp.run(tier, subtest, number)
+        paths = bring_home(exp, tier, subtest, number)
         status, reason = classify_agent(paths)
         if not agent_finished(status):
             return f"not rebuilt: the agent run is {status.value} ({reason})"

@@ -10,7 +10,7 @@ from functools import cached_property
 from datetime import datetime
 from pathlib import Path
 
-from .names import SLURM_LOGS, UnsafeNameError, check_name
+from .names import COMPLETED, IN_PROGRESS, SLURM_LOGS, UnsafeNameError, check_name
 from .standard import free_run_dir
 
 _RUN_NUMBER = re.compile(r"^run_([0-9]+)\Z")
@@ -310,19 +310,59 @@ class ExperimentPaths(_Summarized):
     def judge_agreement_plot(self) -> Path:
         return self.plots_dir / "judge_agreement.png"
 
+    @cached_property
+    def split(self) -> bool:
+        """Whether this is ProjectScylla's split layout (written since 2026-03-28): every run
+        under ``in_progress/{tier}/{subtest}/`` while its agent works, moved to
+        ``completed/{tier}/{subtest}/`` before it is judged, and the tiers' and subtests' own
+        files in ``completed/``. The experiment's own files stay at its top either way."""
+        return (self.dir / COMPLETED).is_dir() or (self.dir / IN_PROGRESS).is_dir()
+
     def tier(self, tier: str) -> TierPaths:
-        return TierPaths(self.dir / check_name("tier", tier))
+        """The tier's home: where its files are written (``completed/{tier}`` when split)."""
+        top = self.dir / COMPLETED if self.split else self.dir
+        return TierPaths(top / check_name("tier", tier))
 
     def subtest(self, tier: str, subtest: str) -> SubtestPaths:
+        """The subtest's home; its runs may be elsewhere too (``subtest_places``)."""
         return SubtestPaths(self.tier(tier).dir / check_name("subtest", subtest))
 
     def run(self, tier: str, subtest: str, run_number: int) -> AgentRunPaths:
+        """The run's home: where a recovery writes it (``run_found`` says where it is now)."""
         return self.subtest(tier, subtest).run(run_number)
 
+    def subtest_places(self, tier: str, subtest: str) -> tuple[SubtestPaths, ...]:
+        """Every directory a subtest's runs may be in, the first holding a run winning: its
+        home, then in a split experiment ``in_progress/`` (runs not yet judged) and the top
+        (runs written before the split, in an experiment resumed since), as ProjectScylla
+        itself looks for them."""
+        home = self.subtest(tier, subtest)
+        if not self.split:
+            return (home,)
+        return (home, SubtestPaths(self.dir / IN_PROGRESS / tier / subtest), SubtestPaths(self.dir / tier / subtest))
+
+    def runs_found(self, tier: str, subtest: str) -> dict[int, tuple[SubtestPaths, ...]]:
+        """Run number -> the places (of ``subtest_places``, in order: the first is where the
+        run is read) its directory is in, for the runs on disk: one listing per place."""
+        found: dict[int, tuple[SubtestPaths, ...]] = {}
+        for place in self.subtest_places(tier, subtest):
+            for number in place.runs_on_disk():
+                found[number] = found.get(number, ()) + (place,)
+        return found
+
+    def run_found(self, tier: str, subtest: str, run_number: int) -> AgentRunPaths:
+        """Where the run is now: the first of ``subtest_places`` holding it, else its home."""
+        places = self.subtest_places(tier, subtest)
+        for place in places[1:]:
+            if not os.path.isdir(places[0].run_dir_str(run_number)) and os.path.isdir(place.run_dir_str(run_number)):
+                return place.run(run_number)
+        return places[0].run(run_number)
+
     def run_dirs_of_labels(self, labels: Iterable[str]) -> Iterator[str | None]:
-        """The run directory (a plain string) of each ``run_label``; None for anything else.
-        Each subtest's name is checked once, however many of its runs are asked for."""
-        subtests: dict[str, SubtestPaths | None] = {}
+        """The run directory (a plain string) of each ``run_label`` where the run is now (as
+        ``run_found``); None for anything else. Each subtest is looked at once, however many
+        of its runs are asked for."""
+        subtests: dict[str, tuple[SubtestPaths, dict[int, SubtestPaths]] | None] = {}
         for label in labels:
             where, _, run = label.rpartition("/")
             number = parse_run_number(run)
@@ -333,23 +373,29 @@ class ExperimentPaths(_Summarized):
             if sub is False:
                 tier, _, subtest = where.partition("/")
                 try:
-                    sub = subtests[where] = self.subtest(tier, subtest)
+                    home = self.subtest(tier, subtest)
+                    found = self.runs_found(tier, subtest) if self.split else {}
+                    sub = subtests[where] = (home, {n: places[0] for n, places in found.items()})
                 except UnsafeNameError:
                     sub = subtests[where] = None
-            yield None if sub is None else sub.run_dir_str(number)
+            yield None if sub is None else sub[1].get(number, sub[0]).run_dir_str(number)
 
     def subtests_on_disk(self, tier: str) -> list[str]:
-        """Subtest directories present under a tier (names that are safe only)."""
-        tier_dir = self.tier(tier).dir
-        if not tier_dir.is_dir() or tier_dir.is_symlink():
-            return []
-        names = []
-        for p in tier_dir.iterdir():
-            if p.is_dir() and not p.is_symlink() and not p.name.startswith("."):
-                try:
-                    names.append(check_name("subtest", p.name))
-                except UnsafeNameError:
-                    continue
+        """Subtest directories present under a tier, in any of its places (names that are safe only)."""
+        check_name("tier", tier)
+        places = [self.tier(tier).dir]
+        if self.split:
+            places += [self.dir / IN_PROGRESS / tier, self.dir / tier]
+        names: set[str] = set()
+        for tier_dir in places:
+            if not tier_dir.is_dir() or tier_dir.is_symlink():
+                continue
+            for p in tier_dir.iterdir():
+                if p.is_dir() and not p.is_symlink() and not p.name.startswith("."):
+                    try:
+                        names.add(check_name("subtest", p.name))
+                    except UnsafeNameError:
+                        continue
         return sorted(names)
 
 

@@ -15,6 +15,10 @@ MAX_NAME_LENGTH = 128
 
 DIRTY_SUFFIX = "-dirty"
 NOGIT = "nogit"
+# ProjectScylla's layout since 2026-03-28: a run is written under in_progress/ while its
+# agent works and moved to completed/ before it is judged; tiers' own files are in completed/.
+COMPLETED = "completed"
+IN_PROGRESS = "in_progress"
 SLURM_LOGS = ".slurm-logs"  # in a run or experiment directory: its Slurm worker jobs' output
 RUN_DIR_PATTERN = re.compile(r"^[0-9]{8}_[0-9]{6}_[0-9a-z]+(-dirty)?\Z")
 

@@ -8,7 +8,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..layout import check_name
 from .base import _Closed, _Open
@@ -32,6 +32,15 @@ class ExperimentConfig(_Open):
     max_turns: int | None = None
     max_subtests: int | None = None
     use_containers: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_judge_model(cls, data: Any) -> Any:
+        # ProjectScylla before 2026-01-08 named one judge, "judge_model": "<model>" (its own
+        # reader still takes that as a panel of one); "judge_models" wins when both are there.
+        if isinstance(data, dict) and "judge_models" not in data and isinstance(data.get("judge_model"), str):
+            return {**data, "judge_models": [data["judge_model"]]}
+        return data
 
     @field_validator("tiers_to_run")
     @classmethod

@@ -7,14 +7,39 @@ since the agent-evaluation core brings git along, which a regeneration never nee
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..atomic import move_aside
-from ..layout import ExperimentPaths, next_aside
+from ..layout import AgentRunPaths, ExperimentPaths, next_aside
 from .survey import RunWork
 from ..status import JudgeStatus, RunStatus, agent_finished
 
-__all__ = ["move_slot_aside", "set_aside_run", "work_done"]
+__all__ = ["bring_home", "move_slot_aside", "set_aside_run", "work_done"]
+
+
+def bring_home(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -> AgentRunPaths:
+    """The run at its home, where a recovery writes; moved there first when it is elsewhere.
+
+    In ProjectScylla's split layout a run found in ``in_progress/`` (or at the experiment's
+    top, written before the split) is moved to ``completed/`` as ProjectScylla promotes
+    it before judging: what a recovery writes lands where ProjectScylla reads. A rename on
+    one filesystem, nothing copied or lost; safe when several tasks of one run call it at
+    once (one moves it, the others find it home).
+    """
+    home = exp.run(tier, subtest, run_number)
+    found = exp.run_found(tier, subtest, run_number)
+    if found.dir != home.dir:
+        for directory in (home.dir.parent.parent, home.dir.parent):  # its tier's and subtest's homes
+            if directory.is_symlink():  # the move would take the run out of the experiment
+                raise RuntimeError(f"{directory} is a symlink: {found.dir} is not moved through it; replace it with a real directory")
+        home.dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(found.dir, home.dir)
+        except FileNotFoundError:
+            if not home.dir.is_dir():
+                raise
+    return home
 
 
 def set_aside_run(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -> Path | None:

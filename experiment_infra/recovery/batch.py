@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..layout import ExperimentPaths, judge_slot_name, run_label
 from ..regenerate import regenerate_run
+from .act import bring_home
 
 __all__ = ["HELPER_WARMUP", "PLOTS_WARMUP", "BatchOutcome", "is_transient_io", "regenerate_batch", "run_batch", "slot_label"]
 
@@ -85,7 +86,7 @@ def regenerate_batch(label: str, experiment_dir: str, judge_models: list[str], r
     exp = ExperimentPaths(Path(experiment_dir))
 
     def one(tier: str, subtest: str, number: int) -> str:
-        paths = exp.run(tier, subtest, number)
+        paths = bring_home(exp, tier, subtest, number)
         return "wrote " + _relative(regenerate_run(paths, judge_models), paths.dir)
 
     return run_batch(label, runs, one)

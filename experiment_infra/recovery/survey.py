@@ -10,6 +10,7 @@ the actions and the renderers (``recovery.render``) print them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -67,6 +68,7 @@ class RunWork(NamedTuple):
     rerun_agent: bool = False
     judge_slots: tuple[int, ...] = ()  # slots to (re)run; after an agent rerun, the whole panel
     excluded: str | None = None  # work is needed but the switches leave it out
+    away: str | None = None  # where the run is, relative to the experiment, when not at its home (split layout)
 
     @property
     def label(self) -> str:
@@ -97,6 +99,13 @@ class RunWork(NamedTuple):
 
     @property
     def action(self) -> str:
+        text = self._action
+        if self.planned and self.away:  # a recovery writes runs at their home only (where ProjectScylla reads them)
+            return f"move it from {self.away} to completed/, then {text}"
+        return text
+
+    @property
+    def _action(self) -> str:
         if self.rerun_agent:
             text = "rerun agent"
             if self.judge_slots:
@@ -287,31 +296,49 @@ def survey_experiment(
     models = list(config.judge_models)
     if cache is True:
         cache = StatusCache.load(exp.status_cache, models, read_only=read_only, prefetch=prefetch)
-    wanted: list[tuple[str, str, int]] = []
+    wanted: list[tuple[str, str, int, str | None]] = []  # tier, subtest, run, where it is when not at its home
     items: list[tuple[str, str]] = []  # (label, run directory) of each selected run
+    copies: list[str] = []  # runs with a directory in more than one place (split layout)
     for tier in expected.tiers:
         if selection.tiers is not None and tier not in selection.tiers:
             continue
         for subtest in subtests[tier]:
             if selection.subtests is not None and subtest not in selection.subtests:
                 continue
-            sub = exp.subtest(tier, subtest)
+            home = exp.subtest(tier, subtest)
+            # Split layout: each run is read where it is (one listing per place, no stat per run).
+            found = exp.runs_found(tier, subtest) if exp.split else {}
             for number in expected.run_numbers:
                 if selection.runs is not None and number not in selection.runs:
                     continue
-                wanted.append((tier, subtest, number))
-                items.append((run_label(tier, subtest, number), sub.run_dir_str(number)))
+                places = found.get(number, (home,))
+                wanted.append((tier, subtest, number, None if places[0] == home else places[0].run_dir_str(number)))
+                items.append((run_label(tier, subtest, number), places[0].run_dir_str(number)))
+                if len(places) > 1:
+                    copies.append(run_label(tier, subtest, number))
     classified = classify_runs(items, models, cache if isinstance(cache, StatusCache) else None, workers=workers)
     runs: list[RunWork] = []
-    for (tier, subtest, number), c in zip(wanted, classified, strict=True):
+    for (tier, subtest, number, away), c in zip(wanted, classified, strict=True):
         work = plan_run(tier, subtest, number, c.status, c.reason, c.judges, selection)
+        if away is not None:
+            work = work._replace(away=os.path.relpath(away, exp.dir) + "/")
         if _matches(work, selection):
             runs.append(work)
-    notes = [*expected.notes, *filter(None, [expected.unexpected_note])]
+    notes = [*expected.notes, *filter(None, [expected.unexpected_note, _copies_note(copies)])]
     return ExperimentSurvey(
         exp, config, selection, expected.total, tuple(runs), tuple(notes),
         cache=cache if isinstance(cache, StatusCache) else None,
         missing_tiers=_missing_tiers(expected, selection),
+    )
+
+
+def _copies_note(labels: list[str]) -> str | None:
+    if not labels:
+        return None
+    shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+    return (
+        f"{len(labels)} run(s) have a directory in more than one of completed/, in_progress/ and the experiment's "
+        f"top ({shown}): the first of those is read, as ProjectScylla reads it; the others are left alone"
     )
 
 

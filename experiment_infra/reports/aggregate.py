@@ -317,10 +317,12 @@ def aggregate_tier(inputs: ExperimentInputs, tier: str) -> TierAggregate:
     spans: list[RunSpan] = []
     all_missing: list[MissingRun] = []
     for subtest in expected.subtests[tier]:
-        sub_paths = paths.subtest(tier, subtest)
+        # Each run where it is (split layout: completed/, else in_progress/ or the top), as the survey reads it.
+        found = paths.runs_found(tier, subtest) if paths.split else {}
+        home = (paths.subtest(tier, subtest),)
         runs, missing = [], []
         for number in expected.run_numbers:
-            run_paths = sub_paths.run(number)
+            run_paths = found.get(number, home)[0].run(number)
             verdict = inputs.cache.classify(run_label(tier, subtest, number), run_paths)
             if verdict.status is not RunStatus.COMPLETED:
                 missing.append(MissingRun(tier=tier, subtest=subtest, run_number=number,

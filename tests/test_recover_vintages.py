@@ -1,0 +1,136 @@
+"""Experiment directories ProjectScylla wrote at other times than the fixture's.
+
+- Since 2026-03-28 its runs live under ``in_progress/{tier}/{subtest}/`` while their
+  agent works and are moved to ``completed/{tier}/{subtest}/`` before they are judged;
+  the tiers' own files are written in ``completed/``; the experiment's stay at its top.
+  A run can be in both places (a rerun of a promoted run), and an experiment begun
+  before the split and resumed after it has runs at its top too.
+- Before 2026-01-08 ``config/experiment.json`` named one judge, ``"judge_model": "..."``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from recover_helpers import recover_cli, tree_hash
+from test_recover_cache import warm
+from test_recover_flow import run_recover
+from test_recover_rerun import build, statuses
+
+from experiment_infra.layout import ExperimentPaths, run_label
+from experiment_infra.recovery.survey import Selection, survey, survey_experiment
+from experiment_infra.reports.rebuild import rebuild_reports
+from experiment_infra.status_cache import StatusCache
+from experiment_infra.status_prefetch import prefetch
+
+TIERS = ("T0", "T1", "T2", "T3", "T4", "T5", "T6")
+
+
+def split(exp_dir: Path, tiers: tuple[str, ...]) -> None:
+    """Move the tiers into ``completed/``, as ProjectScylla has written them since 2026-03-28."""
+    (exp_dir / "in_progress").mkdir()
+    (exp_dir / "completed").mkdir()
+    for tier in tiers:
+        (exp_dir / tier).rename(exp_dir / "completed" / tier)
+
+
+def to_in_progress(exp_dir: Path, tier: str, subtest: str, number: int, *, unjudge: bool) -> Path:
+    """Move a run back to ``in_progress/``: its agent ran, it was never promoted (nor judged)."""
+    run = Path("completed", tier, subtest, f"run_{number:02d}")
+    dest = exp_dir / "in_progress" / tier / subtest / run.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    (exp_dir / run).rename(dest)
+    if unjudge:
+        shutil.rmtree(dest / "judge")
+        for name in ("run_result.json", "report.json", "report.md"):
+            (dest / name).unlink(missing_ok=True)
+    return dest
+
+
+def test_the_split_layout_is_read_where_each_run_is(scylla_copy: Path) -> None:
+    split(scylla_copy, TIERS)
+    waiting = to_in_progress(scylla_copy, "T1", "01", 1, unjudge=True)
+    # Left behind beside it, as ProjectScylla leaves them: none of these is a run.
+    (waiting.parent / "config_manifest.json").write_text("{}")
+    (waiting.parent / ".failed" / "run_01_attempt_01").mkdir(parents=True)
+    # A run promoted, then rerun: a newer attempt waits in in_progress/, the judged one is read.
+    shutil.copytree(scylla_copy / "completed" / "T2" / "01" / "run_01", scylla_copy / "in_progress" / "T2" / "01" / "run_01")
+    before = tree_hash(scylla_copy)
+
+    s = survey(scylla_copy, Selection())
+    assert s.expected == 7 and not s.missing_tiers
+    assert s.run_counts() == {"completed": 6, "results": 1, "failed": 0, "partial": 0, "missing": 0}
+    (work,) = s.planned
+    assert work.label == "T1/01/run_01" and work.judge_slots == (1, 2, 3)
+    assert work.action.startswith("move it from in_progress/T1/01/run_01/ to completed/, then rerun judges 01, 02, 03")
+    assert any("1 run(s) have a directory in more than one of completed/, in_progress/" in n and "T2/01/run_01" in n
+               for n in s.notes)
+
+    doc = json.loads(recover_cli(str(scylla_copy), "--json").stdout)
+    assert doc["expected"] == 7 and doc["counts"]["needing_work"] == 1 and doc["missing_tiers"] == []
+    assert tree_hash(scylla_copy) == before  # surveys only read
+
+    # The classification cache and a dry run's early checks find each run where it is too.
+    warm(scylla_copy)
+    exp = ExperimentPaths(scylla_copy)
+    with prefetch(scylla_copy, processes=2) as early:
+        cache = StatusCache.load(exp.status_cache, list(s.config.judge_models), read_only=True, prefetch=early)
+        assert cache.verified == {r.label for r in s.runs}
+        cached = survey_experiment(exp, Selection(), cache=cache)
+    assert [(r.label, r.status, r.judges, r.action) for r in cached.runs] == [(r.label, r.status, r.judges, r.action) for r in s.runs]
+
+
+def test_runs_written_before_the_split_are_read_at_the_top(scylla_copy: Path) -> None:
+    # Begun before 2026-03-28, resumed after: T0..T2 were rerun into the split layout, the
+    # rest are where they were written.
+    split(scylla_copy, ("T0", "T1", "T2"))
+    s = survey(scylla_copy, Selection())
+    assert s.expected == 7 and s.run_counts()["completed"] == 7 and not s.missing_tiers
+
+
+def test_reports_of_a_split_experiment_go_where_projectscylla_writes_them(scylla_copy: Path) -> None:
+    split(scylla_copy, TIERS)
+    for tier_file in ("result.json", "report.json", "report.md", "summary.md"):
+        (scylla_copy / "completed" / "T0" / tier_file).unlink(missing_ok=True)
+    rebuild_reports(scylla_copy)
+    assert (scylla_copy / "completed" / "T0" / "result.json").is_file()
+    assert (scylla_copy / "completed" / "T0" / "00" / "report.json").is_file()
+    assert not (scylla_copy / "T0").exists()  # nothing written beside the split
+    report = json.loads((scylla_copy / "report.json").read_text())
+    links = json.dumps(report)
+    assert "completed/T0/report.json" in links  # a link that leads somewhere
+
+
+def test_a_recovery_judges_a_waiting_run_in_completed(prefect_harness, tmp_path: Path, git_repo: Path) -> None:
+    exp = build(tmp_path, git_repo)
+    split(exp.dir, ("T0", "T1"))
+    waiting = to_in_progress(exp.dir, "T0", "00", 1, unjudge=True)
+    failed = to_in_progress(exp.dir, "T1", "01", 2, unjudge=True)
+    log = failed / "agent" / "command_log.json"
+    log.write_text(log.read_text().replace('"exit_code": 0', '"exit_code": 2'))
+    failed_tree = tree_hash(failed)
+    assert statuses(ExperimentPaths(exp.dir))[run_label("T1", "01", 2)][0] == "failed"
+
+    state, summary = run_recover(exp.dir, parallelism=4)
+    assert state.is_completed(), state.message
+    assert summary.exit_code == 0 and summary.planned == 2 and not summary.remaining
+    assert all(s == ("completed", ["complete", "complete"]) for s in statuses(ExperimentPaths(exp.dir)).values())
+    # Both were moved home first: judged and rerun where ProjectScylla reads runs.
+    assert not waiting.exists() and (exp.dir / "completed" / "T0" / "00" / "run_01" / "run_result.json").is_file()
+    assert not failed.exists()
+    kept = ExperimentPaths(exp.dir).subtest("T1", "01").failed_attempt(2, 1)
+    assert kept.parent.parent == exp.dir / "completed" / "T1" / "01" and tree_hash(kept) == failed_tree
+    assert (exp.dir / "completed" / "T0" / "result.json").is_file()  # the tier's reports, rebuilt beside its runs
+
+
+def test_a_config_naming_one_judge_model_is_a_panel_of_one(scylla_copy: Path) -> None:
+    config = scylla_copy / "config" / "experiment.json"
+    data = json.loads(config.read_text())
+    models = data.pop("judge_models")
+    config.write_text(json.dumps({**data, "judge_model": models[0], "tiebreaker_model": models[1]}, indent=2))
+    doc = json.loads(recover_cli(str(scylla_copy), "--json").stdout)
+    assert doc["counts"]["runs"]["completed"] == 7
+    assert doc["counts"]["judges"]["complete"] == 7  # one slot per run: judge_01, the one it names
+    assert {j["model"] for r in doc["runs"] for j in r["judges"]} == {models[0]}
