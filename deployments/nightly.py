@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect.schedules import Cron
 
+from experiment_infra.recovery.walk import results_root_dir
 from experiment_infra.services import ServiceError
 
 DEPLOYMENT_NAME = "nightly-recovery"
@@ -50,13 +51,11 @@ def nightly_deployment(results_root: str, *, cron: str = DEFAULT_CRON, timezone:
     """A RunnerDeployment of ``nightly_recovery`` (parameters editable in the UI)."""
     from flows.nightly import nightly_recovery
 
-    root = Path(results_root).expanduser()
-    if not root.is_dir():
-        raise DeploymentInputError(f"results root {root}: no such directory; create it or pass --results-root")
+    root = results_root_dir(results_root)  # RecoveryInputError naming it when it is no directory
     return nightly_recovery.to_deployment(
         name=DEPLOYMENT_NAME,
         schedules=schedules(cron, timezone),
-        parameters={"results_root": str(root.resolve()), "dry_run": dry_run},
+        parameters={"results_root": str(root), "dry_run": dry_run},
         tags=TAGS,
         description="Recover every experiment directory under results_root that has work to do (see README, Nightly recovery).",
     )

@@ -44,15 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--timezone", default=DEFAULT_TIMEZONE, metavar="TZ", help=f"time zone of the cron (default: {DEFAULT_TIMEZONE})")
     p.add_argument("--dry-run", action="store_true", help="scheduled runs only classify and list; write nothing")
     args = p.parse_args(argv)
-    try:
-        root = str(results_root_dir(args.results_root))  # a night that could only fail is refused now
-    except BAD_INPUT as exc:
-        return report(exc)
     from prefect import serve
 
     from flows.api_check import check_api
 
     try:
+        # A root that is no directory would fail every night: refused now, before the server is asked.
+        root = str(results_root_dir(args.results_root))
         if not check_api():
             raise ServiceError("serving a deployment needs a Prefect server: start one (prefect server start) and set PREFECT_API_URL")
         # The deployment records its entrypoint relative to the working directory: make it

@@ -119,7 +119,7 @@ def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
     )
     dask.add_argument(
         "--dask-workers", type=positive_int, metavar="N", default=None,
-        help=f"run the {what} on a local Dask cluster of N worker processes (needs PREFECT_API_URL)",
+        help=f"run the {what} on a local Dask cluster of N worker processes (on this command's temporary server, or PREFECT_API_URL's)",
     )
     dask.add_argument(
         "--slurm-workers", type=positive_int, metavar="N", default=None,
@@ -206,8 +206,9 @@ def start_failure(exc: BaseException) -> ServiceError | None:
 
 def start_prefect(dask_address: str | None = None, dask_workers: int | None = None, slurm: Any = None) -> str | None:
     """Before Prefect is imported: its settings (``prepare_prefect``), the temporary server
-    started now when one will be used (``temporary_server``; a Dask run needs a real
-    server, and its check says so), then the services checked. Returns the API URL the
+    started now when one will be used (``temporary_server``: threads and a local Dask
+    cluster; a scheduler or Slurm jobs elsewhere need a real server, and their check says
+    so), then the services checked. Returns the API URL the
     flows will report to; None when Prefect will start a temporary server itself."""
     from . import temporary_server
     prepare_prefect()

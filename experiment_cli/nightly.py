@@ -11,7 +11,7 @@ import argparse
 from typing import Sequence
 
 from experiment_infra.recovery.nightly import dry_run_summary
-from experiment_infra.recovery.walk import check_root_filters, scan_results_root, survey_root
+from experiment_infra.recovery.walk import check_root_filters, results_root_dir, survey_root
 
 from .common import (
     BAD_INPUT,
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     filters = dict(statuses=args.statuses, tiers=args.tiers, agents_only=args.agents_only, judges_only=args.judges_only)
     try:
         cluster = cluster_options(args)
-        scan_results_root(args.results_root)  # a missing root fails before anything starts
+        results_root_dir(args.results_root)  # a missing root fails before anything starts
         check_root_filters(args.statuses)
         if args.dry_run:
             summary = dry_run_summary(args.results_root, survey_root(args.results_root, **filters))

@@ -53,18 +53,24 @@ def sweep_stale_temps(root: Path) -> list[Path]:
     return removed
 
 
+def _subdirs(path: str) -> list[str]:
+    """The directories in ``path`` (links never followed) a sweep may look in."""
+    with contextlib.suppress(OSError), os.scandir(path) as entries:
+        return [e.path for e in entries if e.is_dir(follow_symlinks=False) and e.name not in SWEEP_SKIP_DIRS]
+    return []
+
+
 def sweep_experiment(exp: ExperimentPaths, runs: Iterable[AgentRunPaths]) -> list[Path]:
     """Remove the stale temps where a recovery or resume of ``exp`` writes: the files of
     the experiment, its tiers and subtests (reports, config), and those of ``runs`` (each
     run directory, its agent/ and judge/ and the judge slots; never a workspace)."""
     host = temp_host(socket.gethostname())
     removed: list[Path] = []
-    levels = [os.fspath(exp.dir)]
-    with contextlib.suppress(OSError), os.scandir(exp.dir) as top:
-        levels += [e.path for e in top if e.is_dir(follow_symlinks=False) and e.name not in SWEEP_SKIP_DIRS]
+    levels = [os.fspath(exp.dir), *_subdirs(os.fspath(exp.dir))]
     for tier in levels[1:]:
-        with contextlib.suppress(OSError), os.scandir(tier) as subs:
-            levels += [e.path for e in subs if e.is_dir(follow_symlinks=False) and e.name not in SWEEP_SKIP_DIRS]
+        levels += _subdirs(tier)
+    if exp.split:  # the tiers' homes are a level down, in completed/: their subtests too
+        levels += [sub for tier in _subdirs(os.fspath(exp.tier_top)) for sub in _subdirs(tier)]
     for directory in levels:
         _sweep_dir(directory, host, removed, recurse=False)
     for run in runs:

@@ -14,6 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+from agent_eval_helpers import make_suite
 from recover_helpers import recover_cli, tree_hash
 from test_recover_cache import warm
 from test_recover_flow import run_recover
@@ -134,3 +136,61 @@ def test_a_config_naming_one_judge_model_is_a_panel_of_one(scylla_copy: Path) ->
     assert doc["counts"]["runs"]["completed"] == 7
     assert doc["counts"]["judges"]["complete"] == 7  # one slot per run: judge_01, the one it names
     assert {j["model"] for r in doc["runs"] for j in r["judges"]} == {models[0]}
+
+
+def test_reports_of_runs_outside_completed_stay_with_them(scylla_copy: Path) -> None:
+    # Resumed across the split: T3..T6 are still at the top. Their runs' own reports are
+    # rebuilt where they are; nothing makes a second, empty copy of them in completed/.
+    split(scylla_copy, ("T0", "T1", "T2"))
+    (scylla_copy / "T3" / "01" / "run_01" / "report.json").unlink()
+    rebuild_reports(scylla_copy)
+    assert (scylla_copy / "T3" / "01" / "run_01" / "report.json").is_file()
+    assert not (scylla_copy / "completed" / "T3" / "01" / "run_01").exists()
+    s = survey(scylla_copy, Selection())
+    assert s.run_counts()["completed"] == 7 and not s.planned and not any("more than one" in n for n in s.notes)
+    subtest = json.loads((scylla_copy / "completed" / "T3" / "01" / "report.json").read_text())
+    assert [c["report"] for c in subtest["children"]] == ["../../../T3/01/run_01/report.json"]  # a link that leads there
+
+
+def test_an_empty_completed_directory_does_not_split_an_experiment(scylla_copy: Path) -> None:
+    (scylla_copy / "completed").mkdir()  # made by hand, or by ProjectScylla before its first run
+    assert not ExperimentPaths(scylla_copy).split
+    (scylla_copy / "T0" / "result.json").unlink()
+    rebuild_reports(scylla_copy)
+    assert (scylla_copy / "T0" / "result.json").is_file() and list((scylla_copy / "completed").iterdir()) == []
+    assert survey(scylla_copy, Selection()).run_counts()["completed"] == 7
+
+
+def test_an_experiment_whose_runs_all_wait_in_in_progress(scylla_copy: Path) -> None:
+    # Early in a run: every run's agent ran, none was judged or moved yet.
+    (scylla_copy / "in_progress").mkdir()
+    (scylla_copy / "completed").mkdir()
+    for tier in TIERS:
+        (scylla_copy / tier).rename(scylla_copy / "in_progress" / tier)
+    s = survey(scylla_copy, Selection())
+    assert s.expected == 7 and not s.missing_tiers and s.run_counts()["completed"] == 7
+    assert {r.away for r in s.runs} == {f"in_progress/{r.tier}/{r.subtest}/run_01/" for r in s.runs}
+
+
+def test_a_run_is_never_moved_home_through_a_symlink(scylla_copy: Path, tmp_path: Path) -> None:
+    from experiment_infra.recovery.act import bring_home
+
+    split(scylla_copy, TIERS)
+    to_in_progress(scylla_copy, "T1", "01", 1, unjudge=True)
+    elsewhere = tmp_path / "elsewhere"
+    (scylla_copy / "completed").rename(elsewhere)
+    (scylla_copy / "completed").symlink_to(elsewhere)
+    with pytest.raises(RuntimeError, match="completed is a symlink: .* is not moved through it"):
+        bring_home(ExperimentPaths(scylla_copy), "T1", "01", 1)
+    assert (scylla_copy / "in_progress" / "T1" / "01" / "run_01").is_dir()  # left where it was
+
+
+def test_this_projects_runner_does_not_resume_a_split_experiment(tmp_path: Path, git_repo: Path) -> None:
+    from experiment_infra.agent_eval import AgentEvalError, plan_experiment, start_experiment
+
+    suite = make_suite(tmp_path, git_repo)
+    plan = plan_experiment(suite, results_root=tmp_path / "results")
+    start_experiment(plan, 1)
+    (plan.exp.dir / "completed" / "T0").mkdir(parents=True)  # its runs moved as ProjectScylla moves them
+    with pytest.raises(AgentEvalError, match="completed/ and in_progress/ layout.*recover it with flows/recover.py"):
+        plan_experiment(suite, results_root=tmp_path / "results", resume=str(plan.exp.dir))

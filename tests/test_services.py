@@ -155,7 +155,7 @@ def test_a_url_that_is_not_a_prefect_api(not_prefect: str) -> None:
 
 
 def test_serving_a_root_that_does_not_exist_is_refused_at_once(tmp_path: Path) -> None:
-    # Every night would only fail: said now, before Prefect or a server is touched.
+    # Every night would only fail: said at once, before a server is asked.
     proc = run_py(None, "deployments/serve.py", "--results-root", tmp_path / "nowhere")
     assert proc.returncode == 2, show(proc)
     assert error_lines(proc.stderr) == [

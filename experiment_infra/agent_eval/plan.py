@@ -77,6 +77,11 @@ def _check_resume(suite: AgentEvalSuite, resume: str | Path) -> tuple[Experiment
         raise AgentEvalError(
             f"--resume {resume}: no config/manifest.json (not written by this project); recover it with flows/recover.py"
         )
+    if exp.split:  # runs in completed/ and in_progress/: this project's runner writes them flat
+        raise AgentEvalError(
+            f"--resume {resume}: its runs are in ProjectScylla's completed/ and in_progress/ layout, which this "
+            "project's runner does not write; recover it with flows/recover.py"
+        )
     try:
         manifest = load_record(exp.manifest, AgentEvalManifest)
     except RecordError as exc:

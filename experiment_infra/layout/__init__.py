@@ -26,6 +26,8 @@ _WHERE = {
     "MAX_NAME_LENGTH": "names",
     "DIRTY_SUFFIX": "names",
     "NOGIT": "names",
+    "COMPLETED": "names",
+    "IN_PROGRESS": "names",
     "RUN_DIR_PATTERN": "names",
     "UnsafeNameError": "names",
     "check_name": "names",
@@ -68,7 +70,7 @@ __all__ = list(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
 
 if TYPE_CHECKING:  # static checkers see the real imports
-    from .names import MAX_NAME_LENGTH, DIRTY_SUFFIX, NOGIT, RUN_DIR_PATTERN, UnsafeNameError, check_name
+    from .names import MAX_NAME_LENGTH, DIRTY_SUFFIX, NOGIT, COMPLETED, IN_PROGRESS, RUN_DIR_PATTERN, UnsafeNameError, check_name
     from .standard import run_dir_name, free_run_dir, CasePaths, SuiteRunPaths
     from .case_files import waiter_files
     from .inspect import inspect_log_dir, inspect_log_file_pattern, INSPECT_LOG_SUFFIX, parse_inspect_log_name, inspect_logs_for, INSPECT_RECORDS_DIR, InspectCasePaths

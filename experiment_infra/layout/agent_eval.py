@@ -315,13 +315,21 @@ class ExperimentPaths(_Summarized):
         """Whether this is ProjectScylla's split layout (written since 2026-03-28): every run
         under ``in_progress/{tier}/{subtest}/`` while its agent works, moved to
         ``completed/{tier}/{subtest}/`` before it is judged, and the tiers' and subtests' own
-        files in ``completed/``. The experiment's own files stay at its top either way."""
-        return (self.dir / COMPLETED).is_dir() or (self.dir / IN_PROGRESS).is_dir()
+        files in ``completed/``. The experiment's own files stay at its top either way.
+
+        Told by a tier directory in ``completed/`` or ``in_progress/``, not by the two alone:
+        an empty one (ProjectScylla makes both before its first run, anyone can make one)
+        must not send a flat experiment's runs and reports elsewhere."""
+        return any(_holds_directory(self.dir / name) for name in (COMPLETED, IN_PROGRESS))
+
+    @property
+    def completed_dir(self) -> Path:
+        """``completed/``: the split layout's home of tiers, subtests and runs."""
+        return self.dir / COMPLETED
 
     def tier(self, tier: str) -> TierPaths:
         """The tier's home: where its files are written (``completed/{tier}`` when split)."""
-        top = self.dir / COMPLETED if self.split else self.dir
-        return TierPaths(top / check_name("tier", tier))
+        return TierPaths(self.tier_top / check_name("tier", tier))
 
     def subtest(self, tier: str, subtest: str) -> SubtestPaths:
         """The subtest's home; its runs may be elsewhere too (``subtest_places``)."""
@@ -341,6 +349,16 @@ class ExperimentPaths(_Summarized):
             return (home,)
         return (home, SubtestPaths(self.dir / IN_PROGRESS / tier / subtest), SubtestPaths(self.dir / tier / subtest))
 
+    def elsewhere(self, run: AgentRunPaths) -> str | None:
+        """Where ``run`` is relative to the experiment (``in_progress/T1/01/run_01/``) when that is
+        not its home, else None (what a recovery says before moving it home)."""
+        return None if run.dir.parent.parent.parent == self.tier_top else os.path.relpath(run.dir, self.dir) + os.sep
+
+    @property
+    def tier_top(self) -> Path:
+        """The directory the tiers' homes are in: ``completed/`` when split, else the experiment."""
+        return self.completed_dir if self.split else self.dir
+
     def runs_found(self, tier: str, subtest: str) -> dict[int, tuple[SubtestPaths, ...]]:
         """Run number -> the places (of ``subtest_places``, in order: the first is where the
         run is read) its directory is in, for the runs on disk: one listing per place."""
@@ -351,7 +369,9 @@ class ExperimentPaths(_Summarized):
         return found
 
     def run_found(self, tier: str, subtest: str, run_number: int) -> AgentRunPaths:
-        """Where the run is now: the first of ``subtest_places`` holding it, else its home."""
+        """Where the run is now: the first of ``subtest_places`` holding it, else its home.
+        Home is looked at again before each other place, on purpose: another process moving
+        the run home meanwhile (bring_home) is then never missed for a later copy."""
         places = self.subtest_places(tier, subtest)
         for place in places[1:]:
             if not os.path.isdir(places[0].run_dir_str(run_number)) and os.path.isdir(place.run_dir_str(run_number)):
@@ -438,14 +458,24 @@ class SubtestPaths(_Reported):
         return self.failed_attempt(run_number, attempt)
 
     def runs_on_disk(self) -> list[int]:
-        """Numbers of the ``run_NN`` directories present (one listing; the entries' types
-        come with it, so a survey of every subtest costs no stat per run)."""
+        """Numbers of the ``run_NN`` directories present, by their own names only (a ``run_1``
+        is not run 1's directory); one listing: the entries' types come with it, so a survey
+        of every subtest costs no stat per run."""
         try:
             with os.scandir(self.dir) as entries:
-                found = [parse_run_number(e.name) for e in entries if e.is_dir()]
+                found = [(parse_run_number(e.name), e.name) for e in entries if e.is_dir()]
         except OSError:  # absent, not a directory, unreadable: no runs to list
             return []
-        return sorted(n for n in found if n is not None)
+        return sorted(n for n, name in found if n is not None and name == run_dir_name_for(n))
+
+
+def _holds_directory(path: Path) -> bool:
+    """``path`` is a directory with a directory in it (not a hidden one)."""
+    try:
+        with os.scandir(path) as entries:
+            return any(e.is_dir() and not e.name.startswith(".") for e in entries)
+    except OSError:
+        return False
 
 
 def next_aside(dir_: Path, name: str) -> Path:

@@ -30,7 +30,7 @@ def bring_home(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -
     home = exp.run(tier, subtest, run_number)
     found = exp.run_found(tier, subtest, run_number)
     if found.dir != home.dir:
-        for directory in (home.dir.parent.parent, home.dir.parent):  # its tier's and subtest's homes
+        for directory in (exp.tier_top, home.dir.parent.parent, home.dir.parent):  # completed/ and the homes in it
             if directory.is_symlink():  # the move would take the run out of the experiment
                 raise RuntimeError(f"{directory} is a symlink: {found.dir} is not moved through it; replace it with a real directory")
         home.dir.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,20 @@ def bring_home(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -
         except FileNotFoundError:
             if not home.dir.is_dir():
                 raise
+        else:
+            _repair_worktree(home.workspace)
     return home
+
+
+def _repair_worktree(workspace: Path) -> None:
+    """A run's workspace is a git worktree of the experiment's repo/: after a move, its
+    repository is told where it is now (else a later ``git worktree prune`` drops it).
+    Best effort: the workspace's files are all there either way."""
+    import shutil
+    import subprocess
+
+    if workspace.joinpath(".git").is_file() and shutil.which("git"):
+        subprocess.run(["git", "-C", str(workspace), "worktree", "repair"], capture_output=True, timeout=60, check=False)
 
 
 def set_aside_run(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -> Path | None:

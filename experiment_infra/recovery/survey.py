@@ -10,13 +10,12 @@ the actions and the renderers (``recovery.render``) print them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 from . import DEFAULT_PARALLELISM
 from ..expected import ExpectedRuns, expected_runs
-from ..layout import ExperimentPaths, SuiteRunPaths, judge_slot_name, run_label
+from ..layout import COMPLETED, IN_PROGRESS, ExperimentPaths, SuiteRunPaths, judge_slot_name, run_label
 from ..records import ExperimentConfig, read_record
 from .select import (
     AGENT_EVAL_STATUS_NAMES,
@@ -101,7 +100,7 @@ class RunWork(NamedTuple):
     def action(self) -> str:
         text = self._action
         if self.planned and self.away:  # a recovery writes runs at their home only (where ProjectScylla reads them)
-            return f"move it from {self.away} to completed/, then {text}"
+            return f"move it from {self.away} to {COMPLETED}/, then {text}"
         return text
 
     @property
@@ -312,7 +311,7 @@ def survey_experiment(
                 if selection.runs is not None and number not in selection.runs:
                     continue
                 places = found.get(number, (home,))
-                wanted.append((tier, subtest, number, None if places[0] == home else places[0].run_dir_str(number)))
+                wanted.append((tier, subtest, number, None if places[0] == home else exp.elsewhere(places[0].run(number))))
                 items.append((run_label(tier, subtest, number), places[0].run_dir_str(number)))
                 if len(places) > 1:
                     copies.append(run_label(tier, subtest, number))
@@ -321,7 +320,7 @@ def survey_experiment(
     for (tier, subtest, number, away), c in zip(wanted, classified, strict=True):
         work = plan_run(tier, subtest, number, c.status, c.reason, c.judges, selection)
         if away is not None:
-            work = work._replace(away=os.path.relpath(away, exp.dir) + "/")
+            work = work._replace(away=away)
         if _matches(work, selection):
             runs.append(work)
     notes = [*expected.notes, *filter(None, [expected.unexpected_note, _copies_note(copies)])]
@@ -337,7 +336,7 @@ def _copies_note(labels: list[str]) -> str | None:
         return None
     shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
     return (
-        f"{len(labels)} run(s) have a directory in more than one of completed/, in_progress/ and the experiment's "
+        f"{len(labels)} run(s) have a directory in more than one of {COMPLETED}/, {IN_PROGRESS}/ and the experiment's "
         f"top ({shown}): the first of those is read, as ProjectScylla reads it; the others are left alone"
     )
 

@@ -6,6 +6,7 @@ so deleting all of them and rebuilding gives the same numbers back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,8 +41,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _rel(target: Path, base: Path) -> str:
-    """ProjectScylla's ``"./T0/report.json"`` style for links stored inside JSON."""
-    return "./" + target.relative_to(base).as_posix()
+    """ProjectScylla's ``"./T0/report.json"`` style for links stored inside JSON (``"../..."``
+    for a run outside its subtest's home: split layout, not yet in completed/)."""
+    rel = Path(os.path.relpath(target, base)).as_posix()
+    return rel if rel.startswith("../") else "./" + rel
 
 
 def _plots(paths: ExperimentPaths, result: ExperimentResult, bundle: ReportBundle) -> None:
@@ -69,8 +72,11 @@ def _tier_files(
     tier_paths = paths.tier(tier_name)
     for sub_name, sub in tier.subtest_results.items():
         sub_paths = paths.subtest(tier_name, sub_name)
+        # A run's own reports go where the run is (split layout: in_progress/ or the top too):
+        # written at its home, they would make a second, empty copy of it in completed/.
+        run_dirs = {run.run_number: paths.run_found(tier_name, sub_name, run.run_number) for run in sub.runs}
         for run in sub.runs:
-            run_paths = sub_paths.run(run.run_number)
+            run_paths = run_dirs[run.run_number]
             bundle.records[run_paths.report_json] = RunReport(
                 run_number=run.run_number, score=run.judge_score, grade=run.judge_grade,
                 passed=run.judge_passed, cost_usd=run.cost_usd, duration_seconds=run.duration_seconds,
@@ -90,7 +96,7 @@ def _tier_files(
             token_stats=sub.token_stats,
             children=[
                 SubtestReportChild(run_number=r.run_number, score=r.judge_score, passed=r.judge_passed,
-                                   report=_rel(sub_paths.run(r.run_number).report_json, sub_paths.dir))
+                                   report=_rel(run_dirs[r.run_number].report_json, sub_paths.dir))
                 for r in sub.runs
             ],
             generated_at=now,

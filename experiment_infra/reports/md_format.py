@@ -83,7 +83,7 @@ def missing_section(missing: list[MissingRun], from_file: Path, paths: Experimen
         return []
     rows = []
     for m in missing:
-        run_dir = paths.run(m.tier, m.subtest, m.run_number).dir
+        run_dir = paths.run_found(m.tier, m.subtest, m.run_number).dir
         where = link(from_file, run_dir, f"{m.tier}/{m.subtest}/run_{m.run_number:02d}") if run_dir.is_dir() else (
             f"{m.tier}/{m.subtest}/run_{m.run_number:02d}"
         )
@@ -94,7 +94,7 @@ def missing_section(missing: list[MissingRun], from_file: Path, paths: Experimen
 def unexpected_section(unexpected: Iterable[UnexpectedRun], from_file: Path, paths: ExperimentPaths,
                        runs_per_subtest: int) -> list[str]:
     """Run directories outside ``1..runs_per_subtest``: there, but neither expected nor counted."""
-    rows = [[link(from_file, paths.run(u.tier, u.subtest, u.run_number).dir, u.label)] for u in unexpected]
+    rows = [[link(from_file, paths.run_found(u.tier, u.subtest, u.run_number).dir, u.label)] for u in unexpected]
     if not rows:
         return []
     return [
