@@ -87,10 +87,13 @@ def _survey_only(args: argparse.Namespace) -> int:
     narrowed = args.tiers or args.subtests or args.runs
     with nullcontext() if narrowed else prefetch(args.experiment_dir) as early:
         from experiment_infra.recovery.render import render_json, render_text
-        from experiment_infra.recovery.survey import survey
+        from experiment_infra.recovery.survey import survey_ahead
 
-        s = survey(args.experiment_dir, _selection(args), read_only=True, prefetch=early)
-    print(render_json(s) if args.json_output else render_text(s, verbose=args.verbose))
+        text = survey_ahead(
+            args.experiment_dir, _selection(args), early,
+            render_json if args.json_output else lambda s: render_text(s, verbose=args.verbose),
+        )
+    print(text)
     return EXIT_OK
 
 

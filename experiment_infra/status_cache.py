@@ -73,12 +73,12 @@ class StatusCache:
         the models (``status_prefetch``); its copy of the file is used, and its verdicts
         (by a read-only cache only: a verified run carries no timestamps to store it under)."""
         if prefetch is not None and (prefetch.path != path or not read_only):
-            prefetch.close()  # its children would only compete with this survey's
+            prefetch.discard()  # its children would only compete with this survey's
             prefetch = None
         data = prefetch.data if prefetch is not None else read_status_cache(path)
         if data is None or data["version"] != STATUS_RULES_VERSION or data["judge_models"] != list(judge_models):
             if prefetch is not None:
-                prefetch.close()
+                prefetch.discard()
             return cls(path, judge_models, now_ns=now_ns, read_only=read_only)
         cache = cls(path, judge_models, data["runs"], data["classes"], now_ns=now_ns, read_only=read_only)
         if prefetch is not None:

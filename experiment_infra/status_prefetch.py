@@ -55,6 +55,28 @@ class Prefetch:
         self._labels = labels
         self._chunks: Chunks[bytes] | None = chunks
         self._verified: frozenset[str] | None = None
+        self._discarded = False
+
+    @property
+    def every(self) -> frozenset[str]:
+        """Every run the cache holds: what the checks would clear if none changed."""
+        return frozenset(self._labels)
+
+    def assuming_unchanged(self) -> Prefetch:
+        """This prefetch as a survey takes it when it goes ahead of the checks: every cached
+        run unchanged, at once, while they go on. Its answer stands once ``confirmed()``;
+        otherwise the survey is made again with this prefetch itself."""
+        return _Assumed(self)
+
+    def confirmed(self) -> bool:
+        """The checks (waited for) found every cached run unchanged, or the survey did not
+        use them at all (``discard``): either way an answer made ahead of them stands."""
+        return self._discarded or self.verified() == self.every
+
+    def discard(self) -> None:
+        """The survey does not use this cache (other rules, other judges, another file): stop."""
+        self._discarded = True
+        self.close()
 
     def verified(self) -> frozenset[str]:
         """The labels whose cached entry still holds: this process checks whatever chunks
@@ -79,6 +101,27 @@ class Prefetch:
         if self._chunks is not None:
             self._chunks.close()
             self._chunks = None
+
+
+class _Assumed(Prefetch):
+    """A Prefetch's view that takes every cached run as unchanged (``assuming_unchanged``)."""
+
+    def __init__(self, real: Prefetch) -> None:  # noqa: D107 - shares the real one's state
+        self._real = real
+        self.path, self.data = real.path, real.data
+
+    @property
+    def every(self) -> frozenset[str]:
+        return self._real.every
+
+    def verified(self) -> frozenset[str]:
+        return self._real.every
+
+    def close(self) -> None:
+        self._real.close()
+
+    def discard(self) -> None:
+        self._real.discard()
 
 
 @contextmanager

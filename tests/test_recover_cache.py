@@ -211,3 +211,21 @@ def test_a_file_created_where_the_cache_saw_none_is_read(scylla_copy: Path) -> N
     assert rows == view(scylla_copy, None) and cache.misses == 1
     (run,) = [r for r in rows if r[0] == "T1/01/run_01"]
     assert [j.status.value for j in run[3]][1] == "failed"
+
+
+@pytest.mark.parametrize("case", ["unchanged", "damaged", "other judges"])
+def test_a_dry_run_made_ahead_of_its_checks_says_what_a_fresh_survey_says(scylla_copy: Path, case: str) -> None:
+    from experiment_infra.recovery.render import render_json
+    from experiment_infra.recovery.survey import survey_ahead
+
+    warm(scylla_copy)
+    if case == "damaged":
+        run_paths(scylla_copy).run_result.unlink()
+    elif case == "other judges":  # the cache was made for another panel: never used
+        cache_file = ExperimentPaths(scylla_copy).status_cache
+        cache_file.write_text(cache_file.read_text().replace(MODELS[0], "another-judge"))
+    fresh = render_json(survey_experiment(ExperimentPaths(scylla_copy), Selection(), cache=None))
+    with prefetch(scylla_copy, processes=2) as early:
+        assert early is not None
+        assert survey_ahead(scylla_copy, Selection(), early, render_json) == fresh
+        assert early.confirmed() is (case != "damaged")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence, TypeVar
 
 from . import DEFAULT_PARALLELISM
 from ..expected import ExpectedRuns, expected_runs
@@ -41,10 +41,12 @@ from ..status_batch import classify_runs
 from ..status_cache import StatusCache
 from ..status_prefetch import Prefetch
 
+T = TypeVar("T")
+
 __all__ = [
     "AGENT_EVAL_STATUS_NAMES", "CASE_STATUS_NAMES", "JUDGE_STATUS_NAMES", "RUN_STATUS_NAMES",
     "CaseWork", "ExperimentSurvey", "MissingTier", "Mode", "RecoveryInputError", "RunWork", "Selection", "SuiteRunSurvey",
-    "Survey", "parse_runs", "plan_run", "survey", "survey_experiment", "survey_suite_run", "target_of",
+    "Survey", "parse_runs", "plan_run", "survey", "survey_ahead", "survey_experiment", "survey_suite_run", "target_of",
 ]
 
 
@@ -378,6 +380,18 @@ def target_of(directory: str | Path) -> ExperimentPaths | SuiteRunPaths:
         f"{path}: no config/experiment.json (agent-evaluation experiment), no manifest.json "
         "(standard-mode run directory) and no .eval logs (inspect mode); pass the directory that holds one"
     )
+
+
+def survey_ahead(directory: str | Path, selection: Selection, early: Prefetch | None,
+                 render: Callable[[Survey], T]) -> T:
+    """A dry run's ``render(survey(...))``, made ahead of its early checks: planned and
+    rendered as if no cached run changed while the checks go on (so that this work overlaps
+    their last part), kept once they confirm it, else made again from their verdicts. The
+    answer is always the one the checks back."""
+    answer = render(survey(directory, selection, read_only=True, prefetch=early and early.assuming_unchanged()))
+    if early is not None and not early.confirmed():
+        answer = render(survey(directory, selection, read_only=True, prefetch=early))
+    return answer
 
 
 def survey(directory: str | Path, selection: Selection, *, read_only: bool = False,
