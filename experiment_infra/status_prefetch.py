@@ -56,11 +56,7 @@ class Prefetch:
         self._chunks: Chunks[bytes] | None = chunks
         self._verified: frozenset[str] | None = None
         self._discarded = False
-
-    @property
-    def every(self) -> frozenset[str]:
-        """Every run the cache holds: what the checks would clear if none changed."""
-        return frozenset(self._labels)
+        self.every = frozenset(labels)  # every run the cache holds: what the checks clear if none changed
 
     def assuming_unchanged(self) -> Prefetch:
         """This prefetch as a survey takes it when it goes ahead of the checks: every cached
@@ -108,11 +104,7 @@ class _Assumed(Prefetch):
 
     def __init__(self, real: Prefetch) -> None:  # noqa: D107 - shares the real one's state
         self._real = real
-        self.path, self.data = real.path, real.data
-
-    @property
-    def every(self) -> frozenset[str]:
-        return self._real.every
+        self.path, self.data, self.every = real.path, real.data, real.every
 
     def verified(self) -> frozenset[str]:
         return self._real.every

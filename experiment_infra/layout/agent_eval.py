@@ -339,15 +339,18 @@ class ExperimentPaths(_Summarized):
         """The run's home: where a recovery writes it (``run_found`` says where it is now)."""
         return self.subtest(tier, subtest).run(run_number)
 
+    def tier_places(self, tier: str) -> tuple[Path, ...]:
+        """Every directory a tier's subtests and runs may be in, the first winning: its home,
+        then in a split experiment ``in_progress/`` (runs not yet judged) and the top (runs
+        written before the split, in an experiment resumed since), as ProjectScylla itself
+        looks for them."""
+        home = self.tier(tier).dir
+        return (home, self.dir / IN_PROGRESS / tier, self.dir / tier) if self.split else (home,)
+
     def subtest_places(self, tier: str, subtest: str) -> tuple[SubtestPaths, ...]:
-        """Every directory a subtest's runs may be in, the first holding a run winning: its
-        home, then in a split experiment ``in_progress/`` (runs not yet judged) and the top
-        (runs written before the split, in an experiment resumed since), as ProjectScylla
-        itself looks for them."""
-        home = self.subtest(tier, subtest)
-        if not self.split:
-            return (home,)
-        return (home, SubtestPaths(self.dir / IN_PROGRESS / tier / subtest), SubtestPaths(self.dir / tier / subtest))
+        """``tier_places`` for one subtest: its home first."""
+        name = check_name("subtest", subtest)
+        return tuple(SubtestPaths(place / name) for place in self.tier_places(tier))
 
     def elsewhere(self, run: AgentRunPaths) -> str | None:
         """Where ``run`` is relative to the experiment (``in_progress/T1/01/run_01/``) when that is
@@ -402,12 +405,8 @@ class ExperimentPaths(_Summarized):
 
     def subtests_on_disk(self, tier: str) -> list[str]:
         """Subtest directories present under a tier, in any of its places (names that are safe only)."""
-        check_name("tier", tier)
-        places = [self.tier(tier).dir]
-        if self.split:
-            places += [self.dir / IN_PROGRESS / tier, self.dir / tier]
         names: set[str] = set()
-        for tier_dir in places:
+        for tier_dir in self.tier_places(tier):
             if not tier_dir.is_dir() or tier_dir.is_symlink():
                 continue
             for p in tier_dir.iterdir():
