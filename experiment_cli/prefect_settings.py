@@ -5,7 +5,6 @@ profile. The one owner of the setting names the command lines choose or check.""
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,8 @@ STARTUP_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 def profile_settings() -> dict[str, Any]:
     """The settings of the active Prefect profile (profiles.toml)."""
+    import tomllib  # here: a dry run never reads the profile, and the parser costs its start-up 5 ms
+
     home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
     try:

@@ -11,9 +11,10 @@ import functools
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 from .inspect_logs import InspectLogHeader, latest_log
 from .layout import AgentRunPaths, CasePaths, InspectCasePaths, JudgeSlotPaths, judge_slot_name
@@ -86,19 +87,21 @@ class CaseClassification:
     record: RunRecord | None = None  # an inspect case's is an InspectRunRecord
 
 
-@dataclass(frozen=True)
-class JudgeClassification:
+class JudgeClassification(NamedTuple):
+    """One judge slot's status. Named tuples, not dataclasses, these two: a survey makes
+    one per run and slot (forty thousand for ten thousand runs of a panel of three), and
+    a tuple is built in a fifth of a frozen dataclass's time."""
+
     slot: int
     model: str
     status: JudgeStatus
     reason: str
 
 
-@dataclass(frozen=True)
-class RunClassification:
+class RunClassification(NamedTuple):
     status: RunStatus
     reason: str
-    judges: tuple[JudgeClassification, ...] = field(default_factory=tuple)
+    judges: tuple[JudgeClassification, ...] = ()
 
     @property
     def needs_agent(self) -> bool:
@@ -118,10 +121,21 @@ def to_plain(c: RunClassification) -> PlainClassification:
     return c.status.value, c.reason, tuple((j.status.value, j.reason) for j in c.judges)
 
 
+# Status names to members: a dict lookup, where ``JudgeStatus(name)`` goes through
+# Enum's Python-level call machinery (a third of from_plain's time).
+_RUN_STATUS_OF = {m.value: m for m in RunStatus}
+_JUDGE_STATUS_OF = {m.value: m for m in JudgeStatus}
+
+
 def from_plain(status: str, reason: str, judges: Sequence[Sequence[str]], judge_models: Sequence[str]) -> RunClassification:
     """The inverse of ``to_plain``; ValueError for a status name these rules do not have."""
-    slots = tuple(JudgeClassification(i, m, JudgeStatus(s), r) for i, (m, (s, r)) in enumerate(zip(judge_models, judges), 1))
-    return RunClassification(RunStatus(status), reason, slots)
+    try:
+        slots = tuple(
+            JudgeClassification(i, m, _JUDGE_STATUS_OF[s], r) for i, (m, (s, r)) in enumerate(zip(judge_models, judges), 1)
+        )
+        return RunClassification(_RUN_STATUS_OF[status], reason, slots)
+    except (KeyError, TypeError):  # TypeError: a name that is not text (unhashable) at all
+        raise ValueError(f"not a status these rules have, among {status!r} and {list(judges)!r}") from None
 
 
 # -------------------------------------------------------------------- helpers
@@ -408,28 +422,36 @@ def classify_run_dir(run: str, judge_models: list[str], checked: dict[str, str |
 
     ``checked``: one dict per batch, so runs of one subtest check its directories once.
     """
+    return from_plain(*run_verdict(run, len(judge_models), checked), judge_models)
+
+
+def run_verdict(run: str, slots: int, checked: dict[str, str | None] | None = None) -> PlainClassification:
+    """``classify_run_dir`` as plain values (``to_plain``'s shape), for ``slots`` judges.
+
+    What a batch sends back and the cache stores: a survey of ten thousand runs makes no
+    status objects in the processes that read the files, only these tuples.
+    """
+    # ``_value_``: the member's value as a plain attribute (``.value`` is a property, and
+    # a sixth of this function's own time went to it).
     status, reason, judge_kind = _agent_verdict(run, checked)
     if not agent_finished(status):
-        judges = tuple(
-            JudgeClassification(i, m, JudgeStatus.AGENT_FAILED, f"agent run is {status.value}")
-            for i, m in enumerate(judge_models, start=1)
-        )
-        return RunClassification(status, reason, judges)
-    judge_dir = _at(run, _Names.judge_dir)
+        return status._value_, reason, ((_AGENT_FAILED, f"agent run is {status._value_}"),) * slots
     if not judge_kind:  # the agent side's rules looked at it when the agent finished; else look now
-        judge_kind = _kind(judge_dir)
+        judge_kind = _kind(_at(run, _Names.judge_dir))
     if judge_kind != "dir":
         why = "judge directory is a symlink (not followed)" if judge_kind == "symlink" else "no judge directory"
-        judges = tuple(
-            JudgeClassification(i, m, JudgeStatus.MISSING, why) for i, m in enumerate(judge_models, start=1)
-        )
-    else:
-        slots = _slot_suffixes(len(judge_models))
-        judges = tuple(
-            JudgeClassification(i, m, *_slot_verdict(judge_dir + slots[i - 1])[:2])
-            for i, m in enumerate(judge_models, start=1)
-        )
-    return RunClassification(status, reason, judges)
+        return status._value_, reason, ((_MISSING, why),) * slots
+    judge_dir = _at(run, _Names.judge_dir)
+    return status._value_, reason, tuple(_slot_plain(judge_dir + suffix) for suffix in _slot_suffixes(slots))
+
+
+_AGENT_FAILED = JudgeStatus.AGENT_FAILED._value_
+_MISSING = JudgeStatus.MISSING._value_
+
+
+def _slot_plain(slot_dir: str) -> tuple[str, str]:
+    status, why, _ = _slot_verdict(slot_dir)
+    return status._value_, why
 
 
 @functools.lru_cache(maxsize=16)

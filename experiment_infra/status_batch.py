@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .forked import Chunks, chunk_size, processes_for
 from .layout import AgentRunPaths
-from .status import RunClassification, classify_run_dir, from_plain, to_plain
+from .status import RunClassification, from_plain, run_verdict
 from .status_cache import StatusCache
 
 __all__ = ["classify_runs", "worker_count"]
@@ -37,6 +37,7 @@ def _classify_span(start: int, end: int) -> list[_Plain]:
     """Classify runs ``start:end`` of the batch (in a child, or in the parent)."""
     assert _BATCH is not None
     items, models, cache = _BATCH
+    slots = len(models)
     out: list[_Plain] = []
     checked: dict[str, str | None] = {}  # subtest directory -> linked parent (runs share it)
     for label, run in items[start:end]:
@@ -46,8 +47,7 @@ def _classify_span(start: int, end: int) -> list[_Plain]:
             if matched:
                 out.append(None)
                 continue
-        c = classify_run_dir(run, models, checked)
-        out.append((*to_plain(c), sig, newest, absent))
+        out.append((*run_verdict(run, slots, checked), sig, newest, absent))
     return out
 
 
@@ -87,6 +87,6 @@ def classify_runs(items: Sequence[tuple[str, str]], judge_models: list[str], cac
         if c is None:
             c = memo[key] = from_plain(*key, models)
         if cache is not None:
-            cache.store(label, c, p[3], p[4], p[5])
+            cache.store(label, key, p[3], p[4], p[5])
         out.append(c)
     return out

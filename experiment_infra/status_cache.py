@@ -32,7 +32,7 @@ from .records import (
     read_status_cache,
     write_status_cache,
 )
-from .status import STATUS_RULES_VERSION, RunClassification, classify_run_dir, from_plain, to_plain
+from .status import STATUS_RULES_VERSION, PlainClassification, RunClassification, classify_run_dir, from_plain, to_plain
 from .status_entries import probe_entry
 from .status_prefetch import Prefetch
 
@@ -119,8 +119,9 @@ class StatusCache:
             return True, self.runs[label][0], 0, 0
         return probe_entry(self.runs.get(label), run, len(self.judge_models), len(self.classes))
 
-    def store(self, label: str, c: RunClassification, sig: str, newest_ns: int, absent: int = 0) -> None:
-        """Remember ``c`` for ``label``, unless its files are too fresh to trust their signature."""
+    def store(self, label: str, c: PlainClassification, sig: str, newest_ns: int, absent: int = 0) -> None:
+        """Remember ``c`` (``to_plain``'s shape) for ``label``, unless its files are too fresh
+        to trust their signature."""
         self.misses += 1
         if self.read_only:
             return
@@ -131,8 +132,8 @@ class StatusCache:
         elif self.runs.pop(label, None) is not None:
             self.changed = True
 
-    def _class_of(self, c: RunClassification) -> int:
-        status, reason, judges = to_plain(c)
+    def _class_of(self, c: PlainClassification) -> int:
+        status, reason, judges = c
         entry = [status, reason, [list(j) for j in judges]]
         key = (status, reason, *judges)
         if not self._index:  # first store: index the classes loaded from the file
@@ -156,7 +157,7 @@ class StatusCache:
         if hit is not None:
             return hit
         c = classify_run_dir(run, self.judge_models)
-        self.store(label, c, sig, newest, absent)
+        self.store(label, to_plain(c), sig, newest, absent)
         return c
 
     def save(self) -> None:
