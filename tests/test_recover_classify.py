@@ -3,6 +3,7 @@ way per test, classified through the same survey the dry run prints."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -465,3 +466,30 @@ def test_a_recovery_runs_as_many_tasks_at_once_as_the_experiment_did(scylla_copy
     assert survey(scylla_copy, Selection()).default_parallelism == 6  # its parallel_subtests
     edit_json(scylla_copy / "config" / "experiment.json", parallel_subtests=None)
     assert survey(scylla_copy, Selection()).default_parallelism == 8
+
+
+def test_a_survey_makes_no_reference_cycles(scylla_copy: Path) -> None:
+    """A survey pauses the cyclic garbage collector while it runs (survey._collector_paused):
+    free only while a survey, damaged files and worker processes included, leaves no garbage
+    that only the collector could free."""
+    from experiment_infra.layout import ExperimentPaths
+    from experiment_infra.recovery.render import render_json, render_text
+    from experiment_infra.recovery.survey import survey_experiment
+
+    damages = [AGENT_CASES["agent result deleted"][0], AGENT_CASES["command log without commands"][0],
+               JUDGE_CASES["judgment corrupt"][0], JUDGE_CASES["score not a number"][0], JUDGE_CASES["slot empty"][0]]
+    for tier, damage in zip(("T1", "T2", "T3", "T4", "T5"), damages, strict=True):
+        damage(run_paths(scylla_copy, tier, "01", 1))
+    exp = ExperimentPaths(scylla_copy)
+    survey(scylla_copy, Selection())  # first use builds the models' validators: not the survey's own garbage
+    gc.collect()
+    gc.disable()
+    try:
+        for s in (survey(scylla_copy, Selection()), survey_experiment(exp, Selection(), cache=None, workers=2)):
+            assert {r.status for r in s.runs} >= {RunStatus.COMPLETED, RunStatus.RESULTS, RunStatus.PARTIAL}
+            render_json(s), render_text(s, verbose=True)
+        del s
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert gc.isenabled()
