@@ -5,7 +5,9 @@ against an existence-only scan of the same tree.
 
 The tree is built from one ProjectScylla fixture run, copied into ``tiers x subtests x
 runs``: the files the status rules read are real copies in every run, the rest (logs,
-workspace) hard links. Steps, each timed over every run:
+workspace) hard links, and each run's judges give scores of their own (two decimals, as
+real judges do), so runs are not classified alike (``--same-scores`` keeps the fixture's
+scores in every run, the tree issue 14 first measured). Steps, each timed over every run:
 
 1. existence-only scan: ``os.path.exists`` on each file the status rules look at
    (output.txt, command_log.json, timing.json, agent/result.json, judge/result.json,
@@ -22,7 +24,9 @@ workspace) hard links. Steps, each timed over every run:
    flow (one task run per subtest, temporary Prefect server), in process; for the command
    line beside its anchors (trivial flow, seed-style regeneration) see bench_recovery_flow.py.
 
-Page cache is warm (the tree was just written); run it on an idle machine.
+Page cache is warm (the tree was just written); run it on an idle machine. The commands
+are timed with their bytecode cached (one untimed run each first, with
+PYTHONDONTWRITEBYTECODE unset), as a user's second run has it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import orjson
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -82,6 +88,16 @@ def link_tree(src: Path, dest: Path) -> None:
                 os.link(Path(root) / name, dest / rel / name)
             except OSError:
                 shutil.copy2(Path(root) / name, dest / rel / name)
+
+
+def vary_scores(paths: list[AgentRunPaths], slots: int) -> None:
+    """Give every judgment of every run a score of its own, spread over 0.00..1.00."""
+    for k, p in enumerate(paths):
+        for slot in range(1, slots + 1):
+            judgment = p.judge_slot(slot).judgment
+            data = orjson.loads(judgment.read_bytes())
+            data["score"] = (k * 37 + slot * 11) % 101 / 100
+            judgment.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
 def build(root: Path, n: int) -> tuple[ExperimentPaths, list[AgentRunPaths]]:
@@ -146,11 +162,14 @@ def whole_commands(exp: ExperimentPaths, config: ExperimentConfig, n: int) -> No
     scan = [sys.executable, "-c", _SCAN_COMMAND, str(exp.dir), str(config.runs_per_subtest), *rel]
     recover = [sys.executable, str(REPO_ROOT / "flows" / "recover.py"), str(exp.dir), "--dry-run", "--json"]
 
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
     def median(cmd: list[str]) -> float:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)  # untimed: caches the bytecode
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
             times.append(time.perf_counter() - start)
         return sorted(times)[1]
 
@@ -211,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where to build the tree, in a new directory of its own (default: the system's temp dir)")
     parser.add_argument("--flow", type=int, default=0, metavar="N", help="also regenerate N runs through the flow")
     parser.add_argument("--keep", action="store_true", help="keep the tree afterwards")
+    parser.add_argument("--same-scores", action="store_true", help="every run keeps the fixture's judge scores (runs classified alike)")
     args = parser.parse_args(argv)
 
     # A directory of its own, inside --dir when given: the cleanup removes only what it made.
@@ -218,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     build_s, (exp, paths) = timed(f"build ({args.runs} runs, hard links)", args.runs, lambda: build(root, args.runs))
     n = len(paths)
     config = load_record(exp.config, ExperimentConfig)
+    if not args.same_scores:
+        vary_scores(paths, len(config.judge_models))
     try:
         scans = []
         for _ in range(3):  # best of three, for both
