@@ -117,10 +117,6 @@ class RunClassification(NamedTuple):
 PlainClassification = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
-def to_plain(c: RunClassification) -> PlainClassification:
-    return c.status.value, c.reason, tuple((j.status.value, j.reason) for j in c.judges)
-
-
 # Status names to members: a dict lookup, where ``JudgeStatus(name)`` goes through
 # Enum's Python-level call machinery (a third of from_plain's time).
 _RUN_STATUS_OF = {m.value: m for m in RunStatus}
@@ -128,7 +124,7 @@ _JUDGE_STATUS_OF = {m.value: m for m in JudgeStatus}
 
 
 def from_plain(status: str, reason: str, judges: Sequence[Sequence[str]], judge_models: Sequence[str]) -> RunClassification:
-    """The inverse of ``to_plain``; ValueError for a status name these rules do not have."""
+    """A ``PlainClassification`` as status objects; ValueError for a status name these rules do not have."""
     try:
         slots = tuple(
             JudgeClassification(i, m, _JUDGE_STATUS_OF[s], r) for i, (m, (s, r)) in enumerate(zip(judge_models, judges), 1)
@@ -426,7 +422,7 @@ def classify_run_dir(run: str, judge_models: list[str], checked: dict[str, str |
 
 
 def run_verdict(run: str, slots: int, checked: dict[str, str | None] | None = None) -> PlainClassification:
-    """``classify_run_dir`` as plain values (``to_plain``'s shape), for ``slots`` judges.
+    """``classify_run_dir`` as plain values (a ``PlainClassification``), for ``slots`` judges.
 
     What a batch sends back and the cache stores: a survey of ten thousand runs makes no
     status objects in the processes that read the files, only these tuples.

@@ -32,7 +32,7 @@ from .records import (
     read_status_cache,
     write_status_cache,
 )
-from .status import STATUS_RULES_VERSION, PlainClassification, RunClassification, classify_run_dir, from_plain, to_plain
+from .status import STATUS_RULES_VERSION, PlainClassification, RunClassification, classify_run_dir, from_plain, run_verdict
 from .status_entries import probe_entry
 from .status_prefetch import Prefetch
 
@@ -120,7 +120,7 @@ class StatusCache:
         return probe_entry(self.runs.get(label), run, len(self.judge_models), len(self.classes))
 
     def store(self, label: str, c: PlainClassification, sig: str, newest_ns: int, absent: int = 0) -> None:
-        """Remember ``c`` (``to_plain``'s shape) for ``label``, unless its files are too fresh
+        """Remember ``c`` (a ``PlainClassification``) for ``label``, unless its files are too fresh
         to trust their signature."""
         self.misses += 1
         if self.read_only:
@@ -156,9 +156,9 @@ class StatusCache:
         hit = self.cached(label) if matched else None
         if hit is not None:
             return hit
-        c = classify_run_dir(run, self.judge_models)
-        self.store(label, to_plain(c), sig, newest, absent)
-        return c
+        plain = run_verdict(run, len(self.judge_models))
+        self.store(label, plain, sig, newest, absent)
+        return from_plain(*plain, self.judge_models)
 
     def save(self) -> None:
         """Write the cache (only real recoveries call this; a dry run writes nothing).
