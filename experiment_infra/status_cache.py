@@ -60,8 +60,10 @@ class StatusCache:
         # Each class is checked and built once, then shared by every run that names it.
         self._built: dict[int, RunClassification | None] = {}
         self._index: dict[tuple, int] = {}  # a classification's key -> its class index (storing)
-        # Runs whose entries a prefetch found still holding, moments ago (no second check).
+        # Runs whose entries a prefetch found still holding, moments ago (no second check),
+        # and every run it checked: the others of those changed (read without a check).
         self.verified: frozenset[str] = frozenset()
+        self.checked: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path, judge_models: list[str], *, now_ns: int | None = None,
@@ -81,7 +83,7 @@ class StatusCache:
             return cls(path, judge_models, now_ns=now_ns, read_only=read_only)
         cache = cls(path, judge_models, data["runs"], data["classes"], now_ns=now_ns, read_only=read_only)
         if prefetch is not None:
-            cache.verified = prefetch.verified()
+            cache.verified, cache.checked = prefetch.verified(), prefetch.checked()
         return cache
 
     def pending(self, items: Sequence[tuple[str, str]]) -> int:
@@ -91,7 +93,10 @@ class StatusCache:
         return sum(1 for label, _ in items if label not in self.verified)
 
     def worth_probing(self, label: str) -> bool:
-        """Whether ``probe`` can pay for ``label``: an entry may match, or a new one will be stored."""
+        """Whether ``probe`` can pay for ``label``: an entry may match (not one a prefetch
+        found changed), or a new one will be stored."""
+        if label in self.checked and label not in self.verified:
+            return False
         return not self.read_only or label in self.runs
 
     def cached(self, label: str) -> RunClassification | None:

@@ -7,6 +7,11 @@ second needs neither: ``prefetch`` reads the cache file, and forked children che
 signature of every run it holds while the parent imports; the survey then takes their
 verdicts (``StatusCache.load(..., prefetch=...)``) instead of checking those runs itself.
 
+A cache whose runs mostly changed since it was written (the experiment was copied, or
+another tool rewrote its files) is not checked at all: a sample of its runs says so, and
+checking every run only to read it anyway cost a dry run as much again as reading every
+run without a cache. The survey then reads every run (``Prefetch.stale``).
+
 Free of pydantic (and of the status rules) on purpose: the children are forked before
 the parent imports them. Nothing here decides a status: a run is only ever reported
 "unchanged since its cached classification", the same check ``StatusCache.probe``
@@ -28,6 +33,9 @@ from .status_entries import probe_entry
 
 __all__ = ["Prefetch", "prefetch"]
 
+# Runs checked before any child is started; more than half of them changed: a stale cache.
+SAMPLE = 16
+
 # Set in the parent just before the children fork, so they inherit it: the experiment,
 # the cache's labels, its contents, and the runs per chunk.
 _WORK: tuple[ExperimentPaths, list[str], StatusCacheFile, int] | None = None
@@ -46,15 +54,30 @@ def _check_chunk(chunk: int) -> bytes:
     return bytes(out)
 
 
-class Prefetch:
-    """Checks under way on the cache file ``path`` (its contents: ``data``)."""
+def _mostly_changed(exp: ExperimentPaths, labels: list[str], data: StatusCacheFile) -> bool:
+    """Whether more than half of a sample of the cached runs, spread over the experiment, changed."""
+    runs, slots, classes = data["runs"], len(data["judge_models"]), len(data["classes"])
+    sample = labels[:: max(1, len(labels) // SAMPLE)][:SAMPLE]
+    changed = sum(
+        1 for label, run in zip(sample, exp.run_dirs_of_labels(sample))
+        if run is None or not probe_entry(runs[label], run, slots, classes)[0]
+    )
+    return 2 * changed > len(sample)
 
-    def __init__(self, path: Path, data: StatusCacheFile, labels: list[str], chunks: Chunks[bytes]) -> None:
+
+class Prefetch:
+    """Checks under way on the cache file ``path`` (its contents: ``data``); none at all when
+    ``stale`` (a sample of the cached runs mostly changed): every run is then taken as changed."""
+
+    def __init__(self, path: Path, data: StatusCacheFile, labels: list[str], chunks: Chunks[bytes] | None,
+                 *, stale: bool = False) -> None:
         self.path = path
         self.data = data
+        self.stale = stale
         self._labels = labels
         self._chunks: Chunks[bytes] | None = chunks
         self._verified: frozenset[str] | None = None
+        self._failed = False
         self._discarded = False
         self.every = frozenset(labels)  # every run the cache holds: what the checks clear if none changed
 
@@ -84,11 +107,18 @@ class Prefetch:
                 if self._chunks is not None:
                     flags = b"".join(self._chunks.results())
             except Exception:  # noqa: BLE001 - any reason: the survey reads those runs itself
-                flags = b""
+                flags, self._failed = b"", True
             finally:
                 self.close()
             self._verified = frozenset(label for label, ok in zip(self._labels, flags) if ok)
         return self._verified
+
+    def checked(self) -> frozenset[str]:
+        """The labels these checks have a verdict on: every cached run, once they ran (or were
+        given up on a stale cache); none when they failed. Those not ``verified()`` changed,
+        and the survey reads them without checking them a second time."""
+        self.verified()
+        return frozenset() if self._failed else self.every
 
     def close(self) -> None:
         """Stop the children whose verdicts were not asked for (an error, a cache not used)."""
@@ -104,9 +134,12 @@ class _Assumed(Prefetch):
 
     def __init__(self, real: Prefetch) -> None:  # noqa: D107 - shares the real one's state
         self._real = real
-        self.path, self.data, self.every = real.path, real.data, real.every
+        self.path, self.data, self.every, self.stale = real.path, real.data, real.every, real.stale
 
     def verified(self) -> frozenset[str]:
+        return self._real.every
+
+    def checked(self) -> frozenset[str]:
         return self._real.every
 
     def close(self) -> None:
@@ -131,11 +164,14 @@ def prefetch(directory: str | Path, *, processes: int | None = None) -> Iterator
             processes = processes_for(len(data["runs"]))
         if data is not None and processes is not None and processes > 1:
             labels = list(data["runs"])
-            size = chunk_size(len(labels))
-            _WORK = (exp, labels, data, size)  # kept until close(): this process checks chunks too
-            # One child fewer than processes: this one joins in once it has imported the rules.
-            chunks = Chunks(_check_chunk, -(-len(labels) // size), processes - 1)
-            early = Prefetch(exp.status_cache, data, labels, chunks)
+            if _mostly_changed(exp, labels, data):
+                early = Prefetch(exp.status_cache, data, labels, None, stale=True)
+            else:
+                size = chunk_size(len(labels))
+                _WORK = (exp, labels, data, size)  # kept until close(): this process checks chunks too
+                # One child fewer than processes: this one joins in once it has imported the rules.
+                chunks = Chunks(_check_chunk, -(-len(labels) // size), processes - 1)
+                early = Prefetch(exp.status_cache, data, labels, chunks)
     except (OSError, ValueError):  # no fork (EAGAIN, ENOMEM), a path the layout refuses: the survey checks itself
         _WORK = None
         early = None

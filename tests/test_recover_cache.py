@@ -229,3 +229,48 @@ def test_a_dry_run_made_ahead_of_its_checks_says_what_a_fresh_survey_says(scylla
         assert early is not None
         assert survey_ahead(scylla_copy, Selection(), early, render_json) == fresh
         assert early.confirmed() is (case != "damaged")
+
+
+def _no_second_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make a survey fail if it checks a run's signature itself."""
+    import experiment_infra.status_cache as status_cache
+
+    def checked_again(*args: object) -> None:
+        raise AssertionError("the survey checked a run the early checks had already checked")
+
+    monkeypatch.setattr(status_cache, "probe_entry", checked_again)
+
+
+def test_early_checks_are_not_made_twice(scylla_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warm(scylla_copy)
+    run_paths(scylla_copy).run_result.unlink()
+    fresh = view(scylla_copy, None)
+    with prefetch(scylla_copy, processes=2) as early:
+        assert early is not None and not early.stale
+        cache = StatusCache.load(ExperimentPaths(scylla_copy).status_cache, MODELS, read_only=True, prefetch=early)
+        _no_second_check(monkeypatch)  # the changed run is read, not checked again
+        assert view(scylla_copy, cache) == fresh
+        assert (cache.misses, cache.hits) == (1, 6)
+
+
+def test_a_cache_the_experiment_outgrew_is_not_checked_run_by_run(scylla_copy: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copied experiment (new files everywhere) holds a cache none of whose runs still
+    matches: a sample says so, and a dry run reads every run as if there were no cache."""
+    import shutil
+
+    from experiment_infra.recovery.render import render_json
+    from experiment_infra.recovery.survey import survey_ahead
+
+    warm(scylla_copy)
+    copy = tmp_path / "copy"
+    shutil.copytree(scylla_copy, copy)
+    fresh = view(copy, None)
+    with prefetch(copy, processes=2) as early:
+        assert early is not None and early.stale
+        _no_second_check(monkeypatch)
+        cache = StatusCache.load(ExperimentPaths(copy).status_cache, MODELS, read_only=True, prefetch=early)
+        assert view(copy, cache) == fresh
+        assert (cache.misses, cache.hits) == (7, 0)
+        assert survey_ahead(copy, Selection(), early, render_json) == render_json(
+            survey_experiment(ExperimentPaths(copy), Selection(), cache=None))

@@ -410,8 +410,10 @@ def survey_ahead(directory: str | Path, selection: Selection, early: Prefetch | 
     their last part), kept once they confirm it, else made again from their verdicts. The
     answer is always the one the checks back."""
     with _collector_paused():
-        answer = render(survey(directory, selection, read_only=True, prefetch=early and early.assuming_unchanged()))
-        if early is not None and not early.confirmed():
+        if early is None or early.stale:  # nothing to go ahead of
+            return render(survey(directory, selection, read_only=True, prefetch=early))
+        answer = render(survey(directory, selection, read_only=True, prefetch=early.assuming_unchanged()))
+        if not early.confirmed():
             answer = render(survey(directory, selection, read_only=True, prefetch=early))
     return answer
 
