@@ -13,13 +13,21 @@ while its report left runs out (or the other way round).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .layout import ExperimentPaths, UnsafeNameError, check_name, run_label
+from .errors import ExperimentError
+from .layout import AgentRunPaths, ExperimentPaths, UnsafeNameError, check_name, run_label
 from .records import AgentEvalManifest, ExperimentConfig, read_record
 
-__all__ = ["ExpectedRuns", "UnexpectedRun", "expected_runs"]
+__all__ = ["ExpectedRuns", "OlderLayoutError", "UnexpectedRun", "expected_runs"]
+
+
+class OlderLayoutError(ExperimentError, ValueError):
+    """An experiment ProjectScylla wrote in a layout older than the one this project reads
+    (before 2026-01-05): read as that layout, every run would look missing or unjudged,
+    and a recovery would run again what is done. Refused, so nothing is changed."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ def expected_runs(exp: ExperimentPaths, config: ExperimentConfig) -> ExpectedRun
     subtests: dict[str, tuple[str, ...]] = {}
     unexpected: list[UnexpectedRun] = []
     wanted = range(1, config.runs_per_subtest + 1)
+    first_run: AgentRunPaths | None = None  # the layout of the first run found stands for all
     for tier in config.tiers_to_run:
         on_disk = exp.subtests_on_disk(tier)
         names = set(on_disk)
@@ -104,7 +113,35 @@ def expected_runs(exp: ExperimentPaths, config: ExperimentConfig) -> ExpectedRun
                 notes.append(f"{exp.manifest}: subtest {name!r} of tier {tier} is not a safe name; ignored")
         subtests[tier] = tuple(sorted(names))
         for subtest in on_disk:
-            unexpected += (
-                UnexpectedRun(tier, subtest, n) for n in sorted(exp.runs_found(tier, subtest)) if n not in wanted
-            )
+            found = exp.runs_found(tier, subtest)
+            if first_run is None and found:
+                number = min(found)
+                first_run = found[number][0].run(number)
+            unexpected += (UnexpectedRun(tier, subtest, n) for n in sorted(found) if n not in wanted)
+    _refuse_older_layouts(exp, config, first_run)
     return ExpectedRuns(tuple(config.tiers_to_run), subtests, config.runs_per_subtest, tuple(unexpected), tuple(notes))
+
+
+def _refuse_older_layouts(exp: ExperimentPaths, config: ExperimentConfig, run: AgentRunPaths | None) -> None:
+    """``OlderLayoutError`` for an experiment in one of ProjectScylla's layouts before
+    2026-01-05 (its history: tiers under ``tiers/`` until 2026-01-02; then each run's files
+    directly in its directory; from 2026-01-04 ``agent/`` and ``judge/``, one judge's
+    ``judge/judgment.json`` until judge slots ``judge/judge_NN/`` came late that day).
+    The first run found (the first written: ProjectScylla fills tiers, subtests and runs in
+    order) stands for the experiment: three stats, not three per run."""
+    fix = "this project reads the layout ProjectScylla has written since (agent/ and judge/judge_NN/ in each run); nothing here was changed"
+    if run is None:
+        if (exp.dir / "tiers").is_dir() and any((exp.dir / "tiers" / t).is_dir() for t in config.tiers_to_run):
+            raise OlderLayoutError(f"{exp.dir}: its tiers are under tiers/, as ProjectScylla wrote them before 2026-01-02; {fix}")
+        return
+    where = os.path.relpath(run.dir, exp.dir)
+    if not run.agent_dir.is_dir() and any(p.is_file() for p in (run.dir / run.output.name, run.dir / run.command_log.name)):
+        raise OlderLayoutError(
+            f"{exp.dir}: {where} holds output.txt and command_log.json itself, with no agent/ directory, "
+            f"as ProjectScylla wrote runs before 2026-01-04; {fix}"
+        )
+    if (run.judge_dir / run.judge_slot(1).judgment.name).is_file() and not run.judge_slot(1).dir.exists():
+        raise OlderLayoutError(
+            f"{exp.dir}: {where} has one judge's judge/judgment.json and no judge/judge_NN/ slots, "
+            f"as ProjectScylla wrote runs on 2026-01-04; {fix}"
+        )

@@ -6,16 +6,20 @@
   A run can be in both places (a rerun of a promoted run), and an experiment begun
   before the split and resumed after it has runs at its top too.
 - Before 2026-01-08 ``config/experiment.json`` named one judge, ``"judge_model": "..."``.
+- Before 2026-01-05 the tiers sat under ``tiers/`` (until 01-02), then each run's files in
+  the run directory itself (until 01-04), then one judge's ``judge/judgment.json``: refused.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from agent_eval_helpers import make_suite
+from conftest import PYTHON, REPO_ROOT
 from recover_helpers import recover_cli, tree_hash
 from test_recover_cache import warm
 from test_recover_flow import run_recover
@@ -194,3 +198,56 @@ def test_this_projects_runner_does_not_resume_a_split_experiment(tmp_path: Path,
     (plan.exp.dir / "completed" / "T0").mkdir(parents=True)  # its runs moved as ProjectScylla moves them
     with pytest.raises(AgentEvalError, match="completed/ and in_progress/ layout.*recover it with flows/recover.py"):
         plan_experiment(suite, results_root=tmp_path / "results", resume=str(plan.exp.dir))
+
+
+def _flat_runs(exp_dir: Path) -> str:
+    """Each run's agent files directly in its directory, no agent/: ProjectScylla before 2026-01-04."""
+    for run in sorted(exp_dir.glob("T*/*/run_*")):
+        for name in ("output.txt", "command_log.json"):
+            (run / "agent" / name).rename(run / name)
+        shutil.rmtree(run / "agent")
+    return "T0/00/run_01 holds output.txt and command_log.json itself, with no agent/ directory"
+
+
+def _one_judge_dir(exp_dir: Path) -> str:
+    """One judge's judge/judgment.json, no judge_NN/ slots: ProjectScylla on 2026-01-04."""
+    for run in sorted(exp_dir.glob("T*/*/run_*")):
+        (run / "judge" / "judge_01" / "judgment.json").rename(run / "judge" / "judgment.json")
+        for slot in (run / "judge").glob("judge_*"):
+            shutil.rmtree(slot)
+    return "T0/00/run_01 has one judge's judge/judgment.json and no judge/judge_NN/ slots"
+
+
+def _tiers_dir(exp_dir: Path) -> str:
+    """The tiers under tiers/: ProjectScylla before 2026-01-02."""
+    (exp_dir / "tiers").mkdir()
+    for tier in TIERS:
+        (exp_dir / tier).rename(exp_dir / "tiers" / tier)
+    return "its tiers are under tiers/"
+
+
+@pytest.mark.parametrize("older", [_flat_runs, _one_judge_dir, _tiers_dir], ids=["flat runs", "one judge", "tiers dir"])
+def test_an_experiment_in_an_older_layout_is_refused_and_left_alone(scylla_copy: Path, tmp_path: Path, older, capsys) -> None:
+    """Read as today's layout, every run of these would look missing or unjudged and a
+    recovery would run again what is done: refused instead, naming the layout, changing nothing."""
+    from experiment_cli.nightly import main as nightly_main
+
+    said = older(scylla_copy)
+    before = tree_hash(scylla_copy)
+    for args in (["--dry-run"], [], ["--json"]):
+        out = recover_cli(str(scylla_copy), *args)
+        assert out.returncode == 2, out.stderr
+        text = json.loads(out.stdout)["error"] if args == ["--json"] else out.stderr.strip()
+        assert said in text and "nothing here was changed" in text and "Traceback" not in out.stderr
+    report = subprocess.run([PYTHON, str(REPO_ROOT / "flows" / "report.py"), str(scylla_copy)],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 2 and said in report.stderr and "Traceback" not in report.stderr
+    assert tree_hash(scylla_copy) == before
+    # The nightly walk lists it as skipped, with the reason, and goes on with the others.
+    root = tmp_path / "root"
+    root.mkdir()
+    scylla_copy.rename(root / "older")
+    capsys.readouterr()
+    assert nightly_main([str(root), "--dry-run"]) == 0
+    rows = [x.split(None, 1) for x in capsys.readouterr().out.splitlines()[1:]]  # after the headline
+    assert len(rows) == 1 and rows[0][0] == "skipped" and said in rows[0][1]

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..errors import ExperimentError
 from ..layout import ExperimentPaths, SuiteRunPaths
 from ..lock import LockHeld, check_lock
-from ..records import RecordError
 from .survey import ExperimentSurvey, Survey, load_config, survey_experiment
 from .select import (
     AGENT_EVAL_STATUS_NAMES,
@@ -193,7 +193,7 @@ def survey_root(
                 items.append(RootItem(found, skipped=str(selection)))
                 continue
             s = survey_one(found, selection)
-        except (RecoveryInputError, RecordError, OSError) as exc:
+        except (ExperimentError, OSError) as exc:  # a bad config, an older layout: listed, never recovered
             items.append(RootItem(found, skipped=f"cannot classify: {exc}"))
             continue
         item = RootItem(found, selection, s)

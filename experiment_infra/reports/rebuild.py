@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..expected import expected_runs
 from ..layout import ExperimentPaths, SuiteRunPaths
 from .aggregate import ReportError, TierAggregate, load_config
 from .bundle import ReportBundle
@@ -33,7 +34,7 @@ def check_directory(directory: Path) -> str:
     """``report_kind`` plus parsing its config or manifest: bad input fails here, before any work."""
     kind = report_kind(directory)
     if kind == "agent_eval":
-        load_config(Path(directory))
+        expected_runs(ExperimentPaths(Path(directory)), load_config(Path(directory)))  # an older layout is refused too
     else:
         load_manifest(Path(directory))
     return kind
