@@ -102,7 +102,7 @@ def expected_runs(exp: ExperimentPaths, config: ExperimentConfig) -> ExpectedRun
     subtests: dict[str, tuple[str, ...]] = {}
     unexpected: list[UnexpectedRun] = []
     wanted = range(1, config.runs_per_subtest + 1)
-    first_run: AgentRunPaths | None = None  # the layout of the first run found stands for all
+    sample: list[AgentRunPaths] = []  # the first runs found: their files tell the layout
     for tier in config.tiers_to_run:
         on_disk = exp.subtests_on_disk(tier)
         names = set(on_disk)
@@ -114,34 +114,47 @@ def expected_runs(exp: ExperimentPaths, config: ExperimentConfig) -> ExpectedRun
         subtests[tier] = tuple(sorted(names))
         for subtest in on_disk:
             found = exp.runs_found(tier, subtest)
-            if first_run is None and found:
-                number = min(found)
-                first_run = found[number][0].run(number)
+            if len(sample) < LAYOUT_SAMPLE:  # a few runs of each subtest: one may have stopped whole
+                sample += (found[n][0].run(n) for n in sorted(found)[:LAYOUT_RUNS_PER_SUBTEST])
             unexpected += (UnexpectedRun(tier, subtest, n) for n in sorted(found) if n not in wanted)
-    _refuse_older_layouts(exp, config, first_run)
+    _refuse_older_layouts(exp, config, sample)
     return ExpectedRuns(tuple(config.tiers_to_run), subtests, config.runs_per_subtest, tuple(unexpected), tuple(notes))
 
 
-def _refuse_older_layouts(exp: ExperimentPaths, config: ExperimentConfig, run: AgentRunPaths | None) -> None:
+# Runs whose files may tell an experiment's layout, in tier, subtest, run order, the first
+# few of each subtest: an empty or unfinished run tells nothing, and ProjectScylla runs
+# subtests in parallel, so a subtest's first run need not be the experiment's first.
+LAYOUT_SAMPLE = 64
+LAYOUT_RUNS_PER_SUBTEST = 4
+
+
+def _refuse_older_layouts(exp: ExperimentPaths, config: ExperimentConfig, runs: list[AgentRunPaths]) -> None:
     """``OlderLayoutError`` for an experiment in one of ProjectScylla's layouts before
     2026-01-05 (its history: tiers under ``tiers/`` until 2026-01-02; then each run's files
     directly in its directory; from 2026-01-04 ``agent/`` and ``judge/``, one judge's
     ``judge/judgment.json`` until judge slots ``judge/judge_NN/`` came late that day).
-    The first run found (the first written: ProjectScylla fills tiers, subtests and runs in
-    order) stands for the experiment: three stats, not three per run."""
+    The first of ``runs`` whose files tell the layout stands for the experiment (a few
+    stats a run): a layout is not changed within one experiment, except when one begun on
+    2026-01-04 was resumed later, and its first runs are then the old ones."""
     fix = "this project reads the layout ProjectScylla has written since (agent/ and judge/judge_NN/ in each run); nothing here was changed"
-    if run is None:
+    if not runs:
         if (exp.dir / "tiers").is_dir() and any((exp.dir / "tiers" / t).is_dir() for t in config.tiers_to_run):
             raise OlderLayoutError(f"{exp.dir}: its tiers are under tiers/, as ProjectScylla wrote them before 2026-01-02; {fix}")
         return
-    where = os.path.relpath(run.dir, exp.dir)
-    if not run.agent_dir.is_dir() and any(p.is_file() for p in (run.dir / run.output.name, run.dir / run.command_log.name)):
-        raise OlderLayoutError(
-            f"{exp.dir}: {where} holds output.txt and command_log.json itself, with no agent/ directory, "
-            f"as ProjectScylla wrote runs before 2026-01-04; {fix}"
-        )
-    if (run.judge_dir / run.judge_slot(1).judgment.name).is_file() and not run.judge_slot(1).dir.exists():
-        raise OlderLayoutError(
-            f"{exp.dir}: {where} has one judge's judge/judgment.json and no judge/judge_NN/ slots, "
-            f"as ProjectScylla wrote runs on 2026-01-04; {fix}"
-        )
+    for run in runs:
+        where = os.path.relpath(run.dir, exp.dir)
+        has_agent_dir = run.agent_dir.is_dir()
+        if not has_agent_dir:
+            flat = [p.name for p in (run.dir / run.output.name, run.dir / run.command_log.name) if p.is_file()]
+            if flat:
+                raise OlderLayoutError(
+                    f"{exp.dir}: {where} holds {' and '.join(flat)} itself, with no agent/ directory, "
+                    f"as ProjectScylla wrote runs before 2026-01-04; {fix}"
+                )
+        if (run.judge_dir / run.judge_slot(1).judgment.name).is_file() and not run.judge_slot(1).dir.exists():
+            raise OlderLayoutError(
+                f"{exp.dir}: {where} has one judge's judge/judgment.json and no judge/judge_NN/ slots, "
+                f"as ProjectScylla wrote runs on 2026-01-04; {fix}"
+            )
+        if has_agent_dir and any(run.judge_slot(i).judgment.is_file() for i in range(1, len(config.judge_models) + 1)):
+            return  # agent/ and a judge slot's judgment: today's layout

@@ -251,3 +251,17 @@ def test_an_experiment_in_an_older_layout_is_refused_and_left_alone(scylla_copy:
     assert nightly_main([str(root), "--dry-run"]) == 0
     rows = [x.split(None, 1) for x in capsys.readouterr().out.splitlines()[1:]]  # after the headline
     assert len(rows) == 1 and rows[0][0] == "skipped" and said in rows[0][1]
+
+
+@pytest.mark.parametrize("older", [_flat_runs, _one_judge_dir, None], ids=["flat runs", "one judge", "today's"])
+def test_the_layout_is_told_by_a_run_whose_files_tell_it(scylla_copy: Path, older) -> None:
+    """An empty first run (killed before it wrote anything) tells no layout: the next runs do."""
+    said = older(scylla_copy) if older else None
+    first = scylla_copy / "T0" / "00" / "run_01"
+    shutil.rmtree(first)
+    (first / "judge" / "judge_01").mkdir(parents=True)  # as a judge rerun begins: a slot, nothing in it
+    out = recover_cli(str(scylla_copy), "--dry-run")
+    if said is None:
+        assert out.returncode == 0 and "T0    00       01   missing" in out.stdout, out.stderr
+    else:
+        assert out.returncode == 2 and said.replace("T0/00", "T1/01") in out.stderr
