@@ -175,11 +175,13 @@ def test_suite_on_a_local_cluster_of_worker_processes(prefect_server: PrefectSer
     assert parents["left"]["ppid"] != parents["right"]["ppid"]
 
 
-def test_recovery_on_a_local_dask_cluster(prefect_server: PrefectServer, scylla_copy: Path) -> None:
-    paths = run_paths(scylla_copy)
+def recover_regenerates(server: PrefectServer, exp_dir: Path, *cluster: str) -> None:
+    """Delete a run's agent/result.json and run_result.json, recover with ``cluster``'s
+    options, and check both files are rebuilt as the fixture has them."""
+    paths = run_paths(exp_dir)
     paths.agent_result.unlink()
     paths.run_result.unlink()
-    proc = run_py(prefect_server, "flows/recover.py", scylla_copy, "--dask-workers", "2")
+    proc = run_py(server, "flows/recover.py", exp_dir, *cluster)
     assert proc.returncode == 0, show(proc)
     original = run_paths(FIXTURE)
     for new_file, old_file in ((paths.run_result, original.run_result), (paths.agent_result, original.agent_result)):
@@ -188,6 +190,10 @@ def test_recovery_on_a_local_dask_cluster(prefect_server: PrefectServer, scylla_
         assert {k: v for k, v in regenerated.items() if not k.endswith("_path")} == {
             k: v for k, v in before.items() if not k.endswith("_path")
         }
+
+
+def test_recovery_on_a_local_dask_cluster(prefect_server: PrefectServer, scylla_copy: Path) -> None:
+    recover_regenerates(prefect_server, scylla_copy, "--dask-workers", "2")
 
 
 def test_dask_address_that_does_not_answer(prefect_server: PrefectServer, tmp_path: Path, scylla_copy: Path) -> None:

@@ -5,15 +5,12 @@ is written."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE
-from recover_helpers import run_paths
 from server_helpers import PrefectServer, run_py, show
-from test_scale_out import case_parents, run_suite_proc, where_suite
+from test_scale_out import case_parents, recover_regenerates, run_suite_proc, where_suite
 
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.slurm import slurm_client_problem
@@ -59,15 +56,7 @@ def test_every_case_runs_in_a_slurm_job(slurm_server: PrefectServer, tmp_path: P
 
 
 def test_a_recovery_runs_its_tasks_in_slurm_jobs(slurm_server: PrefectServer, scylla_copy: Path) -> None:
-    paths = run_paths(scylla_copy)
-    paths.agent_result.unlink()
-    paths.run_result.unlink()
-    proc = run_py(slurm_server, "flows/recover.py", scylla_copy, "--slurm-workers", "1")
-    assert proc.returncode == 0, show(proc)
-    regenerated, before = json.loads(paths.run_result.read_text()), json.loads(run_paths(FIXTURE).run_result.read_text())
-    assert {k: v for k, v in regenerated.items() if not k.endswith("_path")} == {
-        k: v for k, v in before.items() if not k.endswith("_path")
-    }
+    recover_regenerates(slurm_server, scylla_copy, "--slurm-workers", "1")
     logs = ExperimentPaths(scylla_copy).slurm_logs
     assert any(p.suffix == ".err" for p in logs.iterdir())  # a worker job ran for it
     assert our_jobs() == []
