@@ -1,41 +1,53 @@
 """Typed experiment configs and their exact round trip through a command line.
 
 A suite builds configs in the parent; each case's entry point rebuilds its config in
-a fresh subprocess from ``--field=value`` flags with pydantic-settings. The rule is
-that the child's config equals the parent's, field for field, so values are encoded
-unambiguously: ``None`` as ``__none__``, enums by value, bools as true/false, and
-lists, dicts and nested models as JSON (which can carry an empty list or a string
-starting with ``-``, unlike repeated flags).
+a fresh subprocess from ``--field=value`` flags. The rule is that the child's config
+equals the parent's, field for field, so values are encoded unambiguously
+(``config_argv``: ``None`` as ``__none__``, enums by value, bools as true/false, and
+lists, dicts and nested models as JSON, which can carry an empty list or a string
+starting with ``-``, unlike repeated flags). By hand, every form pydantic-settings'
+CLI reads works too, and no flag is ever skipped: a wrong one is one ``error:`` line.
 
 An entry point may rebuild its config either way: ``MyConfig.from_cli()``, or the
 spec's ``config = MyConfig()``, which reads the command line when this process is a
 case's entry point (the runner says so in ``ENTRY_POINT_ENV``) or when a person runs
-the entry point by hand with nothing but field flags (``python run_x.py --lr=0.1
---output_dir=out``). Anywhere else (a suite file, a notebook, a test, a suite being
-loaded) ``MyConfig()`` is the class defaults: a process's own flags (``--dry-run``,
-``-p 4``) never leak into a config.
+the entry point by hand (``python run_x.py --lr 0.1 --output_dir out``; see
+``_process_args``). Anywhere else (a suite file, run or imported, a notebook, a test,
+a suite being loaded) ``MyConfig()`` is the class defaults: a process's own flags
+(``--dry-run``, ``-p 4``) never leak into a config.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import types
-import typing
 from contextlib import contextmanager
 from contextvars import ContextVar
-from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NoReturn, Sequence
 
-from pydantic import PrivateAttr, ValidationError, field_validator
-from pydantic_core import to_jsonable_python
+from pydantic import PrivateAttr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .errors import ExperimentError
+from .config_argv import (
+    NONE_SENTINEL,
+    ConfigError,
+    admits_none,
+    closest,
+    decode_value,
+    encode_value,
+    is_dict_type,
+    names_a_field,
+    parse_flags,
+    raw_string_type,
+    type_name,
+)
 
-NONE_SENTINEL = "__none__"
+__all__ = [
+    "ENTRY_POINT_ENV", "NONE_SENTINEL", "BaseExperimentConfig", "ConfigError", "ConfigUsageError",
+    "configs_ignore_argv", "decode_value", "encode_value",
+]
 RUNNER_ONLY_FIELDS = frozenset({"output_dir"})
 # Set by the runner in each case's environment: the entry point it started. A config
 # built with no arguments in that process (and no other) reads its fields from argv.
@@ -55,18 +67,9 @@ def configs_ignore_argv() -> Iterator[None]:
         _ARGV_OFF.reset(token)
 
 
-class ConfigError(ExperimentError, ValueError):
-    """A config that cannot be built or cannot travel to its entry point."""
+class ConfigUsageError(ConfigError, TypeError):
+    """A config method used in a way that would skip its checks (``model_copy``)."""
 
-
-def _replace_sentinel(value: Any) -> Any:
-    if isinstance(value, str) and value == NONE_SENTINEL:
-        return None
-    if isinstance(value, list):
-        return [_replace_sentinel(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _replace_sentinel(v) for k, v in value.items()}
-    return value
 
 
 class BaseExperimentConfig(BaseSettings):
@@ -89,15 +92,25 @@ class BaseExperimentConfig(BaseSettings):
     _no_output_dir: str = PrivateAttr(default="")
 
     def __init__(self, **values: Any) -> None:
-        from_argv = None
-        if not values and not _ARGV_OFF.get():
-            from_argv = _argv_values(type(self))
-        super().__init__(**(from_argv if from_argv is not None else values))
+        cls = type(self)
+        from_argv = caller = None
+        if not values:
+            caller = _caller(self)
+            args = _process_args(cls, caller)
+            if args is not None:
+                from_argv = _or_exit(lambda: cls._values_from_argv(args, with_help=True))
+        try:
+            super().__init__(**(from_argv if from_argv is not None else values))
+        except ValidationError as exc:
+            error = ConfigError(_one_line(cls.__name__, exc))
+            if from_argv is not None:
+                _exit_with(error)
+            raise error from None
         if self.__dict__["output_dir"] or _ARGV_OFF.get():
             return
         if from_argv is not None:
             self._no_output_dir = "the command line has no --output_dir"
-        elif not values and sys._getframe(1).f_globals.get("__name__") == "__main__":
+        elif caller is not None and caller.f_globals.get("__name__") == "__main__":
             self._no_output_dir = "it was built with no arguments outside a case"
 
     def __getattribute__(self, name: str) -> Any:
@@ -115,10 +128,20 @@ class BaseExperimentConfig(BaseSettings):
         """``output_dir`` as set ("" when the runner has not placed this config), never an error."""
         return self.__dict__["output_dir"]
 
-    @field_validator("*", mode="before")
+    @field_validator("*", mode="after")
     @classmethod
-    def _none_sentinel(cls, value: Any) -> Any:
-        return _replace_sentinel(value)
+    def _no_ambiguous_none(cls, value: Any, info: ValidationInfo) -> Any:
+        # "__none__" is None on a command line: a string field keeps it as a string
+        # (inside lists, dicts and models too), except where None is also allowed and
+        # the two could not be told apart. Never a silent None.
+        if isinstance(value, str) and value == NONE_SENTINEL and info.field_name:
+            annotation = cls.model_fields[info.field_name].annotation
+            if raw_string_type(annotation) and admits_none(annotation):
+                raise ValueError(
+                    f"the string {NONE_SENTINEL!r} means None on a command line, so this optional "
+                    "field cannot hold it; use None or another string"
+                )
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -140,8 +163,10 @@ class BaseExperimentConfig(BaseSettings):
         cls = type(self)
         unknown = sorted(set(changes) - set(cls.model_fields))
         if unknown:
+            near = [f"{name} -> {closest(name, cls.model_fields)}" for name in unknown if closest(name, cls.model_fields)]
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
             raise ConfigError(
-                f"{cls.__name__}.copy_with: unknown field(s) {', '.join(unknown)}; "
+                f"{cls.__name__}.copy_with: unknown field(s) {', '.join(unknown)}{hint}; "
                 f"valid fields: {', '.join(cls.model_fields)}"
             )
         runner_only = sorted(set(changes) & RUNNER_ONLY_FIELDS)
@@ -153,7 +178,7 @@ class BaseExperimentConfig(BaseSettings):
         return cls._validated({**self._field_values(), **changes})
 
     def model_copy(self, *args: Any, **kwargs: Any) -> BaseExperimentConfig:  # type: ignore[override]
-        raise TypeError(
+        raise ConfigUsageError(
             f"{type(self).__name__}.model_copy() skips validation and ignores misspelt "
             "field names; use copy_with(**changes)"
         )
@@ -167,11 +192,8 @@ class BaseExperimentConfig(BaseSettings):
 
     @classmethod
     def _validated(cls, values: dict[str, Any]) -> BaseExperimentConfig:
-        try:
-            with configs_ignore_argv():  # {} means the defaults here, never argv
-                return cls(**values)
-        except ValidationError as exc:
-            raise ConfigError(_one_line(cls.__name__, exc)) from None
+        with configs_ignore_argv():  # {} means the defaults here, never argv
+            return cls(**values)  # a bad value is a one-line ConfigError (__init__)
 
     # ------------------------------------------------------------- command line
 
@@ -180,7 +202,7 @@ class BaseExperimentConfig(BaseSettings):
         argv: list[str] = []
         for name, info in type(self).model_fields.items():
             value = self.__dict__[name]
-            if value is None and _is_dict_type(info.annotation):
+            if value is None and is_dict_type(info.annotation):
                 where = f"case {case!r}: " if case else ""
                 raise ConfigError(
                     f"{where}field {name!r} is a dict set to None, which cannot reach the entry "
@@ -193,55 +215,60 @@ class BaseExperimentConfig(BaseSettings):
     def from_cli(cls, argv: Sequence[str] | None = None) -> BaseExperimentConfig:
         """Rebuild the config in an entry point (``argv`` defaults to ``sys.argv[1:]``).
 
-        Accepts ``--field=value`` and ``--field value``; ``--help`` lists the fields.
+        Every form ``config_argv`` reads; ``--help`` lists the fields. Bad flags raise
+        ``ConfigError``; read from ``sys.argv`` they are one ``error:`` line and exit 2.
         """
-        args = list(sys.argv[1:] if argv is None else argv)
-        if any(a in ("-h", "--help") for a in args):
-            print(cls.cli_help())
-            raise SystemExit(0)
-        return cls._validated(cls._values_from_argv(args))
+        if argv is not None:
+            return cls._validated(cls._values_from_argv(argv, with_help=True))
+        args = sys.argv[1:]
+        return _or_exit(lambda: cls._validated(cls._values_from_argv(args, with_help=True)))
 
     @classmethod
-    def _values_from_argv(cls, args: Sequence[str]) -> dict[str, Any]:
-        fields = cls.model_fields
-        values: dict[str, Any] = {}
-        for name, raw in _flag_pairs(cls.__name__, args):
-            if name not in fields:
-                raise ConfigError(f"{cls.__name__}: unknown field --{name}; valid fields: {', '.join(fields)}")
-            values[name] = decode_value(raw, fields[name].annotation)
-        return values
+    def _values_from_argv(cls, args: Sequence[str], *, with_help: bool = False) -> dict[str, Any]:
+        if with_help and any(a in ("-h", "--help") for a in args):
+            print(cls.cli_help())
+            raise SystemExit(0)
+        fields = {name: info.annotation for name, info in cls.model_fields.items()}
+        return parse_flags(cls.__name__, fields, args)
 
     @classmethod
     def cli_help(cls) -> str:
-        lines = [f"usage: ENTRY_POINT [--field=value ...]   ({cls.__name__})", ""]
+        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] not in ("", "-c") else "ENTRY_POINT"
+        lines = [f"usage: {prog} [--field=value ...]   ({cls.__name__})", "", "fields:"]
         for name, info in cls.model_fields.items():
-            default = "required" if info.is_required() else f"default {info.get_default()!r}"
-            lines.append(f"  --{name}=  {_type_name(info.annotation)}  ({default})")
-        lines.append(f"\nNone is written {NONE_SENTINEL}; lists, dicts and nested models as JSON.")
+            if info.is_required():
+                default = "required"
+            else:
+                try:
+                    default = f"default {encode_value(info.get_default(call_default_factory=True), info.annotation)}"
+                except ConfigError:
+                    default = f"default {info.get_default(call_default_factory=True)!r}"
+            if name == "output_dir":
+                default = "set by the runner; by hand, where to write"
+            lines.append(f"  --{name:<20} {type_name(info.annotation):<24} ({default})")
+        lines += [
+            "",
+            "--field=value or --field value; bools true/false (a bare --flag is true, --no-flag false);",
+            "lists as JSON ([1,2]), repeated (--f 1 --f 2) or comma-separated (1,2); dicts as JSON or",
+            f"key=value pairs; nested models as JSON; None as {NONE_SENTINEL}.",
+        ]
         return "\n".join(lines)
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
 
-def _flag_pairs(cls_name: str, args: Sequence[str]) -> list[tuple[str, str]]:
-    """``--name=value`` / ``--name value`` pairs (names with ``_`` for ``-``)."""
-    pairs = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            raise ConfigError(f"{cls_name}: unexpected argument {arg!r}; expected --field=value")
-        name, eq, raw = arg[2:].partition("=")
-        name = name.replace("-", "_")
-        if not eq:
-            if i + 1 >= len(args):
-                raise ConfigError(f"{cls_name}: --{name} needs a value")
-            i += 1
-            raw = args[i]
-        pairs.append((name, raw))
-        i += 1
-    return pairs
+def _exit_with(error: ConfigError) -> NoReturn:
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(error.exit_code)
+
+
+def _or_exit(build: Any) -> Any:
+    """``build()``, with a ``ConfigError`` as the one-line exit of a command line."""
+    try:
+        return build()
+    except ConfigError as exc:
+        _exit_with(exc)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -251,28 +278,69 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _argv_values(cls: type[BaseExperimentConfig]) -> dict[str, Any] | None:
-    """Field values from ``sys.argv`` when this process is the config's entry point, else None.
+def _caller(config: BaseExperimentConfig) -> types.FrameType | None:
+    """The frame that built ``config`` (past any ``__init__`` of its own subclasses)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is config:
+        frame = frame.f_back
+    return frame
 
-    The runner names the entry point in ``ENTRY_POINT_ENV``: there argv is the case's
-    command line and anything off in it is an error. Without it (a person running the
-    entry point by hand), argv counts only when every argument is a flag naming one of
-    the class's fields, so a suite's ``--dry-run -p 4`` or pytest's flags are never
-    mistaken for a config.
+
+# Names only a suite file uses: code that names one of them builds a suite, not a case.
+_SUITE_NAMES = frozenset({"run_experiments_cli", "ExperimentCase", "AgentEvalSuite"})
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _in_suite_code(frame: types.FrameType | None) -> bool:
+    """Whether the construction runs in a suite file's code: its top level (run or
+    imported, by an entry point too) or a function of it."""
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            return bool(_SUITE_NAMES & _code_names(frame.f_code))
+        if _SUITE_NAMES & frame.f_globals.keys():
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _is_main_script(frame: types.FrameType) -> bool:
+    main = sys.modules.get("__main__")
+    if main is None or frame.f_globals is not vars(main):
+        return False
+    name = frame.f_globals.get("__file__")
+    return bool(name and sys.argv and sys.argv[0]) and _same_file(name, sys.argv[0])
+
+
+def _process_args(cls: type[BaseExperimentConfig], caller: types.FrameType | None) -> list[str] | None:
+    """``sys.argv[1:]`` when a no-argument construction is an entry point reading its
+    command line, else None (the class defaults).
+
+    It is, and every flag in it must then be right: in a process the runner started
+    (it names the entry point in ``ENTRY_POINT_ENV``); in a script a person runs, when
+    the script itself builds the config; anywhere in a process whose arguments are flags
+    naming the class's fields. It is not while suite files load, in a suite file's own
+    code (run, or imported by an entry point) or where the arguments are another
+    program's (pytest's, a notebook kernel's, a suite's ``--dry-run -p 4``).
     """
+    if _ARGV_OFF.get() or _in_suite_code(caller):
+        return None
     args = sys.argv[1:]
     started_by_runner = os.environ.get(ENTRY_POINT_ENV)
     if started_by_runner and sys.argv and _same_file(started_by_runner, sys.argv[0]):
-        return cls._values_from_argv(args)
+        return args
     if not args:
         return None
-    try:
-        pairs = _flag_pairs(cls.__name__, args)
-    except ConfigError:
-        return None
-    if not all(name in cls.model_fields for name, _ in pairs):
-        return None
-    return cls._values_from_argv(args)
+    if caller is not None and _is_main_script(caller):
+        return args
+    fields = {name: info.annotation for name, info in cls.model_fields.items()}
+    return args if names_a_field(fields, args) else None
 
 
 def _no_output_dir_message(cls_name: str, why: str) -> str:
@@ -280,59 +348,6 @@ def _no_output_dir_message(cls_name: str, why: str) -> str:
         f"{cls_name}.output_dir is not set ({why}): run this entry point through its suite "
         "(python SUITE.py or python flows/run_suite.py SUITE.py), or by hand with --output_dir=DIR"
     )
-
-
-def _raw_string_type(annotation: Any) -> bool:
-    """Fields whose values travel as the bare string (str, string enums, string Literals)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return len(args) == 1 and _raw_string_type(args[0])
-    if annotation is str:
-        return True
-    if isinstance(annotation, type) and issubclass(annotation, Enum):
-        return all(isinstance(m.value, str) for m in annotation)
-    if origin is typing.Literal:
-        return all(isinstance(a, str) for a in typing.get_args(annotation))
-    return False
-
-
-def encode_value(value: Any, annotation: Any = None) -> str:
-    """One field value as a single argv string (see the module docstring)."""
-    if value is None:
-        return NONE_SENTINEL
-    if _raw_string_type(annotation):
-        return value.value if isinstance(value, Enum) else str(value)
-    try:
-        return json.dumps(to_jsonable_python(value), allow_nan=True)
-    except Exception as exc:
-        raise ConfigError(f"cannot pass a {type(value).__name__} on a command line: {exc}") from None
-
-
-def decode_value(raw: str, annotation: Any) -> Any:
-    if raw == NONE_SENTINEL:
-        return None
-    if _raw_string_type(annotation):
-        return raw
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        # Hand-typed values such as --color=blue for an enum-or-int field stay
-        # strings and pydantic decides; what the runner writes is always JSON.
-        return raw
-
-
-def _type_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-
-
-def _is_dict_type(annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if annotation is dict or origin is dict:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_dict_type(a) for a in typing.get_args(annotation))
-    return False
 
 
 def _one_line(cls_name: str, exc: ValidationError) -> str:

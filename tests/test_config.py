@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from conftest import REPO_ROOT
 from experiment_infra import BaseExperimentConfig, ConfigError, ExperimentCase
 from experiment_infra.config import NONE_SENTINEL
 
@@ -148,9 +149,15 @@ def test_nan_round_trips() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(text=st.text().filter(lambda s: s != NONE_SENTINEL), names=st.lists(st.text()))
-def test_any_string_round_trips(text: str, names: list[str]) -> None:
-    config = Everything(text=text, names=names)
+@given(
+    text=st.one_of(st.just(NONE_SENTINEL), st.text()),
+    names=st.lists(st.one_of(st.just(NONE_SENTINEL), st.text())),
+    table=st.dictionaries(st.one_of(st.just(NONE_SENTINEL), st.text()), st.floats(allow_nan=False)),
+)
+def test_any_string_round_trips(text: str, names: list[str], table: dict[str, float]) -> None:
+    """Any string, "__none__" included, in a string field, a list or a dict key."""
+    config = Everything(text=text, names=names, table=table)
+    assert (config.text, config.names, config.table) == (text, names, table)
     assert _round_trip(config) == config
 
 
@@ -172,7 +179,7 @@ def test_child_process_rebuilds_the_same_config(tmp_path: Path) -> None:
         argv = config.with_output_dir(str(tmp_path / "out")).to_argv(case="c")
         done = subprocess.run(
             [sys.executable, str(tmp_path / "child.py"), *argv],
-            capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "SEED": "7"},
+            capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "SEED": "7"},
         )
         assert done.returncode == 0, done.stderr
         child = json.loads(done.stdout)
@@ -198,7 +205,7 @@ def test_the_specs_entry_point_shape_rebuilds_the_same_config(tmp_path: Path, ro
             """
         )
     )
-    env = {"PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)}
     if route == "started by the runner":
         env[ENTRY_POINT_ENV] = str(child)
     for changes in CASES.values():
@@ -276,10 +283,211 @@ def test_dict_set_to_none_is_refused_naming_field_and_case() -> None:
 
 
 def test_from_cli_rejects_unknown_flag() -> None:
-    with pytest.raises(ConfigError, match="unknown field --colr"):
+    with pytest.raises(ConfigError, match="unknown flag --colr; did you mean --color?"):
         Everything.from_cli(["--colr=red"])
 
 
 def test_enum_and_bool_travel_by_value() -> None:
     argv = Everything(color=Color.DASH, flag=True, level=Level.HIGH).to_argv()
     assert "--color=-blue" in argv and "--flag=true" in argv and "--level=10" in argv
+
+
+# ------------------------------------------------------------------ "__none__" is never a silent None
+
+
+def test_the_none_sentinel_string_is_carried_exactly_where_it_is_unambiguous() -> None:
+    optimizer = Optimizer(name=NONE_SENTINEL, schedule=NONE_SENTINEL)
+    config = Everything(
+        text=NONE_SENTINEL, names=[NONE_SENTINEL], either=NONE_SENTINEL, optimizer=optimizer,
+        optimizers=[optimizer], holes=[None, 1],
+    )
+    changed = Everything().copy_with(text=NONE_SENTINEL, names=["a", NONE_SENTINEL])
+    assert (config.text, config.names, config.either) == (NONE_SENTINEL, [NONE_SENTINEL], NONE_SENTINEL)
+    assert config.optimizer.schedule == NONE_SENTINEL and config.optimizers[0].name == NONE_SENTINEL
+    assert (changed.text, changed.names) == (NONE_SENTINEL, ["a", NONE_SENTINEL])
+    for each in (config, changed):
+        back = _round_trip(each)
+        assert back == each and repr(back) == repr(each)
+
+
+@pytest.mark.parametrize("how", ["constructor", "copy_with"])
+def test_the_none_sentinel_in_an_optional_string_field_is_refused_naming_it(how: str) -> None:
+    """An optional string holding "__none__" could not be told from None on the command line."""
+    with pytest.raises(ConfigError) as info:
+        if how == "constructor":
+            Everything(maybe_text=NONE_SENTINEL)
+        else:
+            Everything().copy_with(maybe_text=NONE_SENTINEL)
+    message = str(info.value)
+    assert message.startswith("Everything: maybe_text: ") and "'__none__' means None" in message
+    assert "\n" not in message
+
+
+# ------------------------------------------------------------------ an entry point run by hand
+
+PROBE_CONFIG = """
+from enum import Enum
+from typing import Optional
+
+from experiment_infra import BaseExperimentConfig
+
+
+class Model(str, Enum):
+    FOREST = "forest"
+    KNN = "knn"
+
+
+class ProbeConfig(BaseExperimentConfig):
+    n_estimators: int = 50
+    model: Model = Model.FOREST
+    verbose: bool = False
+    classes: list[int] = [0, 1]
+    labels: list[str] = []
+    weights: dict[str, float] = {}
+    note: Optional[str] = "x"
+    depth: Optional[int] = 3
+"""
+
+PROBE = """
+import json
+from pathlib import Path
+
+from probe_config import ProbeConfig
+
+config = ProbeConfig()
+Path(config.output_dir, "config.json").write_text(json.dumps(config.model_dump(mode="json")))
+"""
+
+
+def _probe(tmp_path: Path) -> Path:
+    (tmp_path / "probe_config.py").write_text(PROBE_CONFIG)
+    (tmp_path / "probe.py").write_text(PROBE)
+    (tmp_path / "out").mkdir()
+    return tmp_path / "probe.py"
+
+
+def _run_probe(tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(tmp_path / "probe.py"), *flags], capture_output=True, text=True, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), **(env or {})}, timeout=120,
+    )
+
+
+BY_HAND = {
+    "the issue's command": (
+        ["--output_dir", "out", "--n_estimators", "5", "--model", "knn", "--verbose"],
+        dict(n_estimators=5, model="knn", verbose=True),
+    ),
+    "equals signs and explicit bools": (
+        ["--output_dir=out", "--verbose=true", "--n_estimators=7", "--depth=__none__"],
+        dict(verbose=True, n_estimators=7, depth=None),
+    ),
+    "a bool's value after it": (["--output_dir", "out", "--verbose", "false"], dict(verbose=False)),
+    "repeated list flags (the reference runner)": (
+        ["--output_dir", "out", "--classes", "1", "--classes", "2", "--labels", "a", "--labels", "b c"],
+        dict(classes=[1, 2], labels=["a", "b c"]),
+    ),
+    "comma-separated lists": (["--output_dir", "out", "--classes", "3,4,5", "--labels=x,y"], dict(classes=[3, 4, 5], labels=["x", "y"])),
+    "JSON lists and dicts": (
+        ["--output_dir", "out", "--classes", "[]", "--labels", '["a,b"]', "--weights", '{"a": 0.5}'],
+        dict(classes=[], labels=["a,b"], weights={"a": 0.5}),
+    ),
+    "dicts as key=value": (["--output_dir", "out", "--weights", "a=1", "--weights", "b=2.5,c=-1"], dict(weights={"a": 1.0, "b": 2.5, "c": -1.0})),
+    "None as __none__": (["--output_dir", "out", "--note", "__none__", "--depth", "__none__"], dict(note=None, depth=None)),
+    "dashes for underscores": (["--output-dir", "out", "--n-estimators", "9"], dict(n_estimators=9)),
+}
+
+
+@pytest.mark.parametrize("flags,expected", BY_HAND.values(), ids=list(BY_HAND))
+def test_an_entry_point_run_by_hand_reads_every_flag(tmp_path: Path, flags: list[str], expected: dict) -> None:
+    """``config = ProbeConfig()`` takes every flag of the forms pydantic-settings' CLI and the
+    spec's reference runner use; none is skipped."""
+    _probe(tmp_path)
+    done = _run_probe(tmp_path, *flags)
+    assert done.returncode == 0, done.stderr
+    got = json.loads((tmp_path / "out" / "config.json").read_text())
+    defaults = {"n_estimators": 50, "model": "forest", "verbose": False, "classes": [0, 1], "labels": [], "weights": {},
+                "note": "x", "depth": 3, "seed": 42, "output_dir": "out"}
+    assert got == {**defaults, **expected}
+
+
+def test_no_flag_sets_a_bool_false_and_may_not_contradict_it(tmp_path: Path) -> None:
+    _probe(tmp_path)
+    done = _run_probe(tmp_path, "--output_dir", "out", "--verbose", "--no-verbose")
+    assert done.returncode == 2 and "--verbose given 2 times" in done.stderr
+    done = _run_probe(tmp_path, "--output_dir", "out", "--no-verbose")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["verbose"] is False
+
+
+WRONG = {
+    "misspelled flag": (
+        ["--output_dir", "out", "--n_estimator", "5", "--model", "knn"],
+        "error: ProbeConfig: unknown flag --n_estimator; did you mean --n_estimators? fields: output_dir, seed, "
+        "n_estimators, model, verbose, classes, labels, weights, note, depth",
+    ),
+    "unknown flag": (["--output_dir", "out", "--lr", "0.1"], "error: ProbeConfig: unknown flag --lr; fields: output_dir, seed, "
+                     "n_estimators, model, verbose, classes, labels, weights, note, depth"),
+    "stray argument": (["--output_dir", "out", "5"], "error: ProbeConfig: unexpected argument '5'; flags are --field=value or --field value"),
+    "scalar given twice": (["--output_dir", "out", "--n_estimators", "1", "--n_estimators", "2"],
+                           "error: ProbeConfig: --n_estimators given 2 times ('1', then '2'); give it once"),
+    "missing value": (["--output_dir", "out", "--model"], "error: ProbeConfig: --model needs a value (--model=VALUE or --model VALUE)"),
+    "bad value": (["--output_dir", "out", "--n_estimators", "many"],
+                  "error: ProbeConfig: n_estimators: Input should be a valid integer, unable to parse string as an integer"),
+    "bad dict": (["--output_dir", "out", "--weights", "a"], "error: ProbeConfig: --weights: expected a JSON object or key=value pairs, got 'a'"),
+}
+
+
+@pytest.mark.parametrize("route", ["by hand", "started by the runner"])
+@pytest.mark.parametrize("flags,line", WRONG.values(), ids=list(WRONG))
+def test_a_wrong_flag_is_one_error_line_and_exit_2(tmp_path: Path, flags: list[str], line: str, route: str) -> None:
+    from experiment_infra.config import ENTRY_POINT_ENV
+
+    probe = _probe(tmp_path)
+    env = {ENTRY_POINT_ENV: str(probe)} if route == "started by the runner" else None
+    done = _run_probe(tmp_path, *flags, env=env)
+    assert (done.returncode, done.stderr.splitlines(), done.stdout) == (2, [line], "")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_help_lists_every_field_with_its_type_and_default(tmp_path: Path) -> None:
+    _probe(tmp_path)
+    done = _run_probe(tmp_path, "--help")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "usage: probe.py [--field=value ...]   (ProbeConfig)"
+    table = {line.split()[0]: line for line in lines if line.startswith("  --")}
+    assert list(table) == [f"--{f}" for f in ("output_dir", "seed", "n_estimators", "model", "verbose", "classes",
+                                              "labels", "weights", "note", "depth")]
+    assert table["--model"].split()[1:] == ["{forest,knn}", "(default", "forest)"]
+    assert table["--classes"].split()[1:] == ["list[int]", "(default", "[0,", "1])"]
+    assert table["--note"].split()[1:4] == ["str", "or", "__none__"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_pytests_own_flags_never_reach_a_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Construction in a test (or a notebook) is the class defaults, whatever argv holds."""
+    monkeypatch.setattr(sys, "argv", ["pytest", "-x", "-q", "--tb=short", "tests/test_config.py"])
+    assert Everything() == Everything.from_cli([])
+
+
+SUITE_NEXT_TO_IT = """
+from experiment_infra import ExperimentCase
+from probe_config import ProbeConfig
+
+base = ProbeConfig()
+cases = [ExperimentCase("deep", base.copy_with(depth=9)), ExperimentCase("knn", base.copy_with(model="knn"))]
+"""
+
+
+def test_an_entry_point_may_import_its_own_suite(tmp_path: Path) -> None:
+    """The suite module's ``ProbeConfig()`` is the class defaults even in a case's process:
+    only the entry point's own config reads the command line."""
+    from experiment_infra.config import ENTRY_POINT_ENV
+
+    probe = _probe(tmp_path)
+    (tmp_path / "suite_probe.py").write_text(SUITE_NEXT_TO_IT)
+    probe.write_text("import suite_probe\n" + PROBE + "\nassert [c.config.depth for c in suite_probe.cases] == [9, 3]\n")
+    done = _run_probe(tmp_path, "--output_dir=out", "--depth=9", env={ENTRY_POINT_ENV: str(probe)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["depth"] == 9
