@@ -63,6 +63,11 @@ __all__ = list(_WHERE)
 
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
 
+# `python SUITE.py`: an error in the suite file's top level is the loader's one line, exit 2.
+from .suite_errors import watch_suite_script as _watch_suite_script  # noqa: E402
+
+_watch_suite_script()
+
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real imports
     from .case import ExperimentCase, validate_cases

@@ -163,7 +163,7 @@ class BaseExperimentConfig(BaseSettings):
         cls = type(self)
         unknown = sorted(set(changes) - set(cls.model_fields))
         if unknown:
-            near = [f"{name} -> {closest(name, cls.model_fields)}" for name in unknown if closest(name, cls.model_fields)]
+            near = [m for m in (closest(name, cls.model_fields) for name in unknown) if m]
             hint = f" (did you mean {', '.join(near)}?)" if near else ""
             raise ConfigError(
                 f"{cls.__name__}.copy_with: unknown field(s) {', '.join(unknown)}{hint}; "

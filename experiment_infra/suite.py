@@ -22,7 +22,6 @@ import json
 import logging
 import shlex
 import sys
-import traceback
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -46,6 +45,7 @@ from .records import (
 )
 from .runner import case_command, case_config
 from .status import CaseClassification, CaseStatus, classify_case
+from .suite_errors import load_failure
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,10 @@ def _run_as_main(path: Path) -> tuple[Any, Any]:
     if spec is None or spec.loader is None:
         raise SuiteError(f"{path}: cannot be imported as a Python file")
     module = importlib.util.module_from_spec(spec)
-    code = spec.loader.get_code(name)  # type: ignore[attr-defined]
+    try:
+        code = spec.loader.get_code(name)  # type: ignore[attr-defined]
+    except SyntaxError as exc:
+        raise SuiteError(load_failure(path, exc)) from None
     module.__name__ = "__main__"
     sys.modules[name] = module
     real_main = sys.modules.get("__main__")
@@ -177,17 +180,12 @@ def _run_as_main(path: Path) -> tuple[Any, Any]:
             exec(code, vars(module))  # noqa: S102 (the user's own suite file, as `python SUITE.py` would)
     except SuiteDeclared as call:
         declared = call.suite
-    except ExperimentError as exc:  # a refusal of the core (a bad case, name or option)
-        sys.modules.pop(name, None)
-        raise SuiteError(f"{path.name}: {exc}") from None
     except SystemExit as exc:
         sys.modules.pop(name, None)
         raise SuiteError(f"{path.name}: it exited (code {exc.code}) while being loaded") from None
-    except Exception as exc:
+    except Exception as exc:  # a refusal of the core (a bad case, name or option), or any other
         sys.modules.pop(name, None)
-        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
-        where = f" at line {lines[-1]}" if lines else ""
-        raise SuiteError(f"{path}: importing it raised {type(exc).__name__}{where}: {exc}") from None
+        raise SuiteError(load_failure(path, exc)) from None
     finally:
         _LOADING.reset(token)
         if real_main is not None:
@@ -235,7 +233,8 @@ def declared_suite(
             **{**_options_of(namespace), **options},
         )
     except (ConfigError, UnsafeNameError) as exc:
-        raise SuiteError(f"{path.name}: {exc}") from None
+        message = str(exc)  # validate_cases already names the file
+        raise SuiteError(message if message.startswith(f"{path.name}: ") else f"{path.name}: {message}") from None
 
 
 def load_suite(path: str | Path) -> Suite | Any:
