@@ -23,6 +23,7 @@ from .atomic import atomic_write_json, move_aside
 from .case import ExperimentCase
 from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
+from .import_paths import case_environment
 from .layout import CasePaths
 from .process import processes_running, running_command, stop_group_of, wait_exit
 from .records import RunRecord, read_record, utc_now_iso, write_record
@@ -175,7 +176,7 @@ def run_case(
         waiter_argv(paths, timeout_seconds),
         cwd=cwd,
         # ENTRY_POINT_ENV lets the spec's `config = MyConfig()` read this argv.
-        env={**os.environ, "PYTHONUNBUFFERED": "1", ENTRY_POINT_ENV: str(entry_point)},
+        env=case_environment({**os.environ, "PYTHONUNBUFFERED": "1", ENTRY_POINT_ENV: str(entry_point)}, entry_point),
         logs=None,  # the waiter writes them: they must not depend on this process living
         on_output=on_output,
         timeout_seconds=None,  # the waiter's: it outlives this process

@@ -32,6 +32,7 @@ from .atomic import atomic_write_text, unwritable_reason
 from .case import ExperimentCase, validate_cases
 from .config import ConfigError, configs_ignore_argv
 from .errors import ExperimentError
+from .import_paths import suite_import_dirs
 from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
 from .provenance import git_diff, git_provenance
 from .records import (
@@ -156,7 +157,8 @@ def _run_as_main(path: Path) -> tuple[Any, Any]:
     ``__main__`` call, module-level names, or a ``suite`` object. Its directory is first
     on ``sys.path`` while it runs, so ``import my_config`` next to it works. Classes it
     defines are filed under a private module name afterwards (not the real
-    ``__main__``), so pydantic and pickling find them.
+    ``__main__``), so pydantic and pickling find them. Its project root is on ``sys.path``
+too (``import_paths``).
     """
     name = f"_experiment_suite_{path.stem}_{next(_load_counter)}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -171,8 +173,8 @@ def _run_as_main(path: Path) -> tuple[Any, Any]:
     sys.modules[name] = module
     real_main = sys.modules.get("__main__")
     sys.modules["__main__"] = module  # what the file's classes look their module up in while it runs
-    suite_dir = str(path.parent)
-    sys.path.insert(0, suite_dir)
+    added = [d for d in suite_import_dirs(path) if d not in sys.path]
+    sys.path[0:0] = added  # the suite's directory, then its project root (the spec's layout)
     token = _LOADING.set(True)
     declared = None
     try:
@@ -190,8 +192,9 @@ def _run_as_main(path: Path) -> tuple[Any, Any]:
         _LOADING.reset(token)
         if real_main is not None:
             sys.modules["__main__"] = real_main
-        if suite_dir in sys.path:
-            sys.path.remove(suite_dir)
+        for d in added:
+            if d in sys.path:
+                sys.path.remove(d)
     module.__name__ = name
     for value in list(vars(module).values()):
         if isinstance(value, type) and value.__module__ == "__main__":
@@ -298,9 +301,16 @@ def _provenance_root(suite: Suite) -> Path:
     return suite.suite_file.parent if suite.suite_file else Path.cwd()
 
 
-def _comparable(config: dict[str, Any]) -> str:
-    # Canonical JSON text: NaN equals NaN here, and the case directory may have moved.
-    return json.dumps({k: v for k, v in config.items() if k != "output_dir"}, sort_keys=True)
+def _changed_fields(recorded: dict[str, Any], now: dict[str, Any]) -> str:
+    """``"field old -> new"`` for each field that differs (output_dir aside), "" when none do."""
+    changes = []
+    for name in dict.fromkeys([*recorded, *now]):
+        if name == "output_dir":
+            continue
+        before, after = (json.dumps(d[name], sort_keys=True) if name in d else "(absent)" for d in (recorded, now))
+        if before != after:
+            changes.append(f"{name} {before} -> {after}")
+    return ", ".join(changes)
 
 
 def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, SuiteManifest]:
@@ -329,9 +339,10 @@ def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, Sui
     if dropped:
         raise SuiteError(f"--resume {run_dir}: case {dropped[0]!r} of the manifest is no longer in the suite")
     for name, case in wanted.items():
-        if _comparable(recorded[name].config) != _comparable(case.config.to_json_dict()):
+        changed = _changed_fields(recorded[name].config, case.config.to_json_dict())
+        if changed:
             raise SuiteError(
-                f"--resume {run_dir}: case {name!r} has a config that differs from the manifest's; "
+                f"--resume {run_dir}: case {name!r} changed since the run started: {changed}; "
                 "start a new run (or restore the suite)"
             )
     return run, manifest
