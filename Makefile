@@ -11,6 +11,10 @@ $(PY):
 
 setup: $(PY)
 	$(PY) -m pip install --quiet -e '.[all]'
+	@# The spec's layout keeps config modules and entry points at the repository root and
+	@# suites in experiments/<name>/: `python experiments/x/suite_x.py` imports its config
+	@# before any code of ours runs, so this environment has the root on sys.path.
+	$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/experiment_infra_root.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
 	@# Byte-compile the package once: a case waiter starts beside every case, and where
 	@# PYTHONDONTWRITEBYTECODE is set nothing would cache the compiled modules for it.
 	$(PY) -m compileall -q experiment_infra experiment_cli flows tasks >/dev/null

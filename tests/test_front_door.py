@@ -270,3 +270,124 @@ def test_spec_shaped_suite_through_the_flow_as_a_deployment_runs_it(tmp_path: Pa
     assert state.is_completed(), state.message
     got = case_results(results)
     assert {v: {k: r[k] for k in EXPECTED[v]} for v, r in got.items()} == EXPECTED
+
+
+# ------------------------------------------------------------ one error line on every route
+
+BAD_SUITE_HEAD = '''
+from my_config import MyExperimentConfig
+
+from experiment_infra import ExperimentCase, run_experiments_cli
+'''
+BAD_SUITE_TAIL = '''
+if __name__ == "__main__":
+    run_experiments_cli(cases, entry_point="run_my_experiment.py", experiment_name="my-experiment")
+'''
+
+BAD_SUITES = {
+    "misspelled copy_with field": (
+        'cases = [ExperimentCase("a", MyExperimentConfig().copy_with(learning_rat=0.1))]',
+        "error: suite_bad.py: MyExperimentConfig.copy_with: unknown field(s) learning_rat (did you mean learning_rate?); "
+        "valid fields: output_dir, seed, learning_rate, model, layers",
+    ),
+    "output_dir in copy_with": (
+        'cases = [ExperimentCase("a", MyExperimentConfig().copy_with(output_dir="/tmp/x"))]',
+        "error: suite_bad.py: MyExperimentConfig.copy_with: output_dir is set by the runner for each case; remove it from the suite",
+    ),
+    "model_copy": (
+        'cases = [ExperimentCase("a", MyExperimentConfig().model_copy(update={"model": "big"}))]',
+        "error: suite_bad.py: MyExperimentConfig.model_copy() skips validation and ignores misspelt field names; use copy_with(**changes)",
+    ),
+    "a value of the wrong type": (
+        'cases = [ExperimentCase("a", MyExperimentConfig(learning_rate="fast"))]',
+        "error: suite_bad.py: MyExperimentConfig: learning_rate: Input should be a valid number, unable to parse string as a number",
+    ),
+    "unsafe variant name": (
+        'cases = [ExperimentCase("../a", MyExperimentConfig())]',
+        "error: suite_bad.py: variant name '../a' is not a safe directory name: use letters, digits and ._+=@,- "
+        "(no path separators, no leading dot or dash, ASCII only)",
+    ),
+    "duplicate variant names": (
+        'cases = [ExperimentCase("a", MyExperimentConfig()), ExperimentCase("a", MyExperimentConfig())]',
+        "error: suite_bad.py: duplicate variant name(s) a; each case needs its own",
+    ),
+    "an exception at the top level": (
+        'cases = [ExperimentCase("a", MyExperimentConfig())]\nrates = {}["learning_rate"]',
+        "error: {suite}:6: KeyError: 'learning_rate'",
+    ),
+    "a syntax error in a module it imports": (
+        'import broken_helper\ncases = []',
+        "error: {dir}/broken_helper.py:2: SyntaxError: '(' was never closed",
+    ),
+}
+
+
+@pytest.mark.parametrize("body,line", BAD_SUITES.values(), ids=list(BAD_SUITES))
+def test_a_bad_suite_is_the_same_error_line_on_both_routes(tmp_path: Path, body: str, line: str) -> None:
+    exp = spec_files(tmp_path / "exp")
+    (exp.parent / "broken_helper.py").write_text("x = 1\ny = print(\n")
+    suite = exp.parent / "suite_bad.py"
+    suite.write_text(BAD_SUITE_HEAD + body + "\n" + BAD_SUITE_TAIL)
+    expected = line.format(suite=suite.resolve(), dir=exp.parent.resolve())
+    results = tmp_path / "results"
+
+    for command in ([suite], [REPO_ROOT / "flows" / "run_suite.py", suite]):
+        done = run(*command, "--results-root", results, cwd=tmp_path, timeout=120)
+        assert (done.returncode, done.stderr.splitlines(), done.stdout) == (2, [expected], ""), command
+        assert not results.exists()
+
+
+def test_a_suite_with_a_syntax_error_is_one_line_through_run_suite(tmp_path: Path) -> None:
+    """(Through ``python SUITE.py`` Python itself reports it: none of our code has run yet.)"""
+    exp = spec_files(tmp_path / "exp")
+    suite = exp.parent / "suite_bad.py"
+    suite.write_text(BAD_SUITE_HEAD + 'cases = [ExperimentCase("a", MyExperimentConfig())\n' + BAD_SUITE_TAIL)
+    done = run(REPO_ROOT / "flows" / "run_suite.py", suite, "--results-root", tmp_path / "results", cwd=tmp_path, timeout=120)
+    assert (done.returncode, done.stderr.splitlines()) == (2, [f"error: {suite.resolve()}:5: SyntaxError: '[' was never closed"])
+    assert not (tmp_path / "results").exists()
+
+
+# ------------------------------------------------------------ the spec's layout
+
+SPEC_LAYOUT_ENTRY = '''
+import json
+from pathlib import Path
+
+from my_config import MyExperimentConfig
+from experiments.demo import suite_demo  # an entry point may import its own suite
+
+config = MyExperimentConfig()
+assert [c.config.learning_rate for c in suite_demo.cases] == [0.01, 0.1]  # the suite's, not this case's
+Path(config.output_dir, "result.json").write_text(json.dumps({"learning_rate": config.learning_rate}))
+'''
+
+SPEC_LAYOUT_SUITE = '''
+from my_config import MyExperimentConfig
+
+from experiment_infra import ExperimentCase, run_experiments_cli
+
+base = MyExperimentConfig()
+cases = [ExperimentCase("slow", base.copy_with(learning_rate=0.01)), ExperimentCase("fast", base.copy_with(learning_rate=0.1))]
+
+if __name__ == "__main__":
+    run_experiments_cli(cases, entry_point="run_demo.py", experiment_name="demo")
+'''
+
+
+def test_the_specs_layout_config_and_entry_point_at_the_root_runs(tmp_path: Path) -> None:
+    """Config module and entry point at the project root, the suite in experiments/demo/."""
+    import git
+
+    root = tmp_path / "project"
+    (root / "experiments" / "demo").mkdir(parents=True)
+    git.Repo.init(root)
+    (root / "my_config.py").write_text(CONFIG)
+    (root / "run_demo.py").write_text(SPEC_LAYOUT_ENTRY)
+    (root / "experiments" / "demo" / "suite_demo.py").write_text(SPEC_LAYOUT_SUITE)
+
+    done = run(REPO_ROOT / "flows" / "run_suite.py", "experiments/demo/suite_demo.py", cwd=root)
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    (run_dir,) = (root / "results" / "demo").iterdir()
+    got = {v: json.loads((run_dir / v / "result.json").read_text()) for v in ("slow", "fast")}
+    assert got == {"slow": {"learning_rate": 0.01}, "fast": {"learning_rate": 0.1}}
