@@ -24,6 +24,7 @@ import sys
 import types
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, NoReturn, Sequence
 
@@ -290,12 +291,13 @@ def _caller(config: BaseExperimentConfig) -> types.FrameType | None:
 _SUITE_NAMES = frozenset({"run_experiments_cli", "ExperimentCase", "AgentEvalSuite"})
 
 
-def _code_names(code: types.CodeType) -> set[str]:
+@lru_cache(maxsize=64)
+def _code_names(code: types.CodeType) -> frozenset[str]:
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _code_names(const)
-    return names
+    return frozenset(names)
 
 
 def _in_suite_code(frame: types.FrameType | None) -> bool:

@@ -164,6 +164,7 @@ NASTY_VALUES = [
     "null",
     "[1, 2]",
     "__none__x",
+    "__none__",  # a string field carries it exactly (only an optional one refuses it)
 ]
 
 
