@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PYTHON
 from recover_helpers import recover_cli, run_paths, tree_hash
 
 from experiment_cli.recover import main
@@ -19,6 +22,8 @@ from experiment_infra import atomic
 from experiment_infra.atomic import move_aside, write_new_text
 from experiment_infra.errors import LinkedPathError
 from experiment_infra.layout import CasePaths, ExperimentPaths
+from experiment_infra.process import proc_start
+from experiment_infra.records import JudgeCommand, utc_now_iso, write_record
 from experiment_infra.recovery.act import move_slot_aside
 from experiment_infra.runner import set_aside_previous_attempt
 
@@ -109,15 +114,26 @@ def test_a_move_through_a_planted_failed_link_is_refused(scylla_copy: Path, tmp_
 
 
 def test_a_judge_slot_that_is_a_link_is_moved_aside_as_the_link(scylla_copy: Path, tmp_path: Path) -> None:
+    """Moved as the link it is; the process its command_log.json (outside) names, though
+    that matches in every way, is not stopped: a record read through a link is not ours."""
     outside = _outside(tmp_path)
     exp = ExperimentPaths(scylla_copy)
     link = _plant(scylla_copy, outside, "T1/01/run_01/judge/judge_02")
     target = os.readlink(link)
-    before_out = tree_hash(outside)
-    moved = move_slot_aside(exp, "T1", "01", 1, 2)
-    assert moved == exp.run("T1", "01", 1).judge_dir / ".failed" / "judge_02_attempt_1"
-    assert moved.is_symlink() and os.readlink(moved) == target and not link.exists()
-    assert tree_hash(outside) == before_out
+    sleeper = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        record = JudgeCommand(model="m", command=sleeper.args, cwd=str(tmp_path), started_at=utc_now_iso(),
+                              host=socket.gethostname(), pid=sleeper.pid, pid_start=proc_start(sleeper.pid))
+        write_record(Path(target) / "command_log.json", record)
+        before_out = tree_hash(outside)
+        moved = move_slot_aside(exp, "T1", "01", 1, 2)
+        assert moved == exp.run("T1", "01", 1).judge_dir / ".failed" / "judge_02_attempt_1"
+        assert moved.is_symlink() and os.readlink(moved) == target and not link.exists()
+        assert tree_hash(outside) == before_out
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_a_standard_case_never_moves_its_attempt_through_a_linked_attempts_dir(tmp_path: Path) -> None:

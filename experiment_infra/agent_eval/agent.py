@@ -60,7 +60,10 @@ def stop_leftovers(paths: AgentRunPaths) -> list[str]:
     running beside the rerun (and from writing into the attempt being moved aside).
     """
     stopped = []
-    agent = read_record(paths.agent_process, ProcessRecord).record
+    # A record read through a symlinked run or agent directory is not this experiment's:
+    # whatever process it names is left alone (as with a judge slot that is a link).
+    linked = paths.dir.is_symlink() or paths.agent_dir.is_symlink()
+    agent = None if linked else read_record(paths.agent_process, ProcessRecord).record
     if agent is not None:
         said = stop_leftover(agent.pid, agent.host, agent.command, agent.pid_start, agent.marker)
         stopped += [f"agent: {said}"] if said else []
@@ -70,7 +73,9 @@ def stop_leftovers(paths: AgentRunPaths) -> list[str]:
 
 
 def stop_judge_leftovers(slot: JudgeSlotPaths) -> list[str]:
-    """``stop_leftovers`` for one judge slot, from its ``command_log.json``."""
+    """``stop_leftovers`` for one judge slot, from its ``command_log.json`` (not read through a link)."""
+    if slot.dir.is_symlink() or slot.dir.parent.is_symlink():
+        return []
     judge = read_record(slot.command_log, JudgeCommand).record
     if judge is None or judge.ended_at is not None or judge.pid is None or judge.host is None:
         return []
