@@ -235,17 +235,23 @@ def is_recorded(pid: int, argv: Sequence[str], pid_start: str | None) -> bool:
 def _proven_group(pgid: int, argv: Sequence[str], pid_start: str, marker: str | None) -> tuple[dict[int, int | None], bool]:
     """The processes proven to be the recorded leader ``pgid`` or of its group, each with a
     pidfd (or None) to signal it by; and whether the leader itself is among them."""
+    def member(pid: int) -> bool:
+        fields = _stat_fields(pid)
+        return (
+            fields is not None and len(fields) > 19 and int(fields[2]) == pgid and not fields[0].startswith(b"Z")
+            and int(fields[19]) >= int(pid_start)  # started before the leader: not its own
+        )
+
     candidates: dict[int, int | None] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit() or int(entry) in (os.getpid(), pgid):
+        if not entry.isdigit() or int(entry) in (os.getpid(), pgid) or not member(int(entry)):
             continue
         pid = int(entry)
-        fd = _pidfd(pid)  # first: the checks below then read this process or find it gone
-        fields = _stat_fields(pid)
-        if fields is None or len(fields) <= 19 or int(fields[2]) != pgid or fields[0].startswith(b"Z") or int(fields[19]) < int(pid_start):
+        fd = _pidfd(pid)
+        if member(pid):  # read again once held: the process checked is the one held, or it is gone
+            candidates[pid] = fd
+        else:
             _close(fd)
-            continue
-        candidates[pid] = fd
     leader_fd = _pidfd(pgid)
     # Checked after the members' group ids were read: a leader proven now ran then too.
     leader = is_recorded(pgid, argv, pid_start)
