@@ -57,6 +57,7 @@ PLACES = {
     "subtest .failed": "T1/01/.failed",
     "run .failed": "T1/01/run_01/.failed",
     "judge .failed": "T1/01/run_01/judge/.failed",
+    "agent .failed": "T1/01/run_01/agent/.failed",
     "completed": "completed",
     "in_progress": "in_progress",
     "plots": "plots",

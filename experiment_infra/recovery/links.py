@@ -49,8 +49,9 @@ def _experiment_places(s: ExperimentSurvey) -> list[tuple[Path, str]]:
             if os.path.islink(run) or not os.path.isdir(run):
                 continue  # a linked run is moved aside whole; an absent one is made fresh
             places += [(run / ".failed", "directory")] + [(run / name, "file") for name in ("report.json", "report.md")]
-            if not os.path.islink(run / "judge"):
-                places.append((run / "judge" / ".failed", "directory"))
+            for part in ("agent", "judge"):  # where an invalid derived file is moved aside
+                if not os.path.islink(run / part):
+                    places.append((run / part / ".failed", "directory"))
     return places
 
 
