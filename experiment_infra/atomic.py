@@ -138,10 +138,27 @@ def atomic_write_json(path: Path, data: Any, *, fsync: bool = True) -> None:
 
 
 def write_new_text(path: Path, text: str) -> None:
-    """Atomically create ``path``; refuse to replace an existing file."""
-    if os.path.exists(path):
-        raise FileExistsError(f"{path}: already exists; refusing to overwrite it")
-    atomic_write_text(path, text)
+    """Atomically create ``path``; refuse to replace an existing file, even one that
+    appears while this writes (the temp file is renamed without replacing, see
+    ``_rename_noreplace``), and a symlink at ``path`` (an entry that exists)."""
+    path = os.fspath(path)
+    fd, tmp = _open_temp(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        parent = os.open(os.path.dirname(path) or ".", _DIR_FLAGS & ~_NOFOLLOW)
+        try:
+            _rename_noreplace(parent, os.path.basename(tmp), parent, os.path.basename(path), path, "it")
+        finally:
+            os.close(parent)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def unwritable_reason(directory: Path) -> str | None:
@@ -164,13 +181,139 @@ def unwritable_reason(directory: Path) -> str | None:
     return f"{path} is not writable by this user"
 
 
-def move_aside(path: Path, dest: Path) -> Path:
+# Moves never go through a symlink and never replace anything.
+#
+# A path below the experiment (or run) directory is opened one component at a time with
+# O_NOFOLLOW, each relative to the directory fd of the one above, and the move is done
+# between the two directory fds: a link planted where a directory should be (before the
+# move or while it runs) fails the open (ELOOP) and is named, it is never followed. The
+# rename itself is renameat2(RENAME_NOREPLACE) (Linux 3.15+, on most local filesystems),
+# which fails if the destination exists, atomically. Where that is unavailable (another
+# OS, NFS): a file is hard-linked to the destination (link(2) never replaces) and then
+# unlinked; a directory first claims the destination with mkdir(2) (which never
+# replaces either) and is renamed onto that empty claim: a claim somebody fills
+# meanwhile makes the rename fail (ENOTEMPTY), so nothing is overwritten.
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_RENAME_NOREPLACE = 1
+_renameat2: Any = None  # loaded at the first move (ctypes costs the case waiter's start-up)
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_below(root: str, directory: str, *, create: bool) -> int:
+    """An fd of ``directory``, which is ``root`` or below it, opened without following a
+    symlink below ``root`` (``root`` itself may be one: the user named it); ``create``:
+    make what is missing. Raises ``LinkedPathError`` naming a link found on the way."""
+    from .errors import LinkedPathError
+
+    rel = os.path.relpath(directory, root)
+    if rel == os.curdir:
+        parts: list[str] = []
+    elif rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+        raise ValueError(f"{directory} is not below {root}")
+    else:
+        parts = rel.split(os.sep)
+    fd = os.open(root, _DIR_FLAGS & ~_NOFOLLOW)
+    here = root
+    try:
+        for part in parts:
+            here = os.path.join(here, part)
+            if create:
+                try:
+                    os.mkdir(part, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                below = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                if _is_link(part, fd):
+                    raise LinkedPathError(
+                        f"{here} is a symlink; nothing is written or moved through one: replace it with a real directory"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = below
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _rename_noreplace(src_fd: int, src: str, dst_fd: int, dst: str, shown: str, what: str) -> None:
+    """Rename ``src`` (in ``src_fd``) to ``dst`` (in ``dst_fd``) unless ``dst`` exists, then
+    or at any moment before (see above); ``shown`` and ``what`` name it in the error."""
+    import errno
+
+    global _renameat2
+    if _renameat2 is None:
+        try:
+            import ctypes
+
+            _renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+        except (OSError, AttributeError):
+            _renameat2 = False
+    exists = FileExistsError(f"{shown}: already exists; refusing to overwrite {what}")
+    if _renameat2:
+        import ctypes
+
+        if _renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise exists
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), shown)
+    import stat
+
+    if stat.S_ISDIR(os.stat(src, dir_fd=src_fd, follow_symlinks=False).st_mode):
+        try:
+            os.mkdir(dst, dir_fd=dst_fd)  # the claim
+        except FileExistsError:
+            raise exists from None
+        try:
+            os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+        except OSError:
+            try:
+                os.rmdir(dst, dir_fd=dst_fd)
+            except OSError:
+                pass
+            raise
+        return
+    try:
+        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+    except FileExistsError:
+        raise exists from None
+    os.unlink(src, dir_fd=src_fd)
+
+
+def move_aside(path: Path, dest: Path, *, root: Path | None = None) -> Path:
     """Move ``path`` to ``dest`` (never deleting anything); returns ``dest``.
 
-    ``dest`` must not exist: an earlier attempt kept there is never overwritten.
+    ``dest`` must not exist: an earlier attempt kept there is never overwritten, not
+    even one that appears while this moves (FileExistsError). No directory below
+    ``root`` (the experiment or run directory; by default the deepest directory holding
+    both) is followed if it is a symlink: ``LinkedPathError`` names it. ``path`` itself
+    may be a symlink: the link is moved, not what it points to. Missing directories of
+    ``dest`` are created.
     """
-    if os.path.exists(dest):
-        raise FileExistsError(f"{dest}: already exists; refusing to overwrite an earlier attempt")
-    os.makedirs(os.path.dirname(os.fspath(dest)) or ".", exist_ok=True)
-    os.replace(path, dest)
+    src, dst = os.path.abspath(path), os.path.abspath(dest)
+    top = os.path.abspath(root) if root is not None else os.path.commonpath([os.path.dirname(src), os.path.dirname(dst)])
+    src_fd = _open_below(top, os.path.dirname(src), create=False)
+    try:
+        dst_fd = _open_below(top, os.path.dirname(dst), create=True)
+        try:
+            _rename_noreplace(src_fd, os.path.basename(src), dst_fd, os.path.basename(dst), os.fspath(dest), "an earlier attempt")
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
     return dest

@@ -37,6 +37,7 @@ import sys
 # pathlib (together more than half of its start-up); tests/test_case_waiter.py checks.
 from experiment_infra.clock import utc_now_iso
 from experiment_infra.layout import waiter_files
+from experiment_infra.process import proc_start
 from experiment_infra.records.run_record_io import read_run_record_json, update_run_record_json
 from experiment_infra.streaming import run_streaming
 
@@ -101,7 +102,7 @@ def wait_case(case_dir: str, timeout_seconds: float | None) -> int:
 
     def started(pid: int) -> None:
         nonlocal record
-        record = update_run_record_json(run_record, record, pid=pid)
+        record = update_run_record_json(run_record, record, pid=pid, pid_start=proc_start(pid))
 
     signal.signal(signal.SIGTERM, _terminated)
     with open(stdout_log, "wb") as out_log, open(stderr_log, "wb") as err_log:

@@ -20,3 +20,9 @@ class LockedError(ExperimentError):
     """Another run or recovery holds the directory: wait for it, or take over a stale lock."""
 
     exit_code = EXIT_LOCKED
+
+
+class LinkedPathError(ExperimentError):
+    """A symlink where this project writes, moves or deletes (a directory of the experiment
+    or run, or a file it rewrites): never written through, never replaced; the user
+    replaces it with a real directory or file."""

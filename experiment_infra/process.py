@@ -170,61 +170,203 @@ def wait_exit(pid: int, timeout: float) -> bool:
     return True
 
 
-def stop_group_of(pid: int, argv: Sequence[str], grace: float = KILL_GRACE_SECONDS) -> bool:
-    """SIGTERM, then SIGKILL, the process group led by ``pid``, if that process still runs
-    exactly ``argv``; True if it was stopped.
+# Every process these tools stop and did not just start themselves (an earlier attempt's
+# agent, judge, entry point or case waiter, found from a record) must be proven to be the
+# one recorded: same host, same pid, same start time (clock ticks since boot, from
+# /proc/PID/stat) and same command line. A pid alone may have been reused by anything.
+#
+# The members of a process group are proven through the group's leader, or through a
+# marker. While the recorded leader runs (proven), every process in its group is its
+# own: Linux gives no new process the pid of a live process nor of a group that still
+# has members, so group id == leader pid means "the group that leader made". Once the
+# leader is gone that no longer holds: the pid can be reused by a new session leader
+# (an unrelated `sleep`'s group, say) whose members then carry the same group id, and
+# start times cannot tell them apart (both groups' members started after the recorded
+# leader). So a command started for a record gets a random marker in its environment
+# (MARKER_ENV), written beside its pid; every process it forks inherits it, and a
+# member of a leaderless group is stopped only if /proc/PID/environ (readable for our
+# own user's processes only) holds that exact marker. A member that cleared its
+# environment is left running: never stopping something is the safe side.
+#
+# Each process is held by a pidfd (Linux 5.3+) opened before it is checked, and
+# signalled through it: if the pid is reused between the check and the signal, the
+# pidfd still names the process that was checked (gone by then), so the signal reaches
+# nobody. Without pidfds the signal goes by pid right after the check.
 
-    For a process that is not our child (its runner was killed): a pid alone may have
-    been reused, so it is identified by its command line as well.
-    """
-    argv = list(argv)
-    if running_command(pid) != argv:
-        return False
+MARKER_ENV = "EXPERIMENT_INFRA_PROCESS"
+
+
+def new_marker() -> str:
+    """A marker for ``MARKER_ENV``: random, so no other command's environment holds it."""
+    return os.urandom(16).hex()
+
+
+def _environ_holds(pid: int, marker: str) -> bool:
     try:
-        if os.getpgid(pid) != pid:
-            return False
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
         return False
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and running_command(pid) == argv:
-        time.sleep(0.05)
+    return f"{MARKER_ENV}={marker}".encode() in raw.split(b"\0")
+
+
+def _pidfd(pid: int) -> int | None:
     try:
-        os.killpg(pid, signal.SIGKILL)  # members that ignored SIGTERM (the group outlives its leader)
-    except (ProcessLookupError, PermissionError):
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _send(pid: int, fd: int | None, sig: int) -> None:
+    try:
+        if fd is not None:
+            signal.pidfd_send_signal(fd, sig)
+        else:
+            os.kill(pid, sig)
+    except OSError:  # gone meanwhile (or not ours to signal): nothing to do
         pass
-    return True
 
 
-def _group_of(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[2]) if fields is not None and len(fields) > 2 else None
+def is_recorded(pid: int, argv: Sequence[str], pid_start: str | None) -> bool:
+    """The live process ``pid`` is the one recorded (start time and command line)."""
+    return pid_start is not None and proc_start(pid) == pid_start and not is_zombie(pid) and running_command(pid) == list(argv)
 
 
-def stop_leftover(pid: int, host: str, argv: Sequence[str], pid_start: str | None) -> str | None:
-    """Stop what is left on this host of a process group started for ``argv`` (an earlier
-    attempt whose runner was killed); a sentence saying what was stopped, or None.
+def _proven_group(pgid: int, argv: Sequence[str], pid_start: str, marker: str | None) -> tuple[dict[int, int | None], bool]:
+    """The processes proven to be the recorded leader ``pgid`` or of its group, each with a
+    pidfd (or None) to signal it by; and whether the leader itself is among them."""
+    def member(pid: int) -> bool:
+        fields = _stat_fields(pid)
+        return (
+            fields is not None and len(fields) > 19 and int(fields[2]) == pgid and not fields[0].startswith(b"Z")
+            and int(fields[19]) >= int(pid_start)  # started before the leader: not its own
+        )
 
-    The leader is identified by its command line and start time (a pid alone may have been
-    reused). A group whose leader is gone is still stopped: while a group has members its
-    id cannot be given to another process, so they can only be that leader's leftovers.
+    candidates: dict[int, int | None] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or int(entry) in (os.getpid(), pgid) or not member(int(entry)):
+            continue
+        pid = int(entry)
+        fd = _pidfd(pid)
+        if member(pid):  # read again once held: the process checked is the one held, or it is gone
+            candidates[pid] = fd
+        else:
+            _close(fd)
+    leader_fd = _pidfd(pgid)
+    # Checked after the members' group ids were read: a leader proven now ran then too.
+    leader = is_recorded(pgid, argv, pid_start)
+    held = {}
+    for pid, fd in candidates.items():
+        if leader or (marker is not None and _environ_holds(pid, marker)):
+            held[pid] = fd
+        else:
+            _close(fd)
+    if leader:
+        held[pgid] = leader_fd
+    else:
+        _close(leader_fd)
+    return held, leader
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def _gone(pid: int, fd: int | None, pid_start: str | None) -> bool:
+    if fd is not None:
+        import select  # here: only a stop waits
+
+        return bool(select.select([fd], [], [], 0)[0])  # a pidfd reads ready once its process ended
+    return not pid_alive(pid) or proc_start(pid) != pid_start
+
+
+def stop_recorded_group(
+    pid: int, host: str | None, argv: Sequence[str], pid_start: str | None, marker: str | None = None,
+    grace: float = KILL_GRACE_SECONDS,
+) -> int:
+    """Stop the recorded process ``pid`` (a process group leader started for ``argv``) and
+    the members of its group that are proven to be its own (see above); how many processes
+    were signalled, 0 when nothing could be proven.
+
+    A live leader and its group get SIGTERM, then SIGKILL after ``grace`` (or once the
+    leader ended); what its dead leader left (marked members) gets SIGKILL at once.
     """
     import socket  # here: the case waiter imports this module and never gets this far
 
-    if host != socket.gethostname():
-        return None
-    if pid_alive(pid):
-        if running_command(pid) != list(argv) or (pid_start is not None and proc_start(pid) != pid_start):
-            return None
-        return f"stopped pid {pid} ({argv[0]}), still running from an earlier attempt" if stop_group_of(pid, argv) else None
-    members = [int(e) for e in (os.listdir("/proc") if os.path.isdir("/proc") else []) if e.isdigit() and int(e) != pid and _group_of(int(e)) == pid and pid_alive(int(e))]
-    if not members:
-        return None
+    if host != socket.gethostname() or pid_start is None or not pid_start.isdigit():
+        return 0
+    held, leader = _proven_group(pid, argv, pid_start, marker)
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+        if leader:
+            for member, fd in held.items():
+                _send(member, fd, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and not _gone(pid, held[pid], pid_start):
+                time.sleep(0.05)
+            # Members forked meanwhile, proven the same way (the leader may be gone by now).
+            more, _ = _proven_group(pid, argv, pid_start, marker)
+            for member, fd in more.items():
+                if member in held:
+                    _close(fd)
+                else:
+                    held[member] = fd
+        for member, fd in held.items():
+            _send(member, fd, signal.SIGKILL)
+        return len(held)
+    finally:
+        for fd in held.values():
+            _close(fd)
+
+
+def stop_group_of(pid: int, argv: Sequence[str], pid_start: str | None, *, host: str | None, grace: float = KILL_GRACE_SECONDS) -> bool:
+    """``stop_recorded_group`` for a leader that must still run: True if it was stopped
+    (the case's entry point, from its run record)."""
+    if not is_recorded(pid, argv, pid_start):
+        return False
+    return stop_recorded_group(pid, host, argv, pid_start, None, grace) > 0
+
+
+def stop_parent(pid: int, argv: Sequence[str], pid_start: str | None, is_parent: Callable[[list[str]], bool]) -> int | None:
+    """SIGKILL the parent of the recorded process ``pid`` if ``is_parent`` accepts its command
+    line (a case's waiter, whose entry point ``pid`` is); its pid, or None.
+
+    Proof: a process's parent pid names a live process (an orphan's parent becomes init or
+    a subreaper), so a parent read, held by a pidfd and read again unchanged while the
+    child is still the recorded one is that child's parent.
+    """
+    fields = _stat_fields(pid)
+    if fields is None or len(fields) <= 1:
         return None
-    return f"stopped {len(members)} process(es) an earlier attempt's pid {pid} ({argv[0]}) left running"
+    parent = int(fields[1])
+    fd = _pidfd(parent)
+    try:
+        command = running_command(parent)
+        again = _stat_fields(pid)
+        if command is None or not is_parent(command) or again is None or int(again[1]) != parent or not is_recorded(pid, argv, pid_start):
+            return None
+        _send(parent, fd, signal.SIGKILL)
+        return parent
+    finally:
+        _close(fd)
+
+
+def stop_leftover(
+    pid: int, host: str, argv: Sequence[str], pid_start: str | None, marker: str | None = None
+) -> str | None:
+    """Stop what is left on this host of a process group started for ``argv`` (an earlier
+    attempt whose runner was killed); a sentence saying what was stopped, or None.
+
+    The leader must be the recorded one (host, pid, start time, command line); what a
+    dead leader left is stopped only where it carries the leader's ``marker``.
+    """
+    leader_running = is_recorded(pid, argv, pid_start)
+    count = stop_recorded_group(pid, host, argv, pid_start, marker)
+    if not count:
+        return None
+    if leader_running:
+        return f"stopped pid {pid} ({argv[0]}), still running from an earlier attempt"
+    return f"stopped {count} process(es) an earlier attempt's pid {pid} ({argv[0]}) left running"
 
 
 def last_line(path: Path) -> str:

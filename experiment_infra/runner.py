@@ -25,7 +25,7 @@ from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
 from .import_paths import case_environment
 from .layout import CasePaths
-from .process import processes_running, running_command, stop_group_of, wait_exit
+from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
 from .records import RunRecord, read_record, utc_now_iso, write_record
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
@@ -81,25 +81,22 @@ def stop_unfinished_attempt(paths: CasePaths) -> bool:
     laptop that loses its terminal) leaves them running. A resumed run must not let
     that orphan write into the case directory beside the new attempt. Its waiter goes
     first, with SIGKILL, so it records nothing more (the attempt stays "never finished");
-    a waiter whose entry point already ended is left to record that end.
+    a waiter whose entry point already ended is left to record that end. Only what is
+    proven to be the attempt's is signalled: the entry point by its recorded pid, start
+    time and command, the waiter as that entry point's parent (``process.stop_parent``);
+    a record without a start time (written before it had one) stops nothing.
     """
     record = read_record(paths.run_record, RunRecord).record
     if record is None or record.ended_at is not None or record.host != socket.gethostname():
         return False
-    entry_running = record.pid is not None and running_command(record.pid) == record.command
-    waiters = processes_running(lambda argv: is_waiter_of(argv, paths))
-    for waiter in waiters:
-        if not entry_running:
-            wait_exit(waiter, WAITER_FINISH_SECONDS)
-            continue
-        try:
-            os.kill(waiter, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        wait_exit(waiter, WAITER_FINISH_SECONDS)
-    if not entry_running or record.pid is None:
+    if record.pid is None or not is_recorded(record.pid, record.command, record.pid_start):
+        for waiter in processes_running(lambda argv: is_waiter_of(argv, paths)):
+            wait_exit(waiter, WAITER_FINISH_SECONDS)  # never signalled: only waited for
         return False
-    return stop_group_of(record.pid, record.command)
+    waiter = stop_parent(record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths))
+    if waiter is not None:
+        wait_exit(waiter, WAITER_FINISH_SECONDS)
+    return stop_group_of(record.pid, record.command, record.pid_start, host=record.host)
 
 
 def set_aside_previous_attempt(paths: CasePaths) -> int:
@@ -185,14 +182,14 @@ def run_case(
     if done.interrupted is not None:
         # The waiter was sent SIGTERM (and SIGKILL after a grace): make sure its entry point went too.
         if now.pid is not None:
-            stop_group_of(now.pid, now.command)
+            stop_group_of(now.pid, now.command, now.pid_start, host=now.host)
         reason = f"runner interrupted ({type(done.interrupted).__name__}); process group killed"
         _record_end(paths, now, now.exit_code if now.exit_code is not None else -signal.SIGKILL, reason)
         raise done.interrupted
     if now.ended_at is None:
         # The waiter could not start, or died without recording the end.
         if now.pid is not None:
-            stop_group_of(now.pid, now.command)
+            stop_group_of(now.pid, now.command, now.pid_start, host=now.host)
         why = done.reason or f"exit code {done.exit_code}"
         _record_end(paths, now, done.exit_code or -signal.SIGKILL, f"the case's waiter process ended without recording the end ({why})")
     return classify_case(paths)

@@ -45,6 +45,7 @@ from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra import helpers
 from experiment_infra.recovery.act import work_done
 from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP, slot_label
+from experiment_infra.recovery.links import refuse_linked_places
 from experiment_infra.recovery.select import Mode
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
 from experiment_infra.recovery.outcome import (
@@ -344,6 +345,7 @@ def _recover(
     before = survey(target.dir, selection)
     text = render_text(before, verbose=verbose)
     show(text)
+    refuse_linked_places(before)  # before anything is written (the command line checked it too)
     if isinstance(before, ExperimentSurvey):
         # Before anything is written: the temps writers killed mid-write left where this writes.
         report_swept(target.dir, [before.exp.run(r.tier, r.subtest, r.run) for r in before.planned])

@@ -28,7 +28,7 @@ from ..records import (
 from ..regenerate import build_agent_result
 from ..status import RunStatus, classify_agent
 from .commands import agent_replay_script, cli_version, model_md, process_env, recorded_env, render
-from ..process import proc_start, run_logged, stop_leftover
+from ..process import MARKER_ENV, new_marker, proc_start, run_logged, stop_leftover
 from .spec import AgentEvalError, AgentEvalSpec
 from .workspace import create_workspace
 
@@ -42,7 +42,8 @@ def refuse_existing(path: Path, what: str) -> None:
 def refuse_linked_parents(exp: ExperimentPaths, tier: str, subtest: str) -> None:
     """A tier or subtest directory that is a symlink would take the run's files (and the
     move of its earlier attempt) out of the experiment: refused, never written through."""
-    for kind, directory in (("tier", exp.tier(tier).dir), ("subtest", exp.subtest(tier, subtest).dir)):
+    top = [("completed", exp.tier_top)] if exp.tier_top != exp.dir else []
+    for kind, directory in (*top, ("tier", exp.tier(tier).dir), ("subtest", exp.subtest(tier, subtest).dir)):
         if directory.is_symlink():
             raise AgentEvalError(
                 f"{kind} directory {directory} is a symlink; runs are never written through one: "
@@ -59,9 +60,12 @@ def stop_leftovers(paths: AgentRunPaths) -> list[str]:
     running beside the rerun (and from writing into the attempt being moved aside).
     """
     stopped = []
-    agent = read_record(paths.agent_process, ProcessRecord).record
+    # A record read through a symlinked run or agent directory is not this experiment's:
+    # whatever process it names is left alone (as with a judge slot that is a link).
+    linked = paths.dir.is_symlink() or paths.agent_dir.is_symlink()
+    agent = None if linked else read_record(paths.agent_process, ProcessRecord).record
     if agent is not None:
-        said = stop_leftover(agent.pid, agent.host, agent.command, agent.pid_start)
+        said = stop_leftover(agent.pid, agent.host, agent.command, agent.pid_start, agent.marker)
         stopped += [f"agent: {said}"] if said else []
     for slot in paths.judge_slots_on_disk():
         stopped += stop_judge_leftovers(slot)
@@ -69,11 +73,13 @@ def stop_leftovers(paths: AgentRunPaths) -> list[str]:
 
 
 def stop_judge_leftovers(slot: JudgeSlotPaths) -> list[str]:
-    """``stop_leftovers`` for one judge slot, from its ``command_log.json``."""
+    """``stop_leftovers`` for one judge slot, from its ``command_log.json`` (not read through a link)."""
+    if slot.dir.is_symlink() or slot.dir.parent.is_symlink():
+        return []
     judge = read_record(slot.command_log, JudgeCommand).record
     if judge is None or judge.ended_at is not None or judge.pid is None or judge.host is None:
         return []
-    said = stop_leftover(judge.pid, judge.host, judge.command, judge.pid_start)
+    said = stop_leftover(judge.pid, judge.host, judge.command, judge.pid_start, judge.marker)
     return [f"{slot.dir.name}: {said}"] if said else []
 
 
@@ -85,7 +91,7 @@ def set_aside_run(exp: ExperimentPaths, tier: str, subtest: str, run_number: int
     stop_leftovers(paths)
     if not paths.dir.is_symlink() and (not paths.dir.exists() or (paths.dir.is_dir() and not any(paths.dir.iterdir()))):
         return None
-    return move_aside(paths.dir, exp.subtest(tier, subtest).next_failed_attempt(run_number))
+    return move_aside(paths.dir, exp.subtest(tier, subtest).next_failed_attempt(run_number), root=exp.dir)
 
 
 def agent_argv(exp: ExperimentPaths, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> list[str]:
@@ -135,14 +141,18 @@ def run_agent(exp: ExperimentPaths, spec: AgentEvalSpec, tier: str, subtest: str
     atomic_write_text(paths.agent_replay, agent_replay_script(argv, str(workspace), condition.env, now))
     os.chmod(paths.agent_replay, 0o755)
 
+    marker = new_marker()
+
     def started(pid: int, at: str) -> None:
-        record = ProcessRecord(command=argv, host=socket.gethostname(), pid=pid, started_at=at, pid_start=proc_start(pid))
+        record = ProcessRecord(
+            command=argv, host=socket.gethostname(), pid=pid, started_at=at, pid_start=proc_start(pid), marker=marker
+        )
         write_record(paths.agent_process, record)
 
     result = run_logged(
         argv,
         cwd=workspace,
-        env=process_env(condition.env),
+        env={**process_env(condition.env), MARKER_ENV: marker},
         stdout_path=paths.agent_stdout,
         stderr_path=paths.agent_stderr,
         timeout_seconds=spec.agent_timeout_seconds,

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from ..atomic import atomic_write_text, move_aside
 from ..grading import grade_for
 from ..layout import AgentRunPaths, ExperimentPaths, judge_slot_name, next_aside
-from ..process import proc_start, run_logged
+from ..process import MARKER_ENV, new_marker, proc_start, run_logged
 from ..records import (
     JudgeCommand,
     JudgeTiming,
@@ -192,13 +192,16 @@ def run_judge(
     )
     write_record(slot_paths.command_log, command)  # started, not ended: a killed judge reads as partial
 
+    marker = new_marker()
+
     def started(pid: int, at: str) -> None:
         nonlocal command
-        command = command.model_copy(update={"host": socket.gethostname(), "pid": pid, "pid_start": proc_start(pid)})
+        update = {"host": socket.gethostname(), "pid": pid, "pid_start": proc_start(pid), "marker": marker}
+        command = command.model_copy(update=update)
         write_record(slot_paths.command_log, command)
 
     result = run_logged(
-        argv, cwd=cwd, env=process_env({}), stdout_path=slot_paths.stdout,
+        argv, cwd=cwd, env={**process_env({}), MARKER_ENV: marker}, stdout_path=slot_paths.stdout,
         stderr_path=slot_paths.stderr, timeout_seconds=spec.judge_timeout_seconds,
         die_with_parent=True, on_start=started,  # an orphaned judge spends money on a grade nobody records
     )
@@ -235,7 +238,7 @@ def set_aside_slot(exp: ExperimentPaths, tier: str, subtest: str, run_number: in
     slot_dir = paths.judge_slot(slot).dir
     if not slot_dir.exists() and not slot_dir.is_symlink():
         return None
-    return move_aside(slot_dir, next_aside(paths.judge_dir, judge_slot_name(slot)))
+    return move_aside(slot_dir, next_aside(paths.judge_dir, judge_slot_name(slot)), root=exp.dir)
 
 
 def finish_run(exp: ExperimentPaths, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> None:

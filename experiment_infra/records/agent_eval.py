@@ -225,6 +225,8 @@ class ProcessRecord(_Closed):
     started_at: str
     # The process start time (Linux /proc), so a reused pid is not mistaken for it.
     pid_start: str | None = None
+    # The value of process.MARKER_ENV in its environment: what it leaves running is proven by it.
+    marker: str | None = None
 
 
 class JudgeCommand(_Closed):
@@ -238,6 +240,7 @@ class JudgeCommand(_Closed):
     host: str | None = None
     pid: int | None = None
     pid_start: str | None = None
+    marker: str | None = None  # as ProcessRecord.marker
     ended_at: str | None = None
     exit_code: int | None = None
     duration_seconds: float | None = None

@@ -63,6 +63,8 @@ class RunRecord(_Closed):
     attempt: int = 1
     host: str
     pid: int | None = None
+    # The entry point's start time (Linux /proc), so a reused pid is not mistaken for it.
+    pid_start: str | None = None
     started_at: str
     ended_at: str | None = None
     exit_code: int | None = None

@@ -7,7 +7,6 @@ since the agent-evaluation core brings git along, which a regeneration never nee
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..atomic import move_aside
@@ -30,14 +29,12 @@ def bring_home(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -
     home = exp.run(tier, subtest, run_number)
     found = exp.run_found(tier, subtest, run_number)
     if found.dir != home.dir:
-        for directory in (exp.tier_top, home.dir.parent.parent, home.dir.parent):  # completed/ and the homes in it
-            if directory.is_symlink():  # the move would take the run out of the experiment
-                raise RuntimeError(f"{directory} is a symlink: {found.dir} is not moved through it; replace it with a real directory")
-        home.dir.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.rename(found.dir, home.dir)
-        except FileNotFoundError:
-            if not home.dir.is_dir():
+            # Through no symlink (completed/ and the homes in it, or where it was found: the
+            # move would take the run out of the experiment) and onto nothing that exists.
+            move_aside(found.dir, home.dir, root=exp.dir)
+        except (FileNotFoundError, FileExistsError):
+            if not home.dir.is_dir() or home.dir.is_symlink():
                 raise
         else:
             _repair_worktree(home.workspace)
@@ -71,7 +68,7 @@ def move_slot_aside(exp: ExperimentPaths, tier: str, subtest: str, run_number: i
     paths = exp.run(tier, subtest, run_number)
     if paths.judge_dir.is_symlink():
         try:
-            move_aside(paths.judge_dir, next_aside(paths.dir, paths.judge_dir.name))
+            move_aside(paths.judge_dir, next_aside(paths.dir, paths.judge_dir.name), root=exp.dir)
         except (FileNotFoundError, FileExistsError):
             pass  # another slot's rerun moved it a moment ago
         return None

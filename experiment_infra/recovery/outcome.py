@@ -14,6 +14,7 @@ from typing import Sequence
 from ..atomic import unwritable_reason
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..lock import check_lock
+from .links import refuse_linked_places
 from .render import counts_of, still_needing_rows
 from .select import Mode, RecoveryInputError, Selection
 from .survey import ExperimentSurvey, SuiteRunSurvey, Survey, survey
@@ -125,6 +126,7 @@ def check_recovery(directory: str, selection: Selection, parallelism: int | None
     problem = unwritable_reason(target.dir)
     if problem is not None:  # a read-only mount: refused here, not at the lock inside the flow
         raise RecoveryInputError(f"{target.dir}: a recovery writes here and cannot ({problem}); --dry-run and --json only read")
+    refuse_linked_places(s)
     if isinstance(s, ExperimentSurvey):
         if any(r.rerun_agent or r.judge_slots for r in s.planned):
             # Imported here: the agent-eval spec (GitPython, settings) is what a rerun needs,
