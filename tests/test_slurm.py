@@ -54,8 +54,9 @@ def test_every_case_runs_in_a_slurm_job(slurm_server: PrefectServer, tmp_path: P
     assert our_jobs() == []  # cancelled with the run
 
 
-def test_a_recovery_runs_its_tasks_in_slurm_jobs(slurm_server: PrefectServer, scylla_copy: Path) -> None:
-    recover_regenerates(slurm_server, scylla_copy, "--slurm-workers", "1")
+def test_a_recovery_runs_its_tasks_in_slurm_jobs(slurm_server: PrefectServer, scylla_copy: Path, tmp_path: Path) -> None:
+    tasks, _ = recover_regenerates(slurm_server, scylla_copy, tmp_path / "tasks", "--slurm-workers", "1")
+    assert all(t["slurm_job"] > 0 for t in tasks), tasks  # every task ran in a worker inside a Slurm job
     logs = ExperimentPaths(scylla_copy).slurm_logs
     assert any(p.suffix == ".err" for p in logs.iterdir())  # a worker job ran for it
     assert our_jobs() == []
