@@ -19,7 +19,7 @@ def in_ci() -> bool:
 def missing(reason: str) -> NoReturn:
     """Stop the test because ``reason`` is missing: a failure under CI, a skip elsewhere."""
     if in_ci():
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
+        pytest.fail(f"{reason} (CI=true: a missing prerequisite fails the test, it does not skip it)", pytrace=False)
     pytest.skip(reason)
 
 
