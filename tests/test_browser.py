@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from prerequisites import missing
 from server_helpers import PrefectServer, client_for, run_py, show
 from suite_factory import case_src, make_suite
 
@@ -28,10 +29,7 @@ def _browser():
     except ImportError:
         sync_playwright = None
     if sync_playwright is None or not Path(CHROMIUM).exists():
-        message = "needs pip's playwright and Debian's chromium (.ci/run installs both)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("needs pip's playwright and Debian's chromium (.ci/run installs both)")
     return sync_playwright
 
 

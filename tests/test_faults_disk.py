@@ -3,7 +3,8 @@ that fills up mid-run (small tmpfs mounts; tests run as root, which ignores perm
 bits, so read-only is a mount option here). Each gives a clear one-line error, and every
 result written earlier is intact.
 
-Skipped, with the reason, where this machine cannot mount a tmpfs.
+Where this machine cannot mount a tmpfs: skipped with the reason, or failed under CI=true
+(CI runs as root, where it must work).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from agent_eval_helpers import make_suite
 from conftest import PYTHON, REPO_ROOT
 from faults_helpers import compare_kept, fault_case, file_hashes, read_json, tally, write_fault_suite
+from prerequisites import missing
 
 from experiment_infra.agent_eval import Condition, finish_run, plan_experiment, run_agent, run_judge, start_experiment
 from experiment_infra.atomic import atomic_write_json
@@ -37,7 +39,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Mount]:
         where.mkdir()
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); needs root with CAP_SYS_ADMIN")
+            missing(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); needs root with CAP_SYS_ADMIN")
         mounted.append(where)
         return where
 

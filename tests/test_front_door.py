@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, REPO_ROOT, shared_server_env
+from prerequisites import require_module
 
 
 CONFIG = '''
@@ -126,7 +127,7 @@ def test_spec_shaped_dry_run_needs_no_prefect_and_writes_nothing(tmp_path: Path)
 
 
 def test_inspect_mode_passed_to_the_call_is_honoured(tmp_path: Path) -> None:
-    pytest.importorskip("inspect_ai")
+    require_module("inspect_ai", "needs Inspect AI, an optional extra: pip install -e '.[inspect]' (`make setup` installs it)")
     suite = spec_files(tmp_path / "exp", mode=', mode="inspect"')
     done = run(suite, "--dry-run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

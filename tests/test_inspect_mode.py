@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, REPO_ROOT, git
+from prerequisites import require_module
 
 from experiment_infra.layout import parse_inspect_log_name
 from experiment_infra.status import CaseStatus, classify_inspect_case
 from experiment_infra.suite import load_suite
 from flows.run_suite import run_suite
 
-pytest.importorskip("inspect_ai")  # an optional extra; `make setup` installs it
+
+@pytest.fixture(autouse=True)
+def _inspect_ai_installed() -> None:
+    require_module("inspect_ai", "needs Inspect AI, an optional extra: pip install -e '.[inspect]' (`make setup` installs it)")
+
 
 DEMO = REPO_ROOT / "experiments" / "inspect_demo"
 

@@ -28,21 +28,24 @@ HOLD = textwrap.dedent(
     """
 )
 
+# A contender: says "ready", waits for "go" on stdin (the barrier: every contender is
+# started and waiting before any tries), tries once and says how it went; a winner holds the
+# lock until told to release it, after every other contender has answered.
 RACE = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from pathlib import Path
     from experiment_infra.lock import LockHeld, acquire_lock
-    start = float(sys.argv[2])
-    while time.time() < start:
-        pass
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit("no go")
     try:
         held = acquire_lock(Path(sys.argv[1]), what="exp")
     except LockHeld as exc:
-        print("refused", exc)
+        print("refused", exc, flush=True)
     else:
-        print("won", held.info.token)
-        time.sleep(1.5)  # hold it while the others try
+        print("won", held.info.token, flush=True)
+        sys.stdin.readline()  # "release"
         held.release()
     """
 )
@@ -136,12 +139,24 @@ def test_unreadable_lock_waits_then_is_taken_over(tmp_path: Path) -> None:
 def test_concurrent_takeover_of_a_stale_lock_has_one_winner(tmp_path: Path) -> None:
     lock = tmp_path / ".recover.lock"
     stale_lock(lock)
-    start = time.time() + 2.0  # every contender starts spinning before this instant
     procs = [
-        subprocess.Popen([PYTHON, "-c", RACE, str(lock), str(start)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([PYTHON, "-c", RACE, str(lock)], cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(6)
     ]
-    outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    try:
+        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 6  # type: ignore[union-attr]
+        for p in procs:  # every one is waiting: let them all go
+            p.stdin.write("go\n")  # type: ignore[union-attr]
+            p.stdin.flush()  # type: ignore[union-attr]
+        outputs = [p.stdout.readline().strip() for p in procs]  # type: ignore[union-attr]
+        for p in procs:  # every contender has tried: only now does the winner let go
+            p.communicate("release\n", timeout=120)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all(p.returncode == 0 for p in procs), outputs
     winners = [o for o in outputs if o.startswith("won")]
     assert len(winners) == 1, outputs
     assert all(o.startswith("refused") for o in outputs if not o.startswith("won")), outputs

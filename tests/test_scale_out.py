@@ -13,6 +13,7 @@ from typing import Iterator
 
 import pytest
 from conftest import FIXTURE, PYTHON, REPO_ROOT
+from dask_task_log import dask_task_log_env, logged_tasks
 from recover_helpers import run_paths
 from server_helpers import PrefectServer, free_port, run_py, show
 
@@ -140,14 +141,20 @@ def dask_cluster(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[dict
             proc.wait(timeout=30)
 
 
-def run_suite_proc(server: PrefectServer, *args: str | Path) -> tuple[subprocess.CompletedProcess[str], int]:
-    """``python flows/run_suite.py ARGS`` reporting to ``server``; (result, the flow process's pid)."""
+def run_flow_proc(server: PrefectServer, script: str, *args: str | Path, env: dict[str, str] | None = None,
+                  ) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``python flows/SCRIPT ARGS`` reporting to ``server``; (result, the flow process's pid)."""
     proc = subprocess.Popen(
-        [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), *map(str, args)], cwd=REPO_ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=server.env(),
+        [PYTHON, str(REPO_ROOT / "flows" / script), *map(str, args)], cwd=REPO_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=server.env(**(env or {})),
     )
     out, err = proc.communicate(timeout=600)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
+
+
+def run_suite_proc(server: PrefectServer, *args: str | Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``python flows/run_suite.py ARGS`` reporting to ``server``; (result, the flow process's pid)."""
+    return run_flow_proc(server, "run_suite.py", *args)
 
 
 def test_suite_on_an_existing_dask_cluster(prefect_server: PrefectServer, dask_cluster: dict, tmp_path: Path) -> None:
@@ -175,13 +182,14 @@ def test_suite_on_a_local_cluster_of_worker_processes(prefect_server: PrefectSer
     assert parents["left"]["ppid"] != parents["right"]["ppid"]
 
 
-def recover_regenerates(server: PrefectServer, exp_dir: Path, *cluster: str) -> None:
+def recover_regenerates(server: PrefectServer, exp_dir: Path, task_log: Path, *cluster: str) -> tuple[list[dict], int]:
     """Delete a run's agent/result.json and run_result.json, recover with ``cluster``'s
-    options, and check both files are rebuilt as the fixture has them."""
+    options, and check both files are rebuilt as the fixture has them. Returns the tasks
+    the Dask workers ran (tests/dask_task_log.py, logged into ``task_log``) and the flow's pid."""
     paths = run_paths(exp_dir)
     paths.agent_result.unlink()
     paths.run_result.unlink()
-    proc = run_py(server, "flows/recover.py", exp_dir, *cluster)
+    proc, flow_pid = run_flow_proc(server, "recover.py", exp_dir, *cluster, env=dask_task_log_env(task_log))
     assert proc.returncode == 0, show(proc)
     original = run_paths(FIXTURE)
     for new_file, old_file in ((paths.run_result, original.run_result), (paths.agent_result, original.agent_result)):
@@ -190,10 +198,18 @@ def recover_regenerates(server: PrefectServer, exp_dir: Path, *cluster: str) -> 
         assert {k: v for k, v in regenerated.items() if not k.endswith("_path")} == {
             k: v for k, v in before.items() if not k.endswith("_path")
         }
+    tasks = logged_tasks(task_log)
+    # The rebuild itself ran on a Dask worker (with threads in the flow's process, none is logged).
+    assert any(t["key"].startswith("regenerate") for t in tasks), tasks
+    assert all(t["pid"] != flow_pid for t in tasks), (tasks, flow_pid)
+    return tasks, flow_pid
 
 
-def test_recovery_on_a_local_dask_cluster(prefect_server: PrefectServer, scylla_copy: Path) -> None:
-    recover_regenerates(prefect_server, scylla_copy, "--dask-workers", "2")
+def test_recovery_on_a_local_dask_cluster(prefect_server: PrefectServer, scylla_copy: Path, tmp_path: Path) -> None:
+    tasks, flow_pid = recover_regenerates(prefect_server, scylla_copy, tmp_path / "tasks", "--dask-workers", "2")
+    # The workers are the processes of the LocalCluster the flow started: its children.
+    assert {t["ppid"] for t in tasks} == {flow_pid}, (tasks, flow_pid)
+    assert all(t["slurm_job"] == -1 for t in tasks)
 
 
 def test_dask_address_that_does_not_answer(prefect_server: PrefectServer, tmp_path: Path, scylla_copy: Path) -> None:
