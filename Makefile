@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup example test bench clean
+.PHONY: setup example test bench docs docs-build clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,13 @@ bench: setup
 	$(PY) benchmarks/bench_suite.py
 	$(PY) benchmarks/bench_recovery.py
 
+# The documentation site (docs/, mkdocs.yml): served on http://127.0.0.1:8000, rebuilt on every edit.
+docs: setup
+	$(PY) -m mkdocs serve
+
+# The site as CI checks it: a broken link, a missing page or a warning fails.
+docs-build: setup
+	$(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info site

@@ -31,19 +31,26 @@ from experiment_infra.services import ServiceError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # A process that serves for months meets a busy server now and then: the command lines'
-    # generous client retries, set before Prefect reads its settings (deployments.nightly
-    # imports it).
-    prepare_prefect()
-    from deployments.nightly import DEFAULT_CRON, DEFAULT_TIMEZONE, nightly_deployment
+def build_parser() -> Parser:
+    """The command line (also what the documentation's command-line reference shows)."""
+    from deployments.nightly import DEFAULT_CRON, DEFAULT_TIMEZONE
 
     p = Parser(prog="deployments/serve.py", description="Serve the nightly-recovery deployment (no work pool needed).")
     p.add_argument("--results-root", default="results", metavar="R", help="directory the nightly run scans (default: results)")
     p.add_argument("--cron", default=DEFAULT_CRON, metavar="C", help=f"when to run (default: {DEFAULT_CRON!r}, 02:00)")
     p.add_argument("--timezone", default=DEFAULT_TIMEZONE, metavar="TZ", help=f"time zone of the cron (default: {DEFAULT_TIMEZONE})")
     p.add_argument("--dry-run", action="store_true", help="scheduled runs only classify and list; write nothing")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # A process that serves for months meets a busy server now and then: the command lines'
+    # generous client retries, set before Prefect reads its settings (deployments.nightly
+    # imports it).
+    prepare_prefect()
+    from deployments.nightly import nightly_deployment
+
+    args = build_parser().parse_args(argv)
     from prefect import serve
 
     from flows.api_check import check_api

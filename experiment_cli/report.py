@@ -16,11 +16,15 @@ from experiment_infra.reports import build_reports, check_directory
 from .common import BAD_INPUT, EXIT_OK, Parser, exit_code_of, report, run_flow, start_prefect
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = Parser(prog="flows/report.py", description="Rebuild every report of an experiment (or suite run) directory.")
     parser.add_argument("experiment_dir", metavar="EXPERIMENT_DIR", type=Path)
     parser.add_argument("--dry-run", action="store_true", help="list the files that would be written; write nothing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         check_directory(args.experiment_dir)  # bad input fails before a Prefect server starts
         if args.dry_run:
