@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 __all__ = [
     "FAILURE_KINDS",
+    "FailureBudget",
     "TRANSIENT_KINDS",
     "FailureKind",
     "RetryPolicy",
@@ -112,3 +114,21 @@ class RetryPolicy:
         if kind == "exit":
             return exit_code in self.retry_on_exit_codes
         return kind in self.retry_kinds
+
+
+class FailureBudget:
+    """``max_failures``: once ``limit`` cases failed for good, ``spent`` is set and no new
+    case starts (the ones running finish). Counted where each failure becomes final, in
+    the thread that ran the case, so with ``-p 1`` the next case already sees it."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.failed = 0
+        self.spent = threading.Event()
+        self._lock = threading.Lock()
+
+    def record_failure(self) -> None:
+        with self._lock:
+            self.failed += 1
+            if self.limit is not None and self.failed >= self.limit:
+                self.spent.set()

@@ -24,7 +24,7 @@ import subprocess
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import ExperimentError
 
@@ -35,6 +35,8 @@ __all__ = [
     "ResourcePool",
     "case_environment",
     "check_gpu_request",
+    "check_max_failures",
+    "failure_budget",
     "machine_gpus",
     "resolve_gpus",
 ]
@@ -153,25 +155,25 @@ class Grant:
     cpus: int | None
 
 
-@dataclass
 class ResourcePool:
     """The devices and cpu slots of one run, handed to cases one request at a time (threads).
 
     ``devices``: the GPU ids to hand out (empty: the run hands none out, and each case's
     environment keeps the machine's). ``cpu_slots``: how many cpus the cases running at
-    once may hold (None: unbounded, as without ``-p``).
+    once may hold (None: unbounded, as without ``-p``). A plain class, not a dataclass:
+    Prefect rebuilds dataclass task parameters, and every task must share this one.
     """
 
-    devices: tuple[str, ...] = ()
-    cpu_slots: int | None = None
-    _free: dict[str, float] = field(init=False)
-    _cpus_free: int | None = field(init=False)
-    _queue: list[_Request] = field(init=False, default_factory=list)
-    _lock: threading.Condition = field(init=False, default_factory=threading.Condition)
-
-    def __post_init__(self) -> None:
+    def __init__(self, devices: tuple[str, ...] = (), cpu_slots: int | None = None) -> None:
+        self.devices = tuple(devices)
+        self.cpu_slots = cpu_slots
         self._free = dict.fromkeys(self.devices, 1.0)
-        self._cpus_free = self.cpu_slots
+        self._cpus_free = cpu_slots
+        self._queue: list[_Request] = []
+        self._lock = threading.Condition()
+
+    def __repr__(self) -> str:
+        return f"ResourcePool(devices={self.devices!r}, cpu_slots={self.cpu_slots!r})"
 
     def check(self, gpus: float, cpus: int, where: str) -> None:
         """Refuse, before anything runs, a request this pool could never grant."""
@@ -258,3 +260,23 @@ class ResourcePool:
             self._free[d] = min(1.0, self._free[d] + share)
         if self._cpus_free is not None:
             self._cpus_free += req.cpus
+
+
+def check_max_failures(value: int | float | None, where: str) -> int | float | None:
+    """A failure budget: a count of cases (``3``) or a fraction of them (``0.1``); None: none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ResourceError(f"{where} must be a count >= 1 or a fraction between 0 and 1, got {value!r}")
+    if isinstance(value, float) and value >= 1 and value != int(value):
+        raise ResourceError(f"{where} {value!r}: a count must be whole (3), a fraction below 1 (0.1)")
+    return value
+
+
+def failure_budget(value: int | float | None, cases: int) -> int | None:
+    """How many cases may fail for good before no new case starts (None: no budget)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value < 1:
+        return max(1, math.ceil(value * cases))
+    return int(value)
