@@ -160,13 +160,15 @@ class ResourcePool:
 
     ``devices``: the GPU ids to hand out (empty: the run hands none out, and each case's
     environment keeps the machine's). ``cpu_slots``: how many cpus the cases running at
-    once may hold (None: unbounded, as without ``-p``). A plain class, not a dataclass:
+    once may hold (None: unbounded, as without ``-p``). ``default_gpus``: the request of a
+    case that names none (1 once ``--gpus`` is given). A plain class, not a dataclass:
     Prefect rebuilds dataclass task parameters, and every task must share this one.
     """
 
-    def __init__(self, devices: tuple[str, ...] = (), cpu_slots: int | None = None) -> None:
+    def __init__(self, devices: tuple[str, ...] = (), cpu_slots: int | None = None, default_gpus: float = 0.0) -> None:
         self.devices = tuple(devices)
         self.cpu_slots = cpu_slots
+        self.default_gpus = default_gpus  # what a case that names no gpus asks for
         self._free = dict.fromkeys(self.devices, 1.0)
         self._cpus_free = cpu_slots
         self._queue: list[_Request] = []

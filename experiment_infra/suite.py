@@ -135,10 +135,11 @@ class Suite:
         object.__setattr__(self, "retry_on_exit_codes", tuple(codes))
         check_max_failures(self.max_failures, f"{source}: max_failures")
 
-    def requests(self, case: ExperimentCase) -> tuple[float, int]:
-        """What ``case`` asks for while it runs: (gpus, cpus), its own settings over the suite's."""
+    def requests(self, case: ExperimentCase, default_gpus: float = 0.0) -> tuple[float, int]:
+        """What ``case`` asks for while it runs: (gpus, cpus), its own settings over the suite's,
+        and ``default_gpus`` where neither says (1 once ``--gpus`` names devices)."""
         gpus = case.gpus if case.gpus is not None else self.gpus
-        return (float(gpus) if gpus is not None else 0.0), (case.cpus if case.cpus is not None else self.cpus)
+        return (float(gpus) if gpus is not None else default_gpus), (case.cpus if case.cpus is not None else self.cpus)
 
     @property
     def asks_for_gpus(self) -> bool:
@@ -417,9 +418,9 @@ def resource_pool(suite: Suite, gpus: str | None, parallelism: int | None) -> Re
     ``ResourceError`` naming the case, before anything runs.
     """
     spec = gpus if gpus is not None else ("all" if suite.asks_for_gpus else None)
-    pool = ResourcePool(devices=resolve_gpus(spec), cpu_slots=parallelism)
+    pool = ResourcePool(devices=resolve_gpus(spec), cpu_slots=parallelism, default_gpus=1.0 if gpus is not None else 0.0)
     for case in suite.cases:
-        pool.check(*suite.requests(case), f"case {case.variant_name!r}")
+        pool.check(*suite.requests(case, pool.default_gpus), f"case {case.variant_name!r}")
     return pool
 
 
@@ -488,7 +489,7 @@ def format_plan(plan: SuitePlan, pool: ResourcePool | None = None) -> str:
     for p in plan.cases:
         note = "  [completed: would skip]" if p.done else ""
         if devices:
-            gpus, cpus = suite.requests(p.case)
+            gpus, cpus = suite.requests(p.case, pool.default_gpus if pool is not None else 0.0)
             note += f"  [gpus {gpus:g}, cpus {cpus}]"
         lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")
         lines.append(f"    {shlex.join(p.command)}")

@@ -183,7 +183,7 @@ def _run_standard(
         )
         with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress:
             for p in plan.cases:
-                gpus_wanted, cpus_wanted = suite.requests(p.case)
+                gpus_wanted, cpus_wanted = suite.requests(p.case, pool.default_gpus)
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,

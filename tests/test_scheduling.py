@@ -52,7 +52,8 @@ def only_run_dir(results: Path, name: str) -> Path:
 
 def test_sixteen_cases_on_four_devices_each_get_their_own(prefect_harness, tmp_path: Path, capsys) -> None:
     rng = random.Random(3)
-    cases = [f'    ExperimentCase("c{i:02d}", DemoConfig(label="c{i:02d}", sleep={rng.uniform(0.2, 1.2):.2f}), gpus=1),' for i in range(16)]
+    # No gpus= anywhere: once --gpus names devices, each case asks for one.
+    cases = [f'    ExperimentCase("c{i:02d}", DemoConfig(label="c{i:02d}", sleep={rng.uniform(0.2, 1.2):.2f})),' for i in range(16)]
     suite = gpu_suite(tmp_path / "s", cases)
     results = tmp_path / "results"
 
