@@ -20,6 +20,7 @@ import importlib.util
 import itertools
 import json
 import logging
+import re
 import shlex
 import sys
 from contextvars import ContextVar
@@ -33,6 +34,7 @@ from .case import ExperimentCase, validate_cases
 from .config import ConfigError, configs_ignore_argv
 from .errors import ExperimentError
 from .import_paths import suite_import_dirs
+from .resources import ResourcePool, check_gpu_request, check_max_failures, resolve_gpus
 from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
 from .provenance import git_diff, git_provenance
 from .records import (
@@ -54,7 +56,10 @@ SuiteMode = Literal["standard", "inspect"]
 SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
 DEFAULT_RETRIES = 1
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
-SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags")
+SUITE_OPTIONS = (
+    "mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags",
+    "gpus", "cpus", "retry_on", "retry_on_exit_codes", "max_failures",
+)
 _load_counter = itertools.count()
 
 
@@ -83,6 +88,11 @@ class Suite:
     retry_delay_seconds: float = DEFAULT_RETRY_DELAY_SECONDS
     timeout_seconds: float | None = None
     task_tags: tuple[str, ...] = ()
+    gpus: float | None = None
+    cpus: int = 1
+    retry_on: str | None = None
+    retry_on_exit_codes: tuple[int, ...] = ()
+    max_failures: int | float | None = None
     suite_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -106,8 +116,35 @@ class Suite:
         if isinstance(tags, str) or not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
             raise SuiteError(f"{source}: task_tags must be a list of non-empty strings, got {tags!r}")
         object.__setattr__(self, "task_tags", tuple(tags))
+        self._check_scheduling(source)
         base = self.suite_file.parent if self.suite_file else None
         object.__setattr__(self, "entry_point", resolve_entry_point(self.entry_point, base, source))
+
+    def _check_scheduling(self, source: str) -> None:
+        if self.gpus is not None:
+            check_gpu_request(self.gpus, f"{source}: gpus")
+        if isinstance(self.cpus, bool) or not isinstance(self.cpus, int) or self.cpus < 1:
+            raise SuiteError(f"{source}: cpus must be a whole number >= 1, got {self.cpus!r}")
+        if self.retry_on is not None:
+            try:
+                re.compile(self.retry_on)
+            except (re.error, TypeError) as exc:
+                raise SuiteError(f"{source}: retry_on must be a regular expression ({exc}), got {self.retry_on!r}") from None
+        codes = self.retry_on_exit_codes
+        if isinstance(codes, int) or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+            raise SuiteError(f"{source}: retry_on_exit_codes must be a list of integers, got {codes!r}")
+        object.__setattr__(self, "retry_on_exit_codes", tuple(codes))
+        check_max_failures(self.max_failures, f"{source}: max_failures")
+
+    def requests(self, case: ExperimentCase, default_gpus: float = 0.0) -> tuple[float, int]:
+        """What ``case`` asks for while it runs: (gpus, cpus), its own settings over the suite's,
+        and ``default_gpus`` where neither says (1 once ``--gpus`` names devices)."""
+        gpus = case.gpus if case.gpus is not None else self.gpus
+        return (float(gpus) if gpus is not None else default_gpus), (case.cpus if case.cpus is not None else self.cpus)
+
+    @property
+    def asks_for_gpus(self) -> bool:
+        return any(self.requests(c)[0] > 0 for c in self.cases)
 
     @property
     def config_class(self) -> str:
@@ -381,6 +418,22 @@ def plan_suite(
     return SuitePlan(suite, run, git, tuple(planned), resumed=resume is not None)
 
 
+def resource_pool(suite: Suite, gpus: str | None, parallelism: int | None) -> ResourcePool:
+    """The devices and cpu slots a run of ``suite`` hands out, every case's request checked.
+
+    ``gpus``: the ``--gpus`` flag (``all``, a count, device ids); without it a suite whose
+    cases ask for GPUs gets every device the machine shows. With neither, the run hands
+    out no devices and cases see what they always saw. ``parallelism`` (``-p``) is also
+    the cpus the running cases may hold at once. A request no device set can meet is a
+    ``ResourceError`` naming the case, before anything runs.
+    """
+    spec = gpus if gpus is not None else ("all" if suite.asks_for_gpus else None)
+    pool = ResourcePool(devices=resolve_gpus(spec), cpu_slots=parallelism, default_gpus=1.0 if gpus is not None else 0.0)
+    for case in suite.cases:
+        pool.check(*suite.requests(case, pool.default_gpus), f"case {case.variant_name!r}")
+    return pool
+
+
 def check_writable(plan: SuitePlan) -> None:
     """Refuse, before anything starts, a run whose directory cannot be written (a read-only
     mount, no permission): it would otherwise fail at its first write, inside the flow."""
@@ -429,8 +482,9 @@ def start_run(plan: SuitePlan) -> None:
     write_record(plan.run.manifest, manifest_for(plan))
 
 
-def format_plan(plan: SuitePlan) -> str:
-    """The dry run's account: run directory, each variant -> output dir, exact command."""
+def format_plan(plan: SuitePlan, pool: ResourcePool | None = None) -> str:
+    """The dry run's account: run directory, each variant -> output dir, exact command, and
+    with GPUs what each case asks for out of which devices."""
     suite = plan.suite
     verb = "resume" if plan.resumed else "create"
     lines = [
@@ -439,8 +493,14 @@ def format_plan(plan: SuitePlan) -> str:
         + (DIRTY_SUFFIX if plan.git.dirty else "")
         + f", {len(plan.cases)} case(s), retries {suite.retries}",
     ]
+    devices = pool.devices if pool is not None else ()
+    if devices:
+        lines.append(f"GPUs {', '.join(devices)}: each case waits for its own share (CUDA_VISIBLE_DEVICES)")
     for p in plan.cases:
         note = "  [completed: would skip]" if p.done else ""
+        if devices:
+            gpus, cpus = suite.requests(p.case, pool.default_gpus if pool is not None else 0.0)
+            note += f"  [gpus {gpus:g}, cpus {cpus}]"
         lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")
         lines.append(f"    {shlex.join(p.command)}")
     lines.append("nothing written, nothing started")

@@ -31,7 +31,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed, State
 
+from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
+from experiment_infra.resources import failure_budget
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
 from experiment_infra.services import chosen_cluster
@@ -44,6 +46,7 @@ from experiment_infra.suite import (
     format_plan,
     load_suite,
     plan_suite,
+    resource_pool,
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
@@ -52,7 +55,7 @@ from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.retries import retry_options
-from tasks.run_case import SKIPPED, CaseFailed, run_case_task
+from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class SuiteSummary:
     run_dir: str
     dry_run: bool = False
     rows: tuple[CaseRow, ...] = field(default_factory=tuple)
+    budget_spent: int | None = None  # the failure budget that stopped the run, if one did
 
     @property
     def failed(self) -> list[CaseRow]:
@@ -101,6 +105,11 @@ class SuiteSummary:
         completed ones too unless there are more than MAX_LISTED rows (then a count: the
         full table is the run's report.md and the cases artifact)."""
         lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {self.counts_text()}", f"run directory: {self.run_dir}"]
+        if self.budget_spent is not None:
+            lines.append(
+                f"stopped by the failure budget: {self.budget_spent} case(s) failed, so no new case started "
+                "(--resume runs the rest)"
+            )
         shown = self.failed_first()
         if len(shown) > MAX_LISTED:
             shown = self.failed
@@ -131,11 +140,16 @@ def label_suite_run(suite: Suite, where: str) -> None:
 def _run_standard(
     suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None = None, dask_workers: int | None = None, slurm: SlurmWorkers | None = None,
+    gpus: str | None = None, max_failures: int | float | None = None,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
     plan = plan_suite(suite, results_root, resume)
+    on_dask = wants_dask(dask_address, dask_workers, slurm)
+    pool = resource_pool(suite, gpus, None if on_dask else parallelism)
+    if on_dask and pool.devices:
+        raise SuiteError("--gpus: devices are handed out on this machine only, not on Dask or Slurm workers yet")
     if dry_run:
-        print(format_plan(plan))
+        print(format_plan(plan, pool))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
         label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
@@ -145,7 +159,17 @@ def _run_standard(
     label_suite_run(suite, plan.run.dir.name)
     logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
 
-    task = run_case_task.with_options(**retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags))
+    policy = RetryPolicy(
+        retries=suite.retries, retry_on=suite.retry_on, retry_on_exit_codes=suite.retry_on_exit_codes
+    )
+    budget = FailureBudget(
+        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(plan.cases))
+    )
+    task = run_case_task.with_options(
+        **retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags),
+        retry_condition_fn=retry_condition(policy),
+        on_failure=[lambda task, run, state: budget.record_failure()],  # a failure for good: retries are spent
+    )
     futures: list[PrefectFuture[Any]] = []
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
@@ -159,23 +183,33 @@ def _run_standard(
         )
         with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress:
             for p in plan.cases:
+                gpus_wanted, cpus_wanted = suite.requests(p.case, pool.default_gpus)
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
+                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, budget.spent, suite.retry_on),
                 )
                 futures.append(runner.submit(task, parameters=params))
             for done in as_completed(futures):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
+    if budget.spent.is_set():
+        logger.warning("failure budget spent: %d case(s) failed (max_failures %s); no new case started", budget.failed, budget.limit)
 
-    summary = SuiteSummary(suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)))
+    summary = SuiteSummary(
+        suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)),
+        budget_spent=budget.limit if budget.spent.is_set() else None,
+    )
     print(summary.format())
     _publish(plan, summary)
     for problem in rebuild_reports_step(plan.run.dir):  # the metrics table and plot, in the UI too
         logger.warning("%s", problem)
     if summary.ok:
         return Completed(message=f"{len(summary.rows)} case(s) completed", data=summary)
-    return Failed(message=f"{len(summary.failed)} of {len(summary.rows)} case(s) did not complete", data=summary)
+    why = f"{len(summary.failed)} of {len(summary.rows)} case(s) did not complete"
+    if summary.budget_spent is not None:
+        why += f" (the failure budget of {summary.budget_spent} stopped the run)"
+    return Failed(message=why, data=summary)
 
 
 def _run_inspect(suite: Suite, **options: Any) -> Any:
@@ -208,11 +242,15 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
         reason = now.reason
         if state.name == SKIPPED:
             reason = f"skipped: completed in an earlier run ({now.reason})"
+        elif state.name == NOT_STARTED:
+            reason = state.message or "not started"
         elif state.is_failed():
             exc = future.result(raise_on_failure=False)
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
                 reason = f"{type(exc).__name__}: {exc}"
         status = now.status.value  # the disk decides; the Prefect state only adds why a task broke
+        if record is not None and record.failure and status != CaseStatus.COMPLETED.value:
+            reason = f"{reason} [{record.failure}]"
         if status == CaseStatus.COMPLETED.value and state.name != SKIPPED and not state.is_failed():
             reason = ""  # a success needs no reason ("exit code 0" only pushed the real ones aside)
         rows.append(
@@ -277,12 +315,17 @@ def run_suite(
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
     variants: list[str] | None = None,
+    gpus: str | None = None,
+    max_failures: float | None = None,
 ) -> Any:
     """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all).
 
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
     ``variants``: inspect mode only, run just these cases (what a recovery reruns).
+    ``gpus``: the devices cases are handed (``all``, a count, ``0,1,3``; see
+    experiment_infra/resources.py). ``max_failures``: once that many cases (a count, or a
+    fraction of them below 1) failed for good, no new case starts.
     """
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
@@ -296,6 +339,10 @@ def run_suite(
         )
     if dask and suite.mode != "standard":
         raise SuiteError(f"--dask-address/--dask-workers/--slurm-workers: {suite.mode}-mode suites run on this machine only")
+    if suite.mode == "standard":
+        dask["gpus"], dask["max_failures"] = gpus, max_failures
+    elif gpus is not None or max_failures is not None:
+        raise SuiteError(f"--gpus/--max-failures: {suite.mode}-mode suites take neither (standard mode only)")
     if variants is not None:
         if suite.mode != "inspect":
             raise SuiteError("variants: only inspect-mode runs take a subset of cases (standard mode: use --resume)")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, RootModel
 
+from ..failures import FailureKind
 from .base import _Closed
 
 
@@ -71,6 +72,11 @@ class RunRecord(_Closed):
     duration_seconds: float | None = None
     timed_out: bool = False
     reason: str | None = None
+    # What the runner handed the case: its GPU ids (CUDA_VISIBLE_DEVICES; None: the run
+    # handed out none) and cpus (its thread variables; None: not set).
+    gpus: list[str] | None = None
+    cpus: int | None = None
+    failure: FailureKind | None = None  # why a failed attempt failed (experiment_infra/failures.py)
 
 
 class InspectRunRecord(RunRecord):
