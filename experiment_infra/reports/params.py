@@ -16,7 +16,8 @@ from typing import Any
 from ..stats import Summary, summarize
 
 __all__ = [
-    "SEED", "Condition", "condition_key", "group_by_condition", "label_of", "seed_of", "shown_value", "varying_fields",
+    "SEED", "Condition", "condition_key", "group_by_condition", "label_of", "params_by_case", "seed_of", "shown_value",
+    "varying_fields",
 ]
 
 SEED = "seed"
@@ -59,6 +60,12 @@ def shown_value(config: Mapping[str, Any], name: str) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return repr(value)
     return _canonical(value)
+
+
+def params_by_case(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """Each case's values of the fields that differ between the cases (variant -> field -> cell)."""
+    fields = varying_fields(configs.values())
+    return {variant: {name: shown_value(config, name) for name in fields} for variant, config in configs.items()}
 
 
 def condition_key(config: Mapping[str, Any], fields: Sequence[str]) -> tuple[str, ...]:
