@@ -32,7 +32,7 @@ def _canonical(value: Any) -> str:
 
 def varying_fields(configs: Iterable[Mapping[str, Any]]) -> list[str]:
     """The fields whose value is not the same in every config (a field some lack counts
-    as differing), in the order the configs name them; ``output_dir`` never."""
+    as differing), in the order the configs name them but ``seed`` last; ``output_dir`` never."""
     order: dict[str, None] = {}
     first: dict[str, str] = {}
     differs: set[str] = set()
@@ -47,7 +47,8 @@ def varying_fields(configs: Iterable[Mapping[str, Any]]) -> list[str]:
             if value != first[name]:
                 differs.add(name)
         seen += 1
-    return [name for name in order if name in differs and name not in PER_CASE]
+    found = [name for name in order if name in differs and name not in PER_CASE and name != SEED]
+    return found + [SEED] * (SEED in differs)
 
 
 def shown_value(config: Mapping[str, Any], name: str) -> str:
