@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["PAIRED_TEST", "PairedTest", "Summary", "paired_t_test", "summarize", "t_cdf", "t_quantile"]
 
@@ -69,8 +70,10 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t > 0 else tail
 
 
+@lru_cache(maxsize=1024)
 def t_quantile(p: float, df: float) -> float:
-    """The t with ``t_cdf(t, df) == p`` (0 < p < 1), by bisection on the CDF."""
+    """The t with ``t_cdf(t, df) == p`` (0 < p < 1), by bisection on the CDF (cached: a
+    comparison asks for the same few degrees of freedom thousands of times)."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"t_quantile: p must be in (0, 1), got {p}")
     if p == 0.5:

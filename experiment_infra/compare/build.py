@@ -130,9 +130,13 @@ def _settings(runs: Sequence[LoadedRun], fields: Sequence[str]) -> list[tuple[st
     return out
 
 
-def _diff(base: Condition, other: Condition, metric: str, b: Summary, o: Summary) -> Diff:
+def _same_seeds(a: Condition, b: Condition) -> bool:
+    return sorted(map(repr, a.seeds)) == sorted(map(repr, b.seeds))
+
+
+def _diff(base: Condition, other: Condition, metric: str, b: Summary, o: Summary, same_seeds: bool) -> Diff:
     effect = o.mean - b.mean
-    if sorted(map(repr, base.seeds)) != sorted(map(repr, other.seeds)):
+    if not same_seeds:
         return Diff(effect, None, 0, None, None, None, "seeds differ: no paired test")
     left, right = base.values.get(metric, {}), other.values.get(metric, {})
     seeds = [s for s in left if s in right]
@@ -166,17 +170,22 @@ def build_comparison(runs: Sequence[LoadedRun], baseline: str | None = None, met
         )
         for i, r in enumerate(runs)
     ]
+    conditions = {key: [g.get(key) for g in grouped] for key in keys}
+    same = {
+        key: [c is not None and conds[base_i] is not None and _same_seeds(conds[base_i], c) for c in conds]  # type: ignore[arg-type]
+        for key, conds in conditions.items()
+    }
     tables = []
     for metric in names:
         rows = []
         for key, first in keys.items():
-            conds = [g.get(key) for g in grouped]
+            conds = conditions[key]
             cells = [c.summary(metric) if c is not None else None for c in conds]
             diffs: list[Diff | None] = []
             for i, (c, s) in enumerate(zip(conds, cells)):
                 b, bs = conds[base_i], cells[base_i]
                 ok = i != base_i and c is not None and s is not None and b is not None and bs is not None
-                diffs.append(_diff(b, c, metric, bs, s) if ok else None)  # type: ignore[arg-type]
+                diffs.append(_diff(b, c, metric, bs, s, same[key][i]) if ok else None)  # type: ignore[arg-type]
             label = _row_label([c for c in conds if c is not None])
             rows.append(Row(label, first.params, cells, [c is not None for c in conds], diffs))
         tables.append(MetricTable(metric, rows))

@@ -26,8 +26,19 @@ PER_CASE = frozenset({"output_dir"})
 _ABSENT = "\x00absent"  # a field one config lacks (another version of the config class)
 
 
-def _canonical(value: Any) -> str:
+def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _canonical(value: Any) -> str:
+    """A value as a key: equal values, equal keys (1 and 1.0 differ, as in the config file).
+    Scalars without the JSON encoder: a comparison of many runs makes thousands."""
+    kind = type(value)
+    if kind is str:
+        return "s" + value
+    if kind is int or kind is float or kind is bool or value is None:
+        return repr(value)
+    return "j" + _json(value)
 
 
 def varying_fields(configs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -60,7 +71,7 @@ def shown_value(config: Mapping[str, Any], name: str) -> str:
         return value
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return repr(value)
-    return _canonical(value)
+    return _json(value)
 
 
 def params_by_case(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
