@@ -257,7 +257,7 @@ def test_settings_shared_by_every_case_do_not_split_conditions(tmp_path: Path) -
                   when=datetime(2026, 1, 1 + i))
     text = to_markdown(compare_runs([root / "demo"]))
     assert "- `n_train`: A 30, B 50" in text
-    assert "| d1 | 1 | 1 | 2 | +1 (n/a (1 pair)) |" in text
+    assert "| d1 | 1 | 1 | 2 | +1 (n/a: 1 pair) |" in text
 
 
 # ------------------------------------------------------------------- reports at scale
@@ -281,3 +281,32 @@ def test_capped_rows_name_where_the_rest_is() -> None:
     capped = capped_rows(rows, "report.md")
     assert len(capped) == 201 and capped[-1] == {"variant": "... 50 more rows: see report.md"}
     assert capped_rows(rows[:3], "report.md") == rows[:3]
+
+
+# ------------------------------------------------------------------ agent evaluation
+
+
+def test_agent_evaluations_compare_by_tier_and_subtest(scylla_copy: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from experiment_infra.layout import ExperimentPaths
+
+    other = tmp_path / "zz-again"  # the same created_at: after the original by name, so B
+    shutil.copytree(scylla_copy, other)
+    result = ExperimentPaths(other).subtest("T1", "01").run(1).run_result
+    data = json.loads(result.read_text())
+    result.write_text(json.dumps({**data, "judge_passed": False, "judge_score": 0.3}))
+    done = compare_cli(scylla_copy, other)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Conditions: the config fields that differ between cases (`tier`, `subtest`)" in out
+    for metric in ("## score", "## pass_rate", "## cost_usd", "## cost_of_pass"):
+        assert metric in out
+    score = out[out.index("## score"):out.index("## cost_of_pass")]
+    assert "| T1/01/run_01 | T1 | 01 | 0.97 | 0.3 | -0.67 (n/a: 1 pair) |" in score
+    cop = out[out.index("## cost_of_pass"):]
+    assert "| T1/01/run_01 | T1 | 01 | 0.1274 | inf | — |" in cop
+    assert "| T5/01/run_01 | T5 | 01 | 0.06531 | 0.06531 | +0 (a ratio: no test) |" in cop
+    doc = json.loads(compare_cli(scylla_copy, other, "--json", "--metric", "cost_of_pass").stdout)
+    assert list(doc["metrics"]) == ["cost_of_pass"]
+    assert doc["metrics"]["cost_of_pass"][1]["runs"]["B"]["mean"] == "inf"

@@ -10,6 +10,7 @@ config class gained) they are listed in the header, and do not split the conditi
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from ..reports.params import PER_CASE, SEED, Condition, group_by_condition, label_of, shown_value, varying_fields
 from ..stats import PAIRED_TEST, Summary, paired_t_test
 from .runs import CompareError, LoadedRun
+
+COST_OF_PASS = "cost_of_pass"
 
 __all__ = ["Comparison", "Diff", "MetricTable", "Row", "RunColumn", "build_comparison", "choose_baseline"]
 
@@ -143,7 +146,7 @@ def _diff(base: Condition, other: Condition, metric: str, b: Summary, o: Summary
     if not seeds:
         return Diff(effect, None, 0, None, None, None, "no seed completed in both runs: no paired test")
     test = paired_t_test([left[s] for s in seeds], [right[s] for s in seeds])
-    note = "" if test.p_value is not None else f"n/a ({test.n} pair)"
+    note = "" if test.p_value is not None else f"n/a: {test.n} pair"
     return Diff(test.effect, PAIRED_TEST, test.n, test.low, test.high, test.p_value, note)
 
 
@@ -151,7 +154,10 @@ def build_comparison(runs: Sequence[LoadedRun], baseline: str | None = None, met
     if len(runs) < 2:
         raise CompareError("compare needs two or more runs")
     base_i = choose_baseline(runs, baseline)
-    names = _metrics(runs, metrics)
+    agent_eval = all(r.mode == "agent_eval" for r in runs)
+    plain = [m for m in metrics if not (agent_eval and m == COST_OF_PASS)]
+    names = _metrics(runs, plain) if plain or not metrics else []
+    with_cop = agent_eval and (not metrics or COST_OF_PASS in metrics)
     fields: dict[str, None] = {}
     for run in runs:
         fields.update(dict.fromkeys(f for f in varying_fields(c.config for c in run.cases) if f != SEED))
@@ -165,7 +171,7 @@ def build_comparison(runs: Sequence[LoadedRun], baseline: str | None = None, met
             keys.setdefault(key, cond)
     columns = [
         RunColumn(
-            _label(i), r.name, str(r.path), r.commit, r.git.sha, r.git.dirty, r.git.branch, r.manifest.created_at,
+            _label(i), r.name, str(r.path), r.commit, r.git.sha, r.git.dirty, r.git.branch, r.created_at,
             len(r.cases), sum(1 for c in r.cases if c.metrics is not None), i == base_i,
         )
         for i, r in enumerate(runs)
@@ -189,15 +195,43 @@ def build_comparison(runs: Sequence[LoadedRun], baseline: str | None = None, met
             label = _row_label([c for c in conds if c is not None])
             rows.append(Row(label, first.params, cells, [c is not None for c in conds], diffs))
         tables.append(MetricTable(metric, rows))
+    if with_cop:
+        tables.append(_cost_of_pass(keys, conditions, base_i))
     partial = []
     for key in keys:
         holders = [columns[i].label for i, g in enumerate(grouped) if key in g]
         if len(holders) < len(runs):
             partial.append((_row_label([g[key] for g in grouped if key in g]), holders))
     return Comparison(
-        runs[0].manifest.experiment_name, columns, base_i, condition_fields, _settings(runs, condition_fields), tables,
+        runs[0].experiment, columns, base_i, condition_fields, _settings(runs, condition_fields), tables,
         partial,
     )
+
+
+def _cost_of_pass(keys: dict[tuple[str, ...], Condition], conditions: dict[tuple[str, ...], list[Condition | None]],
+                  base_i: int) -> MetricTable:
+    """Mean cost / pass rate per condition and run (infinite when nothing passed): a ratio
+    of two means, so its difference against the baseline comes with no test."""
+    rows = []
+    for key, first in keys.items():
+        conds = conditions[key]
+        cells: list[Summary | None] = []
+        for c in conds:
+            cost, passed = (c.summary("cost_usd"), c.summary("pass_rate")) if c is not None else (None, None)
+            if cost is None or passed is None:
+                cells.append(None)
+            else:
+                cop = cost.mean / passed.mean if passed.mean > 0 else math.inf
+                cells.append(Summary(passed.n, cop, None, None, None))
+        base = cells[base_i]
+        diffs: list[Diff | None] = [
+            Diff(s.mean - base.mean, None, 0, None, None, None, "a ratio: no test")
+            if i != base_i and s is not None and base is not None and math.isfinite(s.mean - base.mean) else None
+            for i, s in enumerate(cells)
+        ]
+        rows.append(Row(_row_label([c for c in conds if c is not None]), first.params, cells,
+                        [c is not None for c in conds], diffs))
+    return MetricTable(COST_OF_PASS, rows)
 
 
 def _row_label(conds: Sequence[Condition]) -> str:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..reports.plots import PALETTE, new_figure, png_bytes
 from .build import Comparison
 
@@ -26,7 +28,7 @@ def comparison_plot(c: Comparison) -> bytes:
             xs, ys, lows, highs = [], [], [], []
             for j, row in enumerate(t.rows):
                 s = row.cells[i]
-                if s is None:
+                if s is None or not math.isfinite(s.mean):  # cost-of-pass with no pass: infinite
                     continue
                 xs.append(j - 0.3 + step * (i + 0.5))
                 ys.append(s.mean)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from typing import Any
 
 from ..reports.md_format import NONE, table
@@ -83,8 +84,13 @@ def to_markdown(c: Comparison, limit: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def _num(value: float | None) -> float | str | None:
+    """JSON has no infinity: an infinite cost-of-pass is the string "inf", as in result.json."""
+    return value if value is None or math.isfinite(value) else str(value)
+
+
 def _summary_dict(s: Summary | None) -> dict[str, Any] | None:
-    return None if s is None else {"n": s.n, "mean": s.mean, "sd": s.sd, "ci_low": s.low, "ci_high": s.high}
+    return None if s is None else {"n": s.n, "mean": _num(s.mean), "sd": s.sd, "ci_low": s.low, "ci_high": s.high}
 
 
 def _diff_dict(d: Diff | None) -> dict[str, Any] | None:

@@ -91,7 +91,8 @@ def seed_of(config: Mapping[str, Any]) -> Any:
 
 def label_of(names: Sequence[str]) -> str:
     """A row's name for the variants of one condition: the one name, or their common
-    start and ``*`` (``deg3_seed*`` for ``deg3_seed0`` .. ``deg3_seed2``)."""
+    start, less a partial number, and ``*`` (``deg3_seed*`` for ``deg3_seed0`` .. ``deg3_seed2``,
+    ``T0/00/run_*`` for ``T0/00/run_01`` .. ``T0/00/run_03``)."""
     unique = list(dict.fromkeys(names))
     if len(unique) == 1:
         return unique[0]
@@ -99,6 +100,7 @@ def label_of(names: Sequence[str]) -> str:
     for name in unique[1:]:
         while not name.startswith(prefix):
             prefix = prefix[:-1]
+    prefix = prefix.rstrip("0123456789")
     return f"{prefix}*" if prefix else f"{unique[0]} (+{len(unique) - 1})"
 
 
