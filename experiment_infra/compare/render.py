@@ -131,16 +131,18 @@ CSV_COLUMNS = [
 
 
 def to_csv(c: Comparison) -> str:
-    """One row per metric, condition and run; the condition's fields after ``variant``."""
+    """One row per metric, condition and run; the condition's fields after ``variant``
+    (``param_<field>`` where a field has the name of one of the other columns)."""
     out = io.StringIO()
-    columns = CSV_COLUMNS[:2] + c.fields + CSV_COLUMNS[2:]
+    names = {f: f"param_{f}" if f in CSV_COLUMNS else f for f in c.fields}
+    columns = CSV_COLUMNS[:2] + list(names.values()) + CSV_COLUMNS[2:]
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
     for t in c.tables:
         for row in t.rows:
             for r, s, present, d in zip(c.runs, row.cells, row.present, row.diffs):
                 writer.writerow({
-                    "metric": t.metric, "variant": row.label, **row.params, "run": r.label, "run_dir": r.path,
+                    "metric": t.metric, "variant": row.label, **{names[f]: v for f, v in row.params.items()}, "run": r.label, "run_dir": r.path,
                     "commit": r.sha, "dirty": r.dirty, "baseline": r.baseline, "present": present,
                     "n": s.n if s else 0, "mean": s.mean if s else "", "sd": _blank(s.sd if s else None),
                     "ci_low": _blank(s.low if s else None), "ci_high": _blank(s.high if s else None),
