@@ -220,7 +220,7 @@ def one_error_line(done: subprocess.CompletedProcess[str], *fragments: str) -> s
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
     a, b = _runs(tmp_path / "results")
     (other,) = _runs(tmp_path / "results", experiment="other", n=1)
-    one_error_line(compare_cli(a, tmp_path), f"{tmp_path}: not a run directory (no manifest.json)")
+    one_error_line(compare_cli(a, tmp_path), f"{tmp_path}: not a run directory (no manifest.json, no config/experiment.json)")
     one_error_line(compare_cli(a, other), "'other'", "compare runs of one experiment")
     one_error_line(compare_cli(a, b, "--baseline", "nope"), "--baseline nope: not among the runs compared", a.name)
     one_error_line(compare_cli(a), "needs two or more runs")
