@@ -30,6 +30,7 @@ from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.status import RunStatus, classify_run
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from flows.artifacts import label_flow_run, publish_run_markdown, show
 from flows.housekeeping import report_swept
 from flows.progress import Progress
@@ -150,8 +151,11 @@ def _publish(plan: ExperimentPlan, rows: list[RunRow], errors: list[str]) -> str
         for r in rows
     ]
     table += [{"run": "(flow)", "status": "error", "judges": "", "score": None, "grade": None, "reason": e} for e in errors]
+    # A large experiment's artifacts are summaries (the server refuses an event over 1.5 MB).
+    table = capped_rows(sorted(table, key=lambda row: not row["reason"]), f"the reports in {plan.exp.dir}")
     create_table_artifact(table, key=f"{key}-runs", description=f"{plan.exp.dir}: {summary}")
-    failing = [f"  - **{r.run}** {r.status}: {r.reason}" for r in rows if r.reason] + [f"  - error: {e}" for e in errors]
+    failing = capped_lines([f"  - **{r.run}** {r.status}: {r.reason}" for r in rows if r.reason], "the runs table artifact")
+    failing += [f"  - error: {e}" for e in errors]
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.exp.dir, [f"- runs: {summary}", *failing], results_git=plan.git)
     width = max(len(r.run) for r in rows)
     lines = [f"{plan.suite.experiment_name}: {len(rows)} run(s): {summary}", f"experiment directory: {plan.exp.dir}"]

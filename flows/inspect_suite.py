@@ -15,6 +15,7 @@ from experiment_infra.inspect_mode import InspectPlan, check_inspect, format_ins
 from experiment_infra.layout import inspect_logs_for
 from experiment_infra.status import classify_inspect_case
 from experiment_infra.suite import Suite
+from experiment_infra.ui_limits import capped_rows
 from flows.artifacts import artifact_key, publish_run_markdown
 from flows.progress import Progress
 from tasks.retries import retry_options
@@ -81,6 +82,7 @@ def run_inspect(
 def _publish(plan: InspectPlan, summary: SuiteSummary, key: str) -> None:
     table = [{"variant": r.variant, "status": r.status, "log": r.output_dir, "reason": r.reason} for r in summary.rows]
     counts = summary.counts_text()
+    table = capped_rows(table, f"the logs in {plan.log_dir}")  # a large suite: a summary, not every row
     create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
     lines = [f"- open with `inspect view --log-dir {plan.log_dir}`", f"- cases: {counts}"]
     publish_run_markdown(f"{key}-run", f"{plan.suite.experiment_name} (inspect)", plan.log_dir, lines, results_git=plan.git)

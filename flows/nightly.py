@@ -40,6 +40,7 @@ from experiment_infra.recovery.walk import RootItem, survey_root
 from experiment_infra.recovery.select import RecoveryInputError
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
 from flows.progress import Progress
 from flows.recover import recover
@@ -91,8 +92,11 @@ def _publish(summary: NightlySummary) -> None:
          "outcome": r.outcome, "detail": r.detail}
         for r in summary.rows
     ]
+    rows = capped_rows(rows, "each experiment's recovery artifacts")
     ui_only("the nightly table artifact", create_table_artifact, rows, key=f"{key}-experiments", description=summary.headline())
-    lines = [f"- {summary.headline()}"] + [f"  - **{r.directory}** {r.outcome}: {r.detail}" for r in summary.rows if r.outcome != "nothing to do"]
+    lines = [f"- {summary.headline()}"] + capped_lines(
+        [f"  - **{r.directory}** {r.outcome}: {r.detail}" for r in summary.rows if r.outcome != "nothing to do"], "the table artifact"
+    )
     if summary.dry_run:
         lines.append("\n*Dry run: nothing written.*")
     ui_only("the nightly markdown artifact", publish_run_markdown, f"{key}-run", "Nightly recovery", summary.results_root, lines)

@@ -36,9 +36,12 @@ from experiment_infra.layout import NOGIT, SuiteRunPaths
 from experiment_infra.resources import failure_budget
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
+from experiment_infra.records import CaseMetrics, read_record
+from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.status import CaseStatus, classify_case
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from experiment_infra.suite import (
     Suite,
     SuiteError,
@@ -274,6 +277,16 @@ def _relative(path: str, base: Path) -> str:
         return path
 
 
+def _params_and_metrics(plan: SuitePlan, rows: list[CaseRow]) -> dict[str, dict[str, Any]]:
+    """Per case, the config fields that differ between the cases, then a completed case's metrics."""
+    out = params_by_case({p.variant_name: p.case.config.to_json_dict() for p in plan.cases})
+    for r in rows:
+        if r.status == CaseStatus.COMPLETED.value:
+            found = read_record(plan.run.case(r.variant).metrics, CaseMetrics).record
+            out.setdefault(r.variant, {}).update(found.numbers() if found is not None else {})
+    return out
+
+
 def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     key = artifact_key(plan.suite.experiment_name)
     # What failed and why first: reason beside the status, failed rows on top, paths short.
@@ -289,6 +302,13 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         }
         for r in summary.failed_first()
     ]
+    # A large run's artifact is a summary, its first rows (the server refuses an event
+    # over 1.5 MB); the full table is the run's report.md. Beside each case: the config
+    # fields that differ between the cases, then its metrics.
+    table = capped_rows(table, str(plan.run.report_md))
+    extra = _params_and_metrics(plan, [r for r in summary.failed_first()[:len(table)]])
+    columns = dict.fromkeys(k for row in table for k in (*row, *extra.get(row.get("variant", ""), {})))
+    table = [{k: {**extra.get(row.get("variant", ""), {}), **row}.get(k) for k in columns} for row in table]
     counts = summary.counts_text()
     create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
     lines = [f"- suite file: `{plan.suite.suite_file}`", f"- entry point: `{plan.suite.entry_point}`"]
@@ -297,7 +317,7 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     if plan.git.patch_file:
         lines.append(f"- uncommitted changes: `{plan.run.dir / plan.git.patch_file}`")
     lines.append(f"- cases: {counts}")
-    lines += [f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed]
+    lines += capped_lines([f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed], str(plan.run.report_md))
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.run.dir, lines, results_git=plan.git)
 
 

@@ -19,7 +19,13 @@ from ..status import CaseStatus, classify_case
 from . import markdown as md
 from .aggregate import ReportError
 from .bundle import ReportBundle
+from .params import SEED, group_by_condition, shown_value, varying_fields
 from .plots import bar_panels
+from .seeds_md import over_seeds_section
+
+# A run's Prefect artifact shows at most this many cases (not-completed first); the
+# full table is report.md. A 2,000-case table was a 2 MB event the server refused.
+ARTIFACT_CASES = 50
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class CaseRow:
     metrics: dict[str, float]
     ignored: list[str]
     metrics_problem: str | None
+    config: dict[str, object]
 
 
 def _duration(record: RunRecord | None) -> float | None:
@@ -62,12 +69,14 @@ def case_rows(paths: SuiteRunPaths, manifest: SuiteManifest) -> list[CaseRow]:
                 metrics=numbers,
                 ignored=metrics.record.ignored() if metrics.record else [],
                 metrics_problem=metrics.problem if metrics.exists and metrics.record is None else None,
+                config=case.config,
             )
         )
     return rows
 
 
-def _table(rows: list[CaseRow], metric_names: list[str], paths: SuiteRunPaths, me: Path) -> list[str]:
+def _table(rows: list[CaseRow], metric_names: list[str], fields: list[str], paths: SuiteRunPaths, me: Path) -> list[str]:
+    """One row per case: its status, the config fields that differ between the cases, its metrics."""
     body = []
     for r in rows:
         config = paths.case(r.variant).config
@@ -77,9 +86,10 @@ def _table(rows: list[CaseRow], metric_names: list[str], paths: SuiteRunPaths, m
             r.status.value,
             f"{r.duration:.1f}s" if done and r.duration is not None else md.NONE,
             r.attempt if r.attempt is not None else md.NONE,
+            *(shown_value(r.config, f) for f in fields),
             *(f"{r.metrics[m]:.6g}" if done and m in r.metrics else md.NONE for m in metric_names),
         ])
-    return md.table(["Variant", "Status", "Duration", "Attempt", *metric_names], body)
+    return md.table(["Variant", "Status", "Duration", "Attempt", *fields, *metric_names], body)
 
 
 def load_manifest(run_dir: Path) -> SuiteManifest:
@@ -104,8 +114,26 @@ def build_suite_reports(run_dir: Path) -> ReportBundle:
     me = paths.report_md
     counts = {s: sum(1 for r in rows if r.status is s) for s in CaseStatus}
     status_line = " · ".join(f"{s.value} {n}" for s, n in counts.items())
-    table = _table(rows, metric_names, paths, me)
-    summary = "\n".join([f"**Cases**: {len(rows)} ({status_line})", "", *table])
+    fields = varying_fields(r.config for r in rows)
+    table = _table(rows, metric_names, fields, paths, me)
+    conditions = group_by_condition(
+        ((r.variant, r.config, r.metrics if r.status is CaseStatus.COMPLETED else None) for r in rows),
+        [f for f in fields if f != SEED],
+    )
+    head = [f"**Cases**: {len(rows)} ({status_line})", ""]
+    seeds = over_seeds_section(list(conditions.values()), metric_names)
+    summary_lines = [*head, *table, "", *seeds]
+    if len(rows) > ARTIFACT_CASES:
+        # The artifact stays small (the server refuses an event over 1.5 MB): the seed
+        # summaries and the cases that need a look, capped; the file has them all.
+        shown = sorted(rows, key=lambda r: r.status is CaseStatus.COMPLETED)[:ARTIFACT_CASES]
+        summary_lines = [
+            *head, *over_seeds_section(list(conditions.values()), metric_names, limit=ARTIFACT_CASES),
+            f"The first {ARTIFACT_CASES} of {len(rows)} cases (not completed first); "
+            f"every case is in `{me.name}` of the run directory.", "",
+            *_table(shown, metric_names, fields, paths, me),
+        ]
+    summary = "\n".join(summary_lines)
 
     git = manifest.git
     lines = [
@@ -116,8 +144,10 @@ def build_suite_reports(run_dir: Path) -> ReportBundle:
         f"**Created**: {manifest.created_at}",
         f"**Generated**: {utc_now_iso()}",
         "",
-        summary,
+        *head,
+        *table,
         "",
+        *seeds,
     ]
     not_done = [r for r in rows if r.status is not CaseStatus.COMPLETED]
     if not_done:
