@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
@@ -66,6 +65,7 @@ from experiment_infra.recovery.render import render_json, render_text
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import show
+from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.recover_artifacts import progress_key, publish_recovery
@@ -239,6 +239,9 @@ def _failures(futures: list[Submitted]) -> list[tuple[str, str]]:
     return failures
 
 
+REPORTS = "reports"  # the label of the report rebuild's failures
+
+
 def _recover_experiment(
     before: ExperimentSurvey, parallelism: int | None, verbose: bool, dask: dict[str, Any]
 ) -> tuple[ExperimentSurvey, list[tuple[str, str]]]:
@@ -272,7 +275,7 @@ def _recover_experiment(
             reports.wait()
     failures = _failures(futures)
     if reports is not None:
-        failures += [("reports", why) for why in report_failures(reports.state)]
+        failures += [(REPORTS, why) for why in report_failures(reports.state)]
     return after, failures
 
 
@@ -355,7 +358,8 @@ def _recover(
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask)
     after = _restrict(after_all, before)
-    summary = summarize(before, after, _not_done(before, after, failures))
+    errors = [why for label, why in failures if label == REPORTS]  # a failed report rebuild fails the recovery
+    summary = summarize(before, after, _not_done(before, after, failures), errors)
     publish_recovery(before, after, summary)
     return summary
 
@@ -431,12 +435,13 @@ def recover(
             summary = _recover(target, selection, parallelism, verbose, dask)
     text = summary.format()
     show(text)
-    if summary.ok:
-        return Completed(message=f"{summary.planned} planned run(s) done", data=summary)
-    if not summary.not_done:
-        return Failed(
-            message=f"{summary.planned} planned run(s) done, but {len(summary.remaining)} selected run(s) or tier(s) "
-            "still need work",
-            data=summary,
+    if summary.not_done:
+        headline = f"{len(summary.not_done)} of {summary.planned} planned run(s) not done"
+    elif summary.errors:
+        headline = f"{summary.planned} planned run(s) done, but {len(summary.errors)} error(s)"
+    else:
+        headline = (
+            f"{summary.planned} planned run(s) done, but {len(summary.remaining) + len(summary.missing)} "
+            "selected run(s) or tier(s) still need work"
         )
-    return Failed(message=f"{len(summary.not_done)} of {summary.planned} planned run(s) not done", data=summary)
+    return final_state(summary, done=f"{summary.planned} planned run(s) done", headline=headline, reasons=summary.reasons())
