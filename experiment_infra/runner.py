@@ -23,9 +23,9 @@ from .atomic import atomic_write_json, move_aside
 from .case import ExperimentCase
 from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
-from .layout import CasePaths
+from .layout import CasePaths, InspectCasePaths
 from .process import processes_running, running_command, stop_group_of, wait_exit
-from .records import RunRecord, read_record, utc_now_iso, write_record
+from .records import InspectRunRecord, RunRecord, read_record, utc_now_iso, write_record
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
 
@@ -73,20 +73,22 @@ def _check_travels(config: BaseExperimentConfig, argv: list[str], variant: str) 
             ) from None
 
 
-def stop_unfinished_attempt(paths: CasePaths) -> bool:
+def stop_unfinished_attempt(paths: CasePaths | InspectCasePaths) -> bool:
     """Stop an earlier attempt that is still running on this host; True if one was stopped.
 
     Entry points run in their own process group, so a runner that is killed (or a
     laptop that loses its terminal) leaves them running. A resumed run must not let
     that orphan write into the case directory beside the new attempt. Its waiter goes
     first, with SIGKILL, so it records nothing more (the attempt stays "never finished");
-    a waiter whose entry point already ended is left to record that end.
+    a waiter whose entry point already ended is left to record that end. An inspect-mode
+    case (``InspectCasePaths``) has no waiter: its entry point alone is stopped.
     """
-    record = read_record(paths.run_record, RunRecord).record
+    inspect = isinstance(paths, InspectCasePaths)
+    record = read_record(paths.run_record, InspectRunRecord if inspect else RunRecord).record
     if record is None or record.ended_at is not None or record.host != socket.gethostname():
         return False
     entry_running = record.pid is not None and running_command(record.pid) == record.command
-    waiters = processes_running(lambda argv: is_waiter_of(argv, paths))
+    waiters = [] if inspect else processes_running(lambda argv: is_waiter_of(argv, paths))
     for waiter in waiters:
         if not entry_running:
             wait_exit(waiter, WAITER_FINISH_SECONDS)

@@ -303,7 +303,7 @@ def _recover_suite_run(
             if isinstance(result, LockHeld):
                 raise result  # another run or recovery of this directory is going on
             failures.append(("run_suite", state.message or state.name or "did not complete"))
-    return survey_suite_run(before.run, replace(before.selection, statuses=None)), failures
+    return survey_suite_run(before.run, replace(before.selection, statuses=None), load_suite=True), failures
 
 
 def _restrict(after: Survey, before: Survey) -> Survey:
@@ -344,7 +344,7 @@ def _recover(
     dask: dict[str, Any],
 ) -> RecoverySummary:
     """Survey, act, survey again, publish the artifact (the caller holds the lock)."""
-    before = survey(target.dir, selection)
+    before = survey(target.dir, selection, load_suite=True)  # a real recovery: an inspect suite file may run
     text = render_text(before, verbose=verbose)
     show(text)
     if isinstance(before, ExperimentSurvey):
@@ -371,7 +371,7 @@ def exit_code_from_files(before: Survey, exc: BaseException) -> int:
     """The exit code of a recovery whose flow run the server lost: survey the files again
     and check the work ``before`` planned (reads only)."""
     directory = before.exp.dir if isinstance(before, ExperimentSurvey) else before.run.dir
-    after = _restrict(survey(directory, replace(before.selection, statuses=None)), before)
+    after = _restrict(survey(directory, replace(before.selection, statuses=None), load_suite=True), before)
     not_done = _not_done(before, after, [])
     lines = [f"the files say: {len(before.planned) - len(not_done)} of {len(before.planned)} planned run(s) done"]
     lines += [f"not done: {label}: {why}" for label, why in not_done]

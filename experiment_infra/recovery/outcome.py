@@ -16,7 +16,7 @@ from ..errors import EXIT_FAILED, EXIT_OK
 from ..lock import check_lock
 from .render import counts_of, still_needing_rows
 from .select import Mode, RecoveryInputError, Selection
-from .survey import ExperimentSurvey, SuiteRunSurvey, Survey, survey
+from .survey import ExperimentSurvey, SuiteRunSurvey, Survey, survey, survey_suite_run
 
 __all__ = [
     "RecoverySummary", "build_selection", "check_recovery", "check_suite_rerun", "summarize",
@@ -131,7 +131,7 @@ def check_recovery(directory: str, selection: Selection, parallelism: int | None
     own survey, seconds later, then reads only the files that changed meanwhile."""
     s = survey(directory, selection)
     target = s.exp if isinstance(s, ExperimentSurvey) else s.run
-    check_lock(target.lock, what=str(target.dir))
+    check_lock(s.exp.lock if isinstance(s, ExperimentSurvey) else s.lock, what=str(target.dir))
     problem = unwritable_reason(target.dir)
     if problem is not None:  # a read-only mount: refused here, not at the lock inside the flow
         raise RecoveryInputError(f"{target.dir}: a recovery writes here and cannot ({problem}); --dry-run and --json only read")
@@ -150,6 +150,9 @@ def check_recovery(directory: str, selection: Selection, parallelism: int | None
         if s.cache is not None:
             s.cache.save()
         return s
+    if s.mode is Mode.INSPECT:
+        # Checked, so now its suite file may run: the variants it expects that have no log yet.
+        s = survey_suite_run(s.run, selection, load_suite=True)
     check_suite_rerun(s)
     if s.planned:
         from ..preflight import check_run  # loads the suite machinery: only for a real rerun
