@@ -29,6 +29,7 @@ from experiment_infra.agent_eval import (
 )
 from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
+from experiment_infra.regenerate import regenerate_run
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.status import RunStatus, classify_run
 from flows.artifacts import label_flow_run, publish_run_markdown, show
@@ -99,7 +100,10 @@ def _execute_with(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] |
 
     def finish(run: PlannedRun) -> None:
         try:
-            finish_run(plan.exp, spec, run.tier, run.subtest, run.run_number)
+            if run.regenerate:  # only derived files were missing or invalid: those alone, as a recovery writes them
+                regenerate_run(run.paths, list(spec.judge_models))
+            else:  # its judges ran: consensus and run_result.json from the judgments now on disk
+                finish_run(plan.exp, spec, run.tier, run.subtest, run.run_number)
         except (OSError, ValueError) as exc:  # a record that cannot be rebuilt: report, keep going
             errors.append(f"{run.name}: {type(exc).__name__}: {exc}")
             progress.advance(failed=True)

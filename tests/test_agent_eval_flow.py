@@ -240,3 +240,33 @@ def test_an_agent_or_judge_that_fails_logs_its_reason_and_stderr_not_a_traceback
     # The flow run's own final state names both runs and why.
     (final_line,) = [m for m in messages if m.startswith("Finished in state Failed('2 of 2 run(s) not complete")]
     assert "T0/00/run_01 completed: judge 2: exit code 2" in final_line and "T1/00/run_01 failed: agent exited" in final_line
+
+
+def test_resume_plans_as_recovery_does_and_keeps_valid_derived_files(tmp_path, git_repo, prefect_harness):
+    """One planner for resume and recovery: a run whose agent/result.json alone is gone gets
+    that file back, and no valid derived file of any run is rewritten (bytes and mtime)."""
+    from experiment_infra.agent_eval import plan_experiment
+    from experiment_infra.recovery.survey import Selection, survey
+    from experiment_infra.suite import load_suite
+
+    suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet")', runs_per_subtest=2, judge_models=["fake-opus"])
+    final, _ = run_flow(suite, tmp_path / "results")
+    assert final.is_completed(), final.message
+    exp = experiment(tmp_path / "results")
+    lost, whole = exp.run("T0", "00", 1), exp.run("T0", "00", 2)
+    lost.agent_result.unlink()  # status `results`: only a derived file to rebuild
+
+    # The resume plans exactly what a recovery plans, run by run.
+    resumed = plan_experiment(load_suite(suite), resume=exp.dir, suite_path=suite)
+    recovery = survey(exp.dir, Selection())
+    assert [r.work for r in resumed.runs] == list(recovery.runs)
+    assert [(r.name, r.regenerate, r.needs_agent, r.judges) for r in resumed.runs] == [
+        ("T0/00/run_01", True, False, ()), ("T0/00/run_02", False, False, ())]
+
+    kept = [p for run in (lost, whole) for p in (run.run_result, run.consensus, run.judge_timing)] + [whole.agent_result]
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in kept}
+    final, state = run_flow(suite, tmp_path / "results", resume=str(exp.dir))
+    assert final.is_completed(), final.message
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in kept} == before
+    assert lost.agent_result.is_file() and classify_run(lost, ["fake-opus"]).status is RunStatus.COMPLETED
+    assert task_run_names(state) == {"reports"}  # no agent or judge ran
