@@ -25,9 +25,9 @@ from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
 from .failures import STDERR_TAIL_BYTES, classify_failure, oom_kills
 from .import_paths import case_environment
-from .layout import CasePaths
+from .layout import CasePaths, InspectCasePaths
 from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
-from .records import RunRecord, read_record, utc_now_iso, write_record
+from .records import InspectRunRecord, RunRecord, read_record, utc_now_iso, write_record
 from .resources import Grant, granted_environment
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
@@ -76,7 +76,7 @@ def _check_travels(config: BaseExperimentConfig, argv: list[str], variant: str) 
             ) from None
 
 
-def stop_unfinished_attempt(paths: CasePaths) -> bool:
+def stop_unfinished_attempt(paths: CasePaths | InspectCasePaths) -> bool:
     """Stop an earlier attempt that is still running on this host; True if one was stopped.
 
     Entry points run in their own process group, so a runner that is killed (or a
@@ -86,16 +86,19 @@ def stop_unfinished_attempt(paths: CasePaths) -> bool:
     a waiter whose entry point already ended is left to record that end. Only what is
     proven to be the attempt's is signalled: the entry point by its recorded pid, start
     time and command, the waiter as that entry point's parent (``process.stop_parent``);
-    a record without a start time (written before it had one) stops nothing.
+    a record without a start time (written before it had one) stops nothing. An
+    inspect-mode case (``InspectCasePaths``) has no waiter: its entry point alone is stopped.
     """
-    record = read_record(paths.run_record, RunRecord).record
+    inspect = isinstance(paths, InspectCasePaths)
+    record = read_record(paths.run_record, InspectRunRecord if inspect else RunRecord).record
     if record is None or record.ended_at is not None or record.host != socket.gethostname():
         return False
     if record.pid is None or not is_recorded(record.pid, record.command, record.pid_start):
-        for waiter in processes_running(lambda argv: is_waiter_of(argv, paths)):
-            wait_exit(waiter, WAITER_FINISH_SECONDS)  # never signalled: only waited for
+        if not inspect:
+            for waiter in processes_running(lambda argv: is_waiter_of(argv, paths)):
+                wait_exit(waiter, WAITER_FINISH_SECONDS)  # never signalled: only waited for
         return False
-    waiter = stop_parent(record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths))
+    waiter = None if inspect else stop_parent(record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths))
     if waiter is not None:
         wait_exit(waiter, WAITER_FINISH_SECONDS)
     return stop_group_of(record.pid, record.command, record.pid_start, host=record.host)

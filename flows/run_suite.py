@@ -29,7 +29,7 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
@@ -53,6 +53,7 @@ from experiment_infra.suite import (
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
+from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
@@ -81,6 +82,7 @@ class SuiteSummary:
     run_dir: str
     dry_run: bool = False
     rows: tuple[CaseRow, ...] = field(default_factory=tuple)
+    errors: tuple[str, ...] = ()  # what failed besides the cases (the report rebuild)
     budget_spent: int | None = None  # the failure budget that stopped the run, if one did
 
     @property
@@ -89,7 +91,18 @@ class SuiteSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.errors
+
+    def final_state(self) -> State:
+        """``Completed``, or ``Failed`` naming each case that did not complete and each error."""
+        parts = [f"{len(self.failed)} of {len(self.rows)} case(s) did not complete"] if self.failed else []
+        parts += [f"{len(self.errors)} error(s)"] if self.errors else []
+        if self.budget_spent is not None:
+            parts.append(f"the failure budget of {self.budget_spent} stopped the run")
+        return final_state(
+            self, done=f"{len(self.rows)} case(s) completed", headline=", ".join(parts),
+            reasons=[f"{r.variant} {r.status}: {r.reason}" for r in self.failed] + list(self.errors),
+        )
 
     def failed_first(self) -> list[CaseRow]:
         return sorted(self.rows, key=lambda r: r.status == CaseStatus.COMPLETED.value)
@@ -129,6 +142,7 @@ class SuiteSummary:
                 f"  {'... and ' if shown else 'all '}{rest} completed case(s), not listed "
                 f"(every case: {SuiteRunPaths(Path(self.run_dir)).report_md})"
             )
+        lines += [f"error: {e}" for e in self.errors]
         return "\n".join(lines)
 
 
@@ -199,20 +213,16 @@ def _run_standard(
     if budget.spent.is_set():
         logger.warning("failure budget spent: %d case(s) failed (max_failures %s); no new case started", budget.failed, budget.limit)
 
+    rows = tuple(_rows(plan, futures))
+    # The metrics table and plot, in the UI too; a rebuild that fails fails the run, as in every mode.
+    errors = tuple(rebuild_reports_step(plan.run.dir))
     summary = SuiteSummary(
-        suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)),
+        suite.experiment_name, str(plan.run.dir), rows=rows, errors=errors,
         budget_spent=budget.limit if budget.spent.is_set() else None,
     )
     print(summary.format())
     _publish(plan, summary)
-    for problem in rebuild_reports_step(plan.run.dir):  # the metrics table and plot, in the UI too
-        logger.warning("%s", problem)
-    if summary.ok:
-        return Completed(message=f"{len(summary.rows)} case(s) completed", data=summary)
-    why = f"{len(summary.failed)} of {len(summary.rows)} case(s) did not complete"
-    if summary.budget_spent is not None:
-        why += f" (the failure budget of {summary.budget_spent} stopped the run)"
-    return Failed(message=why, data=summary)
+    return summary.final_state()
 
 
 def _run_inspect(suite: Suite, **options: Any) -> Any:
@@ -318,6 +328,7 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         lines.append(f"- uncommitted changes: `{plan.run.dir / plan.git.patch_file}`")
     lines.append(f"- cases: {counts}")
     lines += capped_lines([f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed], str(plan.run.report_md))
+    lines += [f"  - error: {e}" for e in summary.errors]
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.run.dir, lines, results_git=plan.git)
 
 
