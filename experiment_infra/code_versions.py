@@ -22,7 +22,7 @@ from .provenance import CodeSnapshot, code_snapshot
 from .records import AttemptCode, CodeVersion, GitProvenance, SuiteManifest, utc_now_iso
 
 __all__ = [
-    "ALLOW_FLAG", "CodeChanged", "CodeCheck", "attempt_code", "check_code", "code_label", "experiment_code",
+    "ALLOW_FLAG", "CodeChanged", "CodeCheck", "attempt_code", "check_code", "code_change_in", "code_label", "experiment_code",
     "first_version",
 ]
 
@@ -96,6 +96,19 @@ def check_code(
     number = versions + 1
     update = {"recorded_at": utc_now_iso(), "patch_file": run.patch_of(number).name if code.git.dirty else None}
     return CodeCheck(code, CodeVersion(**{**code.git.model_dump(), **update}), number)
+
+
+def code_change_in(run: SuiteRunPaths, manifest: SuiteManifest) -> str | None:
+    """Why rerunning cases of ``run`` on the working tree's code would be refused (None: the
+    same code), from the suite file and entry point its manifest names (nothing is loaded)."""
+    suite_file, entry_point = Path(manifest.suite_file), Path(manifest.entry_point)
+    if not manifest.suite_file or not suite_file.is_file() or not entry_point.is_file():
+        return None  # the rerun itself says what is missing
+    try:
+        check_code(run, manifest, experiment_code(suite_file, entry_point), allow=False, what=f"recover {run.dir}")
+    except CodeChanged as exc:
+        return str(exc)
+    return None
 
 
 def first_version(git: GitProvenance, created_at: str) -> CodeVersion:
