@@ -172,3 +172,34 @@ def test_summary_shows_the_code_column_only_when_cases_ran_on_more_than_one() ->
     assert "code" not in one.format().splitlines()[2]
     lines = two.format().splitlines()
     assert "code" in lines[2] and "abc1234" in lines[3] and "def5678-dirty" in lines[4]
+
+
+def test_report_names_the_code_of_each_case_once_the_run_has_two(git_repo: Path, tmp_path: Path) -> None:
+    from experiment_infra.reports.standard import build_suite_reports
+
+    def report(run: SuiteRunPaths) -> list[str]:
+        return build_suite_reports(run.dir).texts[run.report_md].splitlines()
+
+    suite = _suite_in(git_repo)
+    first = _commit(git_repo)
+    results = tmp_path / "results"
+    plan = plan_suite(load_suite(suite), results)
+    start_run(plan)
+    a = plan.cases[0]
+    run_case(a.case, a.paths, plan.suite.entry_point, code=a.code)
+    assert not any("Code" in line for line in report(plan.run))  # one code version: no column
+    entry = git_repo / "exp" / "entry.py"
+    entry.write_text(entry.read_text() + "\n# fixed\n")
+    second = _commit(git_repo, "fix")
+    again = plan_suite(load_suite(suite), results, plan.run.dir, allow_code_change=True)
+    start_run(again)
+    b = again.cases[1]
+    run_case(b.case, b.paths, again.suite.entry_point, code=b.code)
+
+    lines = report(plan.run)
+    assert any(line.startswith("**Code versions**") and first[:7] in line and second[:7] in line for line in lines)
+    header = next(line for line in lines if line.startswith("| Variant"))
+    assert "| Code |" in header
+    row_a = next(line for line in lines if line.startswith("| [a]"))
+    row_b = next(line for line in lines if line.startswith("| [b]"))
+    assert first[:7] in row_a and second[:7] in row_b
