@@ -133,6 +133,9 @@ def test_resume_on_other_code_is_refused_then_allowed_and_recorded(git_repo: Pat
     assert run.manifest.read_bytes() == manifest_before  # nothing written
     with pytest.raises(CodeChanged):  # recover refuses the same way (before Prefect starts)
         check_recovery(str(run.dir), Selection(), None)
+    from experiment_infra.recovery.survey import survey
+
+    assert any("--allow-code-change" in n for n in survey(str(run.dir), Selection()).notes)  # recover --dry-run says so
     (item,) = survey_root(results)  # the nightly walk lists it as skipped, with the reason
     assert item.skipped is not None and "--allow-code-change" in item.skipped and second[:7] in item.skipped
 

@@ -175,11 +175,7 @@ def survey_one(found: Found, selection: Selection) -> Survey:
 
 def _code_change(s: Survey) -> str | None:
     """Why a standard-mode run's rerun would be refused for running on other code (None: it would not)."""
-    if isinstance(s, ExperimentSurvey) or s.mode is not Mode.STANDARD:
-        return None
-    from ..code_versions import code_change_in  # GitPython: only for runs with work to do
-
-    return code_change_in(s.run, s.manifest)
+    return None if isinstance(s, ExperimentSurvey) else s.code_change
 
 
 def survey_root(
