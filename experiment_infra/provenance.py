@@ -107,10 +107,13 @@ def _untracked_used(repo: object, root: Path, scripts: list[Path]) -> list[str]:
 
     run = repo.git  # type: ignore[attr-defined]
     # Reading every import costs a parse per file; it is only needed when some Python
-    # file besides the scripts is untracked (the scripts are asked about directly).
-    others = {p for p in run.ls_files("-z", "--others", "--exclude-standard", "--", "*.py").split("\0") if p}
+    # file besides the scripts may be untracked (the scripts are asked about directly).
+    # --directory names an untracked directory once instead of walking it (a results
+    # directory inside the repository may hold many thousands of files).
+    others = {p for p in run.ls_files("-z", "--others", "--exclude-standard", "--directory").split("\0") if p}
     named = _relative(scripts, root)
-    candidates = _relative(files_used(scripts, root), root) if others - set(named) else named
+    maybe = [p for p in others - set(named) if p.endswith((".py", "/"))]
+    candidates = _relative(files_used(scripts, root), root) if maybe else named
     if not candidates:
         return []
     tracked = set(run.ls_files("-z", "--", *candidates).split("\0"))
