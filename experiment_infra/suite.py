@@ -4,7 +4,7 @@ A suite file declares what a run needs in the experiment-infrastructure spec's s
 ``run_experiments_cli(cases, entry_point=..., experiment_name=...)`` under
 ``if __name__ == "__main__":``, or with module-level names (``cases``, ``entry_point``,
 ``experiment_name`` and optionally ``mode``, ``retries``, ``retry_delay_seconds``,
-``timeout_seconds``, ``task_tags``), or a module-level ``suite`` object. ``load_suite``
+``timeout_seconds``, ``task_tags``, ``fresh_attempt_dir``), or a module-level ``suite`` object. ``load_suite``
 runs the file as ``__main__`` with ``run_experiments_cli`` only declaring (it hands its
 arguments back instead of running), so the command line, a deployment and the
 Prefect UI all start the same flow from nothing but the path.
