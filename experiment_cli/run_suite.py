@@ -44,6 +44,11 @@ def build_parser(*, with_suite: bool = True, prog: str | None = None) -> argpars
         help="reuse a run directory; cases already completed there are skipped",
     )
     parser.add_argument(
+        "--allow-code-change", action="store_true",
+        help="with --resume: run on code other than the code the run directory last ran on "
+        "(recorded in its manifest as a new code version); refused otherwise",
+    )
+    parser.add_argument(
         "--results-root", metavar="DIR", default="results", help="where run directories go (default: results)"
     )
     parser.add_argument(
@@ -82,6 +87,7 @@ def run_suite_command(
     results_root: str = "results",
     gpus: str | None = None,
     max_failures: int | float | None = None,
+    allow_code_change: bool = False,
     **cluster: Any,
 ) -> int:
     """Check the input, answer a dry run or run the ``run_suite`` flow; the process exit code.
@@ -89,6 +95,8 @@ def run_suite_command(
     options = dict(dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=str(results_root))
     scheduling = {k: v for k, v in (("gpus", gpus), ("max_failures", max_failures)) if v is not None}
     options.update(scheduling)
+    if allow_code_change:
+        options["allow_code_change"] = True
     try:
         account = check_run(str(suite_path), **options)
     except BAD_INPUT as exc:
@@ -113,7 +121,7 @@ def run_parsed(args: argparse.Namespace, suite_path: str | Path) -> int:
         return report(exc)
     return run_suite_command(
         suite_path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
-        results_root=args.results_root, gpus=args.gpus, max_failures=args.max_failures, **cluster,
+        results_root=args.results_root, gpus=args.gpus, max_failures=args.max_failures, allow_code_change=args.allow_code_change, **cluster,
     )
 
 

@@ -43,6 +43,7 @@ def describe_suite(suite: Suite | AgentEvalSuite, suite_path: str | Path, *, res
 def check_run(
     suite_path: str | Path, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     gpus: str | None = None, max_failures: int | float | None = None,
+    allow_code_change: bool = False,
 ) -> str:
     """Refuse (SuiteError and kin, one line each) what the run_suite flow would refuse;
     return the dry run's account. Writes nothing."""
@@ -53,7 +54,7 @@ def check_run(
         if gpus is not None:
             raise SuiteError(f"--gpus: only standard-mode suites are given devices (this one: {getattr(suite, 'mode', 'agent_eval')})")
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
-    plan = plan_suite(suite, results_root, resume)
+    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change)
     pool = resource_pool(suite, gpus, parallelism)
     if plan.resumed:
         check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")

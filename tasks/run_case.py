@@ -155,7 +155,8 @@ def run_case_task(
             with _RunLog() as forward:
                 outcome = run_case(
                     planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward,
-                    grant=grant, retry_on=resources.retry_on,
+                    grant=grant, retry_on=resources.retry_on, code=planned.code,
+                    fresh_attempt_dir=planned.fresh_attempt_dir,
                 )
     except ResourceError as exc:
         return Cancelled(name=NOT_STARTED, message=f"{variant_name}: not started ({exc})")
