@@ -6,8 +6,9 @@ written by the case's waiter (``case_waiter``), the process that waits on the en
 point, not by the runner: a runner that is killed leaves a case that still finishes
 and reads ``completed``, and one killed with its waiter leaves a record saying the
 case started and never finished, which ``status.classify_case`` reads back. Earlier
-attempts (everything in the case directory) are moved aside, never deleted, so a
-retry cannot destroy the evidence of why the first attempt failed.
+attempts' records are moved aside, never deleted, so a
+retry cannot destroy the evidence of why the first attempt failed; by default only the
+runner's own files are moved, so the entry point continues in place from what it wrote.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ import socket
 import sys
 from pathlib import Path
 
-from .atomic import atomic_write_json, move_aside
+from .atomic import atomic_write_json, atomic_write_text, move_aside
 from .case import ExperimentCase
+from .code_versions import attempt_code
 from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
+from .failures import STDERR_TAIL_BYTES, classify_failure, oom_kills
 from .import_paths import case_environment
-from .layout import CasePaths
+from .layout import CasePaths, InspectCasePaths
+from .provenance import CodeSnapshot
 from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
-from .records import RunRecord, read_record, utc_now_iso, write_record
+from .records import InspectRunRecord, RunRecord, read_record, utc_now_iso, write_record
+from .resources import Grant, granted_environment
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
 
@@ -74,7 +79,7 @@ def _check_travels(config: BaseExperimentConfig, argv: list[str], variant: str) 
             ) from None
 
 
-def stop_unfinished_attempt(paths: CasePaths) -> bool:
+def stop_unfinished_attempt(paths: CasePaths | InspectCasePaths) -> bool:
     """Stop an earlier attempt that is still running on this host; True if one was stopped.
 
     Entry points run in their own process group, so a runner that is killed (or a
@@ -84,32 +89,40 @@ def stop_unfinished_attempt(paths: CasePaths) -> bool:
     a waiter whose entry point already ended is left to record that end. Only what is
     proven to be the attempt's is signalled: the entry point by its recorded pid, start
     time and command, the waiter as that entry point's parent (``process.stop_parent``);
-    a record without a start time (written before it had one) stops nothing.
+    a record without a start time (written before it had one) stops nothing. An
+    inspect-mode case (``InspectCasePaths``) has no waiter: its entry point alone is stopped.
     """
-    record = read_record(paths.run_record, RunRecord).record
+    inspect = isinstance(paths, InspectCasePaths)
+    record = read_record(paths.run_record, InspectRunRecord if inspect else RunRecord).record
     if record is None or record.ended_at is not None or record.host != socket.gethostname():
         return False
     if record.pid is None or not is_recorded(record.pid, record.command, record.pid_start):
-        for waiter in processes_running(lambda argv: is_waiter_of(argv, paths)):
-            wait_exit(waiter, WAITER_FINISH_SECONDS)  # never signalled: only waited for
+        if not inspect:
+            for waiter in processes_running(lambda argv: is_waiter_of(argv, paths)):
+                wait_exit(waiter, WAITER_FINISH_SECONDS)  # never signalled: only waited for
         return False
-    waiter = stop_parent(record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths))
+    waiter = None if inspect else stop_parent(record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths))
     if waiter is not None:
         wait_exit(waiter, WAITER_FINISH_SECONDS)
     return stop_group_of(record.pid, record.command, record.pid_start, host=record.host)
 
 
-def set_aside_previous_attempt(paths: CasePaths) -> int:
-    """Move everything an earlier attempt left in the case directory into ``.attempts/attempt_N``;
+def set_aside_previous_attempt(paths: CasePaths, *, fresh: bool = False) -> int:
+    """Keep what an earlier attempt left in the case directory in ``.attempts/attempt_N``;
     return the new attempt number.
 
-    The entry point's own files go too, not only the runner's: a retry then starts in an
-    empty directory, so nothing the failed attempt wrote is overwritten or mistaken for
-    the new attempt's output, and the evidence of the failure is kept whole. Attempt
-    numbers continue across resumed runs.
+    By default only the runner's files move (config, run record, logs, code patch): the
+    entry point's own files stay where it wrote them, so the next attempt continues in
+    place (skips finished work, loads its last checkpoint), as the spec says, while each
+    attempt's record of what ran is kept whole. ``fresh`` moves everything instead, for
+    entry points that cannot cope with an earlier attempt's files: the next attempt then
+    starts in an empty directory. Attempt numbers continue across resumed runs.
     """
     kept = paths.kept_attempts()
-    present = paths.attempt_entries()
+    if fresh:
+        present = paths.attempt_entries()
+    else:
+        present = [p for p in paths.runner_files() if os.path.lexists(p)]
     last = max([0, *kept])
     if not present:
         return last + 1
@@ -140,13 +153,26 @@ def run_case(
     on_output: OutputCallback | None = None,
     cwd: Path | None = None,
     python: str = sys.executable,
+    grant: Grant | None = None,
+    retry_on: str | None = None,
+    code: CodeSnapshot | None = None,
+    fresh_attempt_dir: bool = False,
 ) -> CaseClassification:
     """Run one attempt of ``case`` into ``paths.dir``; return what the disk now says about it.
+
+    The attempt continues in place with what earlier attempts wrote (their runner files
+    are kept in ``.attempts/attempt_N``); ``fresh_attempt_dir`` moves all of it aside
+    instead. ``code``: what the attempt runs on, named in its run record (with its own
+    ``code.patch`` when dirty).
 
     Raises ``ConfigError`` (before anything is written) if the config cannot travel
     on a command line. Interrupting the runner kills the case's process group and
     records the attempt as failed before re-raising. A leftover attempt whose waiter
     recorded its completion meanwhile is not run again.
+
+    ``grant``: the devices and cpus the case holds (``resources.ResourcePool``), handed to
+    it in its environment and named in its run record. ``retry_on``: the suite's pattern
+    for failures worth retrying, matched against the end of its stderr (``failures``).
     """
     config = case_config(case, paths)
     command = _command(config, case.variant_name, entry_point, python)
@@ -156,8 +182,13 @@ def run_case(
     settled = classify_case(paths)
     if settled.status is CaseStatus.COMPLETED:
         return settled
-    attempt = set_aside_previous_attempt(paths)
+    attempt = set_aside_previous_attempt(paths, fresh=fresh_attempt_dir)
     atomic_write_json(paths.config, config.to_json_dict())
+    ran = None
+    if code is not None:
+        if code.patch:
+            atomic_write_text(paths.code_patch, code.patch)
+        ran = attempt_code(code.git, paths.code_patch.name if code.patch else None, python)
 
     # The waiter's instructions, and "started, never finished" until it says more.
     record = RunRecord(
@@ -167,13 +198,18 @@ def run_case(
         attempt=attempt,
         host=socket.gethostname(),
         started_at=utc_now_iso(),
+        gpus=list(grant.gpus) if grant is not None and grant.gpus is not None else None,
+        cpus=grant.cpus if grant is not None else None,
+        code=ran,
     )
     write_record(paths.run_record, record)
+    granted = granted_environment(grant.gpus, grant.cpus) if grant is not None else {}
+    ooms = oom_kills()
     done = run_streaming(
         waiter_argv(paths, timeout_seconds),
         cwd=cwd,
         # ENTRY_POINT_ENV lets the spec's `config = MyConfig()` read this argv.
-        env=case_environment({**os.environ, "PYTHONUNBUFFERED": "1", ENTRY_POINT_ENV: str(entry_point)}, entry_point),
+        env=case_environment({**os.environ, **granted, "PYTHONUNBUFFERED": "1", ENTRY_POINT_ENV: str(entry_point)}, entry_point),
         logs=None,  # the waiter writes them: they must not depend on this process living
         on_output=on_output,
         timeout_seconds=None,  # the waiter's: it outlives this process
@@ -192,4 +228,31 @@ def run_case(
             stop_group_of(now.pid, now.command, now.pid_start, host=now.host)
         why = done.reason or f"exit code {done.exit_code}"
         _record_end(paths, now, done.exit_code or -signal.SIGKILL, f"the case's waiter process ended without recording the end ({why})")
+        _record_failure(paths, retry_on, ooms, lost=True)
+    else:
+        _record_failure(paths, retry_on, ooms)
     return classify_case(paths)
+
+
+def _stderr_tail(paths: CasePaths) -> str:
+    try:
+        with open(paths.stderr, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - STDERR_TAIL_BYTES))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _record_failure(paths: CasePaths, retry_on: str | None, ooms_before: int | None, *, lost: bool = False) -> None:
+    """Put a failed attempt's class in its run record (``failures.classify_failure``)."""
+    record = read_record(paths.run_record, RunRecord).record
+    if record is None or record.ended_at is None or (record.exit_code == 0 and not lost):
+        return
+    ooms_after = oom_kills()
+    found = classify_failure(
+        record.exit_code, timed_out=record.timed_out, lost=lost, retry_on=retry_on,
+        stderr_tail=_stderr_tail(paths) if retry_on else "",
+        oom_during=ooms_before is not None and ooms_after is not None and ooms_after > ooms_before,
+    )
+    if found is not None:
+        write_record(paths.run_record, record.model_copy(update={"failure": found[0]}))

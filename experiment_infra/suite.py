@@ -4,7 +4,7 @@ A suite file declares what a run needs in the experiment-infrastructure spec's s
 ``run_experiments_cli(cases, entry_point=..., experiment_name=...)`` under
 ``if __name__ == "__main__":``, or with module-level names (``cases``, ``entry_point``,
 ``experiment_name`` and optionally ``mode``, ``retries``, ``retry_delay_seconds``,
-``timeout_seconds``, ``task_tags``), or a module-level ``suite`` object. ``load_suite``
+``timeout_seconds``, ``task_tags``, ``fresh_attempt_dir``), or a module-level ``suite`` object. ``load_suite``
 runs the file as ``__main__`` with ``run_experiments_cli`` only declaring (it hands its
 arguments back instead of running), so the command line, a deployment and the
 Prefect UI all start the same flow from nothing but the path.
@@ -20,6 +20,7 @@ import importlib.util
 import itertools
 import json
 import logging
+import re
 import shlex
 import sys
 from contextvars import ContextVar
@@ -30,11 +31,13 @@ from typing import Any, Literal, get_args
 
 from .atomic import atomic_write_text, unwritable_reason
 from .case import ExperimentCase, validate_cases
+from .code_versions import CodeCheck, check_code, code_label, experiment_code, first_version
 from .config import ConfigError, configs_ignore_argv
 from .errors import ExperimentError
 from .import_paths import suite_import_dirs
+from .resources import ResourcePool, check_gpu_request, check_max_failures, resolve_gpus
 from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
-from .provenance import git_diff, git_provenance
+from .provenance import CodeSnapshot
 from .records import (
     GitProvenance,
     ManifestCase,
@@ -52,9 +55,14 @@ log = logging.getLogger(__name__)
 
 SuiteMode = Literal["standard", "inspect"]
 SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
-DEFAULT_RETRIES = 1
+# A failed entry point usually fails the same way again (a bug, a bad config): retrying
+# it by default would spend its compute twice. Suites that want retries ask for them.
+DEFAULT_RETRIES = 0
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
-SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags")
+SUITE_OPTIONS = (
+    "mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir",
+    "gpus", "cpus", "retry_on", "retry_on_exit_codes", "max_failures",
+)
 _load_counter = itertools.count()
 
 
@@ -73,6 +81,10 @@ class Suite:
     across flows (``prefect concurrency-limit create gpu 2``). Untagged by default: the
     flow run carries the experiment's tags, and a tagged task run costs two server round
     trips (take and release a slot), which was most of the per-case overhead.
+
+    ``fresh_attempt_dir``: a retried or resumed case starts in an empty directory (all an
+    earlier attempt wrote moves to ``.attempts/attempt_N``), for entry points that cannot
+    cope with old files. By default it continues in place with what it wrote before.
     """
 
     experiment_name: str
@@ -83,6 +95,12 @@ class Suite:
     retry_delay_seconds: float = DEFAULT_RETRY_DELAY_SECONDS
     timeout_seconds: float | None = None
     task_tags: tuple[str, ...] = ()
+    fresh_attempt_dir: bool = False
+    gpus: float | None = None
+    cpus: int = 1
+    retry_on: str | None = None
+    retry_on_exit_codes: tuple[int, ...] = ()
+    max_failures: int | float | None = None
     suite_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -102,12 +120,41 @@ class Suite:
             isinstance(self.timeout_seconds, (int, float)) and self.timeout_seconds > 0
         ):
             raise SuiteError(f"{source}: timeout_seconds must be > 0 or None, got {self.timeout_seconds!r}")
+        if not isinstance(self.fresh_attempt_dir, bool):
+            raise SuiteError(f"{source}: fresh_attempt_dir must be True or False, got {self.fresh_attempt_dir!r}")
         tags = self.task_tags
         if isinstance(tags, str) or not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
             raise SuiteError(f"{source}: task_tags must be a list of non-empty strings, got {tags!r}")
         object.__setattr__(self, "task_tags", tuple(tags))
+        self._check_scheduling(source)
         base = self.suite_file.parent if self.suite_file else None
         object.__setattr__(self, "entry_point", resolve_entry_point(self.entry_point, base, source))
+
+    def _check_scheduling(self, source: str) -> None:
+        if self.gpus is not None:
+            check_gpu_request(self.gpus, f"{source}: gpus")
+        if isinstance(self.cpus, bool) or not isinstance(self.cpus, int) or self.cpus < 1:
+            raise SuiteError(f"{source}: cpus must be a whole number >= 1, got {self.cpus!r}")
+        if self.retry_on is not None:
+            try:
+                re.compile(self.retry_on)
+            except (re.error, TypeError) as exc:
+                raise SuiteError(f"{source}: retry_on must be a regular expression ({exc}), got {self.retry_on!r}") from None
+        codes = self.retry_on_exit_codes
+        if isinstance(codes, int) or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+            raise SuiteError(f"{source}: retry_on_exit_codes must be a list of integers, got {codes!r}")
+        object.__setattr__(self, "retry_on_exit_codes", tuple(codes))
+        check_max_failures(self.max_failures, f"{source}: max_failures")
+
+    def requests(self, case: ExperimentCase, default_gpus: float = 0.0) -> tuple[float, int]:
+        """What ``case`` asks for while it runs: (gpus, cpus), its own settings over the suite's,
+        and ``default_gpus`` where neither says (1 once ``--gpus`` names devices)."""
+        gpus = case.gpus if case.gpus is not None else self.gpus
+        return (float(gpus) if gpus is not None else default_gpus), (case.cpus if case.cpus is not None else self.cpus)
+
+    @property
+    def asks_for_gpus(self) -> bool:
+        return any(self.requests(c)[0] > 0 for c in self.cases)
 
     @property
     def config_class(self) -> str:
@@ -277,6 +324,8 @@ class PlannedCase:
     paths: CasePaths
     command: tuple[str, ...]
     on_disk: CaseClassification  # what the disk said when the run was planned
+    code: CodeSnapshot | None = None  # what its attempts run on (named in each run record)
+    fresh_attempt_dir: bool = False
 
     @property
     def variant_name(self) -> str:
@@ -295,10 +344,19 @@ class SuitePlan:
     cases: tuple[PlannedCase, ...]
     resumed: bool = False
     created_at: str = field(default_factory=utc_now_iso)
+    code: CodeSnapshot | None = None  # the code this run's attempts run on
+    code_check: CodeCheck | None = None  # a resume's: the code version it adds, if any
+    manifest: SuiteManifest | None = None  # a resume's: the manifest as found
 
-
-def _provenance_root(suite: Suite) -> Path:
-    return suite.suite_file.parent if suite.suite_file else Path.cwd()
+    def warnings(self) -> list[str]:
+        """What the command says before it runs: untracked files the experiment uses."""
+        untracked = self.code.git.untracked if self.code is not None else []
+        if not untracked:
+            return []
+        return [
+            f"warning: {len(untracked)} file(s) the experiment uses are not committed: {', '.join(untracked)}; "
+            f"the run is tagged {code_label(self.code.git)} and its patch holds them whole (commit them to reproduce it by commit)"
+        ]
 
 
 def _changed_fields(recorded: dict[str, Any], now: dict[str, Any]) -> str:
@@ -355,19 +413,23 @@ def plan_suite(
     *,
     now: datetime | None = None,
     python: str = sys.executable,
+    allow_code_change: bool = False,
 ) -> SuitePlan:
-    """Everything a run will do, worked out without writing anything."""
+    """Everything a run will do, worked out without writing anything.
+
+    A resume on code other than the run's last is refused (``CodeChanged``) unless
+    ``allow_code_change``; then the plan carries the new code version ``start_run`` records.
+    """
+    code = experiment_code(suite.suite_file, suite.entry_point)
+    manifest = check = None
     if resume is not None:
         run, manifest = _check_resume(suite, resume)
         git = manifest.git
-        current = git_provenance(_provenance_root(suite))
-        if current.sha != git.sha or current.dirty != git.dirty:
-            log.warning(
-                "resuming %s (made at %s%s) from code at %s%s",
-                run.dir, git.short, DIRTY_SUFFIX if git.dirty else "", current.short, DIRTY_SUFFIX if current.dirty else "",
-            )
+        check = check_code(run, manifest, code, allow=allow_code_change, what=f"--resume {resume}")
+        if check.new_version is not None:
+            log.warning("resuming %s on new code %s (code version %d)", run.dir, code_label(code.git), check.version)
     else:
-        git = git_provenance(_provenance_root(suite))
+        git = code.git
         when = now or datetime.now()
         run = SuiteRunPaths.new(Path(results_root).expanduser().resolve(), suite.experiment_name, when, git.short, git.dirty)
         if git.dirty:
@@ -377,8 +439,26 @@ def plan_suite(
         paths = run.case(case.variant_name)
         command = case_command(case, paths, suite.entry_point, python)  # ConfigError names the case
         on_disk = classify_case(paths) if resume is not None else CaseClassification(CaseStatus.MISSING, "new run")
-        planned.append(PlannedCase(case, paths, tuple(command), on_disk))
-    return SuitePlan(suite, run, git, tuple(planned), resumed=resume is not None)
+        planned.append(PlannedCase(case, paths, tuple(command), on_disk, code, suite.fresh_attempt_dir))
+    return SuitePlan(
+        suite, run, git, tuple(planned), resumed=resume is not None, code=code, code_check=check, manifest=manifest
+    )
+
+
+def resource_pool(suite: Suite, gpus: str | None, parallelism: int | None) -> ResourcePool:
+    """The devices and cpu slots a run of ``suite`` hands out, every case's request checked.
+
+    ``gpus``: the ``--gpus`` flag (``all``, a count, device ids); without it a suite whose
+    cases ask for GPUs gets every device the machine shows. With neither, the run hands
+    out no devices and cases see what they always saw. ``parallelism`` (``-p``) is also
+    the cpus the running cases may hold at once. A request no device set can meet is a
+    ``ResourceError`` naming the case, before anything runs.
+    """
+    spec = gpus if gpus is not None else ("all" if suite.asks_for_gpus else None)
+    pool = ResourcePool(devices=resolve_gpus(spec), cpu_slots=parallelism, default_gpus=1.0 if gpus is not None else 0.0)
+    for case in suite.cases:
+        pool.check(*suite.requests(case, pool.default_gpus), f"case {case.variant_name!r}")
+    return pool
 
 
 def check_writable(plan: SuitePlan) -> None:
@@ -402,6 +482,7 @@ def manifest_for(plan: SuitePlan) -> SuiteManifest:
         created_at=plan.created_at,
         run_dir=str(plan.run.dir),
         git=plan.git,
+        code_versions=[first_version(plan.git, plan.created_at)],
         cases=[
             ManifestCase(
                 variant_name=p.variant_name,
@@ -416,21 +497,29 @@ def manifest_for(plan: SuitePlan) -> SuiteManifest:
 def start_run(plan: SuitePlan) -> None:
     """Create a new run directory with its manifest (and ``git.patch`` when dirty).
 
-    A resumed run keeps its original manifest untouched.
+    A resumed run keeps its manifest, but for a new code version (an allowed code change),
+    which is added to its list with its own patch file.
     """
     if plan.resumed:
+        check = plan.code_check
+        if check is not None and check.new_version is not None and plan.manifest is not None:
+            if check.new_version.patch_file:
+                atomic_write_text(plan.run.patch_of(check.version), check.new_patch)
+            first = plan.manifest.code_versions or [first_version(plan.manifest.git, plan.manifest.created_at)]
+            write_record(plan.run.manifest, plan.manifest.model_copy(update={"code_versions": [*first, check.new_version]}))
         return
     try:
         plan.run.dir.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
         raise SuiteError(f"run directory {plan.run.dir} already exists; not reusing it (use --resume)") from None
-    if plan.git.dirty and plan.git.repo_root:
-        atomic_write_text(plan.run.patch, git_diff(plan.git.repo_root) + "\n")
+    if plan.git.dirty and plan.code is not None and plan.code.patch:
+        atomic_write_text(plan.run.patch, plan.code.patch)
     write_record(plan.run.manifest, manifest_for(plan))
 
 
-def format_plan(plan: SuitePlan) -> str:
-    """The dry run's account: run directory, each variant -> output dir, exact command."""
+def format_plan(plan: SuitePlan, pool: ResourcePool | None = None) -> str:
+    """The dry run's account: run directory, each variant -> output dir, exact command, and
+    with GPUs what each case asks for out of which devices."""
     suite = plan.suite
     verb = "resume" if plan.resumed else "create"
     lines = [
@@ -438,9 +527,19 @@ def format_plan(plan: SuitePlan) -> str:
         f"experiment {suite.experiment_name} ({suite.mode}), git {plan.git.short}"
         + (DIRTY_SUFFIX if plan.git.dirty else "")
         + f", {len(plan.cases)} case(s), retries {suite.retries}",
+        *plan.warnings(),
     ]
+    check = plan.code_check
+    if check is not None and check.new_version is not None:
+        lines.append(f"code changed: would run on {code_label(check.code.git)}, recorded as code version {check.version}")
+    devices = pool.devices if pool is not None else ()
+    if devices:
+        lines.append(f"GPUs {', '.join(devices)}: each case waits for its own share (CUDA_VISIBLE_DEVICES)")
     for p in plan.cases:
         note = "  [completed: would skip]" if p.done else ""
+        if devices:
+            gpus, cpus = suite.requests(p.case, pool.default_gpus if pool is not None else 0.0)
+            note += f"  [gpus {gpus:g}, cpus {cpus}]"
         lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")
         lines.append(f"    {shlex.join(p.command)}")
     lines.append("nothing written, nothing started")

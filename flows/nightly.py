@@ -31,7 +31,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
 
 from experiment_infra.lock import LockHeld
 from experiment_infra.recovery.outcome import RecoverySummary
@@ -40,7 +39,9 @@ from experiment_infra.recovery.walk import RootItem, survey_root
 from experiment_infra.recovery.select import RecoveryInputError
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
+from flows.final_state import final_state
 from flows.progress import Progress
 from flows.recover import recover
 
@@ -53,7 +54,9 @@ def _flow_run_name() -> str:
     return f"nightly {root.name or root}" + (" (dry run)" if params.get("dry_run") else "")
 
 
-def _recover_one(item: RootItem, parallelism: int | None, cluster: dict[str, Any]) -> tuple[str, str]:
+def _recover_one(
+    item: RootItem, parallelism: int | None, cluster: dict[str, Any], allow_code_change: bool = False
+) -> tuple[str, str]:
     """Run the recover flow on one directory; (outcome, detail) for the summary."""
     sel = item.selection
     assert sel is not None
@@ -64,6 +67,7 @@ def _recover_one(item: RootItem, parallelism: int | None, cluster: dict[str, Any
         agents_only=sel.agents_only,
         judges_only=sel.judges_only,
         parallelism=parallelism,
+        allow_code_change=allow_code_change,
         **cluster,
         return_state=True,
     )
@@ -73,7 +77,7 @@ def _recover_one(item: RootItem, parallelism: int | None, cluster: dict[str, Any
         return "locked", str(result)  # taken between the survey and the recovery
     if isinstance(result, RecoverySummary):
         done = f"{result.planned - len(result.not_done)} of {result.planned} planned run(s) done"
-        if not result.not_done:
+        if not result.not_done and not result.errors:
             # Work its filters leave out does not fail the night (as for a directory with no
             # planned work), but is named: the recovery itself exits 1 for it.
             left = f"; still needing work: {result.problems()}" if result.remaining else ""
@@ -91,8 +95,11 @@ def _publish(summary: NightlySummary) -> None:
          "outcome": r.outcome, "detail": r.detail}
         for r in summary.rows
     ]
+    rows = capped_rows(rows, "each experiment's recovery artifacts")
     ui_only("the nightly table artifact", create_table_artifact, rows, key=f"{key}-experiments", description=summary.headline())
-    lines = [f"- {summary.headline()}"] + [f"  - **{r.directory}** {r.outcome}: {r.detail}" for r in summary.rows if r.outcome != "nothing to do"]
+    lines = [f"- {summary.headline()}"] + capped_lines(
+        [f"  - **{r.directory}** {r.outcome}: {r.detail}" for r in summary.rows if r.outcome != "nothing to do"], "the table artifact"
+    )
     if summary.dry_run:
         lines.append("\n*Dry run: nothing written.*")
     ui_only("the nightly markdown artifact", publish_run_markdown, f"{key}-run", "Nightly recovery", summary.results_root, lines)
@@ -110,8 +117,12 @@ def nightly_recovery(
     dask_address: str | None = None,
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
+    allow_code_change: bool = False,
 ) -> Any:
     """Classify every experiment directory under ``results_root`` and recover those with work to do.
+
+    A standard-mode run whose cases would rerun on code other than it last ran on is
+    listed as skipped, with the reason, unless ``allow_code_change``.
 
     ``dry_run``: classify and list what would be recovered; write nothing. ``statuses`` and
     ``tiers`` apply to the directories they make sense for (``tiers`` skips standard-mode runs).
@@ -119,7 +130,10 @@ def nightly_recovery(
     logger = get_run_logger()
     if parallelism is not None and parallelism < 1:
         raise RecoveryInputError(f"parallelism must be a positive integer, got {parallelism}")
-    items = survey_root(results_root, statuses=statuses, tiers=tiers, agents_only=agents_only, judges_only=judges_only)
+    items = survey_root(
+        results_root, statuses=statuses, tiers=tiers, agents_only=agents_only, judges_only=judges_only,
+        allow_code_change=allow_code_change,
+    )
     ui_only("the nightly run's tags", label_flow_run, tags=[NIGHTLY_TAG, "recover"])
     root = str(Path(results_root).expanduser().resolve())
     rows: list[NightlyRow] = []
@@ -130,7 +144,9 @@ def nightly_recovery(
             if row is None:
                 where = str(item.found.directory)
                 logger.info("recovering %s: %s", where, item.work)
-                outcome, detail = _recover_one(item, parallelism, chosen_cluster(dask_address, dask_workers, slurm))
+                outcome, detail = _recover_one(
+                    item, parallelism, chosen_cluster(dask_address, dask_workers, slurm), allow_code_change
+                )
                 row = NightlyRow(where, item.found.mode.value, item.needing_work, item.planned, outcome, detail)
             rows.append(row)
             progress.advance(failed=row.outcome == "failed")
@@ -138,6 +154,7 @@ def nightly_recovery(
     text = summary.format()
     show(text)
     _publish(summary)
-    if not summary.ok:
-        return Failed(message=f"{directories(len(summary.failed))} not fully recovered", data=summary)
-    return Completed(message=summary.headline(), data=summary)
+    return final_state(
+        summary, done=summary.headline(), headline=f"{directories(len(summary.failed))} not fully recovered",
+        reasons=[f"{r.directory}: {r.detail}" for r in summary.failed],
+    )

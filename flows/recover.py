@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
+from experiment_infra.code_versions import CodeChanged
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra import helpers
@@ -67,6 +67,7 @@ from experiment_infra.recovery.render import render_json, render_text
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import show
+from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.recover_artifacts import progress_key, publish_recovery
@@ -240,6 +241,9 @@ def _failures(futures: list[Submitted]) -> list[tuple[str, str]]:
     return failures
 
 
+REPORTS = "reports"  # the label of the report rebuild's failures
+
+
 def _recover_experiment(
     before: ExperimentSurvey, parallelism: int | None, verbose: bool, dask: dict[str, Any]
 ) -> tuple[ExperimentSurvey, list[tuple[str, str]]]:
@@ -273,12 +277,12 @@ def _recover_experiment(
             reports.wait()
     failures = _failures(futures)
     if reports is not None:
-        failures += [("reports", why) for why in report_failures(reports.state)]
+        failures += [(REPORTS, why) for why in report_failures(reports.state)]
     return after, failures
 
 
 def _recover_suite_run(
-    before: SuiteRunSurvey, parallelism: int | None, dask: dict[str, Any]
+    before: SuiteRunSurvey, parallelism: int | None, dask: dict[str, Any], allow_code_change: bool = False
 ) -> tuple[SuiteRunSurvey, list[tuple[str, str]]]:
     from flows.run_suite import run_suite
 
@@ -291,17 +295,17 @@ def _recover_suite_run(
                 results_root=str(before.run.dir.parent), variants=[c.variant for c in before.planned]
             )
         else:
-            where = dict(resume=str(before.run.dir))
+            where = dict(resume=str(before.run.dir), allow_code_change=allow_code_change)
         state = run_suite(
             suite_path=before.manifest.suite_file, parallelism=parallelism,
             **where, **dask, return_state=True,
         )
         if not state.is_completed():
             result = state.result(raise_on_failure=False)
-            if isinstance(result, LockHeld):
-                raise result  # another run or recovery of this directory is going on
+            if isinstance(result, (LockHeld, CodeChanged)):
+                raise result  # another run or recovery of this directory is going on; other code
             failures.append(("run_suite", state.message or state.name or "did not complete"))
-    return survey_suite_run(before.run, replace(before.selection, statuses=None)), failures
+    return survey_suite_run(before.run, replace(before.selection, statuses=None), load_suite=True), failures
 
 
 def _restrict(after: Survey, before: Survey) -> Survey:
@@ -339,10 +343,10 @@ def _not_done(before: Survey, after: Survey, failures: list[tuple[str, str]]) ->
 
 def _recover(
     target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool,
-    dask: dict[str, Any],
+    dask: dict[str, Any], allow_code_change: bool = False,
 ) -> RecoverySummary:
     """Survey, act, survey again, publish the artifact (the caller holds the lock)."""
-    before = survey(target.dir, selection)
+    before = survey(target.dir, selection, load_suite=True)  # a real recovery: an inspect suite file may run
     text = render_text(before, verbose=verbose)
     show(text)
     refuse_linked_places(before)  # before anything is written (the command line checked it too)
@@ -355,9 +359,10 @@ def _recover(
             helpers.prewarm(HELPER_WARMUP, first=PLOTS_WARMUP)
         after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
     else:
-        after_all, failures = _recover_suite_run(before, parallelism, dask)
+        after_all, failures = _recover_suite_run(before, parallelism, dask, allow_code_change)
     after = _restrict(after_all, before)
-    summary = summarize(before, after, _not_done(before, after, failures))
+    errors = [why for label, why in failures if label == REPORTS]  # a failed report rebuild fails the recovery
+    summary = summarize(before, after, _not_done(before, after, failures), errors)
     publish_recovery(before, after, summary)
     return summary
 
@@ -369,7 +374,7 @@ def exit_code_from_files(before: Survey, exc: BaseException) -> int:
     """The exit code of a recovery whose flow run the server lost: survey the files again
     and check the work ``before`` planned (reads only)."""
     directory = before.exp.dir if isinstance(before, ExperimentSurvey) else before.run.dir
-    after = _restrict(survey(directory, replace(before.selection, statuses=None)), before)
+    after = _restrict(survey(directory, replace(before.selection, statuses=None), load_suite=True), before)
     not_done = _not_done(before, after, [])
     lines = [f"the files say: {len(before.planned) - len(not_done)} of {len(before.planned)} planned run(s) done"]
     lines += [f"not done: {label}: {why}" for label, why in not_done]
@@ -403,8 +408,12 @@ def recover(
     dask_address: str | None = None,
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
+    allow_code_change: bool = False,
 ) -> Any:
     """Classify every expected run of ``experiment_dir`` from its files and fix only what needs it.
+
+    ``allow_code_change``: rerun the cases of a standard-mode run directory on code other
+    than the code it last ran on (refused otherwise; recorded as a new code version).
 
     ``dry_run`` / ``json_output``: print the classification and the actions, write nothing.
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the tasks on a Dask cluster, or on Dask
@@ -425,7 +434,7 @@ def recover(
     if isinstance(target, SuiteRunPaths):
         # run_suite --resume takes the run directory's lock itself, for exactly as long as
         # it reruns cases: holding it here too would lock the rerun out.
-        summary = _recover(target, selection, parallelism, verbose, dask)
+        summary = _recover(target, selection, parallelism, verbose, dask, allow_code_change)
     else:
         with acquire_lock(target.lock, what=str(target.dir)) as held:
             if held.took_over_from is not None or held.took_over_unreadable:
@@ -433,12 +442,13 @@ def recover(
             summary = _recover(target, selection, parallelism, verbose, dask)
     text = summary.format()
     show(text)
-    if summary.ok:
-        return Completed(message=f"{summary.planned} planned run(s) done", data=summary)
-    if not summary.not_done:
-        return Failed(
-            message=f"{summary.planned} planned run(s) done, but {len(summary.remaining)} selected run(s) or tier(s) "
-            "still need work",
-            data=summary,
+    if summary.not_done:
+        headline = f"{len(summary.not_done)} of {summary.planned} planned run(s) not done"
+    elif summary.errors:
+        headline = f"{summary.planned} planned run(s) done, but {len(summary.errors)} error(s)"
+    else:
+        headline = (
+            f"{summary.planned} planned run(s) done, but {len(summary.remaining) + len(summary.missing)} "
+            "selected run(s) or tier(s) still need work"
         )
-    return Failed(message=f"{len(summary.not_done)} of {summary.planned} planned run(s) not done", data=summary)
+    return final_state(summary, done=f"{summary.planned} planned run(s) done", headline=headline, reasons=summary.reasons())

@@ -29,14 +29,19 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
+from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
+from experiment_infra.resources import failure_budget
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
+from experiment_infra.records import CaseMetrics, read_record
+from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.status import CaseStatus, classify_case
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from experiment_infra.suite import (
     Suite,
     SuiteError,
@@ -44,15 +49,17 @@ from experiment_infra.suite import (
     format_plan,
     load_suite,
     plan_suite,
+    resource_pool,
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
+from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.retries import retry_options
-from tasks.run_case import SKIPPED, CaseFailed, run_case_task
+from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class CaseRow:
     attempt: int | None
     output_dir: str
     reason: str
+    code: str = ""  # the commit the last attempt ran (abc1234[-dirty]); "" before attempts named it
 
 
 MAX_LISTED = 25  # cases the printed summary lists one by one; beyond, only those that did not complete
@@ -75,6 +83,8 @@ class SuiteSummary:
     run_dir: str
     dry_run: bool = False
     rows: tuple[CaseRow, ...] = field(default_factory=tuple)
+    errors: tuple[str, ...] = ()  # what failed besides the cases (the report rebuild)
+    budget_spent: int | None = None  # the failure budget that stopped the run, if one did
 
     @property
     def failed(self) -> list[CaseRow]:
@@ -82,7 +92,18 @@ class SuiteSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.errors
+
+    def final_state(self) -> State:
+        """``Completed``, or ``Failed`` naming each case that did not complete and each error."""
+        parts = [f"{len(self.failed)} of {len(self.rows)} case(s) did not complete"] if self.failed else []
+        parts += [f"{len(self.errors)} error(s)"] if self.errors else []
+        if self.budget_spent is not None:
+            parts.append(f"the failure budget of {self.budget_spent} stopped the run")
+        return final_state(
+            self, done=f"{len(self.rows)} case(s) completed", headline=", ".join(parts),
+            reasons=[f"{r.variant} {r.status}: {r.reason}" for r in self.failed] + list(self.errors),
+        )
 
     def failed_first(self) -> list[CaseRow]:
         return sorted(self.rows, key=lambda r: r.status == CaseStatus.COMPLETED.value)
@@ -96,27 +117,43 @@ class SuiteSummary:
     def counts_text(self) -> str:
         return ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
 
+    @property
+    def mixed_code(self) -> bool:
+        """Whether the cases' last attempts ran on more than one code version."""
+        return len({r.code for r in self.rows if r.code}) > 1
+
     def format(self) -> str:
         """The summary printed at the end: every case that did not complete, and the
         completed ones too unless there are more than MAX_LISTED rows (then a count: the
-        full table is the run's report.md and the cases artifact)."""
+        full table is the run's report.md and the cases artifact). A ``code`` column
+        shows which commit each case ran when they ran on more than one."""
         lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {self.counts_text()}", f"run directory: {self.run_dir}"]
+        if self.budget_spent is not None:
+            lines.append(
+                f"stopped by the failure budget: {self.budget_spent} case(s) failed, so no new case started "
+                "(--resume runs the rest)"
+            )
         shown = self.failed_first()
         if len(shown) > MAX_LISTED:
             shown = self.failed
         width = max([len(r.variant) for r in shown] + [7])
+        mixed = self.mixed_code
+        cw = max([len(r.code) for r in shown] + [4])
         if shown:
-            lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}  reason")
+            head = f"  {'code':<{cw}}" if mixed else ""
+            lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}{head}  reason")
         for r in shown:
             secs = f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-"
             code = str(r.exit_code) if r.exit_code is not None else "-"
-            lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}  {r.reason}")
+            ran = f"  {r.code or '-':<{cw}}" if mixed else ""
+            lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}{ran}  {r.reason}")
         if len(shown) < len(self.rows):
             rest = len(self.rows) - len(shown)
             lines.append(
                 f"  {'... and ' if shown else 'all '}{rest} completed case(s), not listed "
                 f"(every case: {SuiteRunPaths(Path(self.run_dir)).report_md})"
             )
+        lines += [f"error: {e}" for e in self.errors]
         return "\n".join(lines)
 
 
@@ -131,11 +168,18 @@ def label_suite_run(suite: Suite, where: str) -> None:
 def _run_standard(
     suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None = None, dask_workers: int | None = None, slurm: SlurmWorkers | None = None,
+    gpus: str | None = None, max_failures: int | float | None = None, allow_code_change: bool = False,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
-    plan = plan_suite(suite, results_root, resume)
+    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change)
+    for warning in plan.warnings():
+        logger.warning("%s", warning.removeprefix("warning: "))
+    on_dask = wants_dask(dask_address, dask_workers, slurm)
+    pool = resource_pool(suite, gpus, None if on_dask else parallelism)
+    if on_dask and pool.devices:
+        raise SuiteError("--gpus: devices are handed out on this machine only, not on Dask or Slurm workers yet")
     if dry_run:
-        print(format_plan(plan))
+        print(format_plan(plan, pool))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
         label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
@@ -145,7 +189,17 @@ def _run_standard(
     label_suite_run(suite, plan.run.dir.name)
     logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
 
-    task = run_case_task.with_options(**retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags))
+    policy = RetryPolicy(
+        retries=suite.retries, retry_on=suite.retry_on, retry_on_exit_codes=suite.retry_on_exit_codes
+    )
+    budget = FailureBudget(
+        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(plan.cases))
+    )
+    task = run_case_task.with_options(
+        **retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags),
+        retry_condition_fn=retry_condition(policy),
+        on_failure=[lambda task, run, state: budget.record_failure()],  # a failure for good: retries are spent
+    )
     futures: list[PrefectFuture[Any]] = []
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
@@ -159,23 +213,29 @@ def _run_standard(
         )
         with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress:
             for p in plan.cases:
+                gpus_wanted, cpus_wanted = suite.requests(p.case, pool.default_gpus)
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
+                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, budget.spent, suite.retry_on),
                 )
                 futures.append(runner.submit(task, parameters=params))
             for done in as_completed(futures):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
+    if budget.spent.is_set():
+        logger.warning("failure budget spent: %d case(s) failed (max_failures %s); no new case started", budget.failed, budget.limit)
 
-    summary = SuiteSummary(suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)))
+    rows = tuple(_rows(plan, futures))
+    # The metrics table and plot, in the UI too; a rebuild that fails fails the run, as in every mode.
+    errors = tuple(rebuild_reports_step(plan.run.dir))
+    summary = SuiteSummary(
+        suite.experiment_name, str(plan.run.dir), rows=rows, errors=errors,
+        budget_spent=budget.limit if budget.spent.is_set() else None,
+    )
     print(summary.format())
     _publish(plan, summary)
-    for problem in rebuild_reports_step(plan.run.dir):  # the metrics table and plot, in the UI too
-        logger.warning("%s", problem)
-    if summary.ok:
-        return Completed(message=f"{len(summary.rows)} case(s) completed", data=summary)
-    return Failed(message=f"{len(summary.failed)} of {len(summary.rows)} case(s) did not complete", data=summary)
+    return summary.final_state()
 
 
 def _run_inspect(suite: Suite, **options: Any) -> Any:
@@ -208,11 +268,15 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
         reason = now.reason
         if state.name == SKIPPED:
             reason = f"skipped: completed in an earlier run ({now.reason})"
+        elif state.name == NOT_STARTED:
+            reason = state.message or "not started"
         elif state.is_failed():
             exc = future.result(raise_on_failure=False)
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
                 reason = f"{type(exc).__name__}: {exc}"
         status = now.status.value  # the disk decides; the Prefect state only adds why a task broke
+        if record is not None and record.failure and status != CaseStatus.COMPLETED.value:
+            reason = f"{reason} [{record.failure}]"
         if status == CaseStatus.COMPLETED.value and state.name != SKIPPED and not state.is_failed():
             reason = ""  # a success needs no reason ("exit code 0" only pushed the real ones aside)
         rows.append(
@@ -224,6 +288,7 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
                 attempt=record.attempt if record else None,
                 output_dir=str(p.paths.dir),
                 reason=reason,
+                code=record.code.label if record is not None and record.code is not None else "",
             )
         )
     return rows
@@ -234,6 +299,16 @@ def _relative(path: str, base: Path) -> str:
         return str(Path(path).relative_to(base)) or "."
     except ValueError:
         return path
+
+
+def _params_and_metrics(plan: SuitePlan, rows: list[CaseRow]) -> dict[str, dict[str, Any]]:
+    """Per case, the config fields that differ between the cases, then a completed case's metrics."""
+    out = params_by_case({p.variant_name: p.case.config.to_json_dict() for p in plan.cases})
+    for r in rows:
+        if r.status == CaseStatus.COMPLETED.value:
+            found = read_record(plan.run.case(r.variant).metrics, CaseMetrics).record
+            out.setdefault(r.variant, {}).update(found.numbers() if found is not None else {})
+    return out
 
 
 def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
@@ -247,10 +322,18 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
             "duration_s": round(r.duration_seconds, 1) if r.duration_seconds is not None else None,
             "exit_code": r.exit_code,
             "attempt": r.attempt,
+            "code": r.code,
             "output_dir": _relative(r.output_dir, plan.run.dir),
         }
         for r in summary.failed_first()
     ]
+    # A large run's artifact is a summary, its first rows (the server refuses an event
+    # over 1.5 MB); the full table is the run's report.md. Beside each case: the config
+    # fields that differ between the cases, then its metrics.
+    table = capped_rows(table, str(plan.run.report_md))
+    extra = _params_and_metrics(plan, [r for r in summary.failed_first()[:len(table)]])
+    columns = dict.fromkeys(k for row in table for k in (*row, *extra.get(row.get("variant", ""), {})))
+    table = [{k: {**extra.get(row.get("variant", ""), {}), **row}.get(k) for k in columns} for row in table]
     counts = summary.counts_text()
     create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
     lines = [f"- suite file: `{plan.suite.suite_file}`", f"- entry point: `{plan.suite.entry_point}`"]
@@ -258,8 +341,13 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         lines.append("- resumed: cases completed earlier were skipped")
     if plan.git.patch_file:
         lines.append(f"- uncommitted changes: `{plan.run.dir / plan.git.patch_file}`")
+    check = plan.code_check
+    if check is not None and check.new_version is not None:
+        lines.append(f"- code changed on resume: code version {check.version} is `{check.new_version.short}`"
+                     + (f" (patch `{check.new_version.patch_file}`)" if check.new_version.patch_file else ""))
     lines.append(f"- cases: {counts}")
-    lines += [f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed]
+    lines += capped_lines([f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed], str(plan.run.report_md))
+    lines += [f"  - error: {e}" for e in summary.errors]
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.run.dir, lines, results_git=plan.git)
 
 
@@ -277,12 +365,21 @@ def run_suite(
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
     variants: list[str] | None = None,
+    gpus: str | None = None,
+    max_failures: float | None = None,
+    allow_code_change: bool = False,
 ) -> Any:
     """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all).
+
+    ``allow_code_change``: resume a run directory on code other than the code it last ran
+    on (refused otherwise); the manifest records it as a new code version.
 
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
     ``variants``: inspect mode only, run just these cases (what a recovery reruns).
+    ``gpus``: the devices cases are handed (``all``, a count, ``0,1,3``; see
+    experiment_infra/resources.py). ``max_failures``: once that many cases (a count, or a
+    fraction of them below 1) failed for good, no new case starts.
     """
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
@@ -296,10 +393,16 @@ def run_suite(
         )
     if dask and suite.mode != "standard":
         raise SuiteError(f"--dask-address/--dask-workers/--slurm-workers: {suite.mode}-mode suites run on this machine only")
+    if suite.mode == "standard":
+        dask["gpus"], dask["max_failures"] = gpus, max_failures
+    elif gpus is not None or max_failures is not None:
+        raise SuiteError(f"--gpus/--max-failures: {suite.mode}-mode suites take neither (standard mode only)")
     if variants is not None:
         if suite.mode != "inspect":
             raise SuiteError("variants: only inspect-mode runs take a subset of cases (standard mode: use --resume)")
         dask["variants"] = variants
+    if allow_code_change and suite.mode == "standard":
+        dask["allow_code_change"] = True
     return _runner_for(suite)(
         suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root, **dask
     )

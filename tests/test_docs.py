@@ -56,3 +56,13 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     done = build(copy, tmp_path / "site")
     assert done.returncode != 0
     assert "no-such-page.md" in done.stderr
+
+
+def test_the_readme_links_name_files_that_exist() -> None:
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    targets = [t for t in re.findall(r"\]\(([^)\s]+)\)", readme) if not t.startswith(("http://", "https://", "#"))]
+    assert targets, "the README links into the docs"
+    for target in targets:
+        assert (REPO_ROOT / target.split("#")[0]).exists(), f"README links to {target}, which does not exist"

@@ -9,9 +9,9 @@ It runs in a fresh copy of the repository (the files git tracks plus the untrack
 does not ignore, committed to a new git repository, as a clone is) whose ``.venv`` is this
 test's own virtual environment (``source .venv/bin/activate`` activates it for real), with
 ``PYTHONPATH`` at the copy's root (what ``make setup``'s ``.pth`` file does for a clone) and
-the session's Prefect server. The daily loop (dry run, run, resume, report) must be among the
-blocks that run, and what it leaves on disk is checked: one run directory of the example
-suite, every case completed, its report written.
+the session's Prefect server. The daily loop (dry run, run, resume, report, compare) must be among the
+blocks that run, and what it leaves on disk is checked: two run directories of the example
+suite, every case completed, the first one's report written, the comparison naming both.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from prerequisites import missing
 
 FENCE = re.compile(r"^```(\S*)\s*$")
 NOT_RUN = re.compile(r"^<!-- not run: \S.*-->$")
-DAILY_LOOP = ("suite_sweep.py --dry-run", "suite_sweep.py -p", "--resume", "flows/report.py")
+DAILY_LOOP = ("suite_sweep.py --dry-run", "suite_sweep.py -p", "--resume", "flows/report.py", "flows/compare.py")
 
 
 def bash_blocks(readme: str) -> list[tuple[str, bool]]:
@@ -91,14 +91,15 @@ def test_the_readme_blocks_run_as_written_from_a_fresh_clone(tmp_path: Path) -> 
     assert "dry run: would create" in output
 
     runs = sorted(p for p in (clone / "results" / "sweep").iterdir() if p.is_dir())
-    assert len(runs) == 1, f"the dry run and the resume must not add run directories: {runs}"
-    run = runs[0]
-    manifest = json.loads((run / "manifest.json").read_text())
-    for case in manifest["cases"]:
-        record = json.loads((run / case["variant_name"] / "run_record.json").read_text())
-        assert record["exit_code"] == 0, f"{case['variant_name']}: {record}"
-        assert (run / case["variant_name"] / "metrics.json").is_file()
-    assert (run / "report.md").is_file() and (run / "metrics.png").is_file()
+    assert len(runs) == 2, f"two runs (the dry run and the resume add no run directory): {runs}"
+    for run in runs:
+        manifest = json.loads((run / "manifest.json").read_text())
+        for case in manifest["cases"]:
+            record = json.loads((run / case["variant_name"] / "run_record.json").read_text())
+            assert record["exit_code"] == 0, f"{case['variant_name']}: {record}"
+            assert (run / case["variant_name"] / "metrics.json").is_file()
+    assert (runs[0] / "report.md").is_file() and (runs[0] / "metrics.png").is_file()
+    assert runs[0].name in output and runs[1].name in done.stdout, "compare names both runs"
 
 
 def test_a_block_marked_not_run_is_left_out() -> None:

@@ -28,6 +28,7 @@ KNOWN: list[tuple[str, str, dict[str, Any], str]] = [
     ),
     ("experiment_cli.recover", "python flows/recover.py", {}, ""),
     ("experiment_cli.report", "python flows/report.py", {}, ""),
+    ("experiment_cli.compare", "python flows/compare.py", {}, ""),
     ("experiment_cli.nightly", "python flows/nightly.py", {}, ""),
     ("deployments.serve", "python deployments/serve.py", {}, ""),
 ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..layout import SuiteRunPaths, UnsafeNameError, check_name
+from pathlib import Path
+
+from ..layout import SuiteRunPaths, UnsafeNameError, check_name, inspect_lock
 from ..records import SuiteManifest, read_record
 from .select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
 from ..status import CaseClassification, CaseStatus, classify_case, classify_inspect_case
@@ -59,6 +61,7 @@ class SuiteRunSurvey:
     unselected_needing_work: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     mode: Mode = Mode.STANDARD
+    code_change: str | None = None  # why a rerun on the working tree's code is refused (None: same code)
 
     @property
     def runs(self) -> tuple[CaseWork, ...]:
@@ -71,6 +74,11 @@ class SuiteRunSurvey:
     @property
     def needing_work(self) -> tuple[CaseWork, ...]:
         return self.planned
+
+    @property
+    def lock(self) -> Path:
+        """The lock its runner holds (an inspect experiment's is beside its logs, not among them)."""
+        return inspect_lock(self.run.dir) if self.mode is Mode.INSPECT else self.run.lock
 
     def case_counts(self) -> dict[str, int]:
         counts = {name: 0 for name in CASE_STATUS_NAMES}
@@ -85,7 +93,9 @@ _AGENT_EVAL_ONLY = (
 )
 
 
-def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey:
+def survey_suite_run(run: SuiteRunPaths, selection: Selection, *, load_suite: bool = False) -> SuiteRunSurvey:
+    """``load_suite``: an inspect log directory's suite file is loaded (its code runs) for the
+    expected variants; only a real recovery asks for it (``inspect_dirs``)."""
     for attr, flag in _AGENT_EVAL_ONLY:
         if getattr(selection, attr):
             raise RecoveryInputError(
@@ -98,7 +108,7 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey
     if inspect:
         from .inspect_dirs import inspect_manifest
 
-        manifest, notes = inspect_manifest(run.dir)
+        manifest, notes = inspect_manifest(run.dir, load_suite=load_suite)
     else:
         read = read_record(run.manifest, SuiteManifest)
         if read.record is None:
@@ -118,9 +128,16 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey
             f"{len(left_out)} unfinished case(s) not selected by --status ({', '.join(left_out)}): run_suite "
             "--resume reruns every unfinished case, so a real recovery needs a --status that selects them too"
         )
+    changed = None
+    if not inspect and any(c.planned for c in cases):
+        from ..code_versions import code_change_in  # GitPython: only for runs with work to do
+
+        changed = code_change_in(run, manifest)
+        if changed is not None:
+            notes.append(changed)
     return SuiteRunSurvey(
         run, manifest, selection, len(manifest.cases), tuple(cases), tuple(left_out), tuple(notes),
-        Mode.INSPECT if inspect else Mode.STANDARD,
+        Mode.INSPECT if inspect else Mode.STANDARD, changed,
     )
 
 
