@@ -57,5 +57,5 @@ def nightly_deployment(results_root: str, *, cron: str = DEFAULT_CRON, timezone:
         schedules=schedules(cron, timezone),
         parameters={"results_root": str(root), "dry_run": dry_run},
         tags=TAGS,
-        description="Recover every experiment directory under results_root that has work to do (see README, Nightly recovery).",
+        description="Recover every experiment directory under results_root that has work to do (see docs/nightly.md).",
     )

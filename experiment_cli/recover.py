@@ -162,7 +162,7 @@ def _nothing_planned(before: Survey, verbose: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit codes as the README says; with ``--json`` every outcome is one JSON document on
+    """Exit codes as docs/recovery.md says; with ``--json`` every outcome is one JSON document on
     stdout, an error being ``{"error": "...", "exit_code": N}``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = _wants_json(argv)

@@ -2,7 +2,7 @@
 
 A command line catches ``ExperimentError`` once and prints ``error: <message>`` (the
 message names the file, field or flag and the fix) and exits with ``exit_code``. See
-the README's exit-code table.
+the exit-code table in docs/exit-codes.md.
 """
 
 from __future__ import annotations

@@ -352,7 +352,7 @@ def _results_status(run: str) -> tuple[RunStatus, str, str]:
 
 
 def classify_agent(paths: AgentRunPaths) -> tuple[RunStatus, str]:
-    """Agent-side status of one run; first matching rule wins (see README)."""
+    """Agent-side status of one run; first matching rule wins (see docs/recovery.md)."""
     return _classify_agent_at(os.fspath(paths.dir))
 
 

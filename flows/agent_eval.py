@@ -224,7 +224,7 @@ def run_agent_eval(
         show(text)
         return AgentEvalSummary(plan.suite.experiment_name, str(plan.exp.dir), dry_run=True).final_state()
     # Bounded by default: 200 runs must not mean 200 agent CLIs against one API at once.
-    # On a Dask cluster its worker threads bound the concurrency instead (README, Scale-out).
+    # On a Dask cluster its worker threads bound the concurrency instead (docs/scale-out.md).
     on_dask = wants_dask(dask_address, dask_workers, slurm)
     width = parallelism or (max(1, sum(1 for r in plan.runs if r.needs_agent or r.judges)) if on_dask else suite.default_parallelism)
     # A recovery (or a second resume) working on this directory meanwhile would take

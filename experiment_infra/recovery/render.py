@@ -1,6 +1,6 @@
 """How a recovery survey is shown: dry-run text, the ``--json`` document, table rows.
 
-The JSON document's shape is documented in the README ("Recovery"); scripts and CI
+The JSON document's shape is documented in docs/recovery.md ("--json"); scripts and CI
 depend on it, so keys are only ever added, never renamed.
 """
 
@@ -132,7 +132,7 @@ def _run_entries(runs: Sequence[RunWork]) -> list[dict[str, Any]]:
 
 
 def survey_document(survey: Survey) -> dict[str, Any]:
-    """The ``--json`` document (see README, "Recovery")."""
+    """The ``--json`` document (see docs/recovery.md)."""
     if isinstance(survey, SuiteRunSurvey):
         return {
             "version": JSON_SCHEMA_VERSION,

@@ -1,6 +1,6 @@
 """Aggregates of an agent-evaluation experiment, computed from its run files alone.
 
-Definitions (they reproduce ProjectScylla's report files; see README "Reports"):
+Definitions (they reproduce ProjectScylla's report files; see docs/reports.md):
 
 - The expected runs are ``expected.expected_runs``'s, the recovery's own rule. A run
   counts only when ``status.classify_run`` says ``completed``; every other expected run
