@@ -3,7 +3,8 @@
 The rule: every fenced ```bash block of README.md runs, in README order, as one
 ``bash -euo pipefail`` script, unless the line just before its fence is an HTML comment
 starting with ``<!-- not run:`` followed by the reason (a command that would start this test
-again, a server that outlives it). Python and other blocks are code to read, never run.
+again, a server that outlives it); of those, each ``make`` line must name targets that
+``make -n`` knows. Python and other blocks are code to read, never run.
 
 It runs in a fresh copy of the repository (the files git tracks plus the untracked ones it
 does not ignore, committed to a new git repository, as a clone is) whose ``.venv`` is this
@@ -98,6 +99,13 @@ def test_the_readme_blocks_run_as_written_from_a_fresh_clone(tmp_path: Path) -> 
             record = json.loads((run / case["variant_name"] / "run_record.json").read_text())
             assert record["exit_code"] == 0, f"{case['variant_name']}: {record}"
             assert (run / case["variant_name"] / "metrics.json").is_file()
+    # The blocks left out still name real targets: `make -n` (print, run nothing) knows each.
+    for text, runs_here in blocks:
+        for line in text.splitlines():
+            if not runs_here and line.startswith("make "):
+                targets = line.split("#")[0].split()[1:]
+                known = subprocess.run(["make", "-n", *targets], cwd=clone, capture_output=True, text=True)
+                assert known.returncode == 0, f"README: {line!r}: {known.stderr}"
     assert (runs[0] / "report.md").is_file() and (runs[0] / "metrics.png").is_file()
     assert runs[0].name in output and runs[1].name in done.stdout, "compare names both runs"
 
