@@ -158,7 +158,9 @@ def start() -> TemporaryServer | None:
             "--fd", str(sock.fileno()), "--log-level", "error", "--lifespan", "on",
         ]
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-        proc = subprocess.Popen(dying_with_parent(argv), pass_fds=(sock.fileno(),), env=env)
+        # Its own session: a terminal's Ctrl-C reaches this command, which stops its cases and
+        # still reports to the server; the server dies with this process all the same.
+        proc = subprocess.Popen(dying_with_parent(argv), pass_fds=(sock.fileno(),), env=env, start_new_session=True)
     except OSError:
         return None  # Prefect will start its own, as before
     finally:

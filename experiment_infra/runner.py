@@ -23,6 +23,7 @@ from .atomic import atomic_write_json, move_aside
 from .case import ExperimentCase
 from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
+from .interrupt import RunInterrupted, interrupted_reason, stop_requested
 from .layout import CasePaths
 from .process import processes_running, running_command, stop_group_of, wait_exit
 from .records import RunRecord, read_record, utc_now_iso, write_record
@@ -126,11 +127,11 @@ def set_aside_previous_attempt(paths: CasePaths) -> int:
     return max(number, last) + 1
 
 
-def _record_end(paths: CasePaths, record: RunRecord, exit_code: int, reason: str | None) -> None:
-    write_record(
-        paths.run_record,
-        record.model_copy(update={"ended_at": utc_now_iso(), "exit_code": exit_code, "reason": reason}),
-    )
+def _record_end(
+    paths: CasePaths, record: RunRecord, exit_code: int, reason: str | None, interrupted: str | None = None
+) -> None:
+    update = {"ended_at": utc_now_iso(), "exit_code": exit_code, "reason": reason, "interrupted": interrupted}
+    write_record(paths.run_record, record.model_copy(update=update))
 
 
 def run_case(
@@ -158,6 +159,8 @@ def run_case(
     settled = classify_case(paths)
     if settled.status is CaseStatus.COMPLETED:
         return settled
+    if stop_requested():
+        raise RunInterrupted(f"case {case.variant_name!r} not started: the run was stopped ({stop_requested()})")
     attempt = set_aside_previous_attempt(paths)
     atomic_write_json(paths.config, config.to_json_dict())
 
@@ -179,6 +182,7 @@ def run_case(
         logs=None,  # the waiter writes them: they must not depend on this process living
         on_output=on_output,
         timeout_seconds=None,  # the waiter's: it outlives this process
+        on_stop="forward",  # the run's stop request reaches the waiter, which records it
     )
     now = read_record(paths.run_record, RunRecord).record or record
     if done.interrupted is not None:
@@ -193,5 +197,8 @@ def run_case(
         if now.pid is not None:
             stop_group_of(now.pid, now.command)
         why = done.reason or f"exit code {done.exit_code}"
-        _record_end(paths, now, done.exit_code or -signal.SIGKILL, f"the case's waiter process ended without recording the end ({why})")
+        if done.stopped is not None:  # stopped with the run, and killed after the grace period
+            _record_end(paths, now, done.exit_code or -signal.SIGKILL, interrupted_reason(done.stopped), done.stopped)
+        else:
+            _record_end(paths, now, done.exit_code or -signal.SIGKILL, f"the case's waiter process ended without recording the end ({why})")
     return classify_case(paths)

@@ -26,6 +26,7 @@ from experiment_infra.agent_eval import (
     plan_experiment,
     start_experiment,
 )
+from experiment_infra.interrupt import stop_requested
 from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
 from experiment_infra.slurm import SlurmWorkers
@@ -39,6 +40,21 @@ from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
 from tasks.retries import retry_options
 
 EXIT_OK, EXIT_FAILED = 0, 1
+
+
+class RunExit(int):
+    """What ``run_agent_eval`` returns: the exit code (0 when every run completed), with the
+    experiment directory (``run_dir``), which a command names in its ``--resume`` line."""
+
+    run_dir: str
+
+    def __new__(cls, code: int, run_dir: str) -> RunExit:
+        made = super().__new__(cls, code)
+        made.run_dir = run_dir
+        return made
+
+    def __getnewargs__(self) -> tuple[int, str]:  # type: ignore[override]
+        return int(self), self.run_dir
 
 
 @dataclass(frozen=True)
@@ -92,8 +108,8 @@ def _execute_with(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] |
 
     running: dict[PrefectFuture[Any], tuple[PlannedRun, int | None]] = {}
     with build_task_runner(parallelism, default_parallelism=parallelism, logs=plan.exp.slurm_logs, **(dask or {})) as runner:
-        while agents or judges or running:
-            while len(running) < parallelism and (judges or agents):
+        while running or ((agents or judges) and not stop_requested()):  # a stopped run starts nothing more
+            while len(running) < parallelism and (judges or agents) and not stop_requested():
                 if judges:
                     run, slot, model = judges.popleft()
                     name = f"{run.name}/{run.paths.judge_slot(slot).dir.name}"
@@ -208,4 +224,4 @@ def run_agent_eval(
     rows = _rows(plan)
     print(_publish(plan, rows, errors))
     ok = not errors and all(r.status == RunStatus.COMPLETED.value and not r.reason for r in rows)  # reason: a failed judge
-    return EXIT_OK if ok else EXIT_FAILED
+    return RunExit(EXIT_OK if ok else EXIT_FAILED, str(plan.exp.dir))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Failed, State
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
@@ -68,6 +68,7 @@ from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import show
 from flows.housekeeping import report_swept
 from flows.progress import Progress
+from flows.stopping import cancelled_if_stopped, stoppable
 from flows.recover_artifacts import progress_key, publish_recovery
 from flows.report import report_failures, reports_task, tier_reports_task
 from flows.task_runners import build_task_runner
@@ -420,6 +421,15 @@ def recover(
 
     target = target_of(experiment_dir)
     dask = chosen_cluster(dask_address, dask_workers, slurm)
+    with stoppable():  # Ctrl-C, SIGTERM or a cancellation: reruns stopped and recorded, then Cancelled
+        return cancelled_if_stopped(_recover_target(target, selection, parallelism, verbose, dask))
+
+
+def _recover_target(
+    target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool,
+    dask: dict[str, Any],
+) -> State:
+    logger = get_run_logger()
     if isinstance(target, SuiteRunPaths):
         # run_suite --resume takes the run directory's lock itself, for exactly as long as
         # it reruns cases: holding it here too would lock the rerun out.

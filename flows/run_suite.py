@@ -50,6 +50,7 @@ from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
+from flows.stopping import cancelled_if_stopped, stoppable
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.retries import retry_options
 from tasks.run_case import SKIPPED, CaseFailed, run_case_task
@@ -75,6 +76,7 @@ class SuiteSummary:
     run_dir: str
     dry_run: bool = False
     rows: tuple[CaseRow, ...] = field(default_factory=tuple)
+    resumable: bool = True  # `--resume run_dir` continues it (inspect mode has no resume)
 
     @property
     def failed(self) -> list[CaseRow]:
@@ -208,6 +210,8 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
         reason = now.reason
         if state.name == SKIPPED:
             reason = f"skipped: completed in an earlier run ({now.reason})"
+        elif state.is_cancelled() and (record is None or record.interrupted is None):
+            reason = state.message or "not started"  # never started: the run was stopped first
         elif state.is_failed():
             exc = future.result(raise_on_failure=False)
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
@@ -284,6 +288,17 @@ def run_suite(
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
     ``variants``: inspect mode only, run just these cases (what a recovery reruns).
     """
+    with stoppable():  # Ctrl-C, SIGTERM or a cancellation: cases stopped and recorded, then Cancelled
+        return cancelled_if_stopped(_run_suite(
+            suite_path, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root,
+            dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, variants=variants,
+        ))
+
+
+def _run_suite(
+    suite_path: str, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
+    dask_address: str | None, dask_workers: int | None, slurm: SlurmWorkers | None, variants: list[str] | None,
+) -> Any:
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
     dask = chosen_cluster(dask_address, dask_workers, slurm)

@@ -16,12 +16,14 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
 from experiment_infra.inspect_mode import InspectCase, run_inspect_process
+from experiment_infra.interrupt import RunInterrupted
 from experiment_infra.runner import OutputCallback, run_case
 from experiment_infra.suite import PlannedCase
 from experiment_infra.status import CaseClassification, CaseStatus, classify_case
+from tasks.stopping import not_started, unless_stopped
 
 SKIPPED = "Skipped"
 
@@ -38,7 +40,7 @@ class CaseFailed(RuntimeError):
 def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
     # A raised exception reaches here as the data of a Failed state; a failed entry
     # point is returned as a Failed state carrying CaseFailed.
-    return isinstance(state.data, CaseFailed)
+    return unless_stopped(isinstance(state.data, CaseFailed))
 
 
 class _RunLog:
@@ -86,6 +88,9 @@ class _RunLog:
 def _as_state(variant_name: str, outcome: CaseClassification) -> CaseClassification | State:
     if outcome.status is CaseStatus.COMPLETED:
         return outcome
+    if outcome.record is not None and outcome.record.interrupted is not None:
+        # Stopped with the run (Ctrl-C, a cancellation): the UI shows it Cancelled; its files say failed.
+        return Cancelled(message=f"{variant_name} {outcome.status.value}: {outcome.reason}")
     # Returned, not raised: Prefect still retries a returned Failed state, and the
     # log shows the one-line reason instead of a traceback of this task's code.
     message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
@@ -109,9 +114,15 @@ def run_case_task(
     on_disk = classify_case(planned.paths)
     if on_disk.status is CaseStatus.COMPLETED:
         return Completed(name=SKIPPED, message=f"{variant_name}: completed earlier ({on_disk.reason})", data=on_disk)
+    stopping = not_started(variant_name)
+    if stopping is not None:
+        return stopping
 
     with _RunLog() as forward:
-        outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward)
+        try:
+            outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward)
+        except RunInterrupted:  # the stop came while it was being prepared: nothing started
+            return not_started(variant_name) or Failed(message=f"{variant_name}: not started")
     return _as_state(variant_name, outcome)
 
 
@@ -129,6 +140,9 @@ def run_inspect_case_task(
     timeout_seconds: float | None = None,
 ) -> CaseClassification | State:
     """Run one inspect-mode case; its ``.eval`` log (not this state) is the record."""
+    stopping = not_started(variant_name)
+    if stopping is not None:
+        return stopping
     with _RunLog() as forward:
         outcome = run_inspect_process(planned, log_dir, timeout_seconds=timeout_seconds, on_output=forward)
     return _as_state(variant_name, outcome)

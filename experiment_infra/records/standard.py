@@ -69,6 +69,9 @@ class RunRecord(_Closed):
     duration_seconds: float | None = None
     timed_out: bool = False
     reason: str | None = None
+    # The signal that stopped the run while this attempt ran (SIGINT, SIGTERM) or
+    # "cancelled" (from the Prefect UI); None when the run was not stopped.
+    interrupted: str | None = None
 
 
 class InspectRunRecord(RunRecord):
