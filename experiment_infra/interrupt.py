@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from typing import Iterator
 
 __all__ = [
-    "INTERRUPTED_EXIT_CODE", "STOP_GRACE_SECONDS", "RunInterrupted", "interrupted_reason", "request_stop", "reset", "stop_on_signals",
+    "CANCELLED", "INTERRUPTED_EXIT_CODE", "STOP_GRACE_SECONDS", "RunInterrupted", "interrupted_reason", "request_stop", "reset", "stop_on_signals",
     "stop_requested", "stop_signal", "tracked",
 ]
 
@@ -137,9 +137,14 @@ def tracked(proc: subprocess.Popen[bytes], *, forward: bool = False) -> Iterator
             _stop.procs.pop(proc.pid, None)
 
 
-def interrupted_reason(signame: str) -> str:
-    """The reason a case stopped by the run's stop request records."""
-    return f"interrupted ({signame}): the run was stopped; process group terminated"
+CANCELLED = "cancelled"  # the stop request's reason when the flow run was cancelled (UI, API)
+
+
+def interrupted_reason(why: str) -> str:
+    """The reason a case stopped by the run's stop request records (``why``: a signal's name
+    or ``cancelled``)."""
+    what = "cancelled" if why == CANCELLED else f"interrupted ({why})"
+    return f"{what}: the run was stopped; process group terminated"
 
 
 @contextmanager

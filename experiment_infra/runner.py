@@ -23,7 +23,7 @@ from .atomic import atomic_write_json, move_aside
 from .case import ExperimentCase
 from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
-from .interrupt import RunInterrupted, interrupted_reason, stop_requested
+from .interrupt import CANCELLED, RunInterrupted, interrupted_reason, stop_requested
 from .layout import CasePaths
 from .process import processes_running, running_command, stop_group_of, wait_exit
 from .records import RunRecord, read_record, utc_now_iso, write_record
@@ -185,6 +185,10 @@ def run_case(
         on_stop="forward",  # the run's stop request reaches the waiter, which records it
     )
     now = read_record(paths.run_record, RunRecord).record or record
+    if done.stopped == CANCELLED and now.interrupted is not None:
+        # The waiter knows the signal it was sent; the run was cancelled (the UI, the API).
+        now = now.model_copy(update={"interrupted": CANCELLED, "reason": interrupted_reason(CANCELLED)})
+        write_record(paths.run_record, now)
     if done.interrupted is not None:
         # The waiter was sent SIGTERM (and SIGKILL after a grace): make sure its entry point went too.
         if now.pid is not None:

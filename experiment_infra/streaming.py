@@ -194,5 +194,6 @@ def run_streaming(
         reason = interrupted_reason(stopped)
     else:
         reason = describe_exit(exit_code, streams[1].last_line)
-        stopped = None  # it finished on its own
+        if on_stop != "forward":  # a waiter exits 0 either way: its record says whether it was stopped
+            stopped = None  # it finished on its own
     return Streamed(exit_code, round(time.monotonic() - started, 3), timed_out, reason, interrupted, stopped)

@@ -29,6 +29,7 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from experiment_infra.layout import NOGIT, SuiteRunPaths
@@ -135,7 +136,7 @@ def _run_standard(
     dask_address: str | None = None, dask_workers: int | None = None, slurm: SlurmWorkers | None = None,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
-    plan = plan_suite(suite, results_root, resume)
+    plan = _early_plans.pop((str(suite.suite_file), results_root, resume), None) or plan_suite(suite, results_root, resume)
     if dry_run:
         print(format_plan(plan))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
@@ -270,7 +271,30 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
 # --------------------------------------------------------------------------- flow
 
 
-@flow(name="run_suite", validate_parameters=True)
+# A standard-mode run is planned when its flow run is named, so the name the console
+# shows from the first line ("Beginning flow run 'digits 20261206_183016_caf1b44'") is
+# the one the UI lists; the flow's body takes that plan instead of making another.
+_early_plans: dict[tuple[str, str, str | None], SuitePlan] = {}
+
+
+def _flow_run_name() -> str:
+    params = flow_run.parameters
+    path = str(params.get("suite_path") or "")
+    fallback = f"run_suite {Path(path).name}"
+    try:
+        suite = load_suite(path)
+        if not isinstance(suite, Suite) or suite.mode != "standard":
+            return fallback  # renamed once its directory is known (label_suite_run)
+        results_root, resume = str(params.get("results_root") or "results"), params.get("resume")
+        plan = plan_suite(suite, results_root, resume)
+    except Exception:  # bad input: the flow's body says what is wrong
+        return fallback
+    _early_plans.clear()  # one flow run at a time is named, then run
+    _early_plans[(str(suite.suite_file), results_root, resume)] = plan
+    return f"{suite.experiment_name} {plan.run.dir.name}{' (dry run)' if params.get('dry_run') else ''}"
+
+
+@flow(name="run_suite", flow_run_name=_flow_run_name, validate_parameters=True)
 def run_suite(
     suite_path: str,
     dry_run: bool = False,

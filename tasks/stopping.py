@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from prefect.states import Cancelled, State
 
+from experiment_infra.interrupt import CANCELLED as CANCELLED_FROM_API
 from experiment_infra.interrupt import stop_requested
 
 __all__ = ["CANCELLED_FROM_API", "not_started", "stop_message", "unless_stopped"]
 
-CANCELLED_FROM_API = "cancelled"  # the stop request's reason when the flow run was cancelled
 
 
 def stop_message() -> str:
