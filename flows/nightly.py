@@ -33,6 +33,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
+from experiment_infra.interrupt import stop_requested
 from experiment_infra.lock import LockHeld
 from experiment_infra.recovery.outcome import RecoverySummary
 from experiment_infra.recovery.nightly import NightlyRow, NightlySummary, directories, row_without_recovery
@@ -43,6 +44,7 @@ from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
 from flows.progress import Progress
 from flows.recover import recover
+from flows.stopping import cancelled_if_stopped, stoppable
 
 NIGHTLY_TAG = "nightly"
 
@@ -124,8 +126,10 @@ def nightly_recovery(
     root = str(Path(results_root).expanduser().resolve())
     rows: list[NightlyRow] = []
     key = artifact_key("nightly", Path(root).name)
-    with Progress(len(items), f"{key}-progress", "directories") as progress:
+    with stoppable(), Progress(len(items), f"{key}-progress", "directories") as progress:
         for item in items:
+            if stop_requested():  # Ctrl-C, SIGTERM or a cancellation: no further directory
+                break
             row = row_without_recovery(item, dry_run)
             if row is None:
                 where = str(item.found.directory)
@@ -139,5 +143,5 @@ def nightly_recovery(
     show(text)
     _publish(summary)
     if not summary.ok:
-        return Failed(message=f"{directories(len(summary.failed))} not fully recovered", data=summary)
-    return Completed(message=summary.headline(), data=summary)
+        return cancelled_if_stopped(Failed(message=f"{directories(len(summary.failed))} not fully recovered", data=summary))
+    return cancelled_if_stopped(Completed(message=summary.headline(), data=summary))

@@ -409,7 +409,6 @@ def recover(
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the tasks on a Dask cluster, or on Dask
     workers submitted as Slurm jobs (flows/task_runners.py).
     """
-    logger = get_run_logger()
     if parallelism is not None and parallelism < 1:
         raise RecoveryInputError(f"parallelism (-p) must be a positive integer, got {parallelism}")
     selection = build_selection(statuses, tiers, subtests, runs, agents_only, judges_only, judge_model)

@@ -227,3 +227,55 @@ def test_ctrl_c_with_the_temporary_server_stops_and_never_hangs(tmp_path: Path) 
     assert "Finished in state Cancelled" in text and "Unable to connect" not in text, text
     assert "resume with: " in text
     assert not [p for p in pids if alive(p)]
+
+
+HOLD_AGENT = textwrap.dedent(
+    """
+    # An agent CLI that writes its pid and then works forever (until it is stopped).
+    import os, sys, time
+    from pathlib import Path
+
+    if sys.argv[1:2] == ["--version"]:
+        print("0.1.0 (hold)")
+        sys.exit(0)
+    Path(os.environ["HOLD_DIR"], "agent.pid").write_text(str(os.getpid()))
+    while True:
+        time.sleep(0.1)
+    """
+)
+
+
+def test_ctrl_c_stops_a_recoverys_agent_rerun_and_records_it(tmp_path: Path, git_repo: Path, prefect_harness) -> None:
+    from agent_eval_helpers import make_suite as make_agent_suite
+
+    from experiment_infra.agent_eval import Condition, plan_experiment, start_experiment
+    from experiment_infra.records import CommandLog, load_record
+    from experiment_infra.status import RunStatus, classify_run
+
+    wrapper = tmp_path / "hold_agent.py"
+    wrapper.write_text(HOLD_AGENT)
+    held = tmp_path / "held"
+    held.mkdir()
+    agent = [PYTHON, str(wrapper), "--model", "{model}", "{prompt_file}"]
+    suite = make_agent_suite(tmp_path, git_repo, conditions=[Condition("T0", "00", "fake-opus")], judge_models=["fake-opus"],
+                             agent_command=agent)
+    plan = plan_experiment(suite, results_root=tmp_path / "results")
+    start_experiment(plan, 1)  # the experiment directory, no run yet: the recovery runs the agent
+    run = plan.exp.run("T0", "00", 1)
+    marked = Marked(tmp_path / "prefect-home", HOLD_DIR=str(held))
+    log = tmp_path / "recover.log"
+    proc = _start(marked, [str(REPO_ROOT / "flows" / "recover.py"), str(plan.exp.dir)], log, REPO_ROOT)
+    try:
+        pid = int(wait_for(lambda: (held / "agent.pid").exists() and (held / "agent.pid").read_text(), 180, "the agent to start"))
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=120)
+    finally:
+        marked.end_all()
+    out = log.read_text()
+    assert code == 130, out
+    assert wait_gone([pid], 15) == []
+    (entry,) = load_record(run.command_log, CommandLog).commands
+    assert entry.exit_code == -signal.SIGTERM and "interrupted (SIGINT)" in (entry.reason or ""), entry
+    now = classify_run(run, ["fake-opus"])
+    assert now.status is RunStatus.FAILED and "SIGINT" in now.reason, now
+    assert f"resume with: python {REPO_ROOT / 'flows' / 'recover.py'} {plan.exp.dir}" in out, out
