@@ -259,6 +259,7 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
     server = temporary_server.current()
     if server is not None:
         server.wait_ready(temporary_server.startup_seconds())
+        server.watch()
     try:
         return flow(**parameters, return_state=True)
     except RuntimeError as exc:

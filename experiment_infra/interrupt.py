@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANCELLED", "INTERRUPTED_EXIT_CODE", "STOP_GRACE_SECONDS", "RunInterrupted", "interrupted_reason", "request_stop", "reset", "stop_on_signals",
-    "stop_requested", "stop_signal", "tracked",
+    "stop_requested", "stop_signal", "tracked", "wait_stopped",
 ]
 
 INTERRUPTED_EXIT_CODE = 130  # what a shell reports for a command ended by Ctrl-C
@@ -53,7 +53,8 @@ class RunInterrupted(ExperimentError):
 
 class _Stop:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Reentrant: the signal handler runs in the main thread, perhaps while it holds the lock.
+        self.lock = threading.RLock()
         self.why: str | None = None  # the signal's name (SIGINT, SIGTERM) or "cancelled"
         self.signum = signal.SIGTERM
         self.procs: dict[int, tuple[subprocess.Popen[bytes], bool]] = {}
@@ -117,6 +118,17 @@ def request_stop(why: str, signum: int = signal.SIGTERM, grace: float = STOP_GRA
     if procs:
         threading.Thread(target=_kill_late, args=(procs, grace), name="stop-cases", daemon=True).start()
     return True
+
+
+def wait_stopped(timeout: float) -> bool:
+    """Wait until no tracked process runs (each runner has seen its case end); True if none does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _stop.lock:
+            if not _stop.procs:
+                return True
+        time.sleep(0.05)
+    return False
 
 
 @contextmanager

@@ -199,19 +199,24 @@ def test_cancelling_the_flow_run_from_the_api_stops_the_cases(tmp_path: Path, pr
     assert _flow_run(f"naps {run.dir.name}").state.is_cancelled()
 
 
+def _on_temporary_server(tmp_path: Path, suite: Path, results: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``run_suite`` with no PREFECT_API_URL: it starts Prefect's temporary server itself."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), "suite_naps.py", "--results-root", str(results)],
+            cwd=suite.parent, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
 def test_ctrl_c_with_the_temporary_server_stops_and_never_hangs(tmp_path: Path) -> None:
     """No PREFECT_API_URL: the command starts its temporary server, which the terminal's
     Ctrl-C must not reach (it used to die first and leave the command hanging)."""
     suite = _suite(tmp_path / "suite", ["a", "b"])
     results = tmp_path / "results"
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     log = tmp_path / "command.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), "suite_naps.py", "--results-root", str(results)],
-            cwd=suite.parent, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    proc = _on_temporary_server(tmp_path, suite, results, log)
     try:
         run = wait_for(lambda: _running(results, ["a", "b"]), 300, "the cases to start")
         pids = [_record(run, v).pid for v in ("a", "b")]  # type: ignore[union-attr]
@@ -227,6 +232,39 @@ def test_ctrl_c_with_the_temporary_server_stops_and_never_hangs(tmp_path: Path) 
     assert "Finished in state Cancelled" in text and "Unable to connect" not in text, text
     assert "resume with: " in text
     assert not [p for p in pids if alive(p)]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.isdigit() and stat.rsplit(")", 1)[1].split()[1] == str(pid):
+            out.append(int(entry))
+    return out
+
+
+def test_a_temporary_server_that_dies_first_ends_the_command_and_the_cases_record_it(tmp_path: Path) -> None:
+    suite = _suite(tmp_path / "suite", ["a", "b"])
+    results = tmp_path / "results"
+    log = tmp_path / "command.log"
+    proc = _on_temporary_server(tmp_path, suite, results, log)
+    try:
+        run = wait_for(lambda: _running(results, ["a", "b"]), 300, "the cases to start")
+        pids = [_record(run, v).pid for v in ("a", "b")]  # type: ignore[union-attr]
+        # The server this command started: its child running uvicorn.
+        (server,) = [p for p in _children(proc.pid) if b"uvicorn" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        os.kill(server, signal.SIGKILL)
+        code = proc.wait(timeout=120)  # it used to retry calls nobody answers for minutes
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert code == 1, text
+    assert "temporary server exited" in text
+    _check_stopped(run, ["a", "b"], "SIGTERM", pids)
 
 
 HOLD_AGENT = textwrap.dedent(
