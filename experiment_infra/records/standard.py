@@ -115,6 +115,9 @@ class RunRecord(_Closed):
     cpus: int | None = None
     failure: FailureKind | None = None  # why a failed attempt failed (experiment_infra/failures.py)
     code: AttemptCode | None = None  # None in records written before attempts named their code
+    # The signal that stopped the run while this attempt ran (SIGINT, SIGTERM) or
+    # "cancelled" (from the Prefect UI); None when the run was not stopped.
+    interrupted: str | None = None
 
 
 class InspectRunRecord(RunRecord):
