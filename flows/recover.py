@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
+from prefect.states import State
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
@@ -432,12 +433,12 @@ def recover(
     target = target_of(experiment_dir)
     dask = chosen_cluster(dask_address, dask_workers, slurm)
     with stoppable():  # Ctrl-C, SIGTERM or a cancellation: reruns stopped and recorded, then Cancelled
-        return cancelled_if_stopped(_recover_target(target, selection, parallelism, verbose, dask))
+        return cancelled_if_stopped(_recover_target(target, selection, parallelism, verbose, dask, allow_code_change))
 
 
 def _recover_target(
     target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool,
-    dask: dict[str, Any],
+    dask: dict[str, Any], allow_code_change: bool = False,
 ) -> State:
     logger = get_run_logger()
     if isinstance(target, SuiteRunPaths):
