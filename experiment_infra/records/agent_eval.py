@@ -254,8 +254,8 @@ def _extra(record: BaseModel, key: str, default: Any) -> Any:
 class Consensus(_Open):
     """``judge/result.json``: the panel's verdict.
 
-    ProjectScylla writes ``is_valid`` (false when not every judge of the panel was valid)
-    and ``criteria_scores`` (may be null) since 2026-02-09; older versions wrote neither.
+    ProjectScylla writes ``is_valid`` (false when a judge that judged was not valid) and
+    ``criteria_scores`` (may be null) since 2026-02-09; older versions wrote neither.
     They stay extra keys so that an older file is written back in its own shape.
     """
 
