@@ -26,6 +26,7 @@ from .records import (
     Consensus,
     InspectRunRecord,
     JudgeCommand,
+    JudgeTiming,
     Judgment,
     RunRecord,
     ReadResult,
@@ -35,6 +36,7 @@ from .records import (
 from .records.base import M
 # The names the rules read (declared beside the cache signature over them).
 from .status_entries import _SEP, _Names, _SlotNames, _at
+from .status_limits import judge_failure_reason
 
 
 class CaseStatus(str, Enum):
@@ -376,6 +378,9 @@ def _slot_verdict(slot_dir: str) -> tuple[JudgeStatus, str, Judgment | None]:
         return JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json", None
     if read.exists:
         return JudgeStatus.FAILED, _what_is_wrong(_SlotNames.judgment, read.problem), None
+    timing = read_record(slot_dir + _SLOT_TIMING, JudgeTiming).record
+    if timing is not None and timing.failed:  # ProjectScylla's failed judge: timing.json says so
+        return JudgeStatus.FAILED, judge_failure_reason(timing.error), None
     if not command_read.exists and not _entries(slot_dir):
         return JudgeStatus.MISSING, "judge directory is empty", None
     return JudgeStatus.PARTIAL, "judge started, no judgment.json", None
@@ -383,6 +388,7 @@ def _slot_verdict(slot_dir: str) -> tuple[JudgeStatus, str, Judgment | None]:
 
 _JUDGMENT = _SEP + _SlotNames.judgment
 _JUDGE_COMMAND = _SEP + _SlotNames.judge_command
+_SLOT_TIMING = _SEP + _SlotNames.timing
 _ABSENT: ReadResult = ReadResult(None, "missing")
 
 
@@ -459,7 +465,7 @@ def _slot_suffixes(slots: int) -> tuple[str, ...]:
 # The stat signature a classification cache is keyed on (status_cache.py) covers every
 # entry the rules above consult for one run: the names ``_Names`` and ``_SlotNames``
 # declare, enumerated (never listed a second time by hand): status_entries.py.
-STATUS_RULES_VERSION = 4  # 4: reasons reworded as sentences; a cached reason must not keep the old wording
+STATUS_RULES_VERSION = 5  # 5: ProjectScylla's failed judge slots and rate limits; 4: reasons reworded as sentences; a cached reason must not keep the old wording
 
 
 
