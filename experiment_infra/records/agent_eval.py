@@ -107,17 +107,6 @@ class AgentTiming(_Open):
     def measured(self) -> datetime | None:
         return _moment(self.measured_at)
 
-    @property
-    def failed(self) -> bool:
-        """ProjectScylla's mark of a judge that failed (since 2026-02): ``"failed": true``
-        with its ``error``, beside ``error.log`` and no ``judgment.json``."""
-        return _extra(self, "failed", False) is True
-
-    @property
-    def error(self) -> str:
-        value = _extra(self, "error", "")
-        return value if isinstance(value, str) else str(value)
-
 
 class TokenStats(_Open):
     input_tokens: int = 0
@@ -224,6 +213,17 @@ class JudgeTiming(_Open):
     @property
     def measured(self) -> datetime | None:
         return _moment(self.measured_at)
+
+    @property
+    def failed(self) -> bool:
+        """ProjectScylla's mark of a judge that failed (since 2026-02): ``"failed": true``
+        with its ``error``, beside ``error.log`` and no ``judgment.json``."""
+        return _extra(self, "failed", False) is True
+
+    @property
+    def error(self) -> str:
+        value = _extra(self, "error", "")
+        return value if isinstance(value, str) else str(value)
 
 
 class ProcessRecord(_Closed):
