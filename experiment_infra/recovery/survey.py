@@ -344,7 +344,9 @@ def _copies_note(labels: list[str]) -> str | None:
     shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
     return (
         f"{len(labels)} run(s) have a directory in more than one of {COMPLETED}/, {IN_PROGRESS}/ and the experiment's "
-        f"top ({shown}): the first of those is read, as ProjectScylla reads it; the others are left alone"
+        f"top ({shown}): the first of those (in_progress/, then {COMPLETED}/, then the top) is read, the fresh copy "
+        f"ProjectScylla keeps; a recovery that works on such a run first moves the {COMPLETED}/ copy to "
+        f"{COMPLETED}/T/S/.failed/run_NN_attempt_K (ProjectScylla deletes it), and otherwise leaves them alone"
     )
 
 
