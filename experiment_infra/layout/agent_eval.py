@@ -244,6 +244,10 @@ class ExperimentPaths(_Summarized):
         return self.dir / "config" / "experiment.json"
 
     @property
+    def checkpoint(self) -> Path:  # ProjectScylla's record of each run's state (absent in ours)
+        return self.dir / "checkpoint.json"
+
+    @property
     def manifest(self) -> Path:
         """This project's own record of the suite (conditions, commands); absent in foreign dirs."""
         return self.dir / "config" / "manifest.json"
@@ -353,10 +357,9 @@ class ExperimentPaths(_Summarized):
         return tuple(SubtestPaths(place / name) for place in self.tier_places(tier))
 
     def read_places(self, tier: str, subtest: str) -> tuple[SubtestPaths, ...]:
-        """``subtest_places`` in the order a run is read from them: ``in_progress/`` first. Since
-        2026-04-21 (``7c644312``) ProjectScylla promotes a run by deleting any ``completed/`` copy
-        and moving the ``in_progress/`` one in: where both exist, the ``in_progress/`` one is the
-        fresh one, the other a leftover of an earlier attempt."""
+        """``subtest_places`` in the order a run is read from them: ``in_progress/`` first, the fresh
+        copy where both exist (ProjectScylla promotes a run by deleting any ``completed/`` copy,
+        since ``7c644312``, 2026-04-21: that one is a leftover of an earlier attempt)."""
         places = self.subtest_places(tier, subtest)
         return (places[1], places[0], *places[2:]) if len(places) > 1 else places
 
@@ -381,8 +384,7 @@ class ExperimentPaths(_Summarized):
 
     def run_found(self, tier: str, subtest: str, run_number: int) -> AgentRunPaths:
         """Where the run is now: the first of ``read_places`` holding it, else its home.
-        Home is looked at again before each place after it, on purpose: another process moving
-        the run home meanwhile (bring_home) is then never missed for a later copy."""
+        Home is looked at again before each later place: a move home meanwhile (bring_home) is never missed."""
         places = self.subtest_places(tier, subtest)
         if len(places) > 1 and os.path.isdir(places[1].run_dir_str(run_number)):
             return places[1].run(run_number)  # in_progress/: the fresh copy (read_places)
