@@ -36,7 +36,7 @@ from .records import (
 from .records.base import M
 # The names the rules read (declared beside the cache signature over them).
 from .status_entries import _SEP, _Names, _SlotNames, _at
-from .status_limits import judge_failure_reason
+from .status_limits import agent_rate_limit, judge_failure_reason
 
 
 class CaseStatus(str, Enum):
@@ -280,7 +280,7 @@ def _agent_verdict(run: str, checked: dict[str, str | None] | None = None) -> tu
         if why is None:
             return _results_status(run)
     if log.record is not None and exit_code != 0:
-        return RunStatus.FAILED, _recorded_reason(log.record) or why, ""
+        return RunStatus.FAILED, agent_rate_limit(run) or _recorded_reason(log.record) or why, ""
     if not has_output and _text_in(_at(run, _Names.stderr)):
         return RunStatus.FAILED, "stderr.log present and no usable output", ""
     return RunStatus.PARTIAL, f"agent started and never finished ({why})", ""

@@ -10,11 +10,15 @@ waits on before it runs it again.
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["RATE_LIMITED", "is_rate_limited", "judge_failure_reason", "rate_limit_in", "rate_limit_in_json", "retry_after_seconds"]
+from .records import NOFOLLOW_READ_FLAGS, AgentResult, read_record
+from .status_entries import _Names, _at
+
+__all__ = ["RATE_LIMITED", "agent_rate_limit", "is_rate_limited", "judge_failure_reason", "rate_limit_in", "rate_limit_in_json", "retry_after_seconds"]
 
 RATE_LIMITED = "rate limited"
 
@@ -103,3 +107,40 @@ def retry_after_seconds(text: str, now: datetime | None = None) -> float | None:
     if reset <= now:
         reset += timedelta(days=1)
     return (reset - now).total_seconds() * 1.1
+
+
+def agent_rate_limit(run: str) -> str | None:
+    """The reason of a failed agent run (``run``: its directory) that hit a limit, else None:
+    ``agent/result.json``'s stdout names one (``api_error_status`` 429, an ``is_error``
+    result), or it is ProjectScylla's crash signature of a limit (exit 1, no cost, at most
+    one API call, no tokens: ``reset_rate_limited_runs.py``), or its stderr names one."""
+    result = read_record(_at(run, _Names.agent_result), AgentResult).record
+    if result is not None:
+        message = rate_limit_in_json(result.stdout)
+        if message is not None:
+            return f"{RATE_LIMITED}: agent: {' '.join(message.split())}"
+        stats = result.token_stats
+        if (result.exit_code == 1 and result.cost_usd == 0.0 and result.api_calls <= 1
+                and stats.input_tokens == 0 and stats.output_tokens == 0):
+            return f"{RATE_LIMITED}: agent exited with code 1 having spent nothing (no cost, no tokens)"
+        stderr = result.stderr
+    else:
+        stderr = _head(_at(run, _Names.stderr))
+    if stderr.strip() and rate_limit_in(stderr):
+        line = next((l for l in stderr.splitlines() if rate_limit_in(l)), stderr.strip().splitlines()[-1])
+        return f"{RATE_LIMITED}: agent: {' '.join(line.split())[:300]}"
+    return None
+
+
+def _head(path: str, size: int = 65536) -> str:
+    """The first ``size`` bytes of a regular file as text ("" when unreadable or a link)."""
+    try:
+        fd = os.open(path, NOFOLLOW_READ_FLAGS)
+    except OSError:
+        return ""
+    try:
+        return os.read(fd, size).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)

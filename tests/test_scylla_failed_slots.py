@@ -13,8 +13,8 @@ from pathlib import Path
 from recover_helpers import recover_cli, run_paths
 
 
-def fail_slot(exp: Path, slot: int, error: str) -> None:
-    d = run_paths(exp).judge_slot(slot).dir
+def fail_slot(exp: Path, slot: int, error: str, tier: str = "T1") -> None:
+    d = run_paths(exp, tier, "01", 1).judge_slot(slot).dir
     shutil.rmtree(d)
     d.mkdir()
     (d / "timing.json").write_text(json.dumps(

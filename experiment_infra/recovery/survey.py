@@ -29,6 +29,7 @@ from .select import (
     RecoveryInputError,
     Selection,
     check_statuses,
+    status_wanted,
     parse_runs,
     shown_names,
 )
@@ -225,14 +226,14 @@ def plan_run(
     base = RunWork(tier, subtest, run, status, reason, judges)
     if not agent_finished(status):
         # agent_failed names the same runs from the judges' side: their agent must run first.
-        if wanted is not None and status.value not in wanted and JudgeStatus.AGENT_FAILED.value not in wanted:
+        if not status_wanted(status.value, reason, wanted) and JudgeStatus.AGENT_FAILED.value not in (wanted or ()):
             return base
         if selection.judges_only:
             return _with(base, excluded="the agent must be rerun before it can be judged; --judges-only")
         slots = () if selection.agents_only else tuple(j.slot for j in judges)
         return _with(base, rerun_agent=True, judge_slots=slots)
     bad = [j for j in judges if j.status in JUDGE_RERUN_STATUSES]
-    chosen = tuple(j.slot for j in bad if wanted is None or j.status.value in wanted)
+    chosen = tuple(j.slot for j in bad if status_wanted(j.status.value, j.reason, wanted))
     if chosen and not selection.agents_only:
         # Rebuilding after the judges also rewrites whatever result file was missing.
         return _with(base, judge_slots=chosen)
@@ -254,8 +255,10 @@ def _with(work: RunWork, **changes: object) -> RunWork:
 def _matches(work: RunWork, selection: Selection) -> bool:
     if selection.statuses is None:
         return True
-    names = {work.status.value, *(j.status.value for j in work.judges)}
-    return bool(names & selection.statuses)
+    wanted = selection.statuses
+    return status_wanted(work.status.value, work.reason, wanted) or any(
+        status_wanted(j.status.value, j.reason, wanted) for j in work.judges
+    )
 
 
 def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[str, tuple[str, ...]]) -> None:
