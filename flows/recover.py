@@ -44,6 +44,7 @@ from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra import helpers
 from experiment_infra.recovery.act import work_done
+from experiment_infra.recovery.checkpoint_sync import sync_checkpoint
 from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP, slot_label
 from experiment_infra.recovery.select import Mode
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
@@ -266,6 +267,8 @@ def _recover_experiment(
                 parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True, tiers_done=quote(tiers_done)),
             )
         after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
+        if before.planned and sync_checkpoint(before.exp, after.runs):  # ProjectScylla resumes from it
+            get_run_logger().info("checkpoint.json brought up to date with the files")
         if after.cache is not None:
             after.cache.save()  # the next survey (a dry run too) skips runs whose files did not change
         if reports is not None:
