@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from recover_helpers import edit_json, recover_cli, run_paths
@@ -74,3 +75,42 @@ def test_our_judge_that_hits_a_limit_reads_rate_limited(tmp_path: Path, git_repo
     assert run_all(exp, spec) == [JudgeStatus.COMPLETE, JudgeStatus.FAILED]
     slot = classify_judge(exp.run("T0", "00", 1).judge_slot(2), "fake-limit")
     assert slot.reason.startswith("rate limited: judge: You've hit your limit")
+
+
+def test_a_recovery_waits_for_the_limit_runs_one_at_a_time_and_holds_a_far_one(
+    prefect_harness, scylla_copy: Path, monkeypatch, capsys
+) -> None:
+    import shlex
+
+    from agent_eval_helpers import FAKE_JUDGE
+
+    from experiment_cli.recover import main
+
+    monkeypatch.setenv("EXPERIMENT_JUDGE_COMMAND", shlex.join(FAKE_JUDGE))
+    near = ["T1", "T2"]
+    for tier in near:
+        for slot in (1, 2, 3):
+            fail_slot(scylla_copy, slot, "Claude CLI failed (exit 1): 429 Too Many Requests. Retry-After: 1", tier=tier)
+    failed_at = max(run_paths(scylla_copy, t, "01", 1).judge_slot(s).timing.stat().st_mtime for t in near for s in (1, 2, 3))
+    far = "Claude CLI failed (exit 1): You've hit your limit \u00b7 resets 6am (America/Los_Angeles)"
+    if 4 <= datetime.now(ZoneInfo("America/Los_Angeles")).hour < 6:
+        far = far.replace("6am", "11pm")  # at least 15 minutes off, whenever the test runs
+    for slot in (1, 2, 3):
+        fail_slot(scylla_copy, slot, far, tier="T4")
+
+    assert main([str(scylla_copy)]) == 1  # T4 is left for a later recovery
+    out = capsys.readouterr().out
+    assert "still needing work: 1" in out and "T4" in out
+    spans = []
+    for tier in near:
+        p = run_paths(scylla_copy, tier, "01", 1)
+        logs = [json.loads(p.judge_slot(s).command_log.read_text()) for s in (1, 2, 3)]
+        assert all(json.loads(p.judge_slot(s).judgment.read_text())["score"] >= 0 for s in (1, 2, 3))
+        starts = [datetime.fromisoformat(l["started_at"]).timestamp() for l in logs]
+        ends = [datetime.fromisoformat(l["ended_at"]).timestamp() for l in logs]
+        assert min(starts) >= failed_at + 1.0  # not before the Retry-After its failure gave
+        spans.append((min(starts), max(ends)))
+    (a_start, a_end), (b_start, b_end) = sorted(spans)
+    assert a_end <= b_start  # one run after the other, never a burst into the limit
+    t4 = run_paths(scylla_copy, "T4", "01", 1)
+    assert json.loads(t4.judge_slot(1).timing.read_text())["failed"] is True  # held, untouched
