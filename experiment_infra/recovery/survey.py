@@ -212,7 +212,7 @@ class MissingTier:
     def reason(self) -> str:
         return (
             f"tier {self.tier} is in tiers_to_run but has no subtest directory and none is recorded in "
-            "config/manifest.json, so none of its runs ever started; recovery cannot rerun runs it cannot name: "
+            "config/manifest.json or checkpoint.json, so none of its runs ever started; recovery cannot rerun runs it cannot name: "
             "run the experiment again for this tier"
         )
 
