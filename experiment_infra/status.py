@@ -465,6 +465,3 @@ def _slot_suffixes(slots: int) -> tuple[str, ...]:
 # declare, enumerated (never listed a second time by hand): status_entries.py.
 STATUS_RULES_VERSION = 5  # 5: ProjectScylla's failed judge slots and rate limits; 4: reasons reworded as sentences; a cached reason must not keep the old wording
 
-
-# Inspect mode's rules live beside these (status_inspect), re-exported here: one place to ask.
-from .status_inspect import classify_inspect_case  # noqa: E402  (it builds on the names above)

@@ -1,5 +1,5 @@
 """Status rules of inspect-mode cases: the run record of their latest attempt and the
-``.eval`` log Inspect wrote (kept apart from ``status``, which re-exports them)."""
+``.eval`` log Inspect wrote (kept apart from ``status``, whose case statuses they use)."""
 
 from __future__ import annotations
 
