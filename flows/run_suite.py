@@ -224,7 +224,9 @@ def _run_standard(
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
-                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, budget.spent, suite.retry_on),
+                    # On Dask the budget's event cannot travel: cases there all start (the budget
+                    # still ends the run Failed); devices are refused there anyway.
+                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
                 )
                 futures.append(runner.submit(task, parameters=params))
             for done in as_completed(futures):
