@@ -259,6 +259,7 @@ def test_an_inspect_run_stops_the_attempt_a_killed_runner_left_running(prefect_h
     import socket
 
     from experiment_infra.layout import InspectCasePaths
+    from experiment_infra.process import proc_start
     from experiment_infra.records import InspectRunRecord, load_record, utc_now_iso, write_record
 
     suite_file, _ = demo_repo(tmp_path / "repo")
