@@ -30,6 +30,7 @@ if __name__ == "__main__":
 import os
 import signal
 import sys
+import threading
 
 # The standard library's lighter half and the light core modules only: this process
 # starts beside every case, so what it imports is paid once per case. Not the pydantic
@@ -38,6 +39,7 @@ import sys
 from experiment_infra.clock import utc_now_iso
 from experiment_infra.interrupt import interrupted_reason
 from experiment_infra.layout import waiter_files
+from experiment_infra.layout.case_files import read_stop
 from experiment_infra.process import proc_start
 from experiment_infra.records.run_record_io import read_run_record_json, update_run_record_json
 from experiment_infra.streaming import run_streaming
@@ -87,8 +89,34 @@ def _forward(stream: str, line: str) -> None:
     os.write(1 if stream == "stdout" else 2, (line + "\n").encode("utf-8", "replace"))
 
 
+_signalled = False  # a signal came: the stop file's watcher then sends none of its own
+
+
 def _terminated(signum: int, frame: FrameType | None) -> None:
+    global _signalled
+    _signalled = True
     raise Terminated(signum)
+
+
+STOP_POLL_SECONDS = 0.5
+
+
+def _watch_stop_file(case_dir: str) -> threading.Event:
+    """A thread that sends this process the signal the run's stop file names once it appears
+    (then the signal's own path stops the entry point and records the end); set the returned
+    event to end it."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_SECONDS):
+            why = read_stop(case_dir)
+            if why is not None and not _signalled:
+                signum = getattr(signal, why, signal.SIGTERM) if why.startswith("SIG") else signal.SIGTERM
+                os.kill(os.getpid(), signum)
+                return
+
+    threading.Thread(target=watch, name="watch-stop-file", daemon=True).start()
+    return done
 
 
 def _still_this_attempt(run_record: str, mine: dict[str, Any]) -> bool:
@@ -114,11 +142,15 @@ def wait_case(case_dir: str, timeout_seconds: float | None) -> int:
     # it received (interrupt.tracked), and a killed runner sends nothing: the case runs on.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _terminated)
+    # On another host (a Dask or Slurm worker) no signal can reach it: the stopped run's
+    # stop file, in the run directory on the shared filesystem, says the same.
+    watching = _watch_stop_file(case_dir)
     with open(stdout_log, "wb") as out_log, open(stderr_log, "wb") as err_log:
         done = run_streaming(
             record["command"], cwd=record["cwd"], env=dict(os.environ), logs=(out_log, err_log),
             on_output=_forward, timeout_seconds=timeout_seconds, on_start=started,
         )
+    watching.set()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)  # the end is written whole, whatever comes now
     end: dict[str, Any] = dict(reason=done.reason)

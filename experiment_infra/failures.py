@@ -127,6 +127,10 @@ class FailureBudget:
         self.spent = threading.Event()
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[type[FailureBudget], tuple[int | None]]:
+        # The task (and this hook's budget) shipped to a Dask worker: a budget of its own there.
+        return (FailureBudget, (self.limit,))
+
     def record_failure(self) -> None:
         with self._lock:
             self.failed += 1

@@ -177,6 +177,10 @@ class ResourcePool:
     def __repr__(self) -> str:
         return f"ResourcePool(devices={self.devices!r}, cpu_slots={self.cpu_slots!r})"
 
+    def __reduce__(self) -> tuple[type[ResourcePool], tuple[tuple[str, ...], int | None, float]]:
+        # Shipped to another process (a Dask worker), it is a pool of its own there, empty.
+        return (ResourcePool, (self.devices, self.cpu_slots, self.default_gpus))
+
     def check(self, gpus: float, cpus: int, where: str) -> None:
         """Refuse, before anything runs, a request this pool could never grant."""
         check_gpu_request(gpus, where)

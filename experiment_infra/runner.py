@@ -29,6 +29,7 @@ from .failures import STDERR_TAIL_BYTES, classify_failure, oom_kills
 from .import_paths import case_environment
 from .interrupt import CANCELLED, RunInterrupted, interrupted_reason, stop_requested
 from .layout import CasePaths, InspectCasePaths
+from .layout.case_files import read_stop
 from .provenance import CodeSnapshot
 from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
 from .records import InspectRunRecord, RunRecord, read_record, utc_now_iso, write_record
@@ -183,8 +184,9 @@ def run_case(
     settled = classify_case(paths)
     if settled.status is CaseStatus.COMPLETED:
         return settled
-    if stop_requested():
-        raise RunInterrupted(f"case {case.variant_name!r} not started: the run was stopped ({stop_requested()})")
+    stopped = stop_requested() or read_stop(str(paths.dir))  # the stop file: a run stopped elsewhere (Dask, Slurm)
+    if stopped:
+        raise RunInterrupted(f"case {case.variant_name!r} not started: the run was stopped ({stopped})")
     attempt = set_aside_previous_attempt(paths, fresh=fresh_attempt_dir)
     atomic_write_json(paths.config, config.to_json_dict())
     ran = None

@@ -17,12 +17,17 @@ from __future__ import annotations
 import os
 import sys
 import types
-from pathlib import Path
-from typing import Any
 
 from .errors import EXIT_BAD_INPUT, ExperimentError
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+# Neither pathlib nor typing at import: every process that imports the package runs
+# ``watch_suite_script``, the case waiter beside every case included.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
 def _one_line(text: str) -> str:
@@ -31,8 +36,8 @@ def _one_line(text: str) -> str:
 
 def _shown(filename: str) -> str:
     try:
-        return str(Path(filename).resolve())
-    except (OSError, RuntimeError):
+        return os.path.realpath(filename)
+    except (OSError, ValueError):
         return filename
 
 
@@ -40,7 +45,7 @@ def _library_dirs() -> tuple[str, ...]:
     import sysconfig
 
     paths = sysconfig.get_paths()
-    found = {_PACKAGE_DIR, *(str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths)}
+    found = {_PACKAGE_DIR, *(os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths)}
     return tuple(found)
 
 
@@ -96,11 +101,12 @@ def _suite_script() -> Path | None:
     name = namespace.get("__file__") if namespace else None
     if not (name and sys.argv and sys.argv[0]):
         return None
-    try:
-        path, script = Path(name).resolve(), Path(sys.argv[0]).resolve()
-    except (OSError, RuntimeError):
+    path, script = os.path.realpath(name), os.path.realpath(sys.argv[0])
+    if path != script:
         return None
-    return path if path == script else None
+    from pathlib import Path
+
+    return Path(path)
 
 
 def watch_suite_script() -> None:

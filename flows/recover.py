@@ -283,7 +283,9 @@ def _recover_experiment(
         # after only read the run files: the reports are built in a helper process meanwhile.
         reports = None
         if before.planned:
-            tiers_done = _rebuilt(tier_reports)
+            # On Dask the tier results do not survive the trip back to a worker (quoted
+            # parameters arrive as plain tuples there): its reports task rebuilds every tier.
+            tiers_done = [] if dask else _rebuilt(tier_reports)
             reports = runner.submit(
                 reports_task,
                 parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True, tiers_done=quote(tiers_done)),

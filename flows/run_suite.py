@@ -58,7 +58,7 @@ from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
-from flows.stopping import cancelled_if_stopped, stoppable
+from flows.stopping import cancelled_if_stopped, stoppable, stop_file_written
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.retries import retry_options
 from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
@@ -210,19 +210,23 @@ def _run_standard(
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
         if plan.resumed:
             report_swept(plan.run.dir)
-        if wants_dask(dask_address, dask_workers, slurm):
+        remote = wants_dask(dask_address, dask_workers, slurm)
+        if remote:
             ship_by_value(p.case.config for p in plan.cases)  # config classes live next to the suite file
         runner_of = build_task_runner(
             parallelism, dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, logs=plan.run.slurm_logs,
             default_parallelism=len(plan.cases),
         )
-        with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress:
+        with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress, \
+                stop_file_written(plan.run.stop_file, remote):
             for p in plan.cases:
                 gpus_wanted, cpus_wanted = suite.requests(p.case, pool.default_gpus)
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
-                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, budget.spent, suite.retry_on),
+                    # On Dask the budget's event cannot travel: cases there all start (the budget
+                    # still ends the run Failed); devices are refused there anyway.
+                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
                 )
                 futures.append(runner.submit(task, parameters=params))
             for done in as_completed(futures):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 from prefect.client.orchestration import get_client
@@ -19,10 +20,11 @@ from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext
 from prefect.states import Cancelled, State
 
-from experiment_infra.interrupt import request_stop, reset, stop_on_signals, stop_requested
+from experiment_infra.atomic import atomic_write_text
+from experiment_infra.interrupt import request_stop, reset, stop_on_signals, stop_requested, stop_signal
 from tasks.stopping import CANCELLED_FROM_API, stop_message
 
-__all__ = ["CANCEL_POLL_SECONDS", "cancelled_if_stopped", "stoppable"]
+__all__ = ["CANCEL_POLL_SECONDS", "cancelled_if_stopped", "stop_file_written", "stoppable"]
 
 # How often a running flow asks the server whether it was cancelled: one small read.
 CANCEL_POLL_SECONDS = 2.0
@@ -79,3 +81,31 @@ def cancelled_if_stopped(result: Any) -> Any:
     data = result.data if isinstance(result, State) else result
     detail = f": {result.message}" if isinstance(result, State) and result.message else ""
     return Cancelled(message=f"{stop_message()}{detail}", data=data)
+
+
+@contextmanager
+def stop_file_written(path: Path, remote: bool) -> Iterator[None]:
+    """While the block runs cases on other hosts (``remote``: Dask, Slurm), a stop of this
+    run writes ``path`` (the run's stop file, holding the signal's name): their waiters
+    stop their entry points and record it, and cases not started yet do not start. A stale
+    one (an earlier stopped run of this directory) is removed first, and this one after."""
+    if not remote:
+        yield
+        return
+    path.unlink(missing_ok=True)
+    done = threading.Event()
+
+    def write_on_stop() -> None:
+        while not done.wait(0.2):
+            if stop_requested() is not None:
+                atomic_write_text(path, signal.Signals(stop_signal()).name + "\n")
+                return
+
+    watcher = threading.Thread(target=write_on_stop, name="write-stop-file", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        path.unlink(missing_ok=True)

@@ -170,8 +170,8 @@ def run_case_task(
                     grant=grant, retry_on=resources.retry_on, code=planned.code,
                     fresh_attempt_dir=planned.fresh_attempt_dir,
                 )
-    except RunInterrupted:  # the stop came while it was being prepared: nothing started
-        return not_started(variant_name) or Failed(message=f"{variant_name}: not started")
+    except RunInterrupted as exc:  # the stop came while it was being prepared (or on another host): nothing started
+        return not_started(variant_name) or Cancelled(message=f"{variant_name}: not started ({exc})")
     except ResourceError as exc:
         return not_started(variant_name) or Cancelled(name=NOT_STARTED, message=f"{variant_name}: not started ({exc})")
     return _as_state(variant_name, outcome)

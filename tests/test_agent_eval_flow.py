@@ -141,7 +141,10 @@ def test_failed_runs_are_retried_after_moving_the_attempt_aside(tmp_path, git_re
     )
     final, _ = run_flow(suite, tmp_path / "results", parallelism=2)
     assert final.is_failed()  # one run failed for good, and the state says which and why
-    assert final.message.startswith("1 of 2 run(s) not complete: T1/00/run_01 failed: agent exited with code 1"), final.message
+    # Exit 1 having spent nothing is how ProjectScylla tells a rate limit (reset_rate_limited_runs.py).
+    assert final.message.startswith(
+        "1 of 2 run(s) not complete: T1/00/run_01 failed: rate limited: agent exited with code 1"
+    ), final.message
     exp = experiment(tmp_path / "results")
     flaky_run = exp.run("T0", "00", 1)
     assert classify_run(flaky_run, ["fake-opus"]).status is RunStatus.COMPLETED
@@ -239,7 +242,7 @@ def test_an_agent_or_judge_that_fails_logs_its_reason_and_stderr_not_a_traceback
     assert "agent exited with code 1" in agent and agent.endswith("stderr: Error: API rate limit exceeded (fake)')")
     # The flow run's own final state, as the server holds it, names both runs and why.
     assert final.message.startswith("2 of 2 run(s) not complete"), final.message
-    assert "T0/00/run_01 completed: judge 2: exit code 2" in final.message and "T1/00/run_01 failed: agent exited" in final.message
+    assert "T0/00/run_01 completed: judge 2: exit code 2" in final.message and "T1/00/run_01 failed: rate limited: agent exited" in final.message
 
 
 def test_resume_plans_as_recovery_does_and_keeps_valid_derived_files(tmp_path, git_repo, prefect_harness):

@@ -259,6 +259,7 @@ def test_an_inspect_run_stops_the_attempt_a_killed_runner_left_running(prefect_h
     import socket
 
     from experiment_infra.layout import InspectCasePaths
+    from experiment_infra.process import proc_start
     from experiment_infra.records import InspectRunRecord, load_record, utc_now_iso, write_record
 
     suite_file, _ = demo_repo(tmp_path / "repo")
@@ -272,7 +273,7 @@ def test_an_inspect_run_stops_the_attempt_a_killed_runner_left_running(prefect_h
         paths.dir.mkdir(parents=True)
         write_record(paths.run_record, InspectRunRecord(
             variant_name="perfect", command=argv, cwd=str(tmp_path), host=socket.gethostname(), pid=leftover.pid,
-            started_at=utc_now_iso(),
+            pid_start=proc_start(leftover.pid), started_at=utc_now_iso(),
         ))
         state = run_suite(suite_path=str(suite_file), results_root=str(results), variants=["perfect"], return_state=True)
         assert state.is_completed(), state.message

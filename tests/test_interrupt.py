@@ -317,3 +317,31 @@ def test_ctrl_c_stops_a_recoverys_agent_rerun_and_records_it(tmp_path: Path, git
     now = classify_run(run, ["fake-opus"])
     assert now.status is RunStatus.FAILED and "SIGINT" in now.reason, now
     assert f"resume with: python {REPO_ROOT / 'flows' / 'recover.py'} {plan.exp.dir}" in out, out
+
+
+def test_a_stop_file_stops_a_case_on_another_host_and_keeps_new_ones_from_starting(tmp_path: Path) -> None:
+    """Cases on Dask or Slurm workers get no signal from the command: the run's stop file
+    (written by the stopped flow on the shared filesystem) stops them the same way."""
+    import threading
+
+    from experiment_infra.interrupt import RunInterrupted
+    from experiment_infra.runner import run_case
+    from experiment_infra.suite import load_suite
+
+    suite_path = _suite(tmp_path / "suite", ["a", "b"])
+    suite = load_suite(suite_path)
+    run = SuiteRunPaths(tmp_path / "run")
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(run_case(suite.cases[0], run.case("a"), suite.entry_point)))
+    worker.start()
+    wait_for(lambda: (run.case("a").dir / "napping").exists() and _record(run, "a") and _record(run, "a").pid, 180, "case a to run")
+    pid = _record(run, "a").pid  # type: ignore[union-attr]
+
+    run.stop_file.write_text("SIGINT\n")  # what the stopped flow writes
+    worker.join(timeout=120)
+
+    assert not worker.is_alive() and outcome[0].status is CaseStatus.FAILED
+    _check_stopped(run, ["a"], "SIGINT", [pid])
+    with pytest.raises(RunInterrupted):
+        run_case(suite.cases[1], run.case("b"), suite.entry_point)
+    assert not run.case("b").run_record.exists()  # never started

@@ -16,6 +16,21 @@ STDERR_LOG = "stderr.log"
 METRICS = "metrics.json"
 CODE_PATCH = "code.patch"  # the uncommitted changes an attempt ran with (tracked diff + untracked files used)
 ATTEMPTS_DIR = ".attempts"
+STOP_FILE = ".stop"  # in the run directory: "stop this run" for cases on other hosts (Dask, Slurm)
+
+
+def stop_file(case_dir: str) -> str:
+    """The run's stop file, beside the case directory: its text is the signal that stopped the run."""
+    return os.path.join(os.path.dirname(os.path.abspath(case_dir)), STOP_FILE)
+
+
+def read_stop(case_dir: str) -> str | None:
+    """Why the run of the case at ``case_dir`` was stopped (a signal's name), or None while it runs."""
+    try:
+        with open(stop_file(case_dir), encoding="utf-8") as fh:
+            return fh.read().strip() or "SIGTERM"
+    except OSError:
+        return None
 
 
 def waiter_files(case_dir: str) -> tuple[str, str, str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .case_files import ATTEMPTS_DIR, CODE_PATCH, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG
+from .case_files import ATTEMPTS_DIR, CODE_PATCH, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG, STOP_FILE
 from .names import DIRTY_SUFFIX, SLURM_LOGS, check_name
 
 _ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
@@ -124,6 +124,12 @@ class SuiteRunPaths:
     @property
     def metrics_plot(self) -> Path:
         return self.dir / "metrics.png"
+
+    @property
+    def stop_file(self) -> Path:
+        """Written when the run is stopped (Ctrl-C, a cancellation) while its cases run on
+        other hosts: their waiters and runners read it (``case_files.read_stop``)."""
+        return self.dir / STOP_FILE
 
     @property
     def lock(self) -> Path:

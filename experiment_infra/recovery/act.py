@@ -35,7 +35,9 @@ def bring_home(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -
     if found.dir != home.dir:
         for directory in (exp.tier_top, home.dir.parent.parent, home.dir.parent):  # completed/ and the homes in it
             if directory.is_symlink():  # the move (or the lock's directory) would take the run out of the experiment
-                raise LinkedPathError(f"{directory} is a symlink: {found.dir} is not moved through it; replace it with a real directory")
+                raise LinkedPathError(
+                    f"{directory} is a symlink; nothing is written or moved through one: replace it with a real directory"
+                )
         home.dir.parent.mkdir(parents=True, exist_ok=True)
         with _subtest_lock(home.dir.parent):
             found = exp.run_found(tier, subtest, run_number)  # another task may have moved it meanwhile
