@@ -38,13 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--agents-only", action="store_true", help="agent reruns and regeneration only")
     only.add_argument("--judges-only", action="store_true", help="judge reruns only")
     p.add_argument("-p", "--parallelism", type=positive_int, metavar="N", help="at most N tasks at once per experiment")
+    p.add_argument(
+        "--allow-code-change", action="store_true",
+        help="rerun standard-mode runs' cases on code other than they last ran on (skipped otherwise)",
+    )
     add_dask_options(p, "recoveries' tasks")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    filters = dict(statuses=args.statuses, tiers=args.tiers, agents_only=args.agents_only, judges_only=args.judges_only)
+    filters = dict(
+        statuses=args.statuses, tiers=args.tiers, agents_only=args.agents_only, judges_only=args.judges_only,
+        allow_code_change=args.allow_code_change,
+    )
     try:
         cluster = cluster_options(args)
         results_root_dir(args.results_root)  # a missing root fails before anything starts

@@ -62,6 +62,11 @@ def build_parser(*, json_errors: bool = False) -> Parser:
     p.add_argument(
         "-p", "--parallelism", type=positive_int, metavar="N", help=f"at most N tasks at once (default: the experiment's parallel_subtests, else {DEFAULT_PARALLELISM})"
     )
+    p.add_argument(
+        "--allow-code-change", action="store_true",
+        help="standard-mode run directory: rerun its cases on code other than the code it last ran on "
+        "(recorded in its manifest as a new code version); refused otherwise",
+    )
     p.add_argument("--json", action="store_true", dest="json_output", help="print the classification as one JSON document; run nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="list every selected run, not only those needing work")
     add_dask_options(p, "reruns")
@@ -104,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from experiment_infra.recovery.outcome import RecoverySummary, check_recovery
     from experiment_infra.recovery.survey import ExperimentSurvey
 
-    before = check_recovery(args.experiment_dir, _selection(args), args.parallelism)
+    before = check_recovery(args.experiment_dir, _selection(args), args.parallelism, args.allow_code_change)
     if not before.planned:
         # Nothing to execute, so no Prefect: no import, no server, no flow run. The survey
         # is the whole answer (check_recovery saved its cache, as the flow would have).
@@ -126,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         state = run_flow(  # a temporary server that never starts: one error line, exit 2
             flows_recover.recover, experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
             runs=args.runs, agents_only=args.agents_only, judges_only=args.judges_only, judge_model=args.judge_model,
-            parallelism=args.parallelism, verbose=args.verbose, **cluster,
+            parallelism=args.parallelism, verbose=args.verbose, allow_code_change=args.allow_code_change, **cluster,
         )
         result = state.result(raise_on_failure=False)
     except Exception as exc:

@@ -43,6 +43,11 @@ def build_parser(*, with_suite: bool = True, prog: str | None = None) -> argpars
         help="reuse a run directory; cases already completed there are skipped",
     )
     parser.add_argument(
+        "--allow-code-change", action="store_true",
+        help="with --resume: run on code other than the code the run directory last ran on "
+        "(recorded in its manifest as a new code version); refused otherwise",
+    )
+    parser.add_argument(
         "--results-root", metavar="DIR", default="results", help="where run directories go (default: results)"
     )
     add_dask_options(parser, "cases")
@@ -56,11 +61,14 @@ def run_suite_command(
     parallelism: int | None = None,
     resume: str | None = None,
     results_root: str = "results",
+    allow_code_change: bool = False,
     **cluster: Any,
 ) -> int:
     """Check the input, answer a dry run or run the ``run_suite`` flow; the process exit code.
     ``cluster``: ``dask_address``, ``dask_workers`` or ``slurm`` (``common.cluster_options``)."""
     options = dict(dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=str(results_root))
+    if allow_code_change:
+        options["allow_code_change"] = True
     try:
         account = check_run(str(suite_path), **options)
     except BAD_INPUT as exc:
@@ -85,7 +93,7 @@ def run_parsed(args: argparse.Namespace, suite_path: str | Path) -> int:
         return report(exc)
     return run_suite_command(
         suite_path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
-        results_root=args.results_root, **cluster,
+        results_root=args.results_root, allow_code_change=args.allow_code_change, **cluster,
     )
 
 

@@ -6,8 +6,9 @@ written by the case's waiter (``case_waiter``), the process that waits on the en
 point, not by the runner: a runner that is killed leaves a case that still finishes
 and reads ``completed``, and one killed with its waiter leaves a record saying the
 case started and never finished, which ``status.classify_case`` reads back. Earlier
-attempts (everything in the case directory) are moved aside, never deleted, so a
-retry cannot destroy the evidence of why the first attempt failed.
+attempts' records are moved aside, never deleted, so a
+retry cannot destroy the evidence of why the first attempt failed; by default only the
+runner's own files are moved, so the entry point continues in place from what it wrote.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import socket
 import sys
 from pathlib import Path
 
-from .atomic import atomic_write_json, move_aside
+from .atomic import atomic_write_json, atomic_write_text, move_aside
 from .case import ExperimentCase
+from .code_versions import attempt_code
 from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
 from .import_paths import case_environment
 from .layout import CasePaths
 from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
+from .provenance import CodeSnapshot
 from .records import RunRecord, read_record, utc_now_iso, write_record
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
@@ -99,17 +102,22 @@ def stop_unfinished_attempt(paths: CasePaths) -> bool:
     return stop_group_of(record.pid, record.command, record.pid_start, host=record.host)
 
 
-def set_aside_previous_attempt(paths: CasePaths) -> int:
-    """Move everything an earlier attempt left in the case directory into ``.attempts/attempt_N``;
+def set_aside_previous_attempt(paths: CasePaths, *, fresh: bool = False) -> int:
+    """Keep what an earlier attempt left in the case directory in ``.attempts/attempt_N``;
     return the new attempt number.
 
-    The entry point's own files go too, not only the runner's: a retry then starts in an
-    empty directory, so nothing the failed attempt wrote is overwritten or mistaken for
-    the new attempt's output, and the evidence of the failure is kept whole. Attempt
-    numbers continue across resumed runs.
+    By default only the runner's files move (config, run record, logs, code patch): the
+    entry point's own files stay where it wrote them, so the next attempt continues in
+    place (skips finished work, loads its last checkpoint), as the spec says, while each
+    attempt's record of what ran is kept whole. ``fresh`` moves everything instead, for
+    entry points that cannot cope with an earlier attempt's files: the next attempt then
+    starts in an empty directory. Attempt numbers continue across resumed runs.
     """
     kept = paths.kept_attempts()
-    present = paths.attempt_entries()
+    if fresh:
+        present = paths.attempt_entries()
+    else:
+        present = [p for p in paths.runner_files() if os.path.lexists(p)]
     last = max([0, *kept])
     if not present:
         return last + 1
@@ -140,8 +148,15 @@ def run_case(
     on_output: OutputCallback | None = None,
     cwd: Path | None = None,
     python: str = sys.executable,
+    code: CodeSnapshot | None = None,
+    fresh_attempt_dir: bool = False,
 ) -> CaseClassification:
     """Run one attempt of ``case`` into ``paths.dir``; return what the disk now says about it.
+
+    The attempt continues in place with what earlier attempts wrote (their runner files
+    are kept in ``.attempts/attempt_N``); ``fresh_attempt_dir`` moves all of it aside
+    instead. ``code``: what the attempt runs on, named in its run record (with its own
+    ``code.patch`` when dirty).
 
     Raises ``ConfigError`` (before anything is written) if the config cannot travel
     on a command line. Interrupting the runner kills the case's process group and
@@ -156,8 +171,13 @@ def run_case(
     settled = classify_case(paths)
     if settled.status is CaseStatus.COMPLETED:
         return settled
-    attempt = set_aside_previous_attempt(paths)
+    attempt = set_aside_previous_attempt(paths, fresh=fresh_attempt_dir)
     atomic_write_json(paths.config, config.to_json_dict())
+    ran = None
+    if code is not None:
+        if code.patch:
+            atomic_write_text(paths.code_patch, code.patch)
+        ran = attempt_code(code.git, paths.code_patch.name if code.patch else None, python)
 
     # The waiter's instructions, and "started, never finished" until it says more.
     record = RunRecord(
@@ -167,6 +187,7 @@ def run_case(
         attempt=attempt,
         host=socket.gethostname(),
         started_at=utc_now_iso(),
+        code=ran,
     )
     write_record(paths.run_record, record)
     done = run_streaming(

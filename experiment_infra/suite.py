@@ -30,11 +30,12 @@ from typing import Any, Literal, get_args
 
 from .atomic import atomic_write_text, unwritable_reason
 from .case import ExperimentCase, validate_cases
+from .code_versions import CodeCheck, check_code, code_label, experiment_code, first_version
 from .config import ConfigError, configs_ignore_argv
 from .errors import ExperimentError
 from .import_paths import suite_import_dirs
 from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
-from .provenance import git_diff, git_provenance
+from .provenance import CodeSnapshot
 from .records import (
     GitProvenance,
     ManifestCase,
@@ -52,9 +53,11 @@ log = logging.getLogger(__name__)
 
 SuiteMode = Literal["standard", "inspect"]
 SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
-DEFAULT_RETRIES = 1
+# A failed entry point usually fails the same way again (a bug, a bad config): retrying
+# it by default would spend its compute twice. Suites that want retries ask for them.
+DEFAULT_RETRIES = 0
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
-SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags")
+SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir")
 _load_counter = itertools.count()
 
 
@@ -73,6 +76,10 @@ class Suite:
     across flows (``prefect concurrency-limit create gpu 2``). Untagged by default: the
     flow run carries the experiment's tags, and a tagged task run costs two server round
     trips (take and release a slot), which was most of the per-case overhead.
+
+    ``fresh_attempt_dir``: a retried or resumed case starts in an empty directory (all an
+    earlier attempt wrote moves to ``.attempts/attempt_N``), for entry points that cannot
+    cope with old files. By default it continues in place with what it wrote before.
     """
 
     experiment_name: str
@@ -83,6 +90,7 @@ class Suite:
     retry_delay_seconds: float = DEFAULT_RETRY_DELAY_SECONDS
     timeout_seconds: float | None = None
     task_tags: tuple[str, ...] = ()
+    fresh_attempt_dir: bool = False
     suite_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -102,6 +110,8 @@ class Suite:
             isinstance(self.timeout_seconds, (int, float)) and self.timeout_seconds > 0
         ):
             raise SuiteError(f"{source}: timeout_seconds must be > 0 or None, got {self.timeout_seconds!r}")
+        if not isinstance(self.fresh_attempt_dir, bool):
+            raise SuiteError(f"{source}: fresh_attempt_dir must be True or False, got {self.fresh_attempt_dir!r}")
         tags = self.task_tags
         if isinstance(tags, str) or not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
             raise SuiteError(f"{source}: task_tags must be a list of non-empty strings, got {tags!r}")
@@ -277,6 +287,8 @@ class PlannedCase:
     paths: CasePaths
     command: tuple[str, ...]
     on_disk: CaseClassification  # what the disk said when the run was planned
+    code: CodeSnapshot | None = None  # what its attempts run on (named in each run record)
+    fresh_attempt_dir: bool = False
 
     @property
     def variant_name(self) -> str:
@@ -295,10 +307,19 @@ class SuitePlan:
     cases: tuple[PlannedCase, ...]
     resumed: bool = False
     created_at: str = field(default_factory=utc_now_iso)
+    code: CodeSnapshot | None = None  # the code this run's attempts run on
+    code_check: CodeCheck | None = None  # a resume's: the code version it adds, if any
+    manifest: SuiteManifest | None = None  # a resume's: the manifest as found
 
-
-def _provenance_root(suite: Suite) -> Path:
-    return suite.suite_file.parent if suite.suite_file else Path.cwd()
+    def warnings(self) -> list[str]:
+        """What the command says before it runs: untracked files the experiment uses."""
+        untracked = self.code.git.untracked if self.code is not None else []
+        if not untracked:
+            return []
+        return [
+            f"warning: {len(untracked)} file(s) the experiment uses are not committed: {', '.join(untracked)}; "
+            f"the run is tagged {code_label(self.code.git)} and its patch holds them whole (commit them to reproduce it by commit)"
+        ]
 
 
 def _changed_fields(recorded: dict[str, Any], now: dict[str, Any]) -> str:
@@ -355,19 +376,23 @@ def plan_suite(
     *,
     now: datetime | None = None,
     python: str = sys.executable,
+    allow_code_change: bool = False,
 ) -> SuitePlan:
-    """Everything a run will do, worked out without writing anything."""
+    """Everything a run will do, worked out without writing anything.
+
+    A resume on code other than the run's last is refused (``CodeChanged``) unless
+    ``allow_code_change``; then the plan carries the new code version ``start_run`` records.
+    """
+    code = experiment_code(suite.suite_file, suite.entry_point)
+    manifest = check = None
     if resume is not None:
         run, manifest = _check_resume(suite, resume)
         git = manifest.git
-        current = git_provenance(_provenance_root(suite))
-        if current.sha != git.sha or current.dirty != git.dirty:
-            log.warning(
-                "resuming %s (made at %s%s) from code at %s%s",
-                run.dir, git.short, DIRTY_SUFFIX if git.dirty else "", current.short, DIRTY_SUFFIX if current.dirty else "",
-            )
+        check = check_code(run, manifest, code, allow=allow_code_change, what=f"--resume {resume}")
+        if check.new_version is not None:
+            log.warning("resuming %s on new code %s (code version %d)", run.dir, code_label(code.git), check.version)
     else:
-        git = git_provenance(_provenance_root(suite))
+        git = code.git
         when = now or datetime.now()
         run = SuiteRunPaths.new(Path(results_root).expanduser().resolve(), suite.experiment_name, when, git.short, git.dirty)
         if git.dirty:
@@ -377,8 +402,10 @@ def plan_suite(
         paths = run.case(case.variant_name)
         command = case_command(case, paths, suite.entry_point, python)  # ConfigError names the case
         on_disk = classify_case(paths) if resume is not None else CaseClassification(CaseStatus.MISSING, "new run")
-        planned.append(PlannedCase(case, paths, tuple(command), on_disk))
-    return SuitePlan(suite, run, git, tuple(planned), resumed=resume is not None)
+        planned.append(PlannedCase(case, paths, tuple(command), on_disk, code, suite.fresh_attempt_dir))
+    return SuitePlan(
+        suite, run, git, tuple(planned), resumed=resume is not None, code=code, code_check=check, manifest=manifest
+    )
 
 
 def check_writable(plan: SuitePlan) -> None:
@@ -402,6 +429,7 @@ def manifest_for(plan: SuitePlan) -> SuiteManifest:
         created_at=plan.created_at,
         run_dir=str(plan.run.dir),
         git=plan.git,
+        code_versions=[first_version(plan.git, plan.created_at)],
         cases=[
             ManifestCase(
                 variant_name=p.variant_name,
@@ -416,16 +444,23 @@ def manifest_for(plan: SuitePlan) -> SuiteManifest:
 def start_run(plan: SuitePlan) -> None:
     """Create a new run directory with its manifest (and ``git.patch`` when dirty).
 
-    A resumed run keeps its original manifest untouched.
+    A resumed run keeps its manifest, but for a new code version (an allowed code change),
+    which is added to its list with its own patch file.
     """
     if plan.resumed:
+        check = plan.code_check
+        if check is not None and check.new_version is not None and plan.manifest is not None:
+            if check.new_version.patch_file:
+                atomic_write_text(plan.run.patch_of(check.version), check.new_patch)
+            first = plan.manifest.code_versions or [first_version(plan.manifest.git, plan.manifest.created_at)]
+            write_record(plan.run.manifest, plan.manifest.model_copy(update={"code_versions": [*first, check.new_version]}))
         return
     try:
         plan.run.dir.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
         raise SuiteError(f"run directory {plan.run.dir} already exists; not reusing it (use --resume)") from None
-    if plan.git.dirty and plan.git.repo_root:
-        atomic_write_text(plan.run.patch, git_diff(plan.git.repo_root) + "\n")
+    if plan.git.dirty and plan.code is not None and plan.code.patch:
+        atomic_write_text(plan.run.patch, plan.code.patch)
     write_record(plan.run.manifest, manifest_for(plan))
 
 
@@ -438,7 +473,11 @@ def format_plan(plan: SuitePlan) -> str:
         f"experiment {suite.experiment_name} ({suite.mode}), git {plan.git.short}"
         + (DIRTY_SUFFIX if plan.git.dirty else "")
         + f", {len(plan.cases)} case(s), retries {suite.retries}",
+        *plan.warnings(),
     ]
+    check = plan.code_check
+    if check is not None and check.new_version is not None:
+        lines.append(f"code changed: would run on {code_label(check.code.git)}, recorded as code version {check.version}")
     for p in plan.cases:
         note = "  [completed: would skip]" if p.done else ""
         lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")

@@ -53,7 +53,9 @@ def _flow_run_name() -> str:
     return f"nightly {root.name or root}" + (" (dry run)" if params.get("dry_run") else "")
 
 
-def _recover_one(item: RootItem, parallelism: int | None, cluster: dict[str, Any]) -> tuple[str, str]:
+def _recover_one(
+    item: RootItem, parallelism: int | None, cluster: dict[str, Any], allow_code_change: bool = False
+) -> tuple[str, str]:
     """Run the recover flow on one directory; (outcome, detail) for the summary."""
     sel = item.selection
     assert sel is not None
@@ -64,6 +66,7 @@ def _recover_one(item: RootItem, parallelism: int | None, cluster: dict[str, Any
         agents_only=sel.agents_only,
         judges_only=sel.judges_only,
         parallelism=parallelism,
+        allow_code_change=allow_code_change,
         **cluster,
         return_state=True,
     )
@@ -110,8 +113,12 @@ def nightly_recovery(
     dask_address: str | None = None,
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
+    allow_code_change: bool = False,
 ) -> Any:
     """Classify every experiment directory under ``results_root`` and recover those with work to do.
+
+    A standard-mode run whose cases would rerun on code other than it last ran on is
+    listed as skipped, with the reason, unless ``allow_code_change``.
 
     ``dry_run``: classify and list what would be recovered; write nothing. ``statuses`` and
     ``tiers`` apply to the directories they make sense for (``tiers`` skips standard-mode runs).
@@ -119,7 +126,10 @@ def nightly_recovery(
     logger = get_run_logger()
     if parallelism is not None and parallelism < 1:
         raise RecoveryInputError(f"parallelism must be a positive integer, got {parallelism}")
-    items = survey_root(results_root, statuses=statuses, tiers=tiers, agents_only=agents_only, judges_only=judges_only)
+    items = survey_root(
+        results_root, statuses=statuses, tiers=tiers, agents_only=agents_only, judges_only=judges_only,
+        allow_code_change=allow_code_change,
+    )
     ui_only("the nightly run's tags", label_flow_run, tags=[NIGHTLY_TAG, "recover"])
     root = str(Path(results_root).expanduser().resolve())
     rows: list[NightlyRow] = []
@@ -130,7 +140,9 @@ def nightly_recovery(
             if row is None:
                 where = str(item.found.directory)
                 logger.info("recovering %s: %s", where, item.work)
-                outcome, detail = _recover_one(item, parallelism, chosen_cluster(dask_address, dask_workers, slurm))
+                outcome, detail = _recover_one(
+                    item, parallelism, chosen_cluster(dask_address, dask_workers, slurm), allow_code_change
+                )
                 row = NightlyRow(where, item.found.mode.value, item.needing_work, item.planned, outcome, detail)
             rows.append(row)
             progress.advance(failed=row.outcome == "failed")

@@ -40,6 +40,7 @@ from prefect.states import Completed, Failed
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
+from experiment_infra.code_versions import CodeChanged
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra import helpers
@@ -278,7 +279,7 @@ def _recover_experiment(
 
 
 def _recover_suite_run(
-    before: SuiteRunSurvey, parallelism: int | None, dask: dict[str, Any]
+    before: SuiteRunSurvey, parallelism: int | None, dask: dict[str, Any], allow_code_change: bool = False
 ) -> tuple[SuiteRunSurvey, list[tuple[str, str]]]:
     from flows.run_suite import run_suite
 
@@ -291,15 +292,15 @@ def _recover_suite_run(
                 results_root=str(before.run.dir.parent), variants=[c.variant for c in before.planned]
             )
         else:
-            where = dict(resume=str(before.run.dir))
+            where = dict(resume=str(before.run.dir), allow_code_change=allow_code_change)
         state = run_suite(
             suite_path=before.manifest.suite_file, parallelism=parallelism,
             **where, **dask, return_state=True,
         )
         if not state.is_completed():
             result = state.result(raise_on_failure=False)
-            if isinstance(result, LockHeld):
-                raise result  # another run or recovery of this directory is going on
+            if isinstance(result, (LockHeld, CodeChanged)):
+                raise result  # another run or recovery of this directory is going on; other code
             failures.append(("run_suite", state.message or state.name or "did not complete"))
     return survey_suite_run(before.run, replace(before.selection, statuses=None)), failures
 
@@ -339,7 +340,7 @@ def _not_done(before: Survey, after: Survey, failures: list[tuple[str, str]]) ->
 
 def _recover(
     target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool,
-    dask: dict[str, Any],
+    dask: dict[str, Any], allow_code_change: bool = False,
 ) -> RecoverySummary:
     """Survey, act, survey again, publish the artifact (the caller holds the lock)."""
     before = survey(target.dir, selection)
@@ -355,7 +356,7 @@ def _recover(
             helpers.prewarm(HELPER_WARMUP, first=PLOTS_WARMUP)
         after_all, failures = _recover_experiment(before, parallelism, verbose, dask)
     else:
-        after_all, failures = _recover_suite_run(before, parallelism, dask)
+        after_all, failures = _recover_suite_run(before, parallelism, dask, allow_code_change)
     after = _restrict(after_all, before)
     summary = summarize(before, after, _not_done(before, after, failures))
     publish_recovery(before, after, summary)
@@ -403,8 +404,12 @@ def recover(
     dask_address: str | None = None,
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
+    allow_code_change: bool = False,
 ) -> Any:
     """Classify every expected run of ``experiment_dir`` from its files and fix only what needs it.
+
+    ``allow_code_change``: rerun the cases of a standard-mode run directory on code other
+    than the code it last ran on (refused otherwise; recorded as a new code version).
 
     ``dry_run`` / ``json_output``: print the classification and the actions, write nothing.
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the tasks on a Dask cluster, or on Dask
@@ -425,7 +430,7 @@ def recover(
     if isinstance(target, SuiteRunPaths):
         # run_suite --resume takes the run directory's lock itself, for exactly as long as
         # it reruns cases: holding it here too would lock the rerun out.
-        summary = _recover(target, selection, parallelism, verbose, dask)
+        summary = _recover(target, selection, parallelism, verbose, dask, allow_code_change)
     else:
         with acquire_lock(target.lock, what=str(target.dir)) as held:
             if held.took_over_from is not None or held.took_over_unreadable:

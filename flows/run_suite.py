@@ -64,6 +64,7 @@ class CaseRow:
     attempt: int | None
     output_dir: str
     reason: str
+    code: str = ""  # the commit the last attempt ran (abc1234[-dirty]); "" before attempts named it
 
 
 MAX_LISTED = 25  # cases the printed summary lists one by one; beyond, only those that did not complete
@@ -96,21 +97,31 @@ class SuiteSummary:
     def counts_text(self) -> str:
         return ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
 
+    @property
+    def mixed_code(self) -> bool:
+        """Whether the cases' last attempts ran on more than one code version."""
+        return len({r.code for r in self.rows if r.code}) > 1
+
     def format(self) -> str:
         """The summary printed at the end: every case that did not complete, and the
         completed ones too unless there are more than MAX_LISTED rows (then a count: the
-        full table is the run's report.md and the cases artifact)."""
+        full table is the run's report.md and the cases artifact). A ``code`` column
+        shows which commit each case ran when they ran on more than one."""
         lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {self.counts_text()}", f"run directory: {self.run_dir}"]
         shown = self.failed_first()
         if len(shown) > MAX_LISTED:
             shown = self.failed
         width = max([len(r.variant) for r in shown] + [7])
+        mixed = self.mixed_code
+        cw = max([len(r.code) for r in shown] + [4])
         if shown:
-            lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}  reason")
+            head = f"  {'code':<{cw}}" if mixed else ""
+            lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}{head}  reason")
         for r in shown:
             secs = f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-"
             code = str(r.exit_code) if r.exit_code is not None else "-"
-            lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}  {r.reason}")
+            ran = f"  {r.code or '-':<{cw}}" if mixed else ""
+            lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}{ran}  {r.reason}")
         if len(shown) < len(self.rows):
             rest = len(self.rows) - len(shown)
             lines.append(
@@ -131,9 +142,12 @@ def label_suite_run(suite: Suite, where: str) -> None:
 def _run_standard(
     suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None = None, dask_workers: int | None = None, slurm: SlurmWorkers | None = None,
+    allow_code_change: bool = False,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
-    plan = plan_suite(suite, results_root, resume)
+    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change)
+    for warning in plan.warnings():
+        logger.warning("%s", warning.removeprefix("warning: "))
     if dry_run:
         print(format_plan(plan))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
@@ -224,6 +238,7 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
                 attempt=record.attempt if record else None,
                 output_dir=str(p.paths.dir),
                 reason=reason,
+                code=record.code.label if record is not None and record.code is not None else "",
             )
         )
     return rows
@@ -247,6 +262,7 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
             "duration_s": round(r.duration_seconds, 1) if r.duration_seconds is not None else None,
             "exit_code": r.exit_code,
             "attempt": r.attempt,
+            "code": r.code,
             "output_dir": _relative(r.output_dir, plan.run.dir),
         }
         for r in summary.failed_first()
@@ -258,6 +274,10 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         lines.append("- resumed: cases completed earlier were skipped")
     if plan.git.patch_file:
         lines.append(f"- uncommitted changes: `{plan.run.dir / plan.git.patch_file}`")
+    check = plan.code_check
+    if check is not None and check.new_version is not None:
+        lines.append(f"- code changed on resume: code version {check.version} is `{check.new_version.short}`"
+                     + (f" (patch `{check.new_version.patch_file}`)" if check.new_version.patch_file else ""))
     lines.append(f"- cases: {counts}")
     lines += [f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed]
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.run.dir, lines, results_git=plan.git)
@@ -277,8 +297,12 @@ def run_suite(
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
     variants: list[str] | None = None,
+    allow_code_change: bool = False,
 ) -> Any:
     """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all).
+
+    ``allow_code_change``: resume a run directory on code other than the code it last ran
+    on (refused otherwise); the manifest records it as a new code version.
 
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
@@ -300,6 +324,8 @@ def run_suite(
         if suite.mode != "inspect":
             raise SuiteError("variants: only inspect-mode runs take a subset of cases (standard mode: use --resume)")
         dask["variants"] = variants
+    if allow_code_change and suite.mode == "standard":
+        dask["allow_code_change"] = True
     return _runner_for(suite)(
         suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root, **dask
     )

@@ -111,7 +111,10 @@ def run_case_task(
         return Completed(name=SKIPPED, message=f"{variant_name}: completed earlier ({on_disk.reason})", data=on_disk)
 
     with _RunLog() as forward:
-        outcome = run_case(planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward)
+        outcome = run_case(
+            planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward,
+            code=planned.code, fresh_attempt_dir=planned.fresh_attempt_dir,
+        )
     return _as_state(variant_name, outcome)
 
 

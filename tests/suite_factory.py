@@ -26,7 +26,7 @@ class DemoConfig(BaseExperimentConfig):
 '''
 
 # Where the entry point counts its tries, per case: in the run directory, outside the
-# case directory, whose whole content a retry moves aside.
+# case directory, whose whole content a retry moves aside with fresh_attempt_dir.
 COUNTERS_DIR = ".fake-entry-counters"
 
 
@@ -55,6 +55,7 @@ tries_file.parent.mkdir(parents=True, exist_ok=True)
 tries = int(tries_file.read_text()) + 1 if tries_file.exists() else 1
 tries_file.write_text(str(tries))
 print(f"hello from {{cfg.label}} try {{tries}}")
+found_earlier_output = (case.dir / "progress.txt").is_file()  # a retry continues in place by default
 (case.dir / "progress.txt").write_text(f"try {{tries}} started")  # an output each try rewrites
 if tries <= cfg.fail_times or (cfg.flag_file and Path(cfg.flag_file).exists()):
     print(f"boom in {{cfg.label}}", file=sys.stderr)
@@ -71,7 +72,8 @@ if cfg.gate_dir:
     me.unlink()
 else:
     time.sleep(cfg.sleep)
-atomic_write_json(case.metrics, {{"value": cfg.value, "tries": tries, "saw_config": int(saw_config), "peak": peak}})
+atomic_write_json(case.metrics, {{"value": cfg.value, "tries": tries, "saw_config": int(saw_config), "peak": peak,
+                                "found_earlier_output": int(found_earlier_output)}})
 '''
 
 SUITE = '''

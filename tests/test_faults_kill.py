@@ -194,10 +194,10 @@ def test_killed_entry_point_is_recorded_failed_and_recovery_finishes_it(tmp_path
     case = run.case("victim")
     assert classify_case(case).status is CaseStatus.COMPLETED and read_json(case.metrics)["tries"] == 2
     kept = case.attempt_dir(1)
-    # Runner files of the killed attempt moved aside unchanged, and with them its own files.
+    # Runner files of the killed attempt moved aside unchanged; its own files stayed in the
+    # case directory, where the rerun continued in place.
     moved = {name: digest for name, digest in first.items() if name in ("config.json", "run_record.json", "stdout.log", "stderr.log")}
-    assert compare_kept(moved, file_hashes(kept)) == []
-    assert compare_kept(first, file_hashes(kept)) == []  # the whole killed attempt, byte for byte
+    assert compare_kept(moved, file_hashes(kept)) == [] and set(file_hashes(kept)) == set(moved)
     assert "killed by signal SIGKILL" in (load_record(kept / "run_record.json", RunRecord).reason or "")
     assert compare_kept(bystander, file_hashes(run.case("bystander").dir)) == []
     tally(runs=2)

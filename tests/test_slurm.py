@@ -14,6 +14,7 @@ from server_helpers import PrefectServer, run_py, show
 from test_scale_out import case_parents, recover_regenerates, run_suite_proc, where_suite
 
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
+from experiment_infra.records import RunRecord, load_record
 from experiment_infra.slurm import slurm_client_problem
 
 NO_SLURM = slurm_client_problem()
@@ -49,6 +50,9 @@ def test_every_case_runs_in_a_slurm_job(slurm_server: PrefectServer, tmp_path: P
     assert all(job > 0 for job in jobs.values()), jobs
     assert jobs["left"] != jobs["right"]  # the pair ran at once: two workers, two jobs
     (run_dir,) = (results / "on_slurm").iterdir()
+    for variant, job in jobs.items():  # each attempt's run record names its job and node
+        code = load_record(SuiteRunPaths(run_dir).case(variant).run_record, RunRecord).code
+        assert code is not None and code.slurm_job_id == str(job) and code.slurm_node, code
     logs = SuiteRunPaths(run_dir).slurm_logs
     assert {p.name for p in logs.iterdir()} >= {f"experiment-infra-{job}.err" for job in set(jobs.values())}
     assert our_jobs() == []  # cancelled with the run

@@ -164,9 +164,9 @@ def test_retries_happen_and_attempts_are_kept(prefect_harness, tmp_path: Path) -
     assert "try 2" in case.stdout.read_text() and "try 1" not in case.stdout.read_text()
 
 
-def test_a_retry_moves_the_whole_failed_attempt_aside(prefect_harness, tmp_path: Path) -> None:
-    """Not only the runner's files: what the entry point wrote on the failed try is kept
-    in ``.attempts/attempt_1`` and the retry starts in an empty directory."""
+def test_a_retry_continues_in_place_and_keeps_the_runner_files(prefect_harness, tmp_path: Path) -> None:
+    """The spec's resume: the retry runs in the case directory with what the failed try
+    wrote; only the runner's files of that try move to ``.attempts/attempt_1``."""
     suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1)
 
     state, summary = run_flow(suite, tmp_path / "results")
@@ -174,8 +174,25 @@ def test_a_retry_moves_the_whole_failed_attempt_aside(prefect_harness, tmp_path:
     assert state.is_completed() and summary.ok
     case = CasePaths(Path(summary.run_dir) / "flaky")
     first = case.attempt_dir(1)
-    assert (first / "progress.txt").read_text() == "try 1 started"  # the failed try's own output, kept
+    assert json.loads(case.metrics.read_text())["found_earlier_output"] == 1  # try 1's progress.txt was there
     assert (case.dir / "progress.txt").read_text() == "try 2 started"
+    assert sorted(p.name for p in first.iterdir()) == ["config.json", "run_record.json", "stderr.log", "stdout.log"]
+    assert load_record(CasePaths(first).run_record, RunRecord).exit_code == 3
+    assert load_record(case.run_record, RunRecord).attempt == 2
+
+
+def test_fresh_attempt_dir_moves_the_whole_failed_attempt_aside(prefect_harness, tmp_path: Path) -> None:
+    """With ``fresh_attempt_dir = True``, not only the runner's files: what the entry point
+    wrote on the failed try is kept in ``.attempts/attempt_1`` and the retry starts empty."""
+    suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1, extra="fresh_attempt_dir = True")
+
+    state, summary = run_flow(suite, tmp_path / "results")
+
+    assert state.is_completed() and summary.ok
+    case = CasePaths(Path(summary.run_dir) / "flaky")
+    first = case.attempt_dir(1)
+    assert (first / "progress.txt").read_text() == "try 1 started"  # the failed try's own output, kept
+    assert json.loads(case.metrics.read_text())["found_earlier_output"] == 0
     assert sorted(p.name for p in first.iterdir()) == ["config.json", "progress.txt", "run_record.json", "stderr.log", "stdout.log"]
     assert load_record(CasePaths(first).run_record, RunRecord).exit_code == 3
 

@@ -14,6 +14,7 @@ RUN_RECORD = "run_record.json"
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 METRICS = "metrics.json"
+CODE_PATCH = "code.patch"  # the uncommitted changes an attempt ran with (tracked diff + untracked files used)
 ATTEMPTS_DIR = ".attempts"
 
 

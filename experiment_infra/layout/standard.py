@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .case_files import ATTEMPTS_DIR, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG
+from .case_files import ATTEMPTS_DIR, CODE_PATCH, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG
 from .names import DIRTY_SUFFIX, SLURM_LOGS, check_name
 
 _ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
@@ -57,11 +57,21 @@ class CasePaths:
         return self.dir / METRICS
 
     @property
+    def code_patch(self) -> Path:
+        """The uncommitted changes this attempt ran with (only when its code was dirty)."""
+        return self.dir / CODE_PATCH
+
+    def runner_files(self) -> list[Path]:
+        """The files the runner writes for each attempt (the entry point's are its own)."""
+        return [self.config, self.run_record, self.stdout, self.stderr, self.code_patch]
+
+    @property
     def attempts_dir(self) -> Path:
         return self.dir / ATTEMPTS_DIR
 
     def attempt_dir(self, attempt: int) -> Path:
-        """Where everything an earlier attempt left in the case directory is moved before a retry."""
+        """Where an earlier attempt's runner files (or, for suites with ``fresh_attempt_dir``,
+        everything it left in the case directory) are moved before the next attempt."""
         return self.attempts_dir / f"attempt_{attempt}"
 
     def attempt_entries(self) -> list[Path]:
@@ -95,8 +105,13 @@ class SuiteRunPaths:
 
     @property
     def patch(self) -> Path:
-        """``git diff HEAD`` of a dirty working tree, beside the manifest."""
+        """``git diff HEAD`` of a dirty working tree (plus the untracked files the
+        experiment uses), beside the manifest."""
         return self.dir / "git.patch"
+
+    def patch_of(self, version: int) -> Path:
+        """The patch of the run's code version ``version`` (1: the one it was made with)."""
+        return self.patch if version <= 1 else self.dir / f"git.v{version}.patch"
 
     @property
     def summary(self) -> Path:

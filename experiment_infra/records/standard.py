@@ -18,6 +18,37 @@ class GitProvenance(_Closed):
     dirty: bool = False
     patch_file: str | None = None
     repo_root: str | None = None
+    # Files the experiment uses (suite, entry point, what they import) that git does not
+    # track: they make the run dirty and are saved whole in its patch.
+    untracked: list[str] = []
+    patch_sha256: str | None = None  # of the patch file's text: tells two dirty trees apart
+
+
+class CodeVersion(GitProvenance):
+    """One code version a run directory ran on: the first is the one it was made with;
+    a resume or recovery allowed to run other code (``--allow-code-change``) adds one."""
+
+    recorded_at: str
+
+
+class AttemptCode(_Closed):
+    """``run_record.json``'s ``code``: what one attempt ran, and where."""
+
+    sha: str
+    short: str
+    dirty: bool = False
+    patch_file: str | None = None  # in the case directory, kept with the attempt's other runner files
+    python: str
+    python_version: str | None = None
+    slurm_job_id: str | None = None
+    slurm_node: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``abc1234`` or ``abc1234-dirty``."""
+        from ..layout.names import DIRTY_SUFFIX  # on use: the case waiter reads run records too
+
+        return self.short + (DIRTY_SUFFIX if self.dirty else "")
 
 
 class ManifestCase(_Closed):
@@ -48,6 +79,12 @@ class SuiteManifest(_Closed):
     run_dir: str | None = None
     git: GitProvenance
     cases: list[ManifestCase]
+    # Every code version the run ran on, oldest first (empty in older manifests: then ``git`` alone).
+    code_versions: list[CodeVersion] = []
+
+    def current_code(self) -> GitProvenance:
+        """The code the run last ran on (what a resume compares the working tree with)."""
+        return self.code_versions[-1] if self.code_versions else self.git
 
 
 class RunRecord(_Closed):
@@ -71,6 +108,7 @@ class RunRecord(_Closed):
     duration_seconds: float | None = None
     timed_out: bool = False
     reason: str | None = None
+    code: AttemptCode | None = None  # None in records written before attempts named their code
 
 
 class InspectRunRecord(RunRecord):

@@ -116,7 +116,9 @@ def check_suite_rerun(s: SuiteRunSurvey) -> None:
         raise RecoveryInputError(f"{where}: no loadable suite file is recorded, so run_suite cannot rerun its cases")
 
 
-def check_recovery(directory: str, selection: Selection, parallelism: int | None) -> ExperimentSurvey | SuiteRunSurvey:
+def check_recovery(
+    directory: str, selection: Selection, parallelism: int | None, allow_code_change: bool = False
+) -> ExperimentSurvey | SuiteRunSurvey:
     """Everything a real recovery would refuse, checked before Prefect starts; returns the
     survey it read. Of an experiment that passes, the status cache is saved: the flow's
     own survey, seconds later, then reads only the files that changed meanwhile."""
@@ -151,5 +153,6 @@ def check_recovery(directory: str, selection: Selection, parallelism: int | None
             s.manifest.suite_file, dry_run=False, parallelism=parallelism,
             resume=None if inspect else str(s.run.dir),
             results_root=str(s.run.dir.parent) if inspect else "results",
+            allow_code_change=allow_code_change,  # a rerun on other code is refused without it
         )
     return s

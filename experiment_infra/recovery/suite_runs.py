@@ -59,6 +59,7 @@ class SuiteRunSurvey:
     unselected_needing_work: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     mode: Mode = Mode.STANDARD
+    code_change: str | None = None  # why a rerun on the working tree's code is refused (None: same code)
 
     @property
     def runs(self) -> tuple[CaseWork, ...]:
@@ -118,9 +119,16 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey
             f"{len(left_out)} unfinished case(s) not selected by --status ({', '.join(left_out)}): run_suite "
             "--resume reruns every unfinished case, so a real recovery needs a --status that selects them too"
         )
+    changed = None
+    if not inspect and any(c.planned for c in cases):
+        from ..code_versions import code_change_in  # GitPython: only for runs with work to do
+
+        changed = code_change_in(run, manifest)
+        if changed is not None:
+            notes.append(changed)
     return SuiteRunSurvey(
         run, manifest, selection, len(manifest.cases), tuple(cases), tuple(left_out), tuple(notes),
-        Mode.INSPECT if inspect else Mode.STANDARD,
+        Mode.INSPECT if inspect else Mode.STANDARD, changed,
     )
 
 

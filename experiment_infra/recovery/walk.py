@@ -173,6 +173,11 @@ def survey_one(found: Found, selection: Selection) -> Survey:
     return survey_suite_run(SuiteRunPaths(found.directory), selection)
 
 
+def _code_change(s: Survey) -> str | None:
+    """Why a standard-mode run's rerun would be refused for running on other code (None: it would not)."""
+    return None if isinstance(s, ExperimentSurvey) else s.code_change
+
+
 def survey_root(
     root: str | Path,
     *,
@@ -180,8 +185,11 @@ def survey_root(
     tiers: Sequence[str] | None = None,
     agents_only: bool = False,
     judges_only: bool = False,
+    allow_code_change: bool = False,
 ) -> list[RootItem]:
-    """Classify every experiment directory under ``root`` (reads only)."""
+    """Classify every experiment directory under ``root`` (reads only). A standard-mode run
+    whose cases would rerun on other code than it last ran on is skipped, with the reason,
+    unless ``allow_code_change``."""
     if agents_only and judges_only:
         raise RecoveryInputError("agents_only and judges_only exclude each other: pass at most one")
     check_root_filters(statuses)
@@ -202,9 +210,13 @@ def survey_root(
             # run_suite --resume would rerun these too, against the statuses asked for.
             item = RootItem(found, selection, s, skipped=f"statuses leave out unfinished case(s) {', '.join(left_out)}")
         elif s.planned:
+            changed = _code_change(s) if not allow_code_change else None
             try:
                 check_lock(found.target.lock, what=str(found.directory))
             except LockHeld as exc:
                 item = RootItem(found, selection, s, skipped=f"locked: {exc}", locked=True)
+            else:
+                if changed is not None:
+                    item = RootItem(found, selection, s, skipped=changed)
         items.append(item)
     return items

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..code_versions import code_label
 from ..layout import SuiteRunPaths
 from ..records import CaseMetrics, RunRecord, SuiteManifest, read_record, utc_now_iso
 from ..status import CaseStatus, classify_case
@@ -32,6 +33,7 @@ class CaseRow:
     metrics: dict[str, float]
     ignored: list[str]
     metrics_problem: str | None
+    code: str = ""  # the code its last attempt ran (abc1234[-dirty]); "" before attempts named it
 
 
 def _duration(record: RunRecord | None) -> float | None:
@@ -62,12 +64,13 @@ def case_rows(paths: SuiteRunPaths, manifest: SuiteManifest) -> list[CaseRow]:
                 metrics=numbers,
                 ignored=metrics.record.ignored() if metrics.record else [],
                 metrics_problem=metrics.problem if metrics.exists and metrics.record is None else None,
+                code=verdict.record.code.label if verdict.record and verdict.record.code else "",
             )
         )
     return rows
 
 
-def _table(rows: list[CaseRow], metric_names: list[str], paths: SuiteRunPaths, me: Path) -> list[str]:
+def _table(rows: list[CaseRow], metric_names: list[str], paths: SuiteRunPaths, me: Path, with_code: bool = False) -> list[str]:
     body = []
     for r in rows:
         config = paths.case(r.variant).config
@@ -77,9 +80,10 @@ def _table(rows: list[CaseRow], metric_names: list[str], paths: SuiteRunPaths, m
             r.status.value,
             f"{r.duration:.1f}s" if done and r.duration is not None else md.NONE,
             r.attempt if r.attempt is not None else md.NONE,
+            *([r.code or md.NONE] if with_code else []),
             *(f"{r.metrics[m]:.6g}" if done and m in r.metrics else md.NONE for m in metric_names),
         ])
-    return md.table(["Variant", "Status", "Duration", "Attempt", *metric_names], body)
+    return md.table(["Variant", "Status", "Duration", "Attempt", *(["Code"] if with_code else []), *metric_names], body)
 
 
 def load_manifest(run_dir: Path) -> SuiteManifest:
@@ -104,7 +108,9 @@ def build_suite_reports(run_dir: Path) -> ReportBundle:
     me = paths.report_md
     counts = {s: sum(1 for r in rows if r.status is s) for s in CaseStatus}
     status_line = " · ".join(f"{s.value} {n}" for s, n in counts.items())
-    table = _table(rows, metric_names, paths, me)
+    # Which case ran on which code, once the run has run on more than one.
+    with_code = len(manifest.code_versions) > 1 or len({r.code for r in rows if r.code}) > 1
+    table = _table(rows, metric_names, paths, me, with_code)
     summary = "\n".join([f"**Cases**: {len(rows)} ({status_line})", "", *table])
 
     git = manifest.git
@@ -113,6 +119,12 @@ def build_suite_reports(run_dir: Path) -> ReportBundle:
         "",
         f"**Run directory**: `{paths.dir.name}`",
         f"**Git**: {git.short}{' (dirty)' if git.dirty else ''}" + (f" on {git.branch}" if git.branch else ""),
+        *(
+            [f"**Code versions**: " + ", ".join(
+                f"{i} `{code_label(v)}` ({v.recorded_at})" for i, v in enumerate(manifest.code_versions, 1)
+            )]
+            if len(manifest.code_versions) > 1 else []
+        ),
         f"**Created**: {manifest.created_at}",
         f"**Generated**: {utc_now_iso()}",
         "",

@@ -62,6 +62,12 @@ def mse(coef: list[float], xs: list[float], ys: list[float]) -> float:
 
 def main() -> None:
     cfg = SweepConfig()  # the case's config, from the command line the runner built (or SweepConfig.from_cli())
+    case = CasePaths(Path(cfg.output_dir))
+    if case.metrics.is_file():
+        # A resumed or retried case runs in its own directory with what it wrote before:
+        # results already there are this config's (the fit is deterministic), so skip.
+        print(f"{case.metrics} exists: nothing to do")
+        return
     rng = random.Random(cfg.seed)
     f = TARGETS[cfg.target]
     train_x = [rng.uniform(-1.0, 1.0) for _ in range(cfg.n_train)]
@@ -77,7 +83,7 @@ def main() -> None:
         "noise": cfg.noise,
         "max_abs_coef": max(abs(c) for c in coef),
     }
-    atomic_write_json(CasePaths(Path(cfg.output_dir)).metrics, metrics)
+    atomic_write_json(case.metrics, metrics)
     print(f"train mse {metrics['train_mse']:.4g}, test mse {metrics['test_mse']:.4g}")
 
 
