@@ -48,6 +48,11 @@ def build_parser(*, with_suite: bool = True, prog: str | None = None) -> argpars
         "(recorded in its manifest as a new code version); refused otherwise",
     )
     parser.add_argument(
+        "--reuse", action="store_true",
+        help="do not run a case whose identity (config and code) matches a completed case of an earlier "
+        "run of the experiment: link its files in instead (--dry-run says, per case, which and why)",
+    )
+    parser.add_argument(
         "--results-root", metavar="DIR", default="results", help="where run directories go (default: results)"
     )
     add_dask_options(parser, "cases")
@@ -62,6 +67,7 @@ def run_suite_command(
     resume: str | None = None,
     results_root: str = "results",
     allow_code_change: bool = False,
+    reuse: bool = False,
     **cluster: Any,
 ) -> int:
     """Check the input, answer a dry run or run the ``run_suite`` flow; the process exit code.
@@ -69,6 +75,8 @@ def run_suite_command(
     options = dict(dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=str(results_root))
     if allow_code_change:
         options["allow_code_change"] = True
+    if reuse:
+        options["reuse"] = True
     try:
         account = check_run(str(suite_path), **options)
     except BAD_INPUT as exc:
@@ -93,7 +101,8 @@ def run_parsed(args: argparse.Namespace, suite_path: str | Path) -> int:
         return report(exc)
     return run_suite_command(
         suite_path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
-        results_root=args.results_root, allow_code_change=args.allow_code_change, **cluster,
+        results_root=args.results_root, allow_code_change=args.allow_code_change,
+        reuse=args.reuse, **cluster,
     )
 
 

@@ -41,7 +41,7 @@ def describe_suite(suite: Suite | AgentEvalSuite, suite_path: str | Path, *, res
 
 def check_run(
     suite_path: str | Path, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
-    allow_code_change: bool = False,
+    allow_code_change: bool = False, reuse: bool = False,
 ) -> str:
     """Refuse (SuiteError and kin, one line each) what the run_suite flow would refuse;
     return the dry run's account. Writes nothing."""
@@ -49,7 +49,7 @@ def check_run(
     suite = load_suite(suite_path)
     if not (isinstance(suite, Suite) and suite.mode == "standard"):
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
-    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change)
+    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse)
     if plan.resumed:
         check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
     if not dry_run:

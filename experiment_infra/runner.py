@@ -29,7 +29,7 @@ from .import_paths import case_environment
 from .layout import CasePaths
 from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
 from .provenance import CodeSnapshot
-from .records import RunRecord, read_record, utc_now_iso, write_record
+from .records import CaseIdentity, RunRecord, read_record, utc_now_iso, write_record
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
 
@@ -150,13 +150,15 @@ def run_case(
     python: str = sys.executable,
     code: CodeSnapshot | None = None,
     fresh_attempt_dir: bool = False,
+    identity: CaseIdentity | None = None,
 ) -> CaseClassification:
     """Run one attempt of ``case`` into ``paths.dir``; return what the disk now says about it.
 
     The attempt continues in place with what earlier attempts wrote (their runner files
     are kept in ``.attempts/attempt_N``); ``fresh_attempt_dir`` moves all of it aside
     instead. ``code``: what the attempt runs on, named in its run record (with its own
-    ``code.patch`` when dirty).
+    ``code.patch`` when dirty). ``identity``: the case's identity, kept in its run record
+    for a later ``--reuse``.
 
     Raises ``ConfigError`` (before anything is written) if the config cannot travel
     on a command line. Interrupting the runner kills the case's process group and
@@ -188,6 +190,7 @@ def run_case(
         host=socket.gethostname(),
         started_at=utc_now_iso(),
         code=ran,
+        identity=identity,
     )
     write_record(paths.run_record, record)
     done = run_streaming(

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import json
 import logging
-import shlex
 import sys
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -33,11 +31,15 @@ from .case import ExperimentCase, validate_cases
 from .code_versions import CodeCheck, check_code, code_label, experiment_code, first_version
 from .config import ConfigError, configs_ignore_argv
 from .errors import ExperimentError
+from .identity import case_identity, changed_fields, code_fingerprint
 from .import_paths import suite_import_dirs
-from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
+from .layout import CasePaths, SuiteRunPaths, UnsafeNameError, check_name
 from .provenance import CodeSnapshot
+from .plan_text import format_plan
 from .records import (
+    CaseIdentity,
     GitProvenance,
+    ManifestAddition,
     ManifestCase,
     RecordError,
     SuiteManifest,
@@ -45,6 +47,7 @@ from .records import (
     utc_now_iso,
     write_record,
 )
+from .reuse import ReuseDecision, WantedCase, plan_reuse
 from .runner import case_command, case_config
 from .status import CaseClassification, CaseStatus, classify_case
 from .suite_errors import load_failure
@@ -57,7 +60,7 @@ SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
 # it by default would spend its compute twice. Suites that want retries ask for them.
 DEFAULT_RETRIES = 0
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
-SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir")
+SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir", "reuse")
 _load_counter = itertools.count()
 
 
@@ -80,6 +83,9 @@ class Suite:
     ``fresh_attempt_dir``: a retried or resumed case starts in an empty directory (all an
     earlier attempt wrote moves to ``.attempts/attempt_N``), for entry points that cannot
     cope with old files. By default it continues in place with what it wrote before.
+
+    ``reuse``: always run as with ``--reuse`` (a case whose identity matches a completed case
+    of an earlier run of the experiment is not run; its files are linked in).
     """
 
     experiment_name: str
@@ -91,6 +97,7 @@ class Suite:
     timeout_seconds: float | None = None
     task_tags: tuple[str, ...] = ()
     fresh_attempt_dir: bool = False
+    reuse: bool = False
     suite_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -110,8 +117,9 @@ class Suite:
             isinstance(self.timeout_seconds, (int, float)) and self.timeout_seconds > 0
         ):
             raise SuiteError(f"{source}: timeout_seconds must be > 0 or None, got {self.timeout_seconds!r}")
-        if not isinstance(self.fresh_attempt_dir, bool):
-            raise SuiteError(f"{source}: fresh_attempt_dir must be True or False, got {self.fresh_attempt_dir!r}")
+        for flag in ("fresh_attempt_dir", "reuse"):
+            if not isinstance(getattr(self, flag), bool):
+                raise SuiteError(f"{source}: {flag} must be True or False, got {getattr(self, flag)!r}")
         tags = self.task_tags
         if isinstance(tags, str) or not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
             raise SuiteError(f"{source}: task_tags must be a list of non-empty strings, got {tags!r}")
@@ -289,6 +297,9 @@ class PlannedCase:
     on_disk: CaseClassification  # what the disk said when the run was planned
     code: CodeSnapshot | None = None  # what its attempts run on (named in each run record)
     fresh_attempt_dir: bool = False
+    identity: CaseIdentity | None = None  # stored in each run record, for --reuse
+    reuse: ReuseDecision | None = None  # with --reuse: run it, or reuse an earlier case (and why)
+    added: bool = False  # a resume adds it to the run directory
 
     @property
     def variant_name(self) -> str:
@@ -310,6 +321,12 @@ class SuitePlan:
     code: CodeSnapshot | None = None  # the code this run's attempts run on
     code_check: CodeCheck | None = None  # a resume's: the code version it adds, if any
     manifest: SuiteManifest | None = None  # a resume's: the manifest as found
+    not_in_suite: tuple[str, ...] = ()  # a resume's: cases of the run the suite no longer has (left on disk)
+    reusing: bool = False  # --reuse (or the suite's reuse option)
+
+    @property
+    def added(self) -> list[PlannedCase]:
+        return [p for p in self.cases if p.added]
 
     def warnings(self) -> list[str]:
         """What the command says before it runs: untracked files the experiment uses."""
@@ -322,19 +339,9 @@ class SuitePlan:
         ]
 
 
-def _changed_fields(recorded: dict[str, Any], now: dict[str, Any]) -> str:
-    """``"field old -> new"`` for each field that differs (output_dir aside), "" when none do."""
-    changes = []
-    for name in dict.fromkeys([*recorded, *now]):
-        if name == "output_dir":
-            continue
-        before, after = (json.dumps(d[name], sort_keys=True) if name in d else "(absent)" for d in (recorded, now))
-        if before != after:
-            changes.append(f"{name} {before} -> {after}")
-    return ", ".join(changes)
-
-
-def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, SuiteManifest]:
+def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, SuiteManifest, list[str]]:
+    """The run directory and its manifest, and the variants of its manifest the suite no
+    longer has. A case the suite adds is run there; a case whose config changed is refused."""
     run = SuiteRunPaths(Path(run_dir).expanduser().resolve())
     if not run.dir.is_dir():
         raise SuiteError(f"--resume {run_dir}: directory does not exist")
@@ -354,19 +361,17 @@ def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, Sui
         )
     recorded = {c.variant_name: c for c in manifest.cases}
     wanted = {c.variant_name: c for c in suite.cases}
-    added, dropped = sorted(wanted.keys() - recorded.keys()), sorted(recorded.keys() - wanted.keys())
-    if added:
-        raise SuiteError(f"--resume {run_dir}: case {added[0]!r} is not in its manifest; start a new run to add cases")
-    if dropped:
-        raise SuiteError(f"--resume {run_dir}: case {dropped[0]!r} of the manifest is no longer in the suite")
+    dropped = [name for name in recorded if name not in wanted]
     for name, case in wanted.items():
-        changed = _changed_fields(recorded[name].config, case.config.to_json_dict())
+        if name not in recorded:
+            continue  # added: it runs in this directory
+        changed = changed_fields(recorded[name].config, case.config.to_json_dict())
         if changed:
             raise SuiteError(
                 f"--resume {run_dir}: case {name!r} changed since the run started: {changed}; "
                 "start a new run (or restore the suite)"
             )
-    return run, manifest
+    return run, manifest, dropped
 
 
 def plan_suite(
@@ -377,16 +382,21 @@ def plan_suite(
     now: datetime | None = None,
     python: str = sys.executable,
     allow_code_change: bool = False,
+    reuse: bool = False,
 ) -> SuitePlan:
     """Everything a run will do, worked out without writing anything.
 
     A resume on code other than the run's last is refused (``CodeChanged``) unless
     ``allow_code_change``; then the plan carries the new code version ``start_run`` records.
+    ``reuse`` (or the suite's option): each case not yet completed is decided against the
+    experiment's earlier runs (``reuse.plan_reuse``).
     """
     code = experiment_code(suite.suite_file, suite.entry_point)
+    fingerprint = code_fingerprint(suite.entry_point, Path(code.git.repo_root) if code.git.repo_root else None)
     manifest = check = None
+    dropped: list[str] = []
     if resume is not None:
-        run, manifest = _check_resume(suite, resume)
+        run, manifest, dropped = _check_resume(suite, resume)
         git = manifest.git
         check = check_code(run, manifest, code, allow=allow_code_change, what=f"--resume {resume}")
         if check.new_version is not None:
@@ -398,13 +408,26 @@ def plan_suite(
         if git.dirty:
             git = git.model_copy(update={"patch_file": run.patch.name})
     planned = []
+    recorded = {c.variant_name for c in manifest.cases} if manifest is not None else set()
     for case in suite.cases:
         paths = run.case(case.variant_name)
         command = case_command(case, paths, suite.entry_point, python)  # ConfigError names the case
+        added = manifest is not None and case.variant_name not in recorded
         on_disk = classify_case(paths) if resume is not None else CaseClassification(CaseStatus.MISSING, "new run")
-        planned.append(PlannedCase(case, paths, tuple(command), on_disk, code, suite.fresh_attempt_dir))
+        identity = case_identity(case_config(case, paths).to_json_dict(), fingerprint)
+        planned.append(PlannedCase(case, paths, tuple(command), on_disk, code, suite.fresh_attempt_dir, identity, added=added))
+    reusing = reuse or suite.reuse
+    if reusing:
+        decisions = plan_reuse(
+            suite.experiment_name, run.dir.parent,
+            [WantedCase(p.variant_name, case_config(p.case, p.paths).to_json_dict(), p.identity)
+             for p in planned if not p.done and p.identity is not None],
+            exclude=run.dir,
+        )
+        planned = [replace(p, reuse=decisions.get(p.variant_name)) for p in planned]
     return SuitePlan(
-        suite, run, git, tuple(planned), resumed=resume is not None, code=code, code_check=check, manifest=manifest
+        suite, run, git, tuple(planned), resumed=resume is not None, code=code, code_check=check, manifest=manifest,
+        not_in_suite=tuple(dropped), reusing=reusing,
     )
 
 
@@ -430,14 +453,13 @@ def manifest_for(plan: SuitePlan) -> SuiteManifest:
         run_dir=str(plan.run.dir),
         git=plan.git,
         code_versions=[first_version(plan.git, plan.created_at)],
-        cases=[
-            ManifestCase(
-                variant_name=p.variant_name,
-                config=case_config(p.case, p.paths).to_json_dict(),
-                output_dir=str(p.paths.dir),
-            )
-            for p in plan.cases
-        ],
+        cases=[_manifest_case(p) for p in plan.cases],
+    )
+
+
+def _manifest_case(p: PlannedCase) -> ManifestCase:
+    return ManifestCase(
+        variant_name=p.variant_name, config=case_config(p.case, p.paths).to_json_dict(), output_dir=str(p.paths.dir)
     )
 
 
@@ -448,12 +470,25 @@ def start_run(plan: SuitePlan) -> None:
     which is added to its list with its own patch file.
     """
     if plan.resumed:
-        check = plan.code_check
-        if check is not None and check.new_version is not None and plan.manifest is not None:
+        check, manifest = plan.code_check, plan.manifest
+        if manifest is None:
+            return
+        update: dict[str, Any] = {}
+        versions = manifest.code_versions or [first_version(manifest.git, manifest.created_at)]
+        if check is not None and check.new_version is not None:
             if check.new_version.patch_file:
                 atomic_write_text(plan.run.patch_of(check.version), check.new_patch)
-            first = plan.manifest.code_versions or [first_version(plan.manifest.git, plan.manifest.created_at)]
-            write_record(plan.run.manifest, plan.manifest.model_copy(update={"code_versions": [*first, check.new_version]}))
+            versions = [*versions, check.new_version]
+            update["code_versions"] = versions
+        if plan.added:  # the history of what was added, naming the code version it was added on
+            update["cases"] = [*manifest.cases, *(_manifest_case(p) for p in plan.added)]
+            addition = ManifestAddition(
+                added_at=plan.created_at, variants=[p.variant_name for p in plan.added], code_version=len(versions)
+            )
+            update["additions"] = [*manifest.additions, addition]
+            update["code_versions"] = versions
+        if update:
+            write_record(plan.run.manifest, manifest.model_copy(update=update))
         return
     try:
         plan.run.dir.mkdir(parents=True, exist_ok=False)
@@ -462,25 +497,3 @@ def start_run(plan: SuitePlan) -> None:
     if plan.git.dirty and plan.code is not None and plan.code.patch:
         atomic_write_text(plan.run.patch, plan.code.patch)
     write_record(plan.run.manifest, manifest_for(plan))
-
-
-def format_plan(plan: SuitePlan) -> str:
-    """The dry run's account: run directory, each variant -> output dir, exact command."""
-    suite = plan.suite
-    verb = "resume" if plan.resumed else "create"
-    lines = [
-        f"dry run: would {verb} {plan.run.dir}",
-        f"experiment {suite.experiment_name} ({suite.mode}), git {plan.git.short}"
-        + (DIRTY_SUFFIX if plan.git.dirty else "")
-        + f", {len(plan.cases)} case(s), retries {suite.retries}",
-        *plan.warnings(),
-    ]
-    check = plan.code_check
-    if check is not None and check.new_version is not None:
-        lines.append(f"code changed: would run on {code_label(check.code.git)}, recorded as code version {check.version}")
-    for p in plan.cases:
-        note = "  [completed: would skip]" if p.done else ""
-        lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")
-        lines.append(f"    {shlex.join(p.command)}")
-    lines.append("nothing written, nothing started")
-    return "\n".join(lines)

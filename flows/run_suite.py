@@ -36,6 +36,8 @@ from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
+from experiment_infra.reuse import reuse_case
+from experiment_infra.runner import case_config
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.suite import (
     Suite,
@@ -67,6 +69,7 @@ class CaseRow:
     code: str = ""  # the commit the last attempt ran (abc1234[-dirty]); "" before attempts named it
 
 
+REUSED = "Reused"  # a case --reuse took from an earlier run (no task run)
 MAX_LISTED = 25  # cases the printed summary lists one by one; beyond, only those that did not complete
 
 
@@ -76,6 +79,7 @@ class SuiteSummary:
     run_dir: str
     dry_run: bool = False
     rows: tuple[CaseRow, ...] = field(default_factory=tuple)
+    not_in_suite: tuple[str, ...] = ()  # cases of a resumed run the suite no longer has (left on disk)
 
     @property
     def failed(self) -> list[CaseRow]:
@@ -128,6 +132,8 @@ class SuiteSummary:
                 f"  {'... and ' if shown else 'all '}{rest} completed case(s), not listed "
                 f"(every case: {SuiteRunPaths(Path(self.run_dir)).report_md})"
             )
+        if self.not_in_suite:
+            lines.append(f"  not in the suite (left on disk, not run): {', '.join(self.not_in_suite)}")
         return "\n".join(lines)
 
 
@@ -142,10 +148,10 @@ def label_suite_run(suite: Suite, where: str) -> None:
 def _run_standard(
     suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None = None, dask_workers: int | None = None, slurm: SlurmWorkers | None = None,
-    allow_code_change: bool = False,
+    allow_code_change: bool = False, reuse: bool = False,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
-    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change)
+    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse)
     for warning in plan.warnings():
         logger.warning("%s", warning.removeprefix("warning: "))
     if dry_run:
@@ -160,29 +166,38 @@ def _run_standard(
     logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
 
     task = run_case_task.with_options(**retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags))
-    futures: list[PrefectFuture[Any]] = []
+    futures: list[PrefectFuture[Any] | None] = []  # None: reused, not run
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
         if plan.resumed:
             report_swept(plan.run.dir)
+        to_run = [p for p in plan.cases if not (p.reuse is not None and p.reuse.reused)]
+        for p in plan.cases:  # linking files is not worth a task run each
+            if p.reuse is not None and p.reuse.source is not None:
+                reuse_case(p.paths, case_config(p.case, p.paths).to_json_dict(), p.reuse.source)
         if wants_dask(dask_address, dask_workers, slurm):
             ship_by_value(p.case.config for p in plan.cases)  # config classes live next to the suite file
         runner_of = build_task_runner(
             parallelism, dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, logs=plan.run.slurm_logs,
-            default_parallelism=len(plan.cases),
+            default_parallelism=max(1, len(to_run)),
         )
-        with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress:
+        with runner_of as runner, Progress(len(to_run), f"{artifact_key(suite.experiment_name)}-progress") as progress:
             for p in plan.cases:
+                if p.reuse is not None and p.reuse.reused:
+                    futures.append(None)
+                    continue
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
                 )
                 futures.append(runner.submit(task, parameters=params))
-            for done in as_completed(futures):
+            for done in as_completed([f for f in futures if f is not None]):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
 
-    summary = SuiteSummary(suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)))
+    summary = SuiteSummary(
+        suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)), not_in_suite=plan.not_in_suite
+    )
     print(summary.format())
     _publish(plan, summary)
     for problem in rebuild_reports_step(plan.run.dir):  # the metrics table and plot, in the UI too
@@ -213,21 +228,23 @@ def _runner_for(suite: Suite) -> Callable[..., Any]:
 # ------------------------------------------------------------------------ summary
 
 
-def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
+def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any] | None]) -> list[CaseRow]:
     rows = []
     for p, future in zip(plan.cases, futures):
-        state = future.state
         now = classify_case(p.paths)
         record = now.record
         reason = now.reason
-        if state.name == SKIPPED:
+        state = future.state if future is not None else Completed(name=REUSED)
+        if future is None:
+            reason = f"reused from {record.reused_from}" if record is not None and record.reused_from else reason
+        elif state.name == SKIPPED:
             reason = f"skipped: completed in an earlier run ({now.reason})"
         elif state.is_failed():
             exc = future.result(raise_on_failure=False)
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
                 reason = f"{type(exc).__name__}: {exc}"
         status = now.status.value  # the disk decides; the Prefect state only adds why a task broke
-        if status == CaseStatus.COMPLETED.value and state.name != SKIPPED and not state.is_failed():
+        if status == CaseStatus.COMPLETED.value and state.name not in (SKIPPED, REUSED) and not state.is_failed():
             reason = ""  # a success needs no reason ("exit code 0" only pushed the real ones aside)
         rows.append(
             CaseRow(
@@ -272,6 +289,13 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     lines = [f"- suite file: `{plan.suite.suite_file}`", f"- entry point: `{plan.suite.entry_point}`"]
     if plan.resumed:
         lines.append("- resumed: cases completed earlier were skipped")
+    if plan.added:
+        lines.append(f"- added to the run: {', '.join(p.variant_name for p in plan.added)}")
+    if plan.not_in_suite:
+        lines.append(f"- not in the suite (left on disk, not run): {', '.join(plan.not_in_suite)}")
+    reused = [p.variant_name for p in plan.cases if p.reuse is not None and p.reuse.reused]
+    if reused:
+        lines.append(f"- reused from earlier runs (not run): {len(reused)} case(s)")
     if plan.git.patch_file:
         lines.append(f"- uncommitted changes: `{plan.run.dir / plan.git.patch_file}`")
     check = plan.code_check
@@ -298,11 +322,14 @@ def run_suite(
     slurm: SlurmWorkers | None = None,
     variants: list[str] | None = None,
     allow_code_change: bool = False,
+    reuse: bool = False,
 ) -> Any:
     """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all).
 
     ``allow_code_change``: resume a run directory on code other than the code it last ran
     on (refused otherwise); the manifest records it as a new code version.
+    ``reuse``: a case whose identity matches a completed case of an earlier run of the
+    experiment is not run; its files are linked in (standard mode).
 
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
@@ -326,6 +353,8 @@ def run_suite(
         dask["variants"] = variants
     if allow_code_change and suite.mode == "standard":
         dask["allow_code_change"] = True
+    if reuse and suite.mode == "standard":
+        dask["reuse"] = True
     return _runner_for(suite)(
         suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root, **dask
     )

@@ -113,7 +113,7 @@ def run_case_task(
     with _RunLog() as forward:
         outcome = run_case(
             planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward,
-            code=planned.code, fresh_attempt_dir=planned.fresh_attempt_dir,
+            code=planned.code, fresh_attempt_dir=planned.fresh_attempt_dir, identity=planned.identity,
         )
     return _as_state(variant_name, outcome)
 
