@@ -11,7 +11,6 @@ so a dry run can compute it.
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import importlib.metadata
@@ -19,10 +18,10 @@ import json
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .records import CaseIdentity, CodeFingerprint
-from .used_files import files_used
+from .used_files import files_and_imports
 
 __all__ = ["case_identity", "changed_fields", "code_fingerprint", "config_sha256", "identity_change"]
 
@@ -58,21 +57,6 @@ def _distributions_of_modules() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
-def _top_level_imports(files: Iterable[Path]) -> set[str]:
-    names: set[str] = set()
-    for file in files:
-        try:
-            tree = ast.parse(file.read_bytes(), filename=str(file))
-        except (SyntaxError, ValueError, OSError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                names.add(node.module.split(".")[0])
-    return names
-
-
 def _distributions(names: set[str]) -> dict[str, str]:
     """``{distribution: version}`` of the installed distributions that provide ``names``
     (standard-library modules and the repository's own have none)."""
@@ -100,7 +84,7 @@ def code_fingerprint(entry_point: Path, repo_root: Path | None) -> CodeFingerpri
     Outside a repository only the entry point and the modules beside it count."""
     entry = Path(entry_point).resolve()
     root = Path(repo_root).resolve() if repo_root is not None else entry.parent
-    used = files_used([entry], root)
+    used, imported = files_and_imports([entry], root)
     files = {}
     for file in used:
         try:
@@ -111,7 +95,7 @@ def code_fingerprint(entry_point: Path, repo_root: Path | None) -> CodeFingerpri
         "entry_point": _relative(entry, root),
         "files": files,
         "python": platform.python_version(),
-        "distributions": _distributions(_top_level_imports(used)),
+        "distributions": _distributions(imported),
     }
     return CodeFingerprint(**fields, sha256=_sha256(json.dumps(fields, sort_keys=True).encode()))
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .code_versions import code_label
 from .layout import DIRTY_SUFFIX
 
-if TYPE_CHECKING:
-    from .suite import PlannedCase, SuitePlan
+# A plan is typed loosely here: suite.py imports this module (and the other way round
+# would be a cycle). ``p`` is a ``suite.PlannedCase``, ``plan`` a ``suite.SuitePlan``.
 
 __all__ = ["case_note", "format_plan"]
 
 
-def case_note(p: PlannedCase) -> str:
+def case_note(p: Any) -> str:
     """What a run does with one case, and why: ``completed: would skip``, ``added``,
     ``reuse (RUN/variant)``, ``run (config: degree 3 -> 5)``."""
     if p.done:
@@ -25,7 +25,7 @@ def case_note(p: PlannedCase) -> str:
     return ", ".join(notes)
 
 
-def format_plan(plan: SuitePlan) -> str:
+def format_plan(plan: Any) -> str:
     """The dry run's account: run directory, each variant -> output dir, exact command,
     and with ``--reuse`` what happens to each case and why."""
     suite = plan.suite

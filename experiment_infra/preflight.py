@@ -14,9 +14,10 @@ from pathlib import Path
 from .agent_eval import AgentEvalSuite, format_plan as format_agent_eval_plan, plan_experiment
 from .inspect_mode import check_inspect, format_inspect_plan
 from .lock import check_lock
-from .suite import Suite, SuiteError, check_writable, format_plan, load_suite, plan_suite
+from .atomic import unwritable_reason
+from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite
 
-__all__ = ["check_parallelism", "check_run", "describe_suite"]
+__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite"]
 
 
 def check_parallelism(parallelism: int | None) -> None:
@@ -39,6 +40,16 @@ def describe_suite(suite: Suite | AgentEvalSuite, suite_path: str | Path, *, res
     )
 
 
+def check_writable(plan: SuitePlan) -> None:
+    """Refuse, before anything starts, a run whose directory cannot be written (a read-only
+    mount, no permission): it would otherwise fail at its first write, inside the flow."""
+    where = plan.run.dir if plan.resumed else plan.run.dir.parent
+    problem = unwritable_reason(where)
+    if problem is not None:
+        what = f"--resume {plan.run.dir}" if plan.resumed else f"results root {plan.run.dir.parent.parent}"
+        raise SuiteError(f"{what}: cannot write there ({problem}); use a writable --results-root or fix the mount")
+
+
 def check_run(
     suite_path: str | Path, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     allow_code_change: bool = False, reuse: bool = False,
@@ -49,7 +60,8 @@ def check_run(
     suite = load_suite(suite_path)
     if not (isinstance(suite, Suite) and suite.mode == "standard"):
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
-    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse)
+    # Without --dry-run the flow plans again: deciding what to reuse here would be done twice.
+    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse and dry_run)
     if plan.resumed:
         check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
     if not dry_run:

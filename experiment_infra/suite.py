@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from .atomic import atomic_write_text, unwritable_reason
+from .atomic import atomic_write_text
 from .case import ExperimentCase, validate_cases
 from .code_versions import CodeCheck, check_code, code_label, experiment_code, first_version
 from .config import ConfigError, configs_ignore_argv
@@ -383,16 +383,22 @@ def plan_suite(
     python: str = sys.executable,
     allow_code_change: bool = False,
     reuse: bool = False,
+    identities: bool = False,
 ) -> SuitePlan:
     """Everything a run will do, worked out without writing anything.
 
     A resume on code other than the run's last is refused (``CodeChanged``) unless
     ``allow_code_change``; then the plan carries the new code version ``start_run`` records.
     ``reuse`` (or the suite's option): each case not yet completed is decided against the
-    experiment's earlier runs (``reuse.plan_reuse``).
+    experiment's earlier runs (``reuse.plan_reuse``). ``identities``: work out each case's
+    identity (what a real run records; reading the installed distributions costs time a
+    plain dry run need not spend).
     """
     code = experiment_code(suite.suite_file, suite.entry_point)
-    fingerprint = code_fingerprint(suite.entry_point, Path(code.git.repo_root) if code.git.repo_root else None)
+    reusing = reuse or suite.reuse
+    fingerprint = None
+    if identities or reusing:
+        fingerprint = code_fingerprint(suite.entry_point, Path(code.git.repo_root) if code.git.repo_root else None)
     manifest = check = None
     dropped: list[str] = []
     if resume is not None:
@@ -414,9 +420,8 @@ def plan_suite(
         command = case_command(case, paths, suite.entry_point, python)  # ConfigError names the case
         added = manifest is not None and case.variant_name not in recorded
         on_disk = classify_case(paths) if resume is not None else CaseClassification(CaseStatus.MISSING, "new run")
-        identity = case_identity(case_config(case, paths).to_json_dict(), fingerprint)
+        identity = case_identity(case_config(case, paths).to_json_dict(), fingerprint) if fingerprint else None
         planned.append(PlannedCase(case, paths, tuple(command), on_disk, code, suite.fresh_attempt_dir, identity, added=added))
-    reusing = reuse or suite.reuse
     if reusing:
         decisions = plan_reuse(
             suite.experiment_name, run.dir.parent,
@@ -429,16 +434,6 @@ def plan_suite(
         suite, run, git, tuple(planned), resumed=resume is not None, code=code, code_check=check, manifest=manifest,
         not_in_suite=tuple(dropped), reusing=reusing,
     )
-
-
-def check_writable(plan: SuitePlan) -> None:
-    """Refuse, before anything starts, a run whose directory cannot be written (a read-only
-    mount, no permission): it would otherwise fail at its first write, inside the flow."""
-    where = plan.run.dir if plan.resumed else plan.run.dir.parent
-    problem = unwritable_reason(where)
-    if problem is not None:
-        what = f"--resume {plan.run.dir}" if plan.resumed else f"results root {plan.run.dir.parent.parent}"
-        raise SuiteError(f"{what}: cannot write there ({problem}); use a writable --results-root or fix the mount")
 
 
 def manifest_for(plan: SuitePlan) -> SuiteManifest:

@@ -151,7 +151,9 @@ def _run_standard(
     allow_code_change: bool = False, reuse: bool = False,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
-    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse)
+    plan = plan_suite(
+        suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse, identities=not dry_run
+    )
     for warning in plan.warnings():
         logger.warning("%s", warning.removeprefix("warning: "))
     if dry_run:
