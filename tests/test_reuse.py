@@ -147,3 +147,32 @@ def test_reuse_is_a_suite_option_and_a_new_case_says_new(
     commit(git_repo, "add z")
     out = dry_run(capsys, str(suite), "--results-root", str(results))
     assert case_lines(out) == {"a": f"reuse ({Path(first.run_dir).name}/a)", "z": "run (new)"}
+
+
+def test_reusing_a_case_links_its_files_and_never_follows_a_symlink(tmp_path: Path) -> None:
+    from experiment_infra.records import write_record
+    from experiment_infra.reuse import reuse_case
+
+    source = CasePaths(tmp_path / "old_run" / "a")
+    (source.dir / "checkpoints").mkdir(parents=True)
+    (source.dir / "checkpoints" / "last.pt").write_text("weights")
+    source.metrics.write_text('{"loss": 0.5}')
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the case")
+    (source.dir / "link").symlink_to(secret)
+    (source.attempts_dir / "attempt_1").mkdir(parents=True)
+    write_record(source.run_record, RunRecord(
+        variant_name="a", command=["python", "fit.py"], cwd=str(tmp_path), host="h",
+        started_at="2026-01-01T00:00:00Z", ended_at="2026-01-01T00:00:01Z", exit_code=0,
+    ))
+    target = CasePaths(tmp_path / "new_run" / "a")
+
+    outcome = reuse_case(target, {"output_dir": str(target.dir), "x": 1}, source.dir)
+
+    assert outcome.status.value == "completed"
+    assert os.stat(target.dir / "checkpoints" / "last.pt").st_ino == os.stat(source.dir / "checkpoints" / "last.pt").st_ino
+    assert (target.dir / "link").is_symlink() and os.readlink(target.dir / "link") == str(secret)
+    assert not target.attempts_dir.exists()  # the earlier run's attempt history stays with it
+    assert json.loads(target.config.read_text()) == {"output_dir": str(target.dir), "x": 1}
+    assert load_record(target.run_record, RunRecord).reused_from == str(source.dir)
+    assert load_record(source.run_record, RunRecord).reused_from is None
