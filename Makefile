@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup example test bench clean
+.PHONY: setup example test bench clean server server-stop
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ example: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# A local Prefect server (UI at the address it prints) that every later command reports to.
+server: setup
+	$(PY) -m experiment_cli.kept_server start
+
+server-stop:
+	$(PY) -m experiment_cli.kept_server stop
 
 bench: setup
 	$(PY) benchmarks/bench_suite.py

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn
 from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ExperimentError
 from experiment_infra.services import ServiceError, chosen_cluster
 
-from .prefect_settings import STARTUP_SETTING, configured, startup_failure
+from .prefect_settings import API_URL, STARTUP_SETTING, configured, startup_failure
 
 if TYPE_CHECKING:
     from experiment_infra.slurm import SlurmWorkers
@@ -210,9 +210,14 @@ def start_prefect(dask_address: str | None = None, dask_workers: int | None = No
     cluster; a scheduler or Slurm jobs elsewhere need a real server, and their check says
     so), then the services checked. Returns the API URL the
     flows will report to; None when Prefect will start a temporary server itself."""
-    from . import temporary_server
+    from . import kept_server, temporary_server
     prepare_prefect()
     import flows  # noqa: F401  (its import opts out of the server's telemetry: before a server starts)
+
+    if temporary_server.wanted():
+        kept = kept_server.find()  # `make server`'s, which outlives commands: no start-up, runs stay in its UI
+        if kept is not None:
+            os.environ[API_URL] = kept
 
     if dask_address is None and slurm is None:
         # Threads, or a local cluster's worker processes: all on this machine, so they

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from experiment_infra.preflight import check_run
+from experiment_infra.resources import check_max_failures
 
 from .common import (
     BAD_INPUT,
@@ -55,8 +56,31 @@ def build_parser(*, with_suite: bool = True, prog: str | None = None) -> argpars
     parser.add_argument(
         "--results-root", metavar="DIR", default="results", help="where run directories go (default: results)"
     )
+    parser.add_argument(
+        "--gpus", metavar="all|N|IDS", default=None,
+        help="hand each case its own GPUs out of these: all (CUDA_VISIBLE_DEVICES, else nvidia-smi), "
+        "a count, or ids (0,1,3); cases ask with gpus= (default: 1 each once --gpus is given)",
+    )
+    parser.add_argument(
+        "--max-failures", metavar="N", type=failure_count, default=None,
+        help="once N cases (or a fraction, 0.1) failed for good, start no new case (default: the suite's, else none)",
+    )
     add_dask_options(parser, "cases")
     return parser
+
+
+def failure_count(text: str) -> int | float:
+    try:
+        value: int | float = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a count (3) or a fraction (0.1), got {text!r}") from None
+    try:
+        return check_max_failures(value, "") or value
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).strip()) from None
 
 
 def run_suite_command(
@@ -66,6 +90,8 @@ def run_suite_command(
     parallelism: int | None = None,
     resume: str | None = None,
     results_root: str = "results",
+    gpus: str | None = None,
+    max_failures: int | float | None = None,
     allow_code_change: bool = False,
     reuse: bool = False,
     **cluster: Any,
@@ -73,6 +99,8 @@ def run_suite_command(
     """Check the input, answer a dry run or run the ``run_suite`` flow; the process exit code.
     ``cluster``: ``dask_address``, ``dask_workers`` or ``slurm`` (``common.cluster_options``)."""
     options = dict(dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=str(results_root))
+    scheduling = {k: v for k, v in (("gpus", gpus), ("max_failures", max_failures)) if v is not None}
+    options.update(scheduling)
     if allow_code_change:
         options["allow_code_change"] = True
     if reuse:
@@ -101,8 +129,8 @@ def run_parsed(args: argparse.Namespace, suite_path: str | Path) -> int:
         return report(exc)
     return run_suite_command(
         suite_path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
-        results_root=args.results_root, allow_code_change=args.allow_code_change,
-        reuse=args.reuse, **cluster,
+        results_root=args.results_root, gpus=args.gpus, max_failures=args.max_failures,
+        allow_code_change=args.allow_code_change, reuse=args.reuse, **cluster,
     )
 
 

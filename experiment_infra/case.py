@@ -8,14 +8,22 @@ from typing import Iterable
 
 from .config import BaseExperimentConfig, ConfigError
 from .layout import check_name
+from .resources import check_gpu_request
 
 
 @dataclass(frozen=True)
 class ExperimentCase:
-    """A named config; the name becomes the case's directory and its Prefect task name."""
+    """A named config; the name becomes the case's directory and its Prefect task name.
+
+    ``gpus`` and ``cpus`` (keywords; the spec's two-argument shape is unchanged): what this
+    case needs while it runs, overriding the suite's ``gpus`` / ``cpus``. ``gpus`` may be
+    a fraction of one device (``0.5``: two such cases share one) or a whole number.
+    """
 
     variant_name: str
     config: BaseExperimentConfig
+    gpus: float | None = None
+    cpus: int | None = None
 
     def __post_init__(self) -> None:
         check_name("variant", self.variant_name)
@@ -28,6 +36,11 @@ class ExperimentCase:
             raise ConfigError(
                 f"case {self.variant_name!r}: output_dir is set by the runner; remove it from the suite"
             )
+        where = f"case {self.variant_name!r}"
+        if self.gpus is not None:
+            check_gpu_request(self.gpus, where)
+        if self.cpus is not None and (isinstance(self.cpus, bool) or not isinstance(self.cpus, int) or self.cpus < 1):
+            raise ConfigError(f"{where}: cpus must be a whole number >= 1, got {self.cpus!r}")
 
 
 def validate_cases(cases: Iterable[object], *, source: str = "suite") -> list[ExperimentCase]:

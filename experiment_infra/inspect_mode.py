@@ -21,6 +21,7 @@ from .atomic import move_aside
 from .layout import DIRTY_SUFFIX, InspectCasePaths, inspect_log_dir, inspect_log_file_pattern, inspect_logs_for
 from .provenance import git_provenance
 from .records import GitProvenance, InspectRunRecord, read_record, utc_now_iso, write_record
+from .runner import stop_unfinished_attempt  # the standard mode's leftover handling, shared
 from .streaming import OutputCallback, run_streaming
 from .status import CaseClassification, classify_inspect_case
 from .suite import Suite, SuiteError
@@ -157,6 +158,8 @@ def run_inspect_process(
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     paths = InspectCasePaths.of(log_dir, case.variant_name)
+    # An attempt a killed runner left running would write a log this attempt then claims.
+    stop_unfinished_attempt(paths)
     previous = read_record(paths.run_record, InspectRunRecord)
     if previous.exists:
         move_aside(paths.run_record, paths.next_attempt_record())  # never deleted

@@ -25,8 +25,9 @@ def case_note(p: Any) -> str:
     return ", ".join(notes)
 
 
-def format_plan(plan: Any) -> str:
+def format_plan(plan: Any, pool: Any = None) -> str:
     """The dry run's account: run directory, each variant -> output dir, exact command,
+    with GPUs what each case asks for out of which devices (``pool``, a ``ResourcePool``),
     and with ``--reuse`` what happens to each case and why."""
     suite = plan.suite
     verb = "resume" if plan.resumed else "create"
@@ -40,6 +41,9 @@ def format_plan(plan: Any) -> str:
     check = plan.code_check
     if check is not None and check.new_version is not None:
         lines.append(f"code changed: would run on {code_label(check.code.git)}, recorded as code version {check.version}")
+    devices = pool.devices if pool is not None else ()
+    if devices:
+        lines.append(f"GPUs {', '.join(devices)}: each case waits for its own share (CUDA_VISIBLE_DEVICES)")
     if plan.added:
         lines.append(f"would add {len(plan.added)} case(s) to the run: {', '.join(p.variant_name for p in plan.added)}")
     if plan.reusing:
@@ -47,7 +51,11 @@ def format_plan(plan: Any) -> str:
         lines.append(f"--reuse: {reused} case(s) would be reused from earlier runs")
     for p in plan.cases:
         note = case_note(p)
-        lines.append(f"  {p.variant_name} -> {p.paths.dir}" + (f"  [{note}]" if note else ""))
+        note = f"  [{note}]" if note else ""
+        if devices:
+            gpus, cpus = suite.requests(p.case, pool.default_gpus)
+            note += f"  [gpus {gpus:g}, cpus {cpus}]"
+        lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")
         if p.reuse is None or not p.reuse.reused:
             lines.append(f"    {shlex.join(p.command)}")
     for name in plan.not_in_suite:

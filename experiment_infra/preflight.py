@@ -15,7 +15,8 @@ from .agent_eval import AgentEvalSuite, format_plan as format_agent_eval_plan, p
 from .inspect_mode import check_inspect, format_inspect_plan
 from .lock import check_lock
 from .atomic import unwritable_reason
-from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite
+from .resources import check_max_failures
+from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, resource_pool
 
 __all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite"]
 
@@ -52,18 +53,23 @@ def check_writable(plan: SuitePlan) -> None:
 
 def check_run(
     suite_path: str | Path, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
+    gpus: str | None = None, max_failures: int | float | None = None,
     allow_code_change: bool = False, reuse: bool = False,
 ) -> str:
     """Refuse (SuiteError and kin, one line each) what the run_suite flow would refuse;
     return the dry run's account. Writes nothing."""
     check_parallelism(parallelism)
+    check_max_failures(max_failures, "--max-failures")
     suite = load_suite(suite_path)
     if not (isinstance(suite, Suite) and suite.mode == "standard"):
+        if gpus is not None:
+            raise SuiteError(f"--gpus: only standard-mode suites are given devices (this one: {getattr(suite, 'mode', 'agent_eval')})")
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
     # Without --dry-run the flow plans again: deciding what to reuse here would be done twice.
     plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse and dry_run)
+    pool = resource_pool(suite, gpus, parallelism)
     if plan.resumed:
         check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
     if not dry_run:
         check_writable(plan)
-    return format_plan(plan)
+    return format_plan(plan, pool)

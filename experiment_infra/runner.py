@@ -25,11 +25,13 @@ from .case import ExperimentCase
 from .code_versions import attempt_code
 from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
+from .failures import STDERR_TAIL_BYTES, classify_failure, oom_kills
 from .import_paths import case_environment
-from .layout import CasePaths
-from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
+from .layout import CasePaths, InspectCasePaths
 from .provenance import CodeSnapshot
-from .records import CaseIdentity, RunRecord, read_record, utc_now_iso, write_record
+from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
+from .records import CaseIdentity, InspectRunRecord, RunRecord, read_record, utc_now_iso, write_record
+from .resources import Grant, granted_environment
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
 
@@ -77,7 +79,7 @@ def _check_travels(config: BaseExperimentConfig, argv: list[str], variant: str) 
             ) from None
 
 
-def stop_unfinished_attempt(paths: CasePaths) -> bool:
+def stop_unfinished_attempt(paths: CasePaths | InspectCasePaths) -> bool:
     """Stop an earlier attempt that is still running on this host; True if one was stopped.
 
     Entry points run in their own process group, so a runner that is killed (or a
@@ -87,16 +89,19 @@ def stop_unfinished_attempt(paths: CasePaths) -> bool:
     a waiter whose entry point already ended is left to record that end. Only what is
     proven to be the attempt's is signalled: the entry point by its recorded pid, start
     time and command, the waiter as that entry point's parent (``process.stop_parent``);
-    a record without a start time (written before it had one) stops nothing.
+    a record without a start time (written before it had one) stops nothing. An
+    inspect-mode case (``InspectCasePaths``) has no waiter: its entry point alone is stopped.
     """
-    record = read_record(paths.run_record, RunRecord).record
+    inspect = isinstance(paths, InspectCasePaths)
+    record = read_record(paths.run_record, InspectRunRecord if inspect else RunRecord).record
     if record is None or record.ended_at is not None or record.host != socket.gethostname():
         return False
     if record.pid is None or not is_recorded(record.pid, record.command, record.pid_start):
-        for waiter in processes_running(lambda argv: is_waiter_of(argv, paths)):
-            wait_exit(waiter, WAITER_FINISH_SECONDS)  # never signalled: only waited for
+        if not inspect:
+            for waiter in processes_running(lambda argv: is_waiter_of(argv, paths)):
+                wait_exit(waiter, WAITER_FINISH_SECONDS)  # never signalled: only waited for
         return False
-    waiter = stop_parent(record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths))
+    waiter = None if inspect else stop_parent(record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths))
     if waiter is not None:
         wait_exit(waiter, WAITER_FINISH_SECONDS)
     return stop_group_of(record.pid, record.command, record.pid_start, host=record.host)
@@ -148,6 +153,8 @@ def run_case(
     on_output: OutputCallback | None = None,
     cwd: Path | None = None,
     python: str = sys.executable,
+    grant: Grant | None = None,
+    retry_on: str | None = None,
     code: CodeSnapshot | None = None,
     fresh_attempt_dir: bool = False,
     identity: CaseIdentity | None = None,
@@ -164,6 +171,10 @@ def run_case(
     on a command line. Interrupting the runner kills the case's process group and
     records the attempt as failed before re-raising. A leftover attempt whose waiter
     recorded its completion meanwhile is not run again.
+
+    ``grant``: the devices and cpus the case holds (``resources.ResourcePool``), handed to
+    it in its environment and named in its run record. ``retry_on``: the suite's pattern
+    for failures worth retrying, matched against the end of its stderr (``failures``).
     """
     config = case_config(case, paths)
     command = _command(config, case.variant_name, entry_point, python)
@@ -189,15 +200,19 @@ def run_case(
         attempt=attempt,
         host=socket.gethostname(),
         started_at=utc_now_iso(),
+        gpus=list(grant.gpus) if grant is not None and grant.gpus is not None else None,
+        cpus=grant.cpus if grant is not None else None,
         code=ran,
         identity=identity,
     )
     write_record(paths.run_record, record)
+    granted = granted_environment(grant.gpus, grant.cpus) if grant is not None else {}
+    ooms = oom_kills()
     done = run_streaming(
         waiter_argv(paths, timeout_seconds),
         cwd=cwd,
         # ENTRY_POINT_ENV lets the spec's `config = MyConfig()` read this argv.
-        env=case_environment({**os.environ, "PYTHONUNBUFFERED": "1", ENTRY_POINT_ENV: str(entry_point)}, entry_point),
+        env=case_environment({**os.environ, **granted, "PYTHONUNBUFFERED": "1", ENTRY_POINT_ENV: str(entry_point)}, entry_point),
         logs=None,  # the waiter writes them: they must not depend on this process living
         on_output=on_output,
         timeout_seconds=None,  # the waiter's: it outlives this process
@@ -216,4 +231,31 @@ def run_case(
             stop_group_of(now.pid, now.command, now.pid_start, host=now.host)
         why = done.reason or f"exit code {done.exit_code}"
         _record_end(paths, now, done.exit_code or -signal.SIGKILL, f"the case's waiter process ended without recording the end ({why})")
+        _record_failure(paths, retry_on, ooms, lost=True)
+    else:
+        _record_failure(paths, retry_on, ooms)
     return classify_case(paths)
+
+
+def _stderr_tail(paths: CasePaths) -> str:
+    try:
+        with open(paths.stderr, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - STDERR_TAIL_BYTES))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _record_failure(paths: CasePaths, retry_on: str | None, ooms_before: int | None, *, lost: bool = False) -> None:
+    """Put a failed attempt's class in its run record (``failures.classify_failure``)."""
+    record = read_record(paths.run_record, RunRecord).record
+    if record is None or record.ended_at is None or (record.exit_code == 0 and not lost):
+        return
+    ooms_after = oom_kills()
+    found = classify_failure(
+        record.exit_code, timed_out=record.timed_out, lost=lost, retry_on=retry_on,
+        stderr_tail=_stderr_tail(paths) if retry_on else "",
+        oom_during=ooms_before is not None and ooms_after is not None and ooms_after > ooms_before,
+    )
+    if found is not None:
+        write_record(paths.run_record, record.model_copy(update={"failure": found[0]}))

@@ -162,14 +162,27 @@ def classify_case(paths: CasePaths) -> CaseClassification:
     record = read.record
     if record is None:
         return CaseClassification(CaseStatus.PARTIAL, f"run record unusable ({read.problem})")
+    unfinished = _never_finished(record)
+    if unfinished is not None:
+        return unfinished
+    if record.exit_code == 0 and not record.timed_out:
+        return CaseClassification(CaseStatus.COMPLETED, "exit code 0", record)
+    return CaseClassification(CaseStatus.FAILED, f"attempt {record.attempt}: {_why_it_ended(record)}", record)
+
+
+
+def _never_finished(record: RunRecord) -> CaseClassification | None:
+    """``partial``, for a standard and an inspect-mode case alike: the attempt's end was never recorded."""
     if record.ended_at is None or record.exit_code is None:
         return CaseClassification(
             CaseStatus.PARTIAL, f"attempt {record.attempt} started {record.started_at} and never finished", record
         )
-    if record.exit_code == 0 and not record.timed_out:
-        return CaseClassification(CaseStatus.COMPLETED, "exit code 0", record)
-    why = record.reason or ("timed out" if record.timed_out else f"exit code {record.exit_code}")
-    return CaseClassification(CaseStatus.FAILED, f"attempt {record.attempt}: {why}", record)
+    return None
+
+
+def _why_it_ended(record: RunRecord) -> str:
+    """How a finished attempt ended, in words: the recorded reason, a timeout, or its exit code."""
+    return record.reason or ("timed out" if record.timed_out else f"exit code {record.exit_code}")
 
 
 # ------------------------------------------------------------ agent evaluation
@@ -496,11 +509,10 @@ def classify_inspect_case(log_dir: Path, variant_name: str) -> CaseClassificatio
     header = latest_log(log_dir, variant_name)
     if record is None or (record.eval_log is not None and (header is None or header.path.name != record.eval_log)):
         return _from_log(header)
-    if record.ended_at is None or record.exit_code is None:
-        return CaseClassification(
-            CaseStatus.PARTIAL, f"attempt {record.attempt} started {record.started_at} and never finished", record
-        )
-    why = record.reason or ("timed out" if record.timed_out else f"exit code {record.exit_code}")
+    unfinished = _never_finished(record)
+    if unfinished is not None:
+        return unfinished
+    why = _why_it_ended(record)
     if record.eval_log is None:
         # Never read as the success of an older log: the latest attempt wrote none.
         if header is None:

@@ -4,7 +4,7 @@ A suite file declares what a run needs in the experiment-infrastructure spec's s
 ``run_experiments_cli(cases, entry_point=..., experiment_name=...)`` under
 ``if __name__ == "__main__":``, or with module-level names (``cases``, ``entry_point``,
 ``experiment_name`` and optionally ``mode``, ``retries``, ``retry_delay_seconds``,
-``timeout_seconds``, ``task_tags``), or a module-level ``suite`` object. ``load_suite``
+``timeout_seconds``, ``task_tags``, ``fresh_attempt_dir``), or a module-level ``suite`` object. ``load_suite``
 runs the file as ``__main__`` with ``run_experiments_cli`` only declaring (it hands its
 arguments back instead of running), so the command line, a deployment and the
 Prefect UI all start the same flow from nothing but the path.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -30,27 +31,18 @@ from .atomic import atomic_write_text
 from .case import ExperimentCase, validate_cases
 from .code_versions import CodeCheck, check_code, code_label, experiment_code, first_version
 from .config import ConfigError, configs_ignore_argv
-from .errors import ExperimentError
-from .identity import case_identity, changed_fields, code_fingerprint
+from .identity import case_identity, code_fingerprint
 from .import_paths import suite_import_dirs
+from .resources import ResourcePool, check_gpu_request, check_max_failures, resolve_gpus
 from .layout import CasePaths, SuiteRunPaths, UnsafeNameError, check_name
 from .provenance import CodeSnapshot
 from .plan_text import format_plan
-from .records import (
-    CaseIdentity,
-    GitProvenance,
-    ManifestAddition,
-    ManifestCase,
-    RecordError,
-    SuiteManifest,
-    load_record,
-    utc_now_iso,
-    write_record,
-)
+from .records import CaseIdentity, GitProvenance, SuiteManifest, utc_now_iso, write_record
 from .reuse import ReuseDecision, WantedCase, plan_reuse
 from .runner import case_command, case_config
 from .status import CaseClassification, CaseStatus, classify_case
-from .suite_errors import load_failure
+from .suite_errors import SuiteError, load_failure
+from .suite_resume import check_resume, manifest_case, record_resume
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +52,11 @@ SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
 # it by default would spend its compute twice. Suites that want retries ask for them.
 DEFAULT_RETRIES = 0
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
-SUITE_OPTIONS = ("mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir", "reuse")
+SUITE_OPTIONS = (
+    "mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir",
+    "gpus", "cpus", "retry_on", "retry_on_exit_codes", "max_failures", "reuse",
+)
 _load_counter = itertools.count()
-
-
-class SuiteError(ExperimentError, ValueError):
-    """A suite file, run directory or run option that cannot be used (one-line message)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +88,11 @@ class Suite:
     timeout_seconds: float | None = None
     task_tags: tuple[str, ...] = ()
     fresh_attempt_dir: bool = False
+    gpus: float | None = None
+    cpus: int = 1
+    retry_on: str | None = None
+    retry_on_exit_codes: tuple[int, ...] = ()
+    max_failures: int | float | None = None
     reuse: bool = False
     suite_file: Path | None = None
 
@@ -124,8 +120,35 @@ class Suite:
         if isinstance(tags, str) or not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
             raise SuiteError(f"{source}: task_tags must be a list of non-empty strings, got {tags!r}")
         object.__setattr__(self, "task_tags", tuple(tags))
+        self._check_scheduling(source)
         base = self.suite_file.parent if self.suite_file else None
         object.__setattr__(self, "entry_point", resolve_entry_point(self.entry_point, base, source))
+
+    def _check_scheduling(self, source: str) -> None:
+        if self.gpus is not None:
+            check_gpu_request(self.gpus, f"{source}: gpus")
+        if isinstance(self.cpus, bool) or not isinstance(self.cpus, int) or self.cpus < 1:
+            raise SuiteError(f"{source}: cpus must be a whole number >= 1, got {self.cpus!r}")
+        if self.retry_on is not None:
+            try:
+                re.compile(self.retry_on)
+            except (re.error, TypeError) as exc:
+                raise SuiteError(f"{source}: retry_on must be a regular expression ({exc}), got {self.retry_on!r}") from None
+        codes = self.retry_on_exit_codes
+        if isinstance(codes, int) or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+            raise SuiteError(f"{source}: retry_on_exit_codes must be a list of integers, got {codes!r}")
+        object.__setattr__(self, "retry_on_exit_codes", tuple(codes))
+        check_max_failures(self.max_failures, f"{source}: max_failures")
+
+    def requests(self, case: ExperimentCase, default_gpus: float = 0.0) -> tuple[float, int]:
+        """What ``case`` asks for while it runs: (gpus, cpus), its own settings over the suite's,
+        and ``default_gpus`` where neither says (1 once ``--gpus`` names devices)."""
+        gpus = case.gpus if case.gpus is not None else self.gpus
+        return (float(gpus) if gpus is not None else default_gpus), (case.cpus if case.cpus is not None else self.cpus)
+
+    @property
+    def asks_for_gpus(self) -> bool:
+        return any(self.requests(c)[0] > 0 for c in self.cases)
 
     @property
     def config_class(self) -> str:
@@ -339,41 +362,6 @@ class SuitePlan:
         ]
 
 
-def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, SuiteManifest, list[str]]:
-    """The run directory and its manifest, and the variants of its manifest the suite no
-    longer has. A case the suite adds is run there; a case whose config changed is refused."""
-    run = SuiteRunPaths(Path(run_dir).expanduser().resolve())
-    if not run.dir.is_dir():
-        raise SuiteError(f"--resume {run_dir}: directory does not exist")
-    if not run.is_run_dir():
-        raise SuiteError(
-            f"--resume {run_dir}: not a run directory (no {run.manifest.name}); "
-            f"pass one like results/{suite.experiment_name}/YYYYmmdd_HHMMSS_git7"
-        )
-    try:
-        manifest = load_record(run.manifest, SuiteManifest)
-    except RecordError as exc:
-        raise SuiteError(f"--resume: {exc}") from None
-    if manifest.experiment_name != suite.experiment_name:
-        raise SuiteError(
-            f"--resume {run_dir}: it holds experiment {manifest.experiment_name!r}, "
-            f"this suite is {suite.experiment_name!r}"
-        )
-    recorded = {c.variant_name: c for c in manifest.cases}
-    wanted = {c.variant_name: c for c in suite.cases}
-    dropped = [name for name in recorded if name not in wanted]
-    for name, case in wanted.items():
-        if name not in recorded:
-            continue  # added: it runs in this directory
-        changed = changed_fields(recorded[name].config, case.config.to_json_dict())
-        if changed:
-            raise SuiteError(
-                f"--resume {run_dir}: case {name!r} changed since the run started: {changed}; "
-                "start a new run (or restore the suite)"
-            )
-    return run, manifest, dropped
-
-
 def plan_suite(
     suite: Suite,
     results_root: str | Path = "results",
@@ -402,7 +390,7 @@ def plan_suite(
     manifest = check = None
     dropped: list[str] = []
     if resume is not None:
-        run, manifest, dropped = _check_resume(suite, resume)
+        run, manifest, dropped = check_resume(suite, resume)
         git = manifest.git
         check = check_code(run, manifest, code, allow=allow_code_change, what=f"--resume {resume}")
         if check.new_version is not None:
@@ -436,6 +424,22 @@ def plan_suite(
     )
 
 
+def resource_pool(suite: Suite, gpus: str | None, parallelism: int | None) -> ResourcePool:
+    """The devices and cpu slots a run of ``suite`` hands out, every case's request checked.
+
+    ``gpus``: the ``--gpus`` flag (``all``, a count, device ids); without it a suite whose
+    cases ask for GPUs gets every device the machine shows. With neither, the run hands
+    out no devices and cases see what they always saw. ``parallelism`` (``-p``) is also
+    the cpus the running cases may hold at once. A request no device set can meet is a
+    ``ResourceError`` naming the case, before anything runs.
+    """
+    spec = gpus if gpus is not None else ("all" if suite.asks_for_gpus else None)
+    pool = ResourcePool(devices=resolve_gpus(spec), cpu_slots=parallelism, default_gpus=1.0 if gpus is not None else 0.0)
+    for case in suite.cases:
+        pool.check(*suite.requests(case, pool.default_gpus), f"case {case.variant_name!r}")
+    return pool
+
+
 def manifest_for(plan: SuitePlan) -> SuiteManifest:
     suite = plan.suite
     return SuiteManifest(
@@ -448,42 +452,17 @@ def manifest_for(plan: SuitePlan) -> SuiteManifest:
         run_dir=str(plan.run.dir),
         git=plan.git,
         code_versions=[first_version(plan.git, plan.created_at)],
-        cases=[_manifest_case(p) for p in plan.cases],
-    )
-
-
-def _manifest_case(p: PlannedCase) -> ManifestCase:
-    return ManifestCase(
-        variant_name=p.variant_name, config=case_config(p.case, p.paths).to_json_dict(), output_dir=str(p.paths.dir)
+        cases=[manifest_case(p) for p in plan.cases],
     )
 
 
 def start_run(plan: SuitePlan) -> None:
     """Create a new run directory with its manifest (and ``git.patch`` when dirty).
 
-    A resumed run keeps its manifest, but for a new code version (an allowed code change),
-    which is added to its list with its own patch file.
+    A resumed run keeps its manifest, but for what the resume adds (``record_resume``).
     """
     if plan.resumed:
-        check, manifest = plan.code_check, plan.manifest
-        if manifest is None:
-            return
-        update: dict[str, Any] = {}
-        versions = manifest.code_versions or [first_version(manifest.git, manifest.created_at)]
-        if check is not None and check.new_version is not None:
-            if check.new_version.patch_file:
-                atomic_write_text(plan.run.patch_of(check.version), check.new_patch)
-            versions = [*versions, check.new_version]
-            update["code_versions"] = versions
-        if plan.added:  # the history of what was added, naming the code version it was added on
-            update["cases"] = [*manifest.cases, *(_manifest_case(p) for p in plan.added)]
-            addition = ManifestAddition(
-                added_at=plan.created_at, variants=[p.variant_name for p in plan.added], code_version=len(versions)
-            )
-            update["additions"] = [*manifest.additions, addition]
-            update["code_versions"] = versions
-        if update:
-            write_record(plan.run.manifest, manifest.model_copy(update=update))
+        record_resume(plan)
         return
     try:
         plan.run.dir.mkdir(parents=True, exist_ok=False)

@@ -25,6 +25,10 @@ from .errors import EXIT_BAD_INPUT, ExperimentError
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
+class SuiteError(ExperimentError, ValueError):
+    """A suite file, run directory or run option that cannot be used (one-line message)."""
+
+
 def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 

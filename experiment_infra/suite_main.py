@@ -51,8 +51,8 @@ def run_experiments_cli(
     """Run the calling suite file (``--dry-run``, ``-p N``, ``--resume RUN_DIR``, ...), then exit.
 
     ``options``: ``mode`` ("standard" or "inspect"), ``retries``, ``retry_delay_seconds``,
-    ``timeout_seconds``, ``task_tags``; any not passed are read from the file's
-    module-level names of the same name.
+    ``timeout_seconds``, ``task_tags``, ``fresh_attempt_dir``; any not passed are read from
+    the file's module-level names of the same name.
     """
     path = _calling_file()
     if loading_suite():

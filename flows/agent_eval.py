@@ -16,6 +16,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
+from prefect.states import State
 
 from experiment_infra.agent_eval import (
     AgentEvalSuite,
@@ -28,18 +29,18 @@ from experiment_infra.agent_eval import (
 )
 from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
+from experiment_infra.regenerate import regenerate_run
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.status import RunStatus, classify_run
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from flows.artifacts import label_flow_run, publish_run_markdown, show
+from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner, wants_dask
 from tasks.agent_eval import RunFailed, agent_run_task, judge_slot_task
 from tasks.retries import retry_options
-
-EXIT_OK, EXIT_FAILED = 0, 1
-
 
 @dataclass(frozen=True)
 class RunRow:
@@ -48,7 +49,35 @@ class RunRow:
     judges: str
     score: float | None
     grade: str | None
-    reason: str
+    reason: str  # empty only for a completed run whose every judge slot is complete
+
+
+@dataclass(frozen=True)
+class AgentEvalSummary:
+    """What an agent-evaluation run left on disk (the ``run_suite`` flow's result)."""
+
+    experiment_name: str
+    experiment_dir: str
+    dry_run: bool = False
+    rows: tuple[RunRow, ...] = ()
+    errors: tuple[str, ...] = ()  # met outside the runs' own files: a record not rebuilt, the report rebuild
+
+    @property
+    def failed(self) -> list[RunRow]:
+        return [r for r in self.rows if r.reason]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.errors
+
+    def final_state(self) -> State:
+        """``Completed``, or ``Failed`` naming each run that is not complete and each error."""
+        parts = [f"{len(self.failed)} of {len(self.rows)} run(s) not complete"] if self.failed else []
+        parts += [f"{len(self.errors)} error(s)"] if self.errors else []
+        return final_state(
+            self, done=f"{len(self.rows)} run(s) completed" + (" (dry run)" if self.dry_run else ""),
+            headline=", ".join(parts), reasons=[f"{r.run} {r.status}: {r.reason}" for r in self.failed] + list(self.errors),
+        )
 
 
 def _retry_options(plan: ExperimentPlan) -> dict[str, Any]:
@@ -72,7 +101,10 @@ def _execute_with(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] |
 
     def finish(run: PlannedRun) -> None:
         try:
-            finish_run(plan.exp, spec, run.tier, run.subtest, run.run_number)
+            if run.regenerate:  # only derived files were missing or invalid: those alone, as a recovery writes them
+                regenerate_run(run.paths, list(spec.judge_models))
+            else:  # its judges ran: consensus and run_result.json from the judgments now on disk
+                finish_run(plan.exp, spec, run.tier, run.subtest, run.run_number)
         except (OSError, ValueError) as exc:  # a record that cannot be rebuilt: report, keep going
             errors.append(f"{run.name}: {type(exc).__name__}: {exc}")
             progress.advance(failed=True)
@@ -150,8 +182,11 @@ def _publish(plan: ExperimentPlan, rows: list[RunRow], errors: list[str]) -> str
         for r in rows
     ]
     table += [{"run": "(flow)", "status": "error", "judges": "", "score": None, "grade": None, "reason": e} for e in errors]
+    # A large experiment's artifacts are summaries (the server refuses an event over 1.5 MB).
+    table = capped_rows(sorted(table, key=lambda row: not row["reason"]), f"the reports in {plan.exp.dir}")
     create_table_artifact(table, key=f"{key}-runs", description=f"{plan.exp.dir}: {summary}")
-    failing = [f"  - **{r.run}** {r.status}: {r.reason}" for r in rows if r.reason] + [f"  - error: {e}" for e in errors]
+    failing = capped_lines([f"  - **{r.run}** {r.status}: {r.reason}" for r in rows if r.reason], "the runs table artifact")
+    failing += [f"  - error: {e}" for e in errors]
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.exp.dir, [f"- runs: {summary}", *failing], results_git=plan.git)
     width = max(len(r.run) for r in rows)
     lines = [f"{plan.suite.experiment_name}: {len(rows)} run(s): {summary}", f"experiment directory: {plan.exp.dir}"]
@@ -173,8 +208,9 @@ def run_agent_eval(
     dask_address: str | None = None,
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
-) -> int:
-    """Run (or with ``dry_run`` only show) an agent-evaluation suite; 0 when every run completed.
+) -> State:
+    """Run (or with ``dry_run`` only show) an agent-evaluation suite; its final state:
+    ``Completed`` when every run and judge slot is complete on disk, else ``Failed`` with the reasons.
 
     Must be called inside a flow (``run_suite``): it submits one task run per agent
     run and per judge slot.
@@ -186,7 +222,7 @@ def run_agent_eval(
         label_flow_run(f"{plan.suite.experiment_name} {plan.exp.dir.name} (dry run)", tags)
         text = format_plan(plan)
         show(text)
-        return EXIT_OK
+        return AgentEvalSummary(plan.suite.experiment_name, str(plan.exp.dir), dry_run=True).final_state()
     # Bounded by default: 200 runs must not mean 200 agent CLIs against one API at once.
     # On a Dask cluster its worker threads bound the concurrency instead (README, Scale-out).
     on_dask = wants_dask(dask_address, dask_workers, slurm)
@@ -207,5 +243,4 @@ def run_agent_eval(
             errors += rebuild_reports_step(plan.exp.dir)
     rows = _rows(plan)
     print(_publish(plan, rows, errors))
-    ok = not errors and all(r.status == RunStatus.COMPLETED.value and not r.reason for r in rows)  # reason: a failed judge
-    return EXIT_OK if ok else EXIT_FAILED
+    return AgentEvalSummary(plan.suite.experiment_name, str(plan.exp.dir), rows=tuple(rows), errors=tuple(errors)).final_state()

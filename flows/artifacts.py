@@ -24,6 +24,7 @@ from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
 from experiment_infra.process import drop_stdout
 from experiment_infra.provenance import git_provenance
 from experiment_infra.records import AgentEvalManifest, GitProvenance, SuiteManifest, read_record
+from experiment_infra.ui_limits import cap_markdown
 
 # The code running a flow (this checkout), as opposed to the code that produced the results.
 TOOL_ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +131,8 @@ def publish_run_markdown(key: str, title: str, directory: Path | str, lines: Ite
         git_line("this run's code (git)", git_provenance(TOOL_ROOT)),
         *lines,
     ]
-    create_markdown_artifact("\n".join(body), key=key, description=f"{title}: {directory}")
+    text = cap_markdown("\n".join(body), f"the files in {directory}")  # the server refuses an event over 1.5 MB
+    create_markdown_artifact(text, key=key, description=f"{title}: {directory}")
 
 
 def show(text: str) -> None:

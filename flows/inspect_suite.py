@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from experiment_infra.inspect_mode import InspectPlan, check_inspect, format_inspect_plan, plan_inspect_suite
-from experiment_infra.layout import inspect_logs_for
+from experiment_infra.layout import inspect_lock, inspect_logs_for
+from experiment_infra.lock import acquire_lock
 from experiment_infra.status import classify_inspect_case
 from experiment_infra.suite import Suite
+from experiment_infra.ui_limits import capped_rows
 from flows.artifacts import artifact_key, publish_run_markdown
 from flows.progress import Progress
 from tasks.retries import retry_options
@@ -46,7 +47,12 @@ def run_inspect(
     )
     futures: list[PrefectFuture[Any]] = []
     key = artifact_key(suite.experiment_name)
-    with ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner, Progress(len(plan.cases), f"{key}-progress") as progress:
+    # One runner per experiment, as in every mode: two would share each variant's run record
+    # and claim each other's logs (a recovery's rerun takes it through this flow too).
+    inspect_lock(plan.log_dir).parent.mkdir(parents=True, exist_ok=True)
+    with acquire_lock(inspect_lock(plan.log_dir), what=f"inspect experiment {plan.log_dir}"), \
+            ThreadPoolTaskRunner(max_workers=parallelism or len(plan.cases)) as runner, \
+            Progress(len(plan.cases), f"{key}-progress") as progress:
         for case in plan.cases:
             params = dict(variant_name=case.variant_name, planned=case, log_dir=plan.log_dir,
                           timeout_seconds=suite.timeout_seconds)
@@ -73,14 +79,13 @@ def run_inspect(
     print(summary.format())
     _publish(plan, summary, key)
     logger.info("%d case(s) logged to %s", len(rows), plan.log_dir)
-    if summary.ok:
-        return Completed(message=f"{len(rows)} case(s) completed", data=summary)
-    return Failed(message=f"{len(summary.failed)} of {len(rows)} case(s) did not complete", data=summary)
+    return summary.final_state()
 
 
 def _publish(plan: InspectPlan, summary: SuiteSummary, key: str) -> None:
     table = [{"variant": r.variant, "status": r.status, "log": r.output_dir, "reason": r.reason} for r in summary.rows]
     counts = summary.counts_text()
+    table = capped_rows(table, f"the logs in {plan.log_dir}")  # a large suite: a summary, not every row
     create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
     lines = [f"- open with `inspect view --log-dir {plan.log_dir}`", f"- cases: {counts}"]
     publish_run_markdown(f"{key}-run", f"{plan.suite.experiment_name} (inspect)", plan.log_dir, lines, results_git=plan.git)

@@ -31,7 +31,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
 
 from experiment_infra.lock import LockHeld
 from experiment_infra.recovery.outcome import RecoverySummary
@@ -40,7 +39,9 @@ from experiment_infra.recovery.walk import RootItem, survey_root
 from experiment_infra.recovery.select import RecoveryInputError
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
+from flows.final_state import final_state
 from flows.progress import Progress
 from flows.recover import recover
 
@@ -76,7 +77,7 @@ def _recover_one(
         return "locked", str(result)  # taken between the survey and the recovery
     if isinstance(result, RecoverySummary):
         done = f"{result.planned - len(result.not_done)} of {result.planned} planned run(s) done"
-        if not result.not_done:
+        if not result.not_done and not result.errors:
             # Work its filters leave out does not fail the night (as for a directory with no
             # planned work), but is named: the recovery itself exits 1 for it.
             left = f"; still needing work: {result.problems()}" if result.remaining else ""
@@ -94,8 +95,11 @@ def _publish(summary: NightlySummary) -> None:
          "outcome": r.outcome, "detail": r.detail}
         for r in summary.rows
     ]
+    rows = capped_rows(rows, "each experiment's recovery artifacts")
     ui_only("the nightly table artifact", create_table_artifact, rows, key=f"{key}-experiments", description=summary.headline())
-    lines = [f"- {summary.headline()}"] + [f"  - **{r.directory}** {r.outcome}: {r.detail}" for r in summary.rows if r.outcome != "nothing to do"]
+    lines = [f"- {summary.headline()}"] + capped_lines(
+        [f"  - **{r.directory}** {r.outcome}: {r.detail}" for r in summary.rows if r.outcome != "nothing to do"], "the table artifact"
+    )
     if summary.dry_run:
         lines.append("\n*Dry run: nothing written.*")
     ui_only("the nightly markdown artifact", publish_run_markdown, f"{key}-run", "Nightly recovery", summary.results_root, lines)
@@ -150,6 +154,7 @@ def nightly_recovery(
     text = summary.format()
     show(text)
     _publish(summary)
-    if not summary.ok:
-        return Failed(message=f"{directories(len(summary.failed))} not fully recovered", data=summary)
-    return Completed(message=summary.headline(), data=summary)
+    return final_state(
+        summary, done=summary.headline(), headline=f"{directories(len(summary.failed))} not fully recovered",
+        reasons=[f"{r.directory}: {r.detail}" for r in summary.failed],
+    )

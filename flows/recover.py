@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
@@ -68,6 +67,7 @@ from experiment_infra.recovery.render import render_json, render_text
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from flows.artifacts import show
+from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.recover_artifacts import progress_key, publish_recovery
@@ -241,6 +241,9 @@ def _failures(futures: list[Submitted]) -> list[tuple[str, str]]:
     return failures
 
 
+REPORTS = "reports"  # the label of the report rebuild's failures
+
+
 def _recover_experiment(
     before: ExperimentSurvey, parallelism: int | None, verbose: bool, dask: dict[str, Any]
 ) -> tuple[ExperimentSurvey, list[tuple[str, str]]]:
@@ -274,7 +277,7 @@ def _recover_experiment(
             reports.wait()
     failures = _failures(futures)
     if reports is not None:
-        failures += [("reports", why) for why in report_failures(reports.state)]
+        failures += [(REPORTS, why) for why in report_failures(reports.state)]
     return after, failures
 
 
@@ -302,7 +305,7 @@ def _recover_suite_run(
             if isinstance(result, (LockHeld, CodeChanged)):
                 raise result  # another run or recovery of this directory is going on; other code
             failures.append(("run_suite", state.message or state.name or "did not complete"))
-    return survey_suite_run(before.run, replace(before.selection, statuses=None)), failures
+    return survey_suite_run(before.run, replace(before.selection, statuses=None), load_suite=True), failures
 
 
 def _restrict(after: Survey, before: Survey) -> Survey:
@@ -343,7 +346,7 @@ def _recover(
     dask: dict[str, Any], allow_code_change: bool = False,
 ) -> RecoverySummary:
     """Survey, act, survey again, publish the artifact (the caller holds the lock)."""
-    before = survey(target.dir, selection)
+    before = survey(target.dir, selection, load_suite=True)  # a real recovery: an inspect suite file may run
     text = render_text(before, verbose=verbose)
     show(text)
     refuse_linked_places(before)  # before anything is written (the command line checked it too)
@@ -358,7 +361,8 @@ def _recover(
     else:
         after_all, failures = _recover_suite_run(before, parallelism, dask, allow_code_change)
     after = _restrict(after_all, before)
-    summary = summarize(before, after, _not_done(before, after, failures))
+    errors = [why for label, why in failures if label == REPORTS]  # a failed report rebuild fails the recovery
+    summary = summarize(before, after, _not_done(before, after, failures), errors)
     publish_recovery(before, after, summary)
     return summary
 
@@ -370,7 +374,7 @@ def exit_code_from_files(before: Survey, exc: BaseException) -> int:
     """The exit code of a recovery whose flow run the server lost: survey the files again
     and check the work ``before`` planned (reads only)."""
     directory = before.exp.dir if isinstance(before, ExperimentSurvey) else before.run.dir
-    after = _restrict(survey(directory, replace(before.selection, statuses=None)), before)
+    after = _restrict(survey(directory, replace(before.selection, statuses=None), load_suite=True), before)
     not_done = _not_done(before, after, [])
     lines = [f"the files say: {len(before.planned) - len(not_done)} of {len(before.planned)} planned run(s) done"]
     lines += [f"not done: {label}: {why}" for label, why in not_done]
@@ -438,12 +442,13 @@ def recover(
             summary = _recover(target, selection, parallelism, verbose, dask)
     text = summary.format()
     show(text)
-    if summary.ok:
-        return Completed(message=f"{summary.planned} planned run(s) done", data=summary)
-    if not summary.not_done:
-        return Failed(
-            message=f"{summary.planned} planned run(s) done, but {len(summary.remaining)} selected run(s) or tier(s) "
-            "still need work",
-            data=summary,
+    if summary.not_done:
+        headline = f"{len(summary.not_done)} of {summary.planned} planned run(s) not done"
+    elif summary.errors:
+        headline = f"{summary.planned} planned run(s) done, but {len(summary.errors)} error(s)"
+    else:
+        headline = (
+            f"{summary.planned} planned run(s) done, but {len(summary.remaining) + len(summary.missing)} "
+            "selected run(s) or tier(s) still need work"
         )
-    return Failed(message=f"{len(summary.not_done)} of {summary.planned} planned run(s) not done", data=summary)
+    return final_state(summary, done=f"{summary.planned} planned run(s) done", headline=headline, reasons=summary.reasons())

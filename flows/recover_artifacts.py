@@ -12,6 +12,7 @@ from prefect.artifacts import create_table_artifact
 from experiment_infra.recovery.outcome import RecoverySummary
 from experiment_infra.recovery.render import before_after_rows, still_needing_rows
 from experiment_infra.recovery.survey import ExperimentSurvey, Survey
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from flows.artifacts import artifact_key, experiment_tag, label_flow_run, publish_run_markdown, ui_only
 
 __all__ = ["progress_key", "publish_recovery"]
@@ -49,7 +50,9 @@ def publish_recovery(before: Survey, after: Survey, summary: RecoverySummary) ->
         {"item": f"{r['kind']}s {r['status']}", "before": r["before"], "after": r["after"], "reason": ""}
         for r in before_after_rows(before, after)
     ]
-    rows += _outcome_rows(before, after, summary)
+    # A large recovery's table is a summary (the server refuses an event over 1.5 MB):
+    # the counts, then the first outcomes; `recover --json` lists every run.
+    rows += capped_rows(_outcome_rows(before, after, summary), f"`python flows/recover.py {summary.directory} --json`")
     directory = Path(summary.directory)
     ui_only(
         "the summary table artifact", create_table_artifact,
@@ -67,7 +70,7 @@ def publish_recovery(before: Survey, after: Survey, summary: RecoverySummary) ->
         return ", ".join(f"{n} {status}" for status, n in c.items()) or "none"
 
     lines += [f"- before: {counts(summary.before)}", f"- after: {counts(summary.after)}"]
-    lines += [f"  - **{label}** not done: {why}" for label, why in summary.not_done]
+    lines += capped_lines([f"  - **{label}** not done: {why}" for label, why in summary.not_done], "the table artifact")
     key = artifact_key("recovery", directory.parent.name, directory.name)  # not "recover-": that is the table
     ui_only("the run's markdown artifact", publish_run_markdown, key, f"Recovery of {name}", directory, lines)
 

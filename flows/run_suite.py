@@ -29,16 +29,21 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, State
 
+from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
+from experiment_infra.resources import failure_budget
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
+from experiment_infra.records import CaseMetrics, read_record
+from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.reuse import reuse_case
 from experiment_infra.runner import case_config
 from experiment_infra.status import CaseStatus, classify_case
+from experiment_infra.ui_limits import capped_lines, capped_rows
 from experiment_infra.suite import (
     Suite,
     SuiteError,
@@ -46,15 +51,17 @@ from experiment_infra.suite import (
     format_plan,
     load_suite,
     plan_suite,
+    resource_pool,
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
+from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.retries import retry_options
-from tasks.run_case import SKIPPED, CaseFailed, run_case_task
+from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,8 @@ class SuiteSummary:
     dry_run: bool = False
     rows: tuple[CaseRow, ...] = field(default_factory=tuple)
     not_in_suite: tuple[str, ...] = ()  # cases of a resumed run the suite no longer has (left on disk)
+    errors: tuple[str, ...] = ()  # what failed besides the cases (the report rebuild)
+    budget_spent: int | None = None  # the failure budget that stopped the run, if one did
 
     @property
     def failed(self) -> list[CaseRow]:
@@ -87,7 +96,18 @@ class SuiteSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.errors
+
+    def final_state(self) -> State:
+        """``Completed``, or ``Failed`` naming each case that did not complete and each error."""
+        parts = [f"{len(self.failed)} of {len(self.rows)} case(s) did not complete"] if self.failed else []
+        parts += [f"{len(self.errors)} error(s)"] if self.errors else []
+        if self.budget_spent is not None:
+            parts.append(f"the failure budget of {self.budget_spent} stopped the run")
+        return final_state(
+            self, done=f"{len(self.rows)} case(s) completed", headline=", ".join(parts),
+            reasons=[f"{r.variant} {r.status}: {r.reason}" for r in self.failed] + list(self.errors),
+        )
 
     def failed_first(self) -> list[CaseRow]:
         return sorted(self.rows, key=lambda r: r.status == CaseStatus.COMPLETED.value)
@@ -112,6 +132,11 @@ class SuiteSummary:
         full table is the run's report.md and the cases artifact). A ``code`` column
         shows which commit each case ran when they ran on more than one."""
         lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {self.counts_text()}", f"run directory: {self.run_dir}"]
+        if self.budget_spent is not None:
+            lines.append(
+                f"stopped by the failure budget: {self.budget_spent} case(s) failed, so no new case started "
+                "(--resume runs the rest)"
+            )
         shown = self.failed_first()
         if len(shown) > MAX_LISTED:
             shown = self.failed
@@ -134,6 +159,7 @@ class SuiteSummary:
             )
         if self.not_in_suite:
             lines.append(f"  not in the suite (left on disk, not run): {', '.join(self.not_in_suite)}")
+        lines += [f"error: {e}" for e in self.errors]
         return "\n".join(lines)
 
 
@@ -148,7 +174,8 @@ def label_suite_run(suite: Suite, where: str) -> None:
 def _run_standard(
     suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None = None, dask_workers: int | None = None, slurm: SlurmWorkers | None = None,
-    allow_code_change: bool = False, reuse: bool = False,
+    gpus: str | None = None, max_failures: int | float | None = None, allow_code_change: bool = False,
+    reuse: bool = False,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
     plan = plan_suite(
@@ -156,8 +183,12 @@ def _run_standard(
     )
     for warning in plan.warnings():
         logger.warning("%s", warning.removeprefix("warning: "))
+    on_dask = wants_dask(dask_address, dask_workers, slurm)
+    pool = resource_pool(suite, gpus, None if on_dask else parallelism)
+    if on_dask and pool.devices:
+        raise SuiteError("--gpus: devices are handed out on this machine only, not on Dask or Slurm workers yet")
     if dry_run:
-        print(format_plan(plan))
+        print(format_plan(plan, pool))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
         label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
@@ -167,7 +198,17 @@ def _run_standard(
     label_suite_run(suite, plan.run.dir.name)
     logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
 
-    task = run_case_task.with_options(**retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags))
+    policy = RetryPolicy(
+        retries=suite.retries, retry_on=suite.retry_on, retry_on_exit_codes=suite.retry_on_exit_codes
+    )
+    budget = FailureBudget(
+        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(plan.cases))
+    )
+    task = run_case_task.with_options(
+        **retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags),
+        retry_condition_fn=retry_condition(policy),
+        on_failure=[lambda task, run, state: budget.record_failure()],  # a failure for good: retries are spent
+    )
     futures: list[PrefectFuture[Any] | None] = []  # None: reused, not run
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
@@ -188,25 +229,29 @@ def _run_standard(
                 if p.reuse is not None and p.reuse.reused:
                     futures.append(None)
                     continue
+                gpus_wanted, cpus_wanted = suite.requests(p.case, pool.default_gpus)
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
+                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, budget.spent, suite.retry_on),
                 )
                 futures.append(runner.submit(task, parameters=params))
             for done in as_completed([f for f in futures if f is not None]):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
+    if budget.spent.is_set():
+        logger.warning("failure budget spent: %d case(s) failed (max_failures %s); no new case started", budget.failed, budget.limit)
 
+    rows = tuple(_rows(plan, futures))
+    # The metrics table and plot, in the UI too; a rebuild that fails fails the run, as in every mode.
+    errors = tuple(rebuild_reports_step(plan.run.dir))
     summary = SuiteSummary(
-        suite.experiment_name, str(plan.run.dir), rows=tuple(_rows(plan, futures)), not_in_suite=plan.not_in_suite
+        suite.experiment_name, str(plan.run.dir), rows=rows, errors=errors,
+        budget_spent=budget.limit if budget.spent.is_set() else None, not_in_suite=plan.not_in_suite,
     )
     print(summary.format())
     _publish(plan, summary)
-    for problem in rebuild_reports_step(plan.run.dir):  # the metrics table and plot, in the UI too
-        logger.warning("%s", problem)
-    if summary.ok:
-        return Completed(message=f"{len(summary.rows)} case(s) completed", data=summary)
-    return Failed(message=f"{len(summary.failed)} of {len(summary.rows)} case(s) did not complete", data=summary)
+    return summary.final_state()
 
 
 def _run_inspect(suite: Suite, **options: Any) -> Any:
@@ -241,11 +286,15 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any] | None]) -> list[Cas
             reason = f"reused from {record.reused_from}" if record is not None and record.reused_from else reason
         elif state.name == SKIPPED:
             reason = f"skipped: completed in an earlier run ({now.reason})"
+        elif state.name == NOT_STARTED:
+            reason = state.message or "not started"
         elif state.is_failed():
             exc = future.result(raise_on_failure=False)
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
                 reason = f"{type(exc).__name__}: {exc}"
         status = now.status.value  # the disk decides; the Prefect state only adds why a task broke
+        if record is not None and record.failure and status != CaseStatus.COMPLETED.value:
+            reason = f"{reason} [{record.failure}]"
         if status == CaseStatus.COMPLETED.value and state.name not in (SKIPPED, REUSED) and not state.is_failed():
             reason = ""  # a success needs no reason ("exit code 0" only pushed the real ones aside)
         rows.append(
@@ -270,6 +319,16 @@ def _relative(path: str, base: Path) -> str:
         return path
 
 
+def _params_and_metrics(plan: SuitePlan, rows: list[CaseRow]) -> dict[str, dict[str, Any]]:
+    """Per case, the config fields that differ between the cases, then a completed case's metrics."""
+    out = params_by_case({p.variant_name: p.case.config.to_json_dict() for p in plan.cases})
+    for r in rows:
+        if r.status == CaseStatus.COMPLETED.value:
+            found = read_record(plan.run.case(r.variant).metrics, CaseMetrics).record
+            out.setdefault(r.variant, {}).update(found.numbers() if found is not None else {})
+    return out
+
+
 def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     key = artifact_key(plan.suite.experiment_name)
     # What failed and why first: reason beside the status, failed rows on top, paths short.
@@ -286,6 +345,13 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         }
         for r in summary.failed_first()
     ]
+    # A large run's artifact is a summary, its first rows (the server refuses an event
+    # over 1.5 MB); the full table is the run's report.md. Beside each case: the config
+    # fields that differ between the cases, then its metrics.
+    table = capped_rows(table, str(plan.run.report_md))
+    extra = _params_and_metrics(plan, [r for r in summary.failed_first()[:len(table)]])
+    columns = dict.fromkeys(k for row in table for k in (*row, *extra.get(row.get("variant", ""), {})))
+    table = [{k: {**extra.get(row.get("variant", ""), {}), **row}.get(k) for k in columns} for row in table]
     counts = summary.counts_text()
     create_table_artifact(table, key=f"{key}-cases", description=f"{plan.suite.experiment_name}: {counts}")
     lines = [f"- suite file: `{plan.suite.suite_file}`", f"- entry point: `{plan.suite.entry_point}`"]
@@ -305,7 +371,8 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         lines.append(f"- code changed on resume: code version {check.version} is `{check.new_version.short}`"
                      + (f" (patch `{check.new_version.patch_file}`)" if check.new_version.patch_file else ""))
     lines.append(f"- cases: {counts}")
-    lines += [f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed]
+    lines += capped_lines([f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed], str(plan.run.report_md))
+    lines += [f"  - error: {e}" for e in summary.errors]
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.run.dir, lines, results_git=plan.git)
 
 
@@ -323,6 +390,8 @@ def run_suite(
     dask_workers: int | None = None,
     slurm: SlurmWorkers | None = None,
     variants: list[str] | None = None,
+    gpus: str | None = None,
+    max_failures: float | None = None,
     allow_code_change: bool = False,
     reuse: bool = False,
 ) -> Any:
@@ -336,6 +405,9 @@ def run_suite(
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
     ``variants``: inspect mode only, run just these cases (what a recovery reruns).
+    ``gpus``: the devices cases are handed (``all``, a count, ``0,1,3``; see
+    experiment_infra/resources.py). ``max_failures``: once that many cases (a count, or a
+    fraction of them below 1) failed for good, no new case starts.
     """
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
@@ -349,6 +421,10 @@ def run_suite(
         )
     if dask and suite.mode != "standard":
         raise SuiteError(f"--dask-address/--dask-workers/--slurm-workers: {suite.mode}-mode suites run on this machine only")
+    if suite.mode == "standard":
+        dask["gpus"], dask["max_failures"] = gpus, max_failures
+    elif gpus is not None or max_failures is not None:
+        raise SuiteError(f"--gpus/--max-failures: {suite.mode}-mode suites take neither (standard mode only)")
     if variants is not None:
         if suite.mode != "inspect":
             raise SuiteError("variants: only inspect-mode runs take a subset of cases (standard mode: use --resume)")

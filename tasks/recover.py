@@ -30,8 +30,8 @@ from prefect.states import Failed, State
 from experiment_infra import helpers
 from experiment_infra.layout import ExperimentPaths
 from experiment_infra.recovery.act import bring_home, move_slot_aside, set_aside_run
-from experiment_infra.recovery.batch import BatchOutcome, is_transient_io, regenerate_batch, run_batch
-from experiment_infra.status import JudgeStatus, agent_finished, classify_agent, classify_judge
+from experiment_infra.recovery.batch import BatchOutcome, RunNotDone, is_transient_io, regenerate_batch, run_batch
+from experiment_infra.status import JudgeStatus, RunStatus, agent_finished, classify_agent, classify_judge
 from tasks.retries import retry_options
 
 if TYPE_CHECKING:
@@ -168,7 +168,8 @@ def finish_runs_task(
 ) -> dict[str, str] | State:
     """Consensus, judge timing and run_result.json of some runs of one subtest, from the
     judgments now on disk. A run whose agent is not finished is left alone (its agent
-    rerun failed; nothing to rebuild from)."""
+    rerun failed; nothing to rebuild from), and a run left without valid result files (no
+    valid judgment to rebuild from) is one the batch did not do: either fails the task run."""
     from experiment_infra.agent_eval import finish_run
 
     exp = ExperimentPaths(Path(experiment_dir))
@@ -177,9 +178,11 @@ def finish_runs_task(
         paths = bring_home(exp, tier, subtest, number)
         status, reason = classify_agent(paths)
         if not agent_finished(status):
-            return f"not rebuilt: the agent run is {status.value} ({reason})"
+            raise RunNotDone(f"not rebuilt: the agent run is {status.value} ({reason})")
         finish_run(exp, spec, tier, subtest, number)
         status, reason = classify_agent(paths)
+        if status is not RunStatus.COMPLETED:
+            raise RunNotDone(f"not rebuilt: {reason}")
         return f"{status.value} ({reason})"
 
     return _settle(run_batch(label, [(tier, subtest, n) for n in run_numbers], one))

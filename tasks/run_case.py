@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
+from experiment_infra.failures import RetryPolicy
+from experiment_infra.resources import ResourceError, ResourcePool
 from experiment_infra.inspect_mode import InspectCase, run_inspect_process
 from experiment_infra.runner import OutputCallback, run_case
 from experiment_infra.suite import PlannedCase
@@ -27,18 +30,30 @@ SKIPPED = "Skipped"
 
 
 class CaseFailed(RuntimeError):
-    """The entry point ran and failed (non-zero exit, signal or timeout): worth retrying.
+    """The entry point ran and failed: ``kind`` says how (``failures.FailureKind``), and the
+    suite's ``RetryPolicy`` whether that is worth another attempt.
 
     Anything else a case raises (a config that cannot reach the command line, a
     results directory that cannot be written) fails the same way every time and
     is not retried.
     """
 
+    def __init__(self, message: str, kind: str | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.exit_code = exit_code
 
-def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
-    # A raised exception reaches here as the data of a Failed state; a failed entry
-    # point is returned as a Failed state carrying CaseFailed.
-    return isinstance(state.data, CaseFailed)
+
+def retry_condition(policy: RetryPolicy) -> Callable[[Any, TaskRun, State], bool]:
+    """Prefect's ``retry_condition_fn`` for a suite: retry only the failures its policy names."""
+
+    def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
+        # A raised exception reaches here as the data of a Failed state; a failed entry
+        # point is returned as a Failed state carrying CaseFailed.
+        failed = state.data
+        return isinstance(failed, CaseFailed) and policy.worth_retrying(failed.kind or "exit", failed.exit_code)
+
+    return worth_retrying
 
 
 class _RunLog:
@@ -88,8 +103,28 @@ def _as_state(variant_name: str, outcome: CaseClassification) -> CaseClassificat
         return outcome
     # Returned, not raised: Prefect still retries a returned Failed state, and the
     # log shows the one-line reason instead of a traceback of this task's code.
-    message = f"{variant_name} {outcome.status.value}: {outcome.reason}"
-    return Failed(message=message, data=CaseFailed(message))
+    record = outcome.record
+    kind = getattr(record, "failure", None)
+    message = f"{variant_name} {outcome.status.value}: {outcome.reason}" + (f" [{kind}]" if kind else "")
+    return Failed(message=message, data=CaseFailed(message, kind, record.exit_code if record else None))
+
+
+NOT_STARTED = "NotStarted"
+
+
+@dataclass(frozen=True)
+class CaseResources:
+    """What one case asks of its run's ``ResourcePool``, and the run's stop signal.
+
+    ``stop`` is set when no new case may start (the failure budget is spent): a case
+    still waiting to start then ends ``Cancelled`` (``NotStarted``) without running.
+    """
+
+    pool: ResourcePool
+    gpus: float = 0.0
+    cpus: int = 1
+    stop: threading.Event | None = None
+    retry_on: str | None = None
 
 
 @task(
@@ -97,24 +132,34 @@ def _as_state(variant_name: str, outcome: CaseClassification) -> CaseClassificat
     task_run_name="{variant_name}",
     cache_policy=NO_CACHE,  # a case's inputs are not hashable, and its truth is on disk anyway
     persist_result=False,
-    retry_condition_fn=worth_retrying,
+    retry_condition_fn=retry_condition(RetryPolicy()),  # the flow sets the suite's own
 )
 def run_case_task(
     variant_name: str,
     planned: PlannedCase,
     entry_point: Path,
     timeout_seconds: float | None = None,
+    resources: CaseResources | None = None,
 ) -> CaseClassification | State:
-    """Run ``planned`` unless its files say it already completed."""
+    """Run ``planned`` unless its files say it already completed, holding its devices while it runs."""
     on_disk = classify_case(planned.paths)
     if on_disk.status is CaseStatus.COMPLETED:
         return Completed(name=SKIPPED, message=f"{variant_name}: completed earlier ({on_disk.reason})", data=on_disk)
-
-    with _RunLog() as forward:
-        outcome = run_case(
-            planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward,
-            code=planned.code, fresh_attempt_dir=planned.fresh_attempt_dir, identity=planned.identity,
-        )
+    if resources is None:
+        resources = CaseResources(pool=ResourcePool())
+    stop = resources.stop
+    try:
+        with resources.pool.hold(resources.gpus, resources.cpus, stop) as grant:
+            if stop is not None and stop.is_set():
+                raise ResourceError("the run stopped before this case started")
+            with _RunLog() as forward:
+                outcome = run_case(
+                    planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward,
+                    grant=grant, retry_on=resources.retry_on, code=planned.code,
+                    fresh_attempt_dir=planned.fresh_attempt_dir, identity=planned.identity,
+                )
+    except ResourceError as exc:
+        return Cancelled(name=NOT_STARTED, message=f"{variant_name}: not started ({exc})")
     return _as_state(variant_name, outcome)
 
 
@@ -123,7 +168,7 @@ def run_case_task(
     task_run_name="{variant_name}",
     cache_policy=NO_CACHE,
     persist_result=False,
-    retry_condition_fn=worth_retrying,
+    retry_condition_fn=retry_condition(RetryPolicy()),
 )
 def run_inspect_case_task(
     variant_name: str,

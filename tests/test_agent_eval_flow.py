@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from agent_eval_helpers import DEMO, FAKE_AGENT, FAKE_JUDGE, FIXTURE_ONLY, OURS_ONLY, task_files, tree
 from conftest import FIXTURE, PYTHON, REPO_ROOT, wait_for
+from flow_states import state_on_server
 
 from experiment_infra.layout import RUN_DIR_PATTERN, ExperimentPaths
 from experiment_infra.records import AgentTiming, CommandLog, ExperimentConfig, JudgeCommand, load_record
@@ -50,10 +51,11 @@ def write_suite(tmp_path: Path, repo: Path, conditions: str, **options: object) 
 
 
 def run_flow(suite: Path, results: Path, **options: object):
+    """Run the flow; (its final state as the server recorded it, the local state)."""
     from flows.run_suite import run_suite
 
     state = run_suite(suite_path=str(suite), results_root=str(results), return_state=True, **options)
-    return state.result(raise_on_failure=False), state
+    return state_on_server(state), state
 
 
 def experiment(results: Path) -> ExperimentPaths:
@@ -80,8 +82,8 @@ def test_flow_writes_the_fixture_layout_and_judges_start_before_all_agents_finis
         tmp_path, git_repo,
         'Condition("T0", "00", "fake-sonnet"), Condition("T1", "00", "fake-slow", env={"FAKE_AGENT_SLEEP": "5"})',
     )
-    code, state = run_flow(suite, tmp_path / "results", parallelism=2)
-    assert code == 0
+    final, state = run_flow(suite, tmp_path / "results", parallelism=2)
+    assert final.is_completed(), final.message
     exp = experiment(tmp_path / "results")
     for tier in ("T0", "T1"):
         assert classify_run(exp.run(tier, "00", 1), JUDGES).status is RunStatus.COMPLETED
@@ -104,8 +106,8 @@ def test_flow_writes_the_fixture_layout_and_judges_start_before_all_agents_finis
 
 def test_one_worker_runs_a_runs_judges_before_the_next_agent(tmp_path, git_repo, prefect_harness):
     suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet")', runs_per_subtest=2, judge_models=["fake-opus"])
-    code, _ = run_flow(suite, tmp_path / "results", parallelism=1)  # -p 1: no deadlock, judges first
-    assert code == 0
+    final, _ = run_flow(suite, tmp_path / "results", parallelism=1)  # -p 1: no deadlock, judges first
+    assert final.is_completed(), final.message
     exp = experiment(tmp_path / "results")
     judge_started = load_record(exp.run("T0", "00", 1).judge_slot(1).command_log, JudgeCommand).started_at
     second_agent = load_record(exp.run("T0", "00", 2).command_log, CommandLog).commands[0]
@@ -119,14 +121,14 @@ def test_one_worker_runs_a_runs_judges_before_the_next_agent(tmp_path, git_repo,
     first.judge_slot(1).dir.rmdir()
     subprocess.run(["git", "-C", str(exp.repo), "worktree", "remove", "--force", str(exp.run("T0", "00", 2).workspace)], check=True)
     shutil.rmtree(exp.run("T0", "00", 2).dir)
-    code, state = run_flow(suite, tmp_path / "results", parallelism=1, resume=str(exp.dir))
-    assert code == 0
+    final, state = run_flow(suite, tmp_path / "results", parallelism=1, resume=str(exp.dir))
+    assert final.is_completed(), final.message
     assert first.command_log.read_text() == agent_log  # the completed agent run was not run again
     assert task_run_names(state) == {"T0/00/run_01/judge_01", "T0/00/run_02", "T0/00/run_02/judge_01", "reports"}
     assert all(classify_run(exp.run("T0", "00", n), ["fake-opus"]).status is RunStatus.COMPLETED for n in (1, 2))
 
-    code, state = run_flow(suite, tmp_path / "results", resume=str(exp.dir))  # nothing left to do
-    assert code == 0 and task_run_names(state) == set()
+    final, state = run_flow(suite, tmp_path / "results", resume=str(exp.dir))  # nothing left to do
+    assert final.is_completed() and task_run_names(state) == set()
 
 
 def test_failed_runs_are_retried_after_moving_the_attempt_aside(tmp_path, git_repo, prefect_harness):
@@ -137,8 +139,9 @@ def test_failed_runs_are_retried_after_moving_the_attempt_aside(tmp_path, git_re
         'Condition("T1", "00", "fake-fail")',
         judge_models=["fake-opus"], retries=1,
     )
-    code, _ = run_flow(suite, tmp_path / "results", parallelism=2)
-    assert code == 1  # one run failed for good
+    final, _ = run_flow(suite, tmp_path / "results", parallelism=2)
+    assert final.is_failed()  # one run failed for good, and the state says which and why
+    assert final.message.startswith("1 of 2 run(s) not complete: T1/00/run_01 failed: agent exited with code 1"), final.message
     exp = experiment(tmp_path / "results")
     flaky_run = exp.run("T0", "00", 1)
     assert classify_run(flaky_run, ["fake-opus"]).status is RunStatus.COMPLETED
@@ -152,9 +155,9 @@ def test_failed_runs_are_retried_after_moving_the_attempt_aside(tmp_path, git_re
 
 def test_dry_run_prints_every_run_judge_and_command_and_writes_nothing(tmp_path, git_repo, prefect_harness, capsys):
     suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet"), Condition("T2", "01", "fake-haiku")', runs_per_subtest=2)
-    code, _ = run_flow(suite, tmp_path / "results", dry_run=True)
+    final, _ = run_flow(suite, tmp_path / "results", dry_run=True)
     out = capsys.readouterr().out
-    assert code == 0 and not (tmp_path / "results").exists()
+    assert final.is_completed() and not (tmp_path / "results").exists()
     for run in ("T0/00/run_01", "T0/00/run_02", "T2/01/run_01", "T2/01/run_02"):
         assert run in out
     assert out.count("judge_03 (fake-haiku-1.0):") == 4
@@ -203,8 +206,8 @@ def test_without_p_at_most_parallel_subtests_runs_at_once(tmp_path, git_repo, pr
     conditions = ", ".join(f"Condition({t!r}, {s!r}, 'fake-sonnet')" for t, s in runs)
     options = {"judge_models": ["fake-opus"]} | ({"parallel_subtests": declared} if declared else {})
     suite = write_suite(tmp_path, git_repo, conditions, **options)
-    code, state = run_flow(suite, tmp_path / "results")
-    assert code == 0, state.message
+    final, state = run_flow(suite, tmp_path / "results")
+    assert final.is_completed(), final.message
     exp = experiment(tmp_path / "results")
     assert load_record(exp.config, ExperimentConfig).parallel_subtests == bound  # recorded as ProjectScylla does
     assert 1 < _most_agents_at_once(exp, runs) <= bound
@@ -216,8 +219,8 @@ def test_an_agent_or_judge_that_fails_logs_its_reason_and_stderr_not_a_traceback
 
     suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet"), Condition("T1", "00", "fake-fail")',
                         judge_models=["fake-opus", "fake-fail-judge"])
-    code, state = run_flow(suite, tmp_path / "results", parallelism=2)
-    assert code == 1
+    final, state = run_flow(suite, tmp_path / "results", parallelism=2)
+    assert final.is_failed(), final.message
 
     def logs() -> list[str]:
         with get_client(sync_client=True) as client:
@@ -229,7 +232,41 @@ def test_an_agent_or_judge_that_fails_logs_its_reason_and_stderr_not_a_traceback
     messages = wait_for(logs, 60, "both failures in the run's logs")  # logs reach the server in batches
     assert not [m for m in messages if "Traceback" in m or "NoneType: None" in m]
     # The task run's final state names the reason and ends with the tail of its stderr.
-    (judge,) = [m for m in messages if m.startswith("Finished in state Failed") and "judge_02 failed" in m]
+    tasks = [m for m in messages if m.startswith("Finished in state Failed") and "run(s) not complete" not in m]
+    (judge,) = [m for m in tasks if "judge_02 failed" in m]
     assert "exit code 2" in judge and judge.endswith("stderr: Error: judge model unavailable (fake)')")
-    (agent,) = [m for m in messages if m.startswith("Finished in state Failed") and "T1/00/run_01 failed" in m]
+    (agent,) = [m for m in tasks if "T1/00/run_01 failed" in m]
     assert "agent exited with code 1" in agent and agent.endswith("stderr: Error: API rate limit exceeded (fake)')")
+    # The flow run's own final state, as the server holds it, names both runs and why.
+    assert final.message.startswith("2 of 2 run(s) not complete"), final.message
+    assert "T0/00/run_01 completed: judge 2: exit code 2" in final.message and "T1/00/run_01 failed: agent exited" in final.message
+
+
+def test_resume_plans_as_recovery_does_and_keeps_valid_derived_files(tmp_path, git_repo, prefect_harness):
+    """One planner for resume and recovery: a run whose agent/result.json alone is gone gets
+    that file back, and no valid derived file of any run is rewritten (bytes and mtime)."""
+    from experiment_infra.agent_eval import plan_experiment
+    from experiment_infra.recovery.survey import Selection, survey
+    from experiment_infra.suite import load_suite
+
+    suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet")', runs_per_subtest=2, judge_models=["fake-opus"])
+    final, _ = run_flow(suite, tmp_path / "results")
+    assert final.is_completed(), final.message
+    exp = experiment(tmp_path / "results")
+    lost, whole = exp.run("T0", "00", 1), exp.run("T0", "00", 2)
+    lost.agent_result.unlink()  # status `results`: only a derived file to rebuild
+
+    # The resume plans exactly what a recovery plans, run by run.
+    resumed = plan_experiment(load_suite(suite), resume=exp.dir, suite_path=suite)
+    recovery = survey(exp.dir, Selection())
+    assert [r.work for r in resumed.runs] == list(recovery.runs)
+    assert [(r.name, r.regenerate, r.needs_agent, r.judges) for r in resumed.runs] == [
+        ("T0/00/run_01", True, False, ()), ("T0/00/run_02", False, False, ())]
+
+    kept = [p for run in (lost, whole) for p in (run.run_result, run.consensus, run.judge_timing)] + [whole.agent_result]
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in kept}
+    final, state = run_flow(suite, tmp_path / "results", resume=str(exp.dir))
+    assert final.is_completed(), final.message
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in kept} == before
+    assert lost.agent_result.is_file() and classify_run(lost, ["fake-opus"]).status is RunStatus.COMPLETED
+    assert task_run_names(state) == {"reports"}  # no agent or judge ran

@@ -206,3 +206,32 @@ def test_report_names_the_code_of_each_case_once_the_run_has_two(git_repo: Path,
     row_a = next(line for line in lines if line.startswith("| [a]"))
     row_b = next(line for line in lines if line.startswith("| [b]"))
     assert first[:7] in row_a and second[:7] in row_b
+
+
+def test_resume_through_the_flow_with_allow_code_change(prefect_harness, git_repo: Path, tmp_path: Path) -> None:
+    """The flow parameter: the rerun case names the new code, the skipped one the old, and the
+    summary shows which ran on which."""
+    from flows.run_suite import run_suite
+
+    flag = tmp_path / "broken.flag"
+    flag.write_text("x")
+    suite = make_suite(git_repo / "exp", [case_src("good"), case_src("bad", flag_file=str(flag))])
+    first = _commit(git_repo)
+    results = tmp_path / "results"
+    state = run_suite(suite_path=str(suite), results_root=str(results), return_state=True)
+    run_dir = Path(state.result(raise_on_failure=False).run_dir)
+    flag.unlink()
+    entry = git_repo / "exp" / "entry.py"
+    entry.write_text(entry.read_text() + "\n# fixed\n")
+    second = _commit(git_repo, "fix")
+
+    state = run_suite(
+        suite_path=str(suite), results_root=str(results), resume=str(run_dir), allow_code_change=True, return_state=True
+    )
+
+    summary = state.result(raise_on_failure=False)
+    assert state.is_completed() and summary.ok
+    assert {r.variant: r.code for r in summary.rows} == {"good": first[:7], "bad": second[:7]}
+    assert "code" in summary.format().splitlines()[2]
+    run = SuiteRunPaths(run_dir)
+    assert [v.sha for v in load_record(run.manifest, SuiteManifest).code_versions] == [first, second]

@@ -22,7 +22,9 @@ from prefect.exceptions import ObjectNotFound
 pytestmark = pytest.mark.server
 
 DEPLOYMENT = "nightly_recovery/nightly-recovery"
-PARAMETERS = {"results_root", "dry_run", "statuses", "tiers", "judges_only", "agents_only", "parallelism"}
+PARAMETERS = {
+    "results_root", "dry_run", "statuses", "tiers", "judges_only", "agents_only", "parallelism", "allow_code_change",
+}
 
 
 def read_deployment(server: PrefectServer) -> Any:

@@ -221,14 +221,87 @@ def test_recovery_reruns_missing_and_failed_variants_and_keeps_old_logs(prefect_
     assert broken.exists()
     suite_file.write_text(env_suite)  # fixed again
 
-    before = survey(log_dir, Selection())
+    before = survey(log_dir, Selection(), load_suite=True)  # the suite file lists the variant with no log
     statuses = {c.variant: c.status.value for c in before.cases}
     assert statuses == {"perfect": "completed", "sloppy": "failed", "hopeless": "missing"}
 
     state = recover(experiment_dir=str(log_dir), return_state=True)
     assert state.is_completed(), state.message
-    after = survey(log_dir, Selection())
+    after = survey(log_dir, Selection(), load_suite=True)
     assert {c.variant: c.status.value for c in after.cases} == dict.fromkeys(statuses, "completed")
     for name, data in kept.items():  # nothing written over or deleted
         assert (log_dir / name).read_bytes() == data
     assert len([p for p in log_dir.iterdir() if "_sloppy_" in p.name]) == 3  # ok, error, ok again
+
+
+def test_an_inspect_run_holds_the_experiments_lock(prefect_harness, tmp_path: Path) -> None:
+    """One runner per inspect experiment, as in the other modes: a second is refused (exit 3)."""
+    from experiment_cli.run_suite import main
+
+    from experiment_infra.layout import inspect_lock
+    from experiment_infra.lock import LockHeld, acquire_lock
+
+    suite_file, _ = demo_repo(tmp_path / "repo")
+    results = tmp_path / "results"
+    log_dir = results / "inspect_demo"
+    inspect_lock(log_dir).parent.mkdir(parents=True)
+    with acquire_lock(inspect_lock(log_dir), what="a run already going on"):
+        state = run_suite(suite_path=str(suite_file), results_root=str(results), return_state=True)
+        assert state.is_failed() and isinstance(state.result(raise_on_failure=False), LockHeld)
+        assert main([str(suite_file), "--results-root", str(results)]) == 3
+    assert not log_dir.exists() or not list(log_dir.iterdir())  # nothing ran
+    assert run_suite(suite_path=str(suite_file), results_root=str(results), variants=["perfect"], return_state=True).is_completed()
+    assert not inspect_lock(log_dir).exists()  # released at the end
+
+
+def test_an_inspect_run_stops_the_attempt_a_killed_runner_left_running(prefect_harness, tmp_path: Path) -> None:
+    import socket
+
+    from experiment_infra.layout import InspectCasePaths
+    from experiment_infra.records import InspectRunRecord, load_record, utc_now_iso, write_record
+
+    suite_file, _ = demo_repo(tmp_path / "repo")
+    results = tmp_path / "results"
+    log_dir = results / "inspect_demo"
+    # The entry point of an earlier attempt, still running: its runner was killed.
+    argv = [PYTHON, "-c", "import time; time.sleep(120)"]
+    leftover = subprocess.Popen(argv, start_new_session=True)
+    try:
+        paths = InspectCasePaths.of(log_dir, "perfect")
+        paths.dir.mkdir(parents=True)
+        write_record(paths.run_record, InspectRunRecord(
+            variant_name="perfect", command=argv, cwd=str(tmp_path), host=socket.gethostname(), pid=leftover.pid,
+            started_at=utc_now_iso(),
+        ))
+        state = run_suite(suite_path=str(suite_file), results_root=str(results), variants=["perfect"], return_state=True)
+        assert state.is_completed(), state.message
+        assert leftover.wait(timeout=30) < 0  # stopped by a signal before the new attempt started
+    finally:
+        leftover.kill()
+        leftover.wait()
+    assert load_record(paths.run_record, InspectRunRecord).attempt == 2
+    kept = load_record(paths.dir / ".attempts" / "attempt_1.json", InspectRunRecord)
+    assert kept.pid == leftover.pid and kept.ended_at is None  # the leftover's record kept, as it was
+
+
+def test_a_dry_run_of_inspect_logs_runs_no_suite_file_they_name(prefect_harness, tmp_path: Path) -> None:
+    """The suite file a log's metadata names is data: recover --dry-run and --json do not run it."""
+    import json
+
+    from recover_helpers import recover_cli
+
+    suite_file, _ = demo_repo(tmp_path / "repo")
+    results = tmp_path / "results"
+    assert run_suite(suite_path=str(suite_file), results_root=str(results), variants=["perfect"], return_state=True).is_completed()
+    log_dir = results / "inspect_demo"
+    marker = tmp_path / "suite-file-ran"
+    # The file the log names now does something when imported.
+    suite_file.write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n" + suite_file.read_text())
+
+    dry = recover_cli(str(log_dir), "--dry-run", "-v")
+    assert dry.returncode == 0, dry.stderr
+    assert "perfect" in dry.stdout and "is not run by a dry run" in dry.stdout
+    as_json = recover_cli(str(log_dir), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert [c["variant"] for c in json.loads(as_json.stdout)["cases"]] == ["perfect"]
+    assert not marker.exists()

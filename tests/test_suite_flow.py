@@ -148,7 +148,7 @@ def test_dry_run_from_the_suite_file_itself(tmp_path: Path, capfd, monkeypatch) 
 
 
 def test_retries_happen_and_attempts_are_kept(prefect_harness, tmp_path: Path) -> None:
-    suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1)
+    suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1, extra="retry_on_exit_codes = [3]")
 
     state, summary = run_flow(suite, tmp_path / "results")
 
@@ -167,7 +167,7 @@ def test_retries_happen_and_attempts_are_kept(prefect_harness, tmp_path: Path) -
 def test_a_retry_continues_in_place_and_keeps_the_runner_files(prefect_harness, tmp_path: Path) -> None:
     """The spec's resume: the retry runs in the case directory with what the failed try
     wrote; only the runner's files of that try move to ``.attempts/attempt_1``."""
-    suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1)
+    suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1, extra="retry_on_exit_codes = [3]")
 
     state, summary = run_flow(suite, tmp_path / "results")
 
@@ -184,7 +184,7 @@ def test_a_retry_continues_in_place_and_keeps_the_runner_files(prefect_harness, 
 def test_fresh_attempt_dir_moves_the_whole_failed_attempt_aside(prefect_harness, tmp_path: Path) -> None:
     """With ``fresh_attempt_dir = True``, not only the runner's files: what the entry point
     wrote on the failed try is kept in ``.attempts/attempt_1`` and the retry starts empty."""
-    suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1, extra="fresh_attempt_dir = True")
+    suite = make_suite(tmp_path / "s", [case_src("flaky", fail_times=1)], retries=1, extra="fresh_attempt_dir = True\nretry_on_exit_codes = [3]")
 
     state, summary = run_flow(suite, tmp_path / "results")
 
@@ -203,7 +203,7 @@ def test_failing_case_does_not_stop_others_and_exit_is_nonzero(
     suite = make_suite(
         tmp_path / "s",
         [case_src("bad", fail_times=99), case_src("good1"), case_src("good2", sleep=0.5)],
-        retries=1,
+        retries=1, extra="retry_on_exit_codes = [3]",
     )
     results = tmp_path / "results"
 
@@ -428,12 +428,16 @@ def test_killed_entry_point_is_a_failure_with_the_signal(tmp_path: Path) -> None
     assert load_record(CasePaths(case.attempt_dir(1)).run_record, RunRecord).exit_code == -9
 
 
-def test_worth_retrying_only_for_entry_point_failures() -> None:
+def test_worth_retrying_only_for_entry_point_failures_the_policy_names() -> None:
     from prefect.states import Failed
 
-    from tasks.run_case import CaseFailed, worth_retrying
+    from experiment_infra.failures import RetryPolicy
+    from tasks.run_case import CaseFailed, retry_condition
 
-    assert worth_retrying(None, None, Failed(data=CaseFailed("exit code 3")))
+    worth_retrying = retry_condition(RetryPolicy(retries=1, retry_on_exit_codes=(3,)))
+    assert worth_retrying(None, None, Failed(data=CaseFailed("exit code 3", "exit", 3)))
+    assert not worth_retrying(None, None, Failed(data=CaseFailed("exit code 4", "exit", 4)))
+    assert worth_retrying(None, None, Failed(data=CaseFailed("killed", "signal", -15)))
     assert not worth_retrying(None, None, Failed(data=OSError("disk full")))
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from ..layout import DIRTY_SUFFIX, AgentRunPaths, ExperimentPaths, run_label
 from ..provenance import git_provenance
 from ..records import AgentEvalManifest, GitProvenance, RecordError, load_record
-from ..status import RunClassification, RunStatus, classify_run
+from ..recovery.run_plan import RunWork, plan_run
+from ..recovery.select import Selection
+from ..status import classify_run
 from .agent import agent_argv
 from .commands import redact_env
 from .experiment import create_experiment, spec_from_manifest
@@ -27,23 +29,55 @@ from .workspace import ensure_clone, resolve_commit
 
 @dataclass(frozen=True)
 class PlannedRun:
-    tier: str
-    subtest: str
-    run_number: int
+    """One run of the suite and what it needs, as the one planner decides it for a resume
+    and a recovery alike (``recovery.run_plan.plan_run``): a new run its agent and every
+    judge; a resumed one only what its files say is missing (valid files are kept)."""
+
     paths: AgentRunPaths
-    needs_agent: bool
-    judges: tuple[tuple[int, str], ...]  # (slot, model) to run
-    on_disk: RunClassification | None = None  # None: a new experiment
+    work: RunWork
+    judge_models: tuple[str, ...]
+
+    @property
+    def tier(self) -> str:
+        return self.work.tier
+
+    @property
+    def subtest(self) -> str:
+        return self.work.subtest
+
+    @property
+    def run_number(self) -> int:
+        return self.work.run
 
     @property
     def name(self) -> str:
         """The task run name: ``{tier}/{subtest}/run_{NN}``."""
-        return run_label(self.tier, self.subtest, self.run_number)
+        return self.work.label
+
+    @property
+    def needs_agent(self) -> bool:
+        return self.work.rerun_agent
+
+    @property
+    def judges(self) -> tuple[tuple[int, str], ...]:
+        """(slot, model) of each judge slot to run."""
+        return tuple((slot, self.judge_models[slot - 1]) for slot in self.work.judge_slots)
+
+    @property
+    def regenerate(self) -> bool:
+        """Only derived files are missing or invalid: rebuild those, run nothing."""
+        return self.work.regenerate
 
     @property
     def done(self) -> bool:
-        """Completed on disk with every judge slot complete: nothing to run."""
-        return self.on_disk is not None and self.on_disk.status is RunStatus.COMPLETED and not self.judges
+        """Nothing to run or rebuild (complete on disk, or work no rule can plan: then its row says why)."""
+        return not self.work.planned
+
+
+def plan_run_of(paths: AgentRunPaths, tier: str, subtest: str, number: int, models: list[str]) -> PlannedRun:
+    """What one run needs, from its files (a run not on disk: its agent and every judge)."""
+    c = classify_run(paths, models)
+    return PlannedRun(paths, plan_run(tier, subtest, number, c.status, c.reason, c.judges, Selection()), tuple(models))
 
 
 @dataclass(frozen=True)
@@ -115,20 +149,12 @@ def plan_experiment(
                     f"--resume {resume}: the suite's {key} differs from config/manifest.json; "
                     "start a new run (or restore the suite)"
                 )
-        runs = []
-        for tier, subtest, n in spec.runs():
-            paths = exp.run(tier, subtest, n)
-            on_disk = classify_run(paths, models)
-            slots = tuple((j.slot, j.model) for j in on_disk.judges_needing_work)
-            if on_disk.needs_agent:
-                slots = tuple(enumerate(models, start=1))
-            runs.append(PlannedRun(tier, subtest, n, paths, on_disk.needs_agent, slots, on_disk))
-        return ExperimentPlan(suite, spec, exp, manifest.git, tuple(runs), True, str(suite_path) if suite_path else None)
+        runs = tuple(plan_run_of(exp.run(t, s, n), t, s, n, models) for t, s, n in spec.runs())
+        return ExperimentPlan(suite, spec, exp, manifest.git, runs, True, str(suite_path) if suite_path else None)
     spec = suite.to_spec(resolve_commit(suite.task.repo, suite.task.commit))
     git = git_provenance(root)
     exp = ExperimentPaths.new(Path(results_root).expanduser().resolve(), suite.experiment_name, now or datetime.now(), git.short, git.dirty)
-    slots = tuple(enumerate(models, start=1))
-    runs = tuple(PlannedRun(t, s, n, exp.run(t, s, n), True, slots) for t, s, n in spec.runs())
+    runs = tuple(plan_run_of(exp.run(t, s, n), t, s, n, models) for t, s, n in spec.runs())  # none on disk yet
     return ExperimentPlan(suite, spec, exp, git, runs, False, str(suite_path) if suite_path else None)
 
 
@@ -159,7 +185,7 @@ def format_plan(plan: ExperimentPlan) -> str:
         for slot, model in run.judges:
             argv = judge_argv(exp, spec, run.tier, run.subtest, run.run_number, model)
             lines.append(f"    {run.paths.judge_slot(slot).dir.name} ({model}): {shlex.join(argv)}")
-        if not run.needs_agent and not run.judges:
-            lines.append("    regenerate consensus and run_result.json")
+        if run.regenerate:
+            lines.append("    regenerate the missing or invalid result files")
     lines.append("nothing written, nothing started")
     return "\n".join(lines)

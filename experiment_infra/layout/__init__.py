@@ -43,6 +43,7 @@ _WHERE = {
     "inspect_logs_for": "inspect",
     "INSPECT_RECORDS_DIR": "inspect",
     "InspectCasePaths": "inspect",
+    "inspect_lock": "inspect",
     "run_dir_name_for": "agent_eval",
     "run_label": "agent_eval",
     "parse_run_number": "agent_eval",
@@ -73,6 +74,6 @@ if TYPE_CHECKING:  # static checkers see the real imports
     from .names import MAX_NAME_LENGTH, DIRTY_SUFFIX, NOGIT, COMPLETED, IN_PROGRESS, RUN_DIR_PATTERN, UnsafeNameError, check_name
     from .standard import run_dir_name, free_run_dir, CasePaths, SuiteRunPaths
     from .case_files import waiter_files
-    from .inspect import inspect_log_dir, inspect_log_file_pattern, INSPECT_LOG_SUFFIX, parse_inspect_log_name, inspect_logs_for, INSPECT_RECORDS_DIR, InspectCasePaths
+    from .inspect import inspect_log_dir, inspect_log_file_pattern, INSPECT_LOG_SUFFIX, parse_inspect_log_name, inspect_logs_for, INSPECT_RECORDS_DIR, InspectCasePaths, inspect_lock
     from .agent_eval import run_dir_name_for, run_label, parse_run_number, judge_slot_name, JudgeSlotPaths, AgentRunPaths, ExperimentPaths, TierPaths, SubtestPaths, next_aside
     from .files import lock_takeover_marker, lock_temp, TEMP_SUFFIX, temp_host, temp_prefix, TempOwner, parse_temp_name, SWEEP_SKIP_DIRS, SWEEP_TOP_ONLY_DIRS, lock_aside

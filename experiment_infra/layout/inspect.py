@@ -52,6 +52,13 @@ def inspect_logs_for(log_dir: Path, variant_name: str) -> list[Path]:
 INSPECT_RECORDS_DIR = ".inspect_runs"
 
 
+def inspect_lock(log_dir: Path) -> Path:
+    """The lock of an inspect-mode experiment (one runner or recovery at a time, as in every
+    mode: ``lock.acquire_lock``), beside its run records, not among its ``.eval`` logs."""
+    log_dir = Path(log_dir)
+    return log_dir.parent / INSPECT_RECORDS_DIR / log_dir.name / ".lock"
+
+
 @dataclass(frozen=True)
 class InspectCasePaths:
     """This project's record of one inspect-mode case: the runner's account of its latest

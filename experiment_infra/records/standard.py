@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, RootModel
 
+from ..failures import FailureKind
 from .base import _Closed
 
 
@@ -144,6 +145,11 @@ class RunRecord(_Closed):
     duration_seconds: float | None = None
     timed_out: bool = False
     reason: str | None = None
+    # What the runner handed the case: its GPU ids (CUDA_VISIBLE_DEVICES; None: the run
+    # handed out none) and cpus (its thread variables; None: not set).
+    gpus: list[str] | None = None
+    cpus: int | None = None
+    failure: FailureKind | None = None  # why a failed attempt failed (experiment_infra/failures.py)
     code: AttemptCode | None = None  # None in records written before attempts named their code
     identity: CaseIdentity | None = None  # what --reuse matches; None in older records
     # ``--reuse``: the earlier case (its directory) whose files this case's are; it did not run here.

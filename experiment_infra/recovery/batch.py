@@ -18,7 +18,10 @@ from ..layout import ExperimentPaths, judge_slot_name, run_label
 from ..regenerate import regenerate_run
 from .act import bring_home
 
-__all__ = ["HELPER_WARMUP", "PLOTS_WARMUP", "BatchOutcome", "is_transient_io", "regenerate_batch", "run_batch", "slot_label"]
+__all__ = [
+    "HELPER_WARMUP", "PLOTS_WARMUP", "BatchOutcome", "RunNotDone", "is_transient_io", "regenerate_batch", "run_batch",
+    "slot_label",
+]
 
 # What the helper processes of a recovery load before its first batch: the batches and
 # the report rebuild; and in one of them (``helpers.prewarm(first=...)``), the plots' own
@@ -63,6 +66,11 @@ class BatchOutcome:
 Run = tuple[str, str, int]  # (tier, subtest, run number)
 
 
+class RunNotDone(Exception):
+    """A run of a batch that was left undone for a reason its message says in full (no
+    type name, no traceback): e.g. a consensus not rebuilt because the agent run failed."""
+
+
 def run_batch(label: str, runs: list[Run], one: Callable[[str, str, int], str]) -> BatchOutcome:
     """``one(tier, subtest, run_number) -> outcome text`` for every run, each failure recorded, none raised."""
     outcome = BatchOutcome(label, len(runs))
@@ -70,6 +78,8 @@ def run_batch(label: str, runs: list[Run], one: Callable[[str, str, int], str]) 
         run = run_label(tier, subtest, number)
         try:
             outcome.done[run] = one(tier, subtest, number)
+        except RunNotDone as exc:
+            outcome.failed[run] = str(exc)
         except Exception as exc:  # one run's trouble must not cost the others
             outcome.failed[run] = f"{type(exc).__name__}: {exc}"
             if outcome.transient is None and is_transient_io(exc):

@@ -3,6 +3,9 @@
 There is no manifest: the logs carry what is needed. Each log's metadata names the
 suite file that wrote it, whose cases are the expected variants (so a variant with
 no log at all shows as ``missing``), and each variant's newest log gives its status.
+Loading a suite file runs its code, and a path in a log is data, not the user's word:
+only a real recovery loads it (``load_suite``), after its checks; a dry run and
+``--json`` execute nothing and list the variants that have logs.
 Reruns go through ``run_suite`` for just the variants that need work; new logs are
 written beside the old ones, which are never touched.
 """
@@ -15,7 +18,8 @@ from ..inspect_logs import read_log_metadata
 from ..layout import INSPECT_LOG_SUFFIX, SuiteRunPaths, parse_inspect_log_name
 from ..records import GitProvenance, ManifestCase, SuiteManifest
 from .select import RecoveryInputError
-from ..suite import Suite, SuiteError, load_suite
+from ..suite import Suite, SuiteError
+from ..suite import load_suite as load_suite_file
 
 
 def is_inspect_log_dir(path: Path) -> bool:
@@ -34,18 +38,25 @@ def _newest_logs(log_dir: Path) -> dict[str, Path]:
     return newest
 
 
-def inspect_manifest(log_dir: Path) -> tuple[SuiteManifest, list[str]]:
-    """A manifest rebuilt from the logs (and their suite file, when it still loads), plus notes."""
+def inspect_manifest(log_dir: Path, *, load_suite: bool = False) -> tuple[SuiteManifest, list[str]]:
+    """A manifest rebuilt from the logs (and, with ``load_suite``, their suite file, when it
+    still loads: it runs that file's code), plus notes."""
     newest = _newest_logs(log_dir)
     if not newest:
         raise RecoveryInputError(f"{log_dir}: no inspect .eval logs ({{timestamp}}_{{git7}}_{{variant}}_{{id}}.eval)")
     metadata = {variant: read_log_metadata(path) for variant, path in newest.items()}
     suite_files = [m.get("suite_file") for m in metadata.values() if m.get("suite_file")]
+    named = str(suite_files[-1]) if suite_files else ""
     notes: list[str] = []
     suite: Suite | None = None
-    if suite_files:
+    if suite_files and not load_suite:
+        notes.append(
+            f"the suite file the logs name ({named}) is not run by a dry run or --json (loading it runs its "
+            "code): listed are the variants with logs; a real recovery loads it and adds any variant without a log"
+        )
+    elif suite_files:
         try:
-            loaded = load_suite(suite_files[-1])
+            loaded = load_suite_file(suite_files[-1])
             suite = loaded if isinstance(loaded, Suite) and loaded.mode == "inspect" else None
         except SuiteError as exc:
             notes.append(f"suite file no longer loads ({exc}); expected variants are those with logs")
@@ -63,7 +74,8 @@ def inspect_manifest(log_dir: Path) -> tuple[SuiteManifest, list[str]]:
     manifest = SuiteManifest(
         experiment_name=log_dir.name,
         mode="inspect",
-        suite_file=str(suite.suite_file) if suite is not None and suite.suite_file else "",
+        # Unloaded (a dry run): the file a real recovery would load; loaded and refused: none.
+        suite_file=str(suite.suite_file) if suite is not None and suite.suite_file else "" if load_suite else named,
         entry_point=str(suite.entry_point) if suite is not None else "",
         config_class=str(last.get("config_class") or ""),
         created_at=parse_inspect_log_name(newest[max(newest, key=lambda v: newest[v].name)].name)[0],

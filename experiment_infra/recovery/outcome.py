@@ -17,7 +17,7 @@ from ..lock import check_lock
 from .links import refuse_linked_places
 from .render import counts_of, still_needing_rows
 from .select import Mode, RecoveryInputError, Selection
-from .survey import ExperimentSurvey, SuiteRunSurvey, Survey, survey
+from .survey import ExperimentSurvey, SuiteRunSurvey, Survey, survey, survey_suite_run
 
 __all__ = [
     "RecoverySummary", "build_selection", "check_recovery", "check_suite_rerun", "summarize",
@@ -39,6 +39,7 @@ class RecoverySummary:
     remaining: tuple[tuple[str, str, str], ...] = ()  # (run, status, reason) still needing work
     notes: tuple[str, ...] = ()
     missing: tuple[tuple[str, str], ...] = ()  # (tier, why) of selected tiers with no run at all
+    errors: tuple[str, ...] = ()  # what failed besides the runs (the report rebuild)
 
     @property
     def exit_code(self) -> int:
@@ -48,12 +49,17 @@ class RecoverySummary:
     def ok(self) -> bool:
         """Every planned action succeeded and, read from the files afterwards, every
         selected run is complete (nothing left out by a switch, a filter or a failure)."""
-        return not self.not_done and not self.missing and not self.remaining
+        return not self.not_done and not self.missing and not self.remaining and not self.errors
+
+    def reasons(self) -> list[str]:
+        """Every reason it is not ``ok``: planned work not done, errors, runs and tiers still needing work."""
+        items = [f"{label}: {why}" for label, why in self.not_done] + list(self.errors)
+        items += [f"{label} still {status}: {why}" for label, status, why in self.remaining if label not in dict(self.not_done)]
+        return items + [f"tier {tier}: {why}" for tier, why in self.missing]
 
     def problems(self, limit: int = 5) -> str:
         """The first few reasons it is not ``ok``, for a one-line summary."""
-        items = [f"{label}: {why}" for label, why in self.not_done]
-        items += [f"{label} still {status}: {why}" for label, status, why in self.remaining if label not in dict(self.not_done)]
+        items = self.reasons()
         return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
     def format(self) -> str:
@@ -66,6 +72,7 @@ class RecoverySummary:
             f"after:  {counts(self.after)}",
         ]
         lines += [f"not done: {label}: {why}" for label, why in self.not_done]
+        lines += [f"error: {e}" for e in self.errors]
         if self.remaining:
             lines.append(
                 f"still needing work: {len(self.remaining)} (the recovery exits {EXIT_FAILED}: "
@@ -75,10 +82,12 @@ class RecoverySummary:
         return "\n".join(lines)
 
 
-def summarize(before: Survey, after: Survey, not_done: Sequence[tuple[str, str]] = ()) -> RecoverySummary:
+def summarize(
+    before: Survey, after: Survey, not_done: Sequence[tuple[str, str]] = (), errors: Sequence[str] = ()
+) -> RecoverySummary:
     """The summary of a recovery that planned ``before`` and left the files as ``after``
     says (``after`` restricted to the runs ``before`` selected); ``not_done``: (run, why)
-    of the planned work that did not succeed."""
+    of the planned work that did not succeed; ``errors``: what else failed (the reports)."""
     directory = before.exp.dir if isinstance(before, ExperimentSurvey) else before.run.dir
     return RecoverySummary(
         directory=str(directory),
@@ -90,6 +99,7 @@ def summarize(before: Survey, after: Survey, not_done: Sequence[tuple[str, str]]
         remaining=tuple((r["run"], r["status"], r["reason"]) for r in still_needing_rows(after)),
         notes=tuple(before.notes),
         missing=tuple((m.tier, m.reason) for m in getattr(after, "missing_tiers", ())),
+        errors=tuple(errors),
     )
 
 
@@ -124,7 +134,7 @@ def check_recovery(
     own survey, seconds later, then reads only the files that changed meanwhile."""
     s = survey(directory, selection)
     target = s.exp if isinstance(s, ExperimentSurvey) else s.run
-    check_lock(target.lock, what=str(target.dir))
+    check_lock(s.exp.lock if isinstance(s, ExperimentSurvey) else s.lock, what=str(target.dir))
     problem = unwritable_reason(target.dir)
     if problem is not None:  # a read-only mount: refused here, not at the lock inside the flow
         raise RecoveryInputError(f"{target.dir}: a recovery writes here and cannot ({problem}); --dry-run and --json only read")
@@ -144,6 +154,9 @@ def check_recovery(
         if s.cache is not None:
             s.cache.save()
         return s
+    if s.mode is Mode.INSPECT:
+        # Checked, so now its suite file may run: the variants it expects that have no log yet.
+        s = survey_suite_run(s.run, selection, load_suite=True)
     check_suite_rerun(s)
     if s.planned:
         from ..preflight import check_run  # loads the suite machinery: only for a real rerun

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..layout import SuiteRunPaths, UnsafeNameError, check_name
+from pathlib import Path
+
+from ..layout import SuiteRunPaths, UnsafeNameError, check_name, inspect_lock
 from ..records import SuiteManifest, read_record
 from .select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
 from ..status import CaseClassification, CaseStatus, classify_case, classify_inspect_case
@@ -73,6 +75,11 @@ class SuiteRunSurvey:
     def needing_work(self) -> tuple[CaseWork, ...]:
         return self.planned
 
+    @property
+    def lock(self) -> Path:
+        """The lock its runner holds (an inspect experiment's is beside its logs, not among them)."""
+        return inspect_lock(self.run.dir) if self.mode is Mode.INSPECT else self.run.lock
+
     def case_counts(self) -> dict[str, int]:
         counts = {name: 0 for name in CASE_STATUS_NAMES}
         for c in self.cases:
@@ -86,7 +93,9 @@ _AGENT_EVAL_ONLY = (
 )
 
 
-def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey:
+def survey_suite_run(run: SuiteRunPaths, selection: Selection, *, load_suite: bool = False) -> SuiteRunSurvey:
+    """``load_suite``: an inspect log directory's suite file is loaded (its code runs) for the
+    expected variants; only a real recovery asks for it (``inspect_dirs``)."""
     for attr, flag in _AGENT_EVAL_ONLY:
         if getattr(selection, attr):
             raise RecoveryInputError(
@@ -99,7 +108,7 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection) -> SuiteRunSurvey
     if inspect:
         from .inspect_dirs import inspect_manifest
 
-        manifest, notes = inspect_manifest(run.dir)
+        manifest, notes = inspect_manifest(run.dir, load_suite=load_suite)
     else:
         read = read_record(run.manifest, SuiteManifest)
         if read.record is None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from ..atomic import atomic_write_bytes
 from ..atomic import json_bytes
 from ..records import record_json
+from ..ui_limits import MAX_INLINE_IMAGE_BYTES, cap_markdown
 
 _RELATIVE_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\((?![a-z]+:)[^)]*\)")
 GENERATED_LINE = re.compile(r"^\*\*Generated\*\*: .*$", re.MULTILINE)
@@ -157,12 +158,16 @@ class ReportBundle:
         return sorted(written)
 
     def artifact_markdown(self) -> str:
-        """Summary table plus the plots inlined as data URIs (a Prefect artifact has no files)."""
+        """Summary table plus the plots inlined as data URIs (a Prefect artifact has no files),
+        small enough for the server: a plot too large to inline is named instead."""
         # Relative links mean nothing in the Prefect UI: keep their text only.
-        summary = _RELATIVE_LINK.sub(r"\1", self.summary_markdown)
+        summary = cap_markdown(_RELATIVE_LINK.sub(r"\1", self.summary_markdown), "the report files in the directory")
         lines = [f"# {self.title}", "", f"`{self.root}`", "", summary, ""]
         for path, data in sorted(self.all_images().items()):
+            title = path.stem.replace("_", " ").capitalize()
+            if len(data) > MAX_INLINE_IMAGE_BYTES:
+                lines += [f"### {title}", "", f"*{len(data):,} bytes, too large to show here: `{path}`*", ""]
+                continue
             encoded = base64.b64encode(data).decode("ascii")
-            lines += [f"### {path.stem.replace('_', ' ').capitalize()}", "",
-                      f"![{path.stem}](data:image/png;base64,{encoded})", ""]
+            lines += [f"### {title}", "", f"![{path.stem}](data:image/png;base64,{encoded})", ""]
         return "\n".join(lines)

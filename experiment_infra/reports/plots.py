@@ -212,8 +212,14 @@ def judge_agreement(result: ExperimentResult) -> bytes:
     return png_bytes(fig)
 
 
+MAX_BARS = 60  # beyond this a bar per label is unreadable (and the figure enormous)
+
+
 def bar_panels(title: str, labels: Sequence[str], panels: dict[str, list[float | None]]) -> bytes:
-    """One bar chart per metric over the same labels (standard-mode suites); None = no value."""
+    """One bar chart per metric over the same labels (standard-mode suites); None = no value.
+    Over ``MAX_BARS`` labels, each panel is a histogram of the values instead."""
+    if len(labels) > MAX_BARS:
+        return histogram_panels(title, panels)
     names = list(panels) or ["(no metrics)"]
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
@@ -234,6 +240,27 @@ def bar_panels(title: str, labels: Sequence[str], panels: dict[str, list[float |
         ax.set_xlim(-0.6, len(labels) - 0.4)
         ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
         ax.set_title(name, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def histogram_panels(title: str, panels: dict[str, list[float | None]]) -> bytes:
+    """One histogram per metric: how the values of many cases are spread."""
+    names = list(panels) or ["(no metrics)"]
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig = new_figure(figsize=(4.5 * cols, 3.4 * rows))
+    fig.suptitle(title)
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        values = [v for v in panels.get(name, []) if v is not None]
+        if values:
+            ax.hist(values, bins=min(40, max(5, len(values) // 10)), color=PALETTE[k % len(PALETTE)])
+        else:
+            _no_data(ax, "no values")
+        ax.set_title(f"{name} ({len(values)} cases)", fontsize=10)
+        ax.set_ylabel("cases")
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return png_bytes(fig)

@@ -20,7 +20,13 @@ from ..status import CaseStatus, classify_case
 from . import markdown as md
 from .aggregate import ReportError
 from .bundle import ReportBundle
+from .params import SEED, group_by_condition, shown_value, varying_fields
 from .plots import bar_panels
+from .seeds_md import over_seeds_section
+
+# A run's Prefect artifact shows at most this many cases (not-completed first); the
+# full table is report.md. A 2,000-case table was a 2 MB event the server refused.
+ARTIFACT_CASES = 50
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class CaseRow:
     metrics: dict[str, float]
     ignored: list[str]
     metrics_problem: str | None
+    config: dict[str, object]
     code: str = ""  # the code its last attempt ran (abc1234[-dirty]); "" before attempts named it
 
 
@@ -64,13 +71,18 @@ def case_rows(paths: SuiteRunPaths, manifest: SuiteManifest) -> list[CaseRow]:
                 metrics=numbers,
                 ignored=metrics.record.ignored() if metrics.record else [],
                 metrics_problem=metrics.problem if metrics.exists and metrics.record is None else None,
+                config=case.config,
                 code=verdict.record.code.label if verdict.record and verdict.record.code else "",
             )
         )
     return rows
 
 
-def _table(rows: list[CaseRow], metric_names: list[str], paths: SuiteRunPaths, me: Path, with_code: bool = False) -> list[str]:
+def _table(
+    rows: list[CaseRow], metric_names: list[str], fields: list[str], paths: SuiteRunPaths, me: Path, with_code: bool = False
+) -> list[str]:
+    """One row per case: its status, the config fields that differ between the cases, the code
+    it ran (``with_code``), its metrics."""
     body = []
     for r in rows:
         config = paths.case(r.variant).config
@@ -80,10 +92,11 @@ def _table(rows: list[CaseRow], metric_names: list[str], paths: SuiteRunPaths, m
             r.status.value,
             f"{r.duration:.1f}s" if done and r.duration is not None else md.NONE,
             r.attempt if r.attempt is not None else md.NONE,
+            *(shown_value(r.config, f) for f in fields),
             *([r.code or md.NONE] if with_code else []),
             *(f"{r.metrics[m]:.6g}" if done and m in r.metrics else md.NONE for m in metric_names),
         ])
-    return md.table(["Variant", "Status", "Duration", "Attempt", *(["Code"] if with_code else []), *metric_names], body)
+    return md.table(["Variant", "Status", "Duration", "Attempt", *fields, *(["Code"] if with_code else []), *metric_names], body)
 
 
 def load_manifest(run_dir: Path) -> SuiteManifest:
@@ -108,10 +121,28 @@ def build_suite_reports(run_dir: Path) -> ReportBundle:
     me = paths.report_md
     counts = {s: sum(1 for r in rows if r.status is s) for s in CaseStatus}
     status_line = " · ".join(f"{s.value} {n}" for s, n in counts.items())
+    fields = varying_fields(r.config for r in rows)
     # Which case ran on which code, once the run has run on more than one.
     with_code = len(manifest.code_versions) > 1 or len({r.code for r in rows if r.code}) > 1
-    table = _table(rows, metric_names, paths, me, with_code)
-    summary = "\n".join([f"**Cases**: {len(rows)} ({status_line})", "", *table])
+    table = _table(rows, metric_names, fields, paths, me, with_code)
+    conditions = group_by_condition(
+        ((r.variant, r.config, r.metrics if r.status is CaseStatus.COMPLETED else None) for r in rows),
+        [f for f in fields if f != SEED],
+    )
+    head = [f"**Cases**: {len(rows)} ({status_line})", ""]
+    seeds = over_seeds_section(list(conditions.values()), metric_names)
+    summary_lines = [*head, *table, "", *seeds]
+    if len(rows) > ARTIFACT_CASES:
+        # The artifact stays small (the server refuses an event over 1.5 MB): the seed
+        # summaries and the cases that need a look, capped; the file has them all.
+        shown = sorted(rows, key=lambda r: r.status is CaseStatus.COMPLETED)[:ARTIFACT_CASES]
+        summary_lines = [
+            *head, *over_seeds_section(list(conditions.values()), metric_names, limit=ARTIFACT_CASES),
+            f"The first {ARTIFACT_CASES} of {len(rows)} cases (not completed first); "
+            f"every case is in `{me.name}` of the run directory.", "",
+            *_table(shown, metric_names, fields, paths, me, with_code),
+        ]
+    summary = "\n".join(summary_lines)
 
     git = manifest.git
     lines = [
@@ -128,8 +159,10 @@ def build_suite_reports(run_dir: Path) -> ReportBundle:
         f"**Created**: {manifest.created_at}",
         f"**Generated**: {utc_now_iso()}",
         "",
-        summary,
+        *head,
+        *table,
         "",
+        *seeds,
     ]
     not_done = [r for r in rows if r.status is not CaseStatus.COMPLETED]
     if not_done:

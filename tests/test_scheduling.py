@@ -1,0 +1,221 @@
+"""Scheduling a suite on the machine: one GPU per case, retries by cause, a failure budget.
+
+The devices are a stand-in ``nvidia-smi`` on ``PATH`` or an explicit ``--gpus`` list; the
+cases are real processes that report the devices and thread count they were given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+from suite_factory import case_src, make_suite
+from test_resources import fake_nvidia_smi
+
+from experiment_cli.run_suite import main
+from experiment_infra import CasePaths, load_record
+from experiment_infra.records import RunRecord
+
+# An entry point that says which devices it saw and when it held them, then sleeps.
+GPU_ENTRY = '''
+import json, os, time
+from pathlib import Path
+from {cfg} import DemoConfig
+cfg = DemoConfig.from_cli()
+start = time.time()
+time.sleep(cfg.sleep)
+out = {{"devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "nvidia": os.environ.get("NVIDIA_VISIBLE_DEVICES"),
+        "threads": os.environ.get("OMP_NUM_THREADS"), "start": start, "end": time.time()}}
+Path(cfg.output_dir, "seen.json").write_text(json.dumps(out))
+Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
+'''
+
+
+def gpu_suite(where: Path, cases: list[str], extra: str = "") -> Path:
+    suite = make_suite(where, cases, name="gpus", extra=extra, write_entry=False)
+    cfg = next(p.stem for p in where.glob("demo_cfg_*.py"))
+    (where / "entry.py").write_text(GPU_ENTRY.format(cfg=cfg))
+    return suite
+
+
+def seen(run_dir: Path, variant: str) -> dict:
+    return json.loads((run_dir / variant / "seen.json").read_text())
+
+
+def only_run_dir(results: Path, name: str) -> Path:
+    (run_dir,) = (results / name).iterdir()
+    return run_dir
+
+
+def test_sixteen_cases_on_four_devices_each_get_their_own(prefect_harness, tmp_path: Path, capsys) -> None:
+    rng = random.Random(3)
+    # No gpus= anywhere: once --gpus names devices, each case asks for one.
+    cases = [f'    ExperimentCase("c{i:02d}", DemoConfig(label="c{i:02d}", sleep={rng.uniform(0.2, 1.2):.2f})),' for i in range(16)]
+    suite = gpu_suite(tmp_path / "s", cases)
+    results = tmp_path / "results"
+
+    code = main([str(suite), "--results-root", str(results), "--gpus", "0,1,2,3"])
+
+    assert code == 0, capsys.readouterr()
+    run_dir = only_run_dir(results, "gpus")
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for i in range(16):
+        got = seen(run_dir, f"c{i:02d}")
+        assert got["devices"] == got["nvidia"] and got["devices"] in {"0", "1", "2", "3"}
+        assert got["threads"] == "1"
+        record = load_record(CasePaths(run_dir / f"c{i:02d}").run_record, RunRecord)
+        assert record.gpus == [got["devices"]] and record.cpus == 1
+        spans.setdefault(got["devices"], []).append((got["start"], got["end"]))
+    assert sorted(spans) == ["0", "1", "2", "3"]  # every device had work
+    for device, held in spans.items():
+        held.sort()
+        for (_, end), (start, _) in zip(held, held[1:]):
+            assert start >= end, f"device {device} ran two cases at once"
+
+
+def test_all_finds_the_devices_and_fractions_share_one(prefect_harness, tmp_path: Path, monkeypatch, capsys) -> None:
+    env = fake_nvidia_smi(tmp_path, 2)
+    monkeypatch.setenv("PATH", env["PATH"])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    cases = [f'    ExperimentCase("h{i}", DemoConfig(label="h{i}", sleep=0.3), gpus=0.5),' for i in range(4)]
+    cases.append('    ExperimentCase("cpu_only", DemoConfig(label="cpu_only"), gpus=0, cpus=2),')
+    suite = gpu_suite(tmp_path / "s", cases)
+    results = tmp_path / "results"
+
+    assert main([str(suite), "--results-root", str(results), "--gpus", "all", "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "GPUs 0, 1" in dry and "[gpus 0.5, cpus 1]" in dry and "[gpus 0, cpus 2]" in dry
+    assert not results.exists()
+
+    assert main([str(suite), "--results-root", str(results), "--gpus", "all"]) == 0
+    run_dir = only_run_dir(results, "gpus")
+    half = [seen(run_dir, f"h{i}") for i in range(4)]
+    assert {h["devices"] for h in half} <= {"0", "1"}
+    for device in ("0", "1"):  # at most two halves on a device at any moment
+        mine = [(h["start"], h["end"]) for h in half if h["devices"] == device]
+        for start, _ in mine:
+            assert sum(1 for s, e in mine if s <= start < e) <= 2
+    cpu_only = seen(run_dir, "cpu_only")
+    assert cpu_only["devices"] == "" and cpu_only["threads"] == "2"  # no GPU it did not ask for
+
+
+def test_a_case_asking_for_more_gpus_than_exist_is_one_error_line(git_repo: Path, tmp_path: Path, capsys) -> None:
+    # In a git repository: outside one, a warning would share stderr with the error line.
+    suite = gpu_suite(git_repo / "s", ['    ExperimentCase("big", DemoConfig(label="big"), gpus=4),'])
+    results = tmp_path / "results"
+
+    code = main([str(suite), "--results-root", str(results), "--gpus", "0,1"])
+
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err == "error: case 'big' asks for 4 GPU(s) but this run has 2 (0, 1); ask for fewer or pass more with --gpus\n"
+    assert not results.exists()
+
+
+def test_without_gpus_nothing_changes(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    suite = gpu_suite(tmp_path / "s", ['    ExperimentCase("plain", DemoConfig(label="plain")),'])
+    results = tmp_path / "results"
+
+    assert main([str(suite), "--results-root", str(results)]) == 0
+    run_dir = only_run_dir(results, "gpus")
+    assert seen(run_dir, "plain")["devices"] == "7"  # the machine's, untouched
+    assert load_record(CasePaths(run_dir / "plain").run_record, RunRecord).gpus is None
+
+
+# ------------------------------------------------------------------ retries by cause
+
+
+def test_a_plain_nonzero_exit_is_not_retried(prefect_harness, tmp_path: Path, capsys) -> None:
+    suite = make_suite(tmp_path / "s", [case_src("bug", fail_times=99)], name="bug", retries=3)
+
+    assert main([str(suite), "--results-root", str(tmp_path / "results")]) == 1
+    run_dir = only_run_dir(tmp_path / "results", "bug")
+    record = load_record(CasePaths(run_dir / "bug").run_record, RunRecord)
+    assert record.attempt == 1 and record.failure == "exit"
+    assert "[exit]" in capsys.readouterr().out
+
+
+def test_retry_on_matches_stderr_and_retries(prefect_harness, tmp_path: Path) -> None:
+    suite = make_suite(
+        tmp_path / "s", [case_src("flaky", fail_times=1)], name="flaky", retries=2, extra='retry_on = "boom in"'
+    )
+
+    assert main([str(suite), "--results-root", str(tmp_path / "results")]) == 0
+    run_dir = only_run_dir(tmp_path / "results", "flaky")
+    record = load_record(CasePaths(run_dir / "flaky").run_record, RunRecord)
+    assert record.attempt == 2 and record.exit_code == 0
+
+
+def test_retry_on_exit_codes_names_codes_worth_retrying(prefect_harness, tmp_path: Path) -> None:
+    suite = make_suite(
+        tmp_path / "s", [case_src("three", fail_times=1)], name="three", retries=1, extra="retry_on_exit_codes = [3]"
+    )
+
+    assert main([str(suite), "--results-root", str(tmp_path / "results")]) == 0
+    record = load_record(CasePaths(only_run_dir(tmp_path / "results", "three") / "three").run_record, RunRecord)
+    assert record.attempt == 2
+
+
+KILLED_ONCE_ENTRY = '''
+import os, signal, json
+from pathlib import Path
+from {cfg} import DemoConfig
+cfg = DemoConfig.from_cli()
+marker = Path(cfg.output_dir).parent / ("killed-" + cfg.label)
+if not marker.exists():
+    marker.write_text("x")
+    os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler preempting it would
+Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
+'''
+
+
+def test_a_signal_from_outside_is_retried(prefect_harness, tmp_path: Path) -> None:
+    suite = make_suite(tmp_path / "s", [case_src("preempted")], name="preempted", retries=1, write_entry=False)
+    cfg = next(p.stem for p in (tmp_path / "s").glob("demo_cfg_*.py"))
+    (tmp_path / "s" / "entry.py").write_text(KILLED_ONCE_ENTRY.format(cfg=cfg))
+
+    assert main([str(suite), "--results-root", str(tmp_path / "results")]) == 0
+    record = load_record(CasePaths(only_run_dir(tmp_path / "results", "preempted") / "preempted").run_record, RunRecord)
+    assert record.attempt == 2 and record.exit_code == 0
+
+
+def test_a_timeout_is_classed_and_not_retried(prefect_harness, tmp_path: Path) -> None:
+    suite = make_suite(
+        tmp_path / "s", [case_src("slow", sleep=30.0)], name="slow", retries=2, extra="timeout_seconds = 0.5"
+    )
+
+    assert main([str(suite), "--results-root", str(tmp_path / "results")]) == 1
+    record = load_record(CasePaths(only_run_dir(tmp_path / "results", "slow") / "slow").run_record, RunRecord)
+    assert record.attempt == 1 and record.timed_out and record.failure == "timeout"
+
+
+# ---------------------------------------------------------------- the failure budget
+
+
+def test_the_failure_budget_stops_new_cases(prefect_harness, tmp_path: Path, capsys) -> None:
+    cases = [case_src(f"f{i}", fail_times=99) for i in range(6)]
+    suite = make_suite(tmp_path / "s", cases, name="budget")
+    results = tmp_path / "results"
+
+    code = main([str(suite), "--results-root", str(results), "-p", "1", "--max-failures", "2"])
+
+    out = capsys.readouterr().out
+    assert code == 1
+    run_dir = only_run_dir(results, "budget")
+    ran = [i for i in range(6) if CasePaths(run_dir / f"f{i}").run_record.exists()]
+    assert len(ran) == 2  # -p 1: the third case had not started when the budget was spent
+    assert "stopped by the failure budget: 2 case(s) failed" in out
+    assert out.count("not started") == 4
+
+
+def test_a_bad_failure_budget_is_one_error_line(tmp_path: Path, capsys) -> None:
+    suite = make_suite(tmp_path / "s", name="bad_budget")
+    with pytest.raises(SystemExit) as info:
+        main([str(suite), "--max-failures", "-1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--max-failures" in err and err.count("\n") == 1
