@@ -176,3 +176,24 @@ def test_reusing_a_case_links_its_files_and_never_follows_a_symlink(tmp_path: Pa
     assert json.loads(target.config.read_text()) == {"output_dir": str(target.dir), "x": 1}
     assert load_record(target.run_record, RunRecord).reused_from == str(source.dir)
     assert load_record(source.run_record, RunRecord).reused_from is None
+
+
+def test_a_reuse_dry_run_imports_no_prefect_and_writes_nothing(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import PYTHON, REPO_ROOT
+
+    suite = make_suite(tmp_path / "exp", [case_src("a")])
+    home = tmp_path / "prefect-home-never-created"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run(
+        [PYTHON, "-X", "importtime", str(REPO_ROOT / "flows" / "run_suite.py"), str(suite), "--dry-run", "--reuse",
+         "--results-root", str(tmp_path / "results")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert case_lines(done.stdout) == {"a": "run (new)"}
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "prefect" not in imported
+    assert not home.exists() and not (tmp_path / "results").exists()
