@@ -16,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ExperimentError
+from experiment_infra.interrupt import INTERRUPTED_EXIT_CODE
 from experiment_infra.services import ServiceError, chosen_cluster
 
 from .prefect_settings import API_URL, STARTUP_SETTING, configured, startup_failure
@@ -70,10 +71,39 @@ def report(problem: BaseException | str, code: int | None = None, *, as_json: bo
     return code
 
 
-def run_main(main: Callable[[], int]) -> NoReturn:
-    """Exit with ``main()``'s code; a reader that closed the pipe (``| head``) ends it quietly."""
+# At exit Prefect's log and event workers send what they hold to the server; one that is
+# gone (a temporary server killed first) would have them retry for minutes.
+EXIT_DRAIN_SECONDS = 10.0
+
+
+def _drain_prefect(code: int) -> None:
+    """Let Prefect's workers deliver what they hold, for at most EXIT_DRAIN_SECONDS; past
+    that (a server that died first) exit with ``code`` without them."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect._internal.concurrency.services import QueueService
+
     try:
-        code = main()
+        _, pending = QueueService.drain_all(timeout=EXIT_DRAIN_SECONDS)  # type: ignore[misc]
+    except Exception:
+        return
+    if pending:
+        print("note: the Prefect server did not take the last logs and events; exiting without them", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """Exit with ``main()``'s code; a reader that closed the pipe (``| head``) ends it quietly.
+    Ctrl-C outside a flow (a flow stops its cases itself, ``flows/stopping.py``) exits 130."""
+    try:
+        try:
+            code = main()
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            code = INTERRUPTED_EXIT_CODE
+        _drain_prefect(code)
         sys.stdout.flush()
         # Done: spare the interpreter's last garbage collection its walk over every live
         # object (tens of ms after pydantic or Prefect is loaded; a dry run's whole budget
@@ -234,6 +264,7 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
     server = temporary_server.current()
     if server is not None:
         server.wait_ready(temporary_server.startup_seconds())
+        server.watch()
     try:
         return flow(**parameters, return_state=True)
     except RuntimeError as exc:
@@ -266,7 +297,11 @@ def load_temporary_server() -> None:
 
 
 def exit_code_of(state: Any, what: str = "run") -> int:
-    """A flow's final state as the process exit code (bad input returned by the flow: 2)."""
+    """A flow's final state as the process exit code (bad input returned by the flow: 2;
+    stopped by Ctrl-C, SIGTERM or a cancellation: 130)."""
+    if state.is_cancelled():
+        print(f"{what} stopped: {state.message}", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     result = state.result(raise_on_failure=False)
     if isinstance(result, BAD_INPUT):
         return report(result)

@@ -14,10 +14,12 @@ Exit 0 when every selected run is complete afterwards (read from the files), 1 o
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import TYPE_CHECKING, Sequence
 
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
+from experiment_infra.interrupt import INTERRUPTED_EXIT_CODE
 from experiment_infra.process import drop_stdout
 from experiment_infra.recovery import DEFAULT_PARALLELISM
 
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if api_url is None:  # Prefect starts the server itself: its module first, as it would
             load_temporary_server()
         helpers.prewarm(HELPER_WARMUP, first=PLOTS_WARMUP)
+    state = None
     try:
         state = run_flow(  # a temporary server that never starts: one error line, exit 2
             flows_recover.recover, experiment_dir=args.experiment_dir, statuses=args.statuses, tiers=args.tiers, subtests=args.subtests,
@@ -138,6 +141,14 @@ def run(args: argparse.Namespace) -> int:
         if not lost_server_call(exc):
             raise
         result = exc
+    stopped = state is not None and state.is_cancelled()
+    if stopped:
+        print(f"recovery stopped: {state.message}", file=sys.stderr)
+    if stopped or (isinstance(result, RecoverySummary) and result.exit_code != EXIT_OK):
+        # What to type next: the same recovery picks up what is still not done.
+        print(f"resume with: {shlex.join(['python', sys.argv[0], *sys.argv[1:]])}", file=sys.stderr)
+    if stopped:
+        return INTERRUPTED_EXIT_CODE
     if isinstance(result, RecoverySummary):
         return result.exit_code
     if isinstance(result, BaseException):

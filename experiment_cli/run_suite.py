@@ -8,6 +8,9 @@ a case that did not complete exits 1.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -94,10 +97,13 @@ def run_suite_command(
     max_failures: int | float | None = None,
     allow_code_change: bool = False,
     reuse: bool = False,
+    typed: Sequence[str] | None = None,
     **cluster: Any,
 ) -> int:
     """Check the input, answer a dry run or run the ``run_suite`` flow; the process exit code.
-    ``cluster``: ``dask_address``, ``dask_workers`` or ``slurm`` (``common.cluster_options``)."""
+    ``cluster``: ``dask_address``, ``dask_workers`` or ``slurm`` (``common.cluster_options``).
+    ``typed``: the command as the user typed it (after ``python``), for the ``--resume`` line
+    printed when the run did not complete."""
     options = dict(dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=str(results_root))
     scheduling = {k: v for k, v in (("gpus", gpus), ("max_failures", max_failures)) if v is not None}
     options.update(scheduling)
@@ -119,10 +125,37 @@ def run_suite_command(
         state = run_flow(run_suite, suite_path=str(suite_path), **options, **cluster)
     except BAD_INPUT as exc:
         return report(exc)
-    return exit_code_of(state)
+    code = exit_code_of(state)
+    result = state.result(raise_on_failure=False)
+    run_dir = getattr(result, "run_dir", None)
+    if code != EXIT_OK and run_dir and typed and getattr(result, "resumable", True):
+        print(f"resume with: {resume_command(typed, run_dir)}", file=sys.stderr)
+    return code
 
 
-def run_parsed(args: argparse.Namespace, suite_path: str | Path) -> int:
+def resume_command(typed: Sequence[str], run_dir: str) -> str:
+    """``python <typed, without any --resume> --resume RUN_DIR``, ready to paste (paths under
+    the working directory relative to it)."""
+    words, skip = [], False
+    for word in typed:
+        if skip:
+            skip = False
+        elif word == "--resume":
+            skip = True
+        elif not word.startswith("--resume="):
+            words.append(_short(word))
+    return shlex.join(["python", *words, "--resume", _short(run_dir)])
+
+
+def _short(word: str) -> str:
+    """An absolute path under the working directory, relative to it; anything else as it is."""
+    if not os.path.isabs(word):
+        return word
+    where = os.path.relpath(word)
+    return word if where.startswith("..") else where
+
+
+def run_parsed(args: argparse.Namespace, suite_path: str | Path, typed: Sequence[str] | None = None) -> int:
     try:
         cluster = cluster_options(args)
     except BAD_INPUT as exc:
@@ -130,11 +163,13 @@ def run_parsed(args: argparse.Namespace, suite_path: str | Path) -> int:
     return run_suite_command(
         suite_path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
         results_root=args.results_root, gpus=args.gpus, max_failures=args.max_failures,
-        allow_code_change=args.allow_code_change, reuse=args.reuse, **cluster,
+        allow_code_change=args.allow_code_change, reuse=args.reuse, typed=typed, **cluster,
     )
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """``python flows/run_suite.py SUITE [--dry-run] [-p N] [--resume RUN_DIR] [--results-root DIR]``."""
-    args = build_parser(prog=prog).parse_args(argv)
-    return run_parsed(args, args.suite)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog=prog).parse_args(words)
+    script = sys.argv[0] if os.path.basename(sys.argv[0]) == "run_suite.py" else prog or "flows/run_suite.py"
+    return run_parsed(args, args.suite, typed=[script, *words])

@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail("usage: python -m experiment_cli.suite_file SUITE.py [flags]")
     suite_path = Path(args[0])
     parsed = build_parser(with_suite=False, prog=suite_path.name).parse_args(args[1:])
-    return run_parsed(parsed, suite_path)
+    return run_parsed(parsed, suite_path, typed=args)  # `python SUITE.py flags`: the route the user took
 
 
 if __name__ == "__main__":

@@ -30,12 +30,16 @@ import atexit
 import http.client
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+from experiment_infra.errors import EXIT_FAILED
+from experiment_infra.interrupt import INTERRUPTED_EXIT_CODE, STOP_GRACE_SECONDS, request_stop, stop_requested, wait_stopped
 from experiment_infra.process import dying_with_parent
 
 from .prefect_settings import API_URL, STARTUP_SETTING, configured, startup_failure
@@ -56,6 +60,7 @@ class TemporaryServer:
         self.proc, self.port = proc, port
         self.started = time.monotonic()
         self.ready = False
+        self.stopping = False
 
     @property
     def api_url(self) -> str:
@@ -88,7 +93,30 @@ class TemporaryServer:
             else:
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
+    def watch(self) -> None:
+        """From now on, a server that exits before this command stops it (killed, out of
+        memory) ends the command instead of leaving it hanging on calls nobody answers:
+        the cases are stopped and record their ends (``interrupt``), then it exits."""
+        threading.Thread(target=self._watch, name="watch-temporary-server", daemon=True).start()
+
+    def _watch(self) -> None:
+        code = self.proc.wait()
+        if self.stopping:
+            return
+        asked = stop_requested()
+        print(
+            f"error: Prefect's temporary server exited (code {code}) before this command; stopping the running cases "
+            "(each records its end) and exiting; the run directory holds every case's record "
+            "(rebuild its reports with flows/report.py, continue it with --resume)",
+            file=sys.stderr, flush=True,
+        )
+        request_stop(asked or "SIGTERM", signal.SIGTERM)
+        wait_stopped(STOP_GRACE_SECONDS + 5.0)
+        sys.stderr.flush()
+        os._exit(INTERRUPTED_EXIT_CODE if asked else EXIT_FAILED)
+
     def stop(self) -> None:
+        self.stopping = True
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -158,7 +186,9 @@ def start() -> TemporaryServer | None:
             "--fd", str(sock.fileno()), "--log-level", "error", "--lifespan", "on",
         ]
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-        proc = subprocess.Popen(dying_with_parent(argv), pass_fds=(sock.fileno(),), env=env)
+        # Its own session: a terminal's Ctrl-C reaches this command, which stops its cases and
+        # still reports to the server; the server dies with this process all the same.
+        proc = subprocess.Popen(dying_with_parent(argv), pass_fds=(sock.fileno(),), env=env, start_new_session=True)
     except OSError:
         return None  # Prefect will start its own, as before
     finally:

@@ -36,6 +36,7 @@ import sys
 # models (more CPU than a trivial case takes), nor typing, argparse, dataclasses or
 # pathlib (together more than half of its start-up); tests/test_case_waiter.py checks.
 from experiment_infra.clock import utc_now_iso
+from experiment_infra.interrupt import interrupted_reason
 from experiment_infra.layout import waiter_files
 from experiment_infra.process import proc_start
 from experiment_infra.records.run_record_io import read_run_record_json, update_run_record_json
@@ -54,7 +55,12 @@ USAGE = "usage: case_waiter.py CASE_DIR [--timeout SECONDS]"
 
 
 class Terminated(BaseException):
-    """SIGTERM (the runner was interrupted): the entry point's group is killed, the end recorded."""
+    """SIGTERM or SIGINT from the runner (the run was stopped): the entry point's group is
+    terminated (SIGTERM, a grace period, SIGKILL) and the end recorded with the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signame = signal.Signals(signum).name
 
 
 def waiter_argv(paths: CasePaths, timeout_seconds: float | None, python: str = sys.executable) -> list[str]:
@@ -82,7 +88,7 @@ def _forward(stream: str, line: str) -> None:
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+    raise Terminated(signum)
 
 
 def _still_this_attempt(run_record: str, mine: dict[str, Any]) -> bool:
@@ -104,17 +110,24 @@ def wait_case(case_dir: str, timeout_seconds: float | None) -> int:
         nonlocal record
         record = update_run_record_json(run_record, record, pid=pid, pid_start=proc_start(pid))
 
-    signal.signal(signal.SIGTERM, _terminated)
+    # Its own session: a terminal's Ctrl-C never reaches it; the runner forwards the signal
+    # it received (interrupt.tracked), and a killed runner sends nothing: the case runs on.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _terminated)
     with open(stdout_log, "wb") as out_log, open(stderr_log, "wb") as err_log:
         done = run_streaming(
             record["command"], cwd=record["cwd"], env=dict(os.environ), logs=(out_log, err_log),
             on_output=_forward, timeout_seconds=timeout_seconds, on_start=started,
         )
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the end is written whole, whatever comes now
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)  # the end is written whole, whatever comes now
+    end: dict[str, Any] = dict(reason=done.reason)
+    if isinstance(done.interrupted, Terminated):
+        end = dict(reason=interrupted_reason(done.interrupted.signame), interrupted=done.interrupted.signame)
     if _still_this_attempt(run_record, record):
         update_run_record_json(
             run_record, record, ended_at=utc_now_iso(), exit_code=done.exit_code,
-            duration_seconds=done.duration_seconds, timed_out=done.timed_out, reason=done.reason,
+            duration_seconds=done.duration_seconds, timed_out=done.timed_out, **end,
         )
     return 0
 

@@ -185,11 +185,13 @@ def run_inspect_process(
         on_output=on_output,
         timeout_seconds=timeout_seconds,
         on_start=started,
+        on_stop="group",  # the run's Ctrl-C (interrupt.py) terminates its group, recorded below
     )
     written = sorted(set(inspect_logs_for(log_dir, case.variant_name)) - before, key=lambda p: p.name)
     write_record(paths.run_record, record.model_copy(update={
         "ended_at": utc_now_iso(), "exit_code": done.exit_code, "duration_seconds": done.duration_seconds,
         "timed_out": done.timed_out, "reason": done.reason, "eval_log": written[-1].name if written else None,
+        "interrupted": done.stopped,
     }))
     if done.interrupted is not None:
         raise done.interrupted

@@ -15,6 +15,7 @@ import time
 from collections import namedtuple
 
 from .clock import utc_now_iso
+from .interrupt import interrupted_reason, stop_requested, tracked
 
 # Neither typing, dataclasses nor pathlib at run time: the case waiter, which starts
 # beside every case, imports this module, and those three would double its start-up.
@@ -425,7 +426,8 @@ def run_logged(
         try:
             if on_start is not None:
                 on_start(proc.pid, started_at)
-            proc.wait(timeout=timeout_seconds)
+            with tracked(proc):  # the run's Ctrl-C (interrupt.py) terminates its group
+                proc.wait(timeout=timeout_seconds)
         except subprocess.TimeoutExpired:
             kill_group(proc)
             return ProcessResult(
@@ -436,6 +438,9 @@ def run_logged(
             kill_group(proc, 1.0)
             raise
     duration = round(time.monotonic() - start, 6)
+    stopped = stop_requested()
+    if stopped is not None and proc.returncode != 0:
+        return ProcessResult(proc.returncode, started_at, utc_now_iso(), duration, reason=interrupted_reason(stopped))
     return ProcessResult(proc.returncode, started_at, utc_now_iso(), duration, reason=describe_exit(proc.returncode, last_line(stderr_path)))
 
 

@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -196,11 +196,11 @@ class ResourcePool:
             raise ResourceError(f"{where} asks for {cpus} cpus but -p allows {self.cpu_slots} at once; raise -p")
 
     @contextmanager
-    def hold(self, gpus: float, cpus: int, cancelled: threading.Event | None = None) -> Iterator[Grant]:
+    def hold(self, gpus: float, cpus: int, cancelled: Callable[[], bool] | None = None) -> Iterator[Grant]:
         """Wait until ``gpus`` and ``cpus`` are free, hold them for the block, then free them.
 
-        ``cancelled``: stop waiting (``ResourceError``) once it is set, so an interrupted run
-        does not start a case that was still waiting for a device.
+        ``cancelled``: stop waiting (``ResourceError``) once it answers True (checked twice a
+        second), so a stopped run does not start a case that was still waiting for a device.
         """
         request = _Request(gpus=float(gpus), cpus=int(cpus))
         with self._lock:
@@ -210,7 +210,7 @@ class ResourcePool:
                     self._grant_in_order()
                     if request.granted is not None:
                         break
-                    if cancelled is not None and cancelled.is_set():
+                    if cancelled is not None and cancelled():
                         raise ResourceError("the run stopped before this case's devices were free")
                     self._lock.wait(timeout=0.5 if cancelled is not None else None)
             finally:

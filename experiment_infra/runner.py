@@ -27,6 +27,7 @@ from .case_waiter import is_waiter_of, waiter_argv
 from .config import ENTRY_POINT_ENV, BaseExperimentConfig, ConfigError
 from .failures import STDERR_TAIL_BYTES, classify_failure, oom_kills
 from .import_paths import case_environment
+from .interrupt import CANCELLED, RunInterrupted, interrupted_reason, stop_requested
 from .layout import CasePaths, InspectCasePaths
 from .provenance import CodeSnapshot
 from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
@@ -137,11 +138,11 @@ def set_aside_previous_attempt(paths: CasePaths, *, fresh: bool = False) -> int:
     return max(number, last) + 1
 
 
-def _record_end(paths: CasePaths, record: RunRecord, exit_code: int, reason: str | None) -> None:
-    write_record(
-        paths.run_record,
-        record.model_copy(update={"ended_at": utc_now_iso(), "exit_code": exit_code, "reason": reason}),
-    )
+def _record_end(
+    paths: CasePaths, record: RunRecord, exit_code: int, reason: str | None, interrupted: str | None = None
+) -> None:
+    update = {"ended_at": utc_now_iso(), "exit_code": exit_code, "reason": reason, "interrupted": interrupted}
+    write_record(paths.run_record, record.model_copy(update=update))
 
 
 def run_case(
@@ -184,6 +185,8 @@ def run_case(
     settled = classify_case(paths)
     if settled.status is CaseStatus.COMPLETED:
         return settled
+    if stop_requested():
+        raise RunInterrupted(f"case {case.variant_name!r} not started: the run was stopped ({stop_requested()})")
     attempt = set_aside_previous_attempt(paths, fresh=fresh_attempt_dir)
     atomic_write_json(paths.config, config.to_json_dict())
     ran = None
@@ -216,8 +219,13 @@ def run_case(
         logs=None,  # the waiter writes them: they must not depend on this process living
         on_output=on_output,
         timeout_seconds=None,  # the waiter's: it outlives this process
+        on_stop="forward",  # the run's stop request reaches the waiter, which records it
     )
     now = read_record(paths.run_record, RunRecord).record or record
+    if done.stopped == CANCELLED and now.interrupted is not None:
+        # The waiter knows the signal it was sent; the run was cancelled (the UI, the API).
+        now = now.model_copy(update={"interrupted": CANCELLED, "reason": interrupted_reason(CANCELLED)})
+        write_record(paths.run_record, now)
     if done.interrupted is not None:
         # The waiter was sent SIGTERM (and SIGKILL after a grace): make sure its entry point went too.
         if now.pid is not None:
@@ -230,8 +238,11 @@ def run_case(
         if now.pid is not None:
             stop_group_of(now.pid, now.command, now.pid_start, host=now.host)
         why = done.reason or f"exit code {done.exit_code}"
-        _record_end(paths, now, done.exit_code or -signal.SIGKILL, f"the case's waiter process ended without recording the end ({why})")
-        _record_failure(paths, retry_on, ooms, lost=True)
+        if done.stopped is not None:  # stopped with the run, and killed after the grace period
+            _record_end(paths, now, done.exit_code or -signal.SIGKILL, interrupted_reason(done.stopped), done.stopped)
+        else:
+            _record_end(paths, now, done.exit_code or -signal.SIGKILL, f"the case's waiter process ended without recording the end ({why})")
+        _record_failure(paths, retry_on, ooms, lost=done.stopped is None)
     else:
         _record_failure(paths, retry_on, ooms)
     return classify_case(paths)
@@ -249,11 +260,12 @@ def _stderr_tail(paths: CasePaths) -> str:
 def _record_failure(paths: CasePaths, retry_on: str | None, ooms_before: int | None, *, lost: bool = False) -> None:
     """Put a failed attempt's class in its run record (``failures.classify_failure``)."""
     record = read_record(paths.run_record, RunRecord).record
-    if record is None or record.ended_at is None or (record.exit_code == 0 and not lost):
+    if record is None or record.ended_at is None or (record.exit_code == 0 and not lost and record.interrupted is None):
         return
     ooms_after = oom_kills()
     found = classify_failure(
         record.exit_code, timed_out=record.timed_out, lost=lost, retry_on=retry_on,
+        interrupted=record.interrupted is not None,
         stderr_tail=_stderr_tail(paths) if retry_on else "",
         oom_during=ooms_before is not None and ooms_after is not None and ooms_after > ooms_before,
     )

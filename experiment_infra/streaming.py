@@ -15,6 +15,7 @@ import time
 from collections import namedtuple
 from collections.abc import Callable
 
+from .interrupt import interrupted_reason, stop_requested, tracked
 from .process import START_FAILED_EXIT_CODE, describe_exit, kill_group
 
 # Neither typing, dataclasses nor pathlib at run time: the case waiter runs beside every case.
@@ -109,10 +110,11 @@ def _pump(
     return False
 
 
-class Streamed(namedtuple("Streamed", "exit_code duration_seconds timed_out reason interrupted", defaults=(None,))):
+class Streamed(namedtuple("Streamed", "exit_code duration_seconds timed_out reason interrupted stopped", defaults=(None, None))):
     """How a streamed subprocess ended: ``exit_code`` (int), ``duration_seconds`` (float),
-    ``timed_out`` (bool), ``reason`` (text or None), and ``interrupted``: the exception
-    that stopped the caller (Ctrl-C, a cancellation), or None."""
+    ``timed_out`` (bool), ``reason`` (text or None), ``interrupted``: the exception
+    that stopped the caller, or None; ``stopped``: why the run stopped it
+    (``interrupt.stop_requested``: the signal's name), or None."""
 
     __slots__ = ()
 
@@ -126,11 +128,15 @@ def run_streaming(
     on_output: OutputCallback | None,
     timeout_seconds: float | None,
     on_start: Callable[[int], None] | None = None,
+    on_stop: str | None = None,
 ) -> Streamed:
     """Run ``command`` in its own process group, copying its output to ``logs`` and ``on_output``.
 
     Never raises for the command's own failures; an interrupted runner (Ctrl-C,
     Prefect cancellation) kills the group and reports the exception in ``interrupted``.
+    ``on_stop``: how the run's stop request (``interrupt``) reaches the command:
+    ``"forward"`` (the signal itself: a case's waiter), ``"group"`` (SIGTERM to its
+    group), None (it does not: the waiter's own entry point, which the waiter stops).
     """
     started = time.monotonic()
     try:
@@ -155,7 +161,11 @@ def run_streaming(
     timed_out = False
     interrupted: BaseException | None = None
     try:
-        timed_out = _pump(proc, streams, deadline)
+        if on_stop is None:
+            timed_out = _pump(proc, streams, deadline)
+        else:
+            with tracked(proc, forward=on_stop == "forward"):
+                timed_out = _pump(proc, streams, deadline)
         if not timed_out:
             proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
@@ -163,6 +173,7 @@ def run_streaming(
     except BaseException as exc:  # KeyboardInterrupt, Prefect cancellation, ...
         interrupted = exc
         kill_group(proc)
+    stopped = stop_requested() if on_stop is not None else None
     if timed_out:
         kill_group(proc)
     # Whatever the killed group wrote last still belongs in the logs.
@@ -176,8 +187,13 @@ def run_streaming(
     exit_code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
     if timed_out:
         reason: str | None = f"timed out after {timeout_seconds:g} s; process group killed"
+        stopped = None
     elif interrupted is not None:
         reason = f"runner interrupted ({type(interrupted).__name__}); process group killed"
+    elif stopped is not None and exit_code != 0:
+        reason = interrupted_reason(stopped)
     else:
         reason = describe_exit(exit_code, streams[1].last_line)
-    return Streamed(exit_code, round(time.monotonic() - started, 3), timed_out, reason, interrupted)
+        if on_stop != "forward":  # a waiter exits 0 either way: its record says whether it was stopped
+            stopped = None  # it finished on its own
+    return Streamed(exit_code, round(time.monotonic() - started, 3), timed_out, reason, interrupted, stopped)

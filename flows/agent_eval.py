@@ -27,6 +27,7 @@ from experiment_infra.agent_eval import (
     plan_experiment,
     start_experiment,
 )
+from experiment_infra.interrupt import stop_requested
 from experiment_infra.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
 from experiment_infra.regenerate import regenerate_run
@@ -65,6 +66,10 @@ class AgentEvalSummary:
     @property
     def failed(self) -> list[RunRow]:
         return [r for r in self.rows if r.reason]
+
+    @property
+    def run_dir(self) -> str:  # what a command's --resume line names
+        return self.experiment_dir
 
     @property
     def ok(self) -> bool:
@@ -124,8 +129,8 @@ def _execute_with(plan: ExperimentPlan, parallelism: int, dask: dict[str, Any] |
 
     running: dict[PrefectFuture[Any], tuple[PlannedRun, int | None]] = {}
     with build_task_runner(parallelism, default_parallelism=parallelism, logs=plan.exp.slurm_logs, **(dask or {})) as runner:
-        while agents or judges or running:
-            while len(running) < parallelism and (judges or agents):
+        while running or ((agents or judges) and not stop_requested()):  # a stopped run starts nothing more
+            while len(running) < parallelism and (judges or agents) and not stop_requested():
                 if judges:
                     run, slot, model = judges.popleft()
                     name = f"{run.name}/{run.paths.judge_slot(slot).dir.name}"

@@ -75,7 +75,7 @@ def run_inspect(
             record.exit_code if record else None, record.attempt if record else None,
             str(logs[-1]) if logs else "", reason,
         ))
-    summary = SuiteSummary(suite.experiment_name, str(plan.log_dir), rows=tuple(rows))
+    summary = SuiteSummary(suite.experiment_name, str(plan.log_dir), rows=tuple(rows), resumable=False)
     print(summary.format())
     _publish(plan, summary, key)
     logger.info("%d case(s) logged to %s", len(rows), plan.log_dir)

@@ -32,6 +32,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
+from experiment_infra.interrupt import stop_requested
 from experiment_infra.lock import LockHeld
 from experiment_infra.recovery.outcome import RecoverySummary
 from experiment_infra.recovery.nightly import NightlyRow, NightlySummary, directories, row_without_recovery
@@ -44,6 +45,7 @@ from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, 
 from flows.final_state import final_state
 from flows.progress import Progress
 from flows.recover import recover
+from flows.stopping import cancelled_if_stopped, stoppable
 
 NIGHTLY_TAG = "nightly"
 
@@ -138,8 +140,10 @@ def nightly_recovery(
     root = str(Path(results_root).expanduser().resolve())
     rows: list[NightlyRow] = []
     key = artifact_key("nightly", Path(root).name)
-    with Progress(len(items), f"{key}-progress", "directories") as progress:
+    with stoppable(), Progress(len(items), f"{key}-progress", "directories") as progress:
         for item in items:
+            if stop_requested():  # Ctrl-C, SIGTERM or a cancellation: no further directory
+                break
             row = row_without_recovery(item, dry_run)
             if row is None:
                 where = str(item.found.directory)
@@ -154,7 +158,7 @@ def nightly_recovery(
     text = summary.format()
     show(text)
     _publish(summary)
-    return final_state(
+    return cancelled_if_stopped(final_state(
         summary, done=summary.headline(), headline=f"{directories(len(summary.failed))} not fully recovered",
         reasons=[f"{r.directory}: {r.detail}" for r in summary.failed],
-    )
+    ))

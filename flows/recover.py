@@ -70,6 +70,7 @@ from flows.artifacts import show
 from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
+from flows.stopping import cancelled_if_stopped, stoppable
 from flows.recover_artifacts import progress_key, publish_recovery
 from flows.report import report_failures, reports_task, tier_reports_task
 from flows.task_runners import build_task_runner
@@ -419,7 +420,6 @@ def recover(
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the tasks on a Dask cluster, or on Dask
     workers submitted as Slurm jobs (flows/task_runners.py).
     """
-    logger = get_run_logger()
     if parallelism is not None and parallelism < 1:
         raise RecoveryInputError(f"parallelism (-p) must be a positive integer, got {parallelism}")
     selection = build_selection(statuses, tiers, subtests, runs, agents_only, judges_only, judge_model)
@@ -431,6 +431,15 @@ def recover(
 
     target = target_of(experiment_dir)
     dask = chosen_cluster(dask_address, dask_workers, slurm)
+    with stoppable():  # Ctrl-C, SIGTERM or a cancellation: reruns stopped and recorded, then Cancelled
+        return cancelled_if_stopped(_recover_target(target, selection, parallelism, verbose, dask))
+
+
+def _recover_target(
+    target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool,
+    dask: dict[str, Any],
+) -> State:
+    logger = get_run_logger()
     if isinstance(target, SuiteRunPaths):
         # run_suite --resume takes the run directory's lock itself, for exactly as long as
         # it reruns cases: holding it here too would lock the rerun out.

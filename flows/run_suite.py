@@ -29,7 +29,8 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Completed, State
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
@@ -59,6 +60,7 @@ from flows.final_state import final_state
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
+from flows.stopping import cancelled_if_stopped, stoppable
 from flows.task_runners import build_task_runner, ship_by_value, wants_dask
 from tasks.retries import retry_options
 from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
@@ -89,6 +91,7 @@ class SuiteSummary:
     not_in_suite: tuple[str, ...] = ()  # cases of a resumed run the suite no longer has (left on disk)
     errors: tuple[str, ...] = ()  # what failed besides the cases (the report rebuild)
     budget_spent: int | None = None  # the failure budget that stopped the run, if one did
+    resumable: bool = True  # `--resume run_dir` continues it (inspect mode has no resume)
 
     @property
     def failed(self) -> list[CaseRow]:
@@ -178,7 +181,8 @@ def _run_standard(
     reuse: bool = False,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
-    plan = plan_suite(
+    key = (str(suite.suite_file), results_root, resume, allow_code_change, reuse, dry_run)
+    plan = _early_plans.pop(key, None) or plan_suite(
         suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse, identities=not dry_run
     )
     for warning in plan.warnings():
@@ -286,8 +290,8 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any] | None]) -> list[Cas
             reason = f"reused from {record.reused_from}" if record is not None and record.reused_from else reason
         elif state.name == SKIPPED:
             reason = f"skipped: completed in an earlier run ({now.reason})"
-        elif state.name == NOT_STARTED:
-            reason = state.message or "not started"
+        elif state.name == NOT_STARTED or (state.is_cancelled() and (record is None or record.interrupted is None)):
+            reason = state.message or "not started"  # never started: the budget was spent or the run stopped first
         elif state.is_failed():
             exc = future.result(raise_on_failure=False)
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
@@ -379,7 +383,34 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
 # --------------------------------------------------------------------------- flow
 
 
-@flow(name="run_suite", validate_parameters=True)
+# A standard-mode run is planned when its flow run is named, so the name the console
+# shows from the first line ("Beginning flow run 'digits 20261206_183016_caf1b44'") is
+# the one the UI lists; the flow's body takes that plan instead of making another.
+_early_plans: dict[tuple[str, str, str | None, bool, bool, bool], SuitePlan] = {}
+
+
+def _flow_run_name() -> str:
+    params = flow_run.parameters
+    path = str(params.get("suite_path") or "")
+    fallback = f"run_suite {Path(path).name}"
+    try:
+        suite = load_suite(path)
+        if not isinstance(suite, Suite) or suite.mode != "standard":
+            return fallback  # renamed once its directory is known (label_suite_run)
+        results_root, resume = str(params.get("results_root") or "results"), params.get("resume")
+        allow_code_change = bool(params.get("allow_code_change"))
+        reuse, dry_run = bool(params.get("reuse")), bool(params.get("dry_run"))
+        plan = plan_suite(
+            suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse, identities=not dry_run
+        )
+    except Exception:  # bad input: the flow's body says what is wrong
+        return fallback
+    _early_plans.clear()  # one flow run at a time is named, then run
+    _early_plans[(str(suite.suite_file), results_root, resume, allow_code_change, reuse, dry_run)] = plan
+    return f"{suite.experiment_name} {plan.run.dir.name}{' (dry run)' if params.get('dry_run') else ''}"
+
+
+@flow(name="run_suite", flow_run_name=_flow_run_name, validate_parameters=True)
 def run_suite(
     suite_path: str,
     dry_run: bool = False,
@@ -409,6 +440,17 @@ def run_suite(
     experiment_infra/resources.py). ``max_failures``: once that many cases (a count, or a
     fraction of them below 1) failed for good, no new case starts.
     """
+    with stoppable():  # Ctrl-C, SIGTERM or a cancellation: cases stopped and recorded, then Cancelled
+        return cancelled_if_stopped(_run_suite(
+            suite_path, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root,
+            dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, variants=variants,
+        ))
+
+
+def _run_suite(
+    suite_path: str, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
+    dask_address: str | None, dask_workers: int | None, slurm: SlurmWorkers | None, variants: list[str] | None,
+) -> Any:
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
     dask = chosen_cluster(dask_address, dask_workers, slurm)

@@ -27,6 +27,7 @@ from experiment_infra.agent_eval import (
 )
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths
 from experiment_infra.records import AgentResult, read_record
+from tasks.stopping import not_started, unless_stopped
 from experiment_infra.status import (
     JUDGE_RERUN_STATUSES,
     JudgeStatus,
@@ -83,7 +84,7 @@ def failed(message: str) -> State:
 
 def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
     # A failed run is returned as a Failed state carrying RunFailed.
-    return isinstance(state.data, RunFailed)
+    return unless_stopped(isinstance(state.data, RunFailed))
 
 
 @task(
@@ -94,6 +95,9 @@ def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
 )
 def agent_run_task(exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int) -> str | State:
     """Run the agent for one run; returns the run's status on disk (``results`` when it finished)."""
+    stopping = not_started(f"{tier}/{subtest}/run_{run_number:02d}")
+    if stopping is not None:
+        return stopping
     logger = get_run_logger()
     exp = ExperimentPaths(Path(exp_dir))
     for stopped in stop_leftovers(exp.run(tier, subtest, run_number)):
@@ -121,6 +125,9 @@ def judge_slot_task(
     exp_dir: str, spec: AgentEvalSpec, tier: str, subtest: str, run_number: int, slot: int, model: str
 ) -> str | State:
     """Grade one run with one judge model; returns the slot's status on disk."""
+    stopping = not_started(f"{tier}/{subtest}/run_{run_number:02d} judge {slot}")
+    if stopping is not None:
+        return stopping
     logger = get_run_logger()
     exp = ExperimentPaths(Path(exp_dir))
     for stopped in stop_judge_leftovers(exp.run(tier, subtest, run_number).judge_slot(slot)):

@@ -33,6 +33,7 @@ from experiment_infra.recovery.act import bring_home, move_slot_aside, set_aside
 from experiment_infra.recovery.batch import BatchOutcome, RunNotDone, is_transient_io, regenerate_batch, run_batch
 from experiment_infra.status import JudgeStatus, RunStatus, agent_finished, classify_agent, classify_judge
 from tasks.retries import retry_options
+from tasks.stopping import not_started, unless_stopped
 
 if TYPE_CHECKING:
     from experiment_infra.agent_eval import AgentEvalSpec
@@ -54,7 +55,7 @@ def is_transient(exc: BaseException | None) -> bool:
 
 def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
     # A raised exception, or the one a returned Failed state carries, is the state's data.
-    return is_transient(state.data if isinstance(state.data, BaseException) else None)
+    return unless_stopped(is_transient(state.data if isinstance(state.data, BaseException) else None))
 
 
 def _failed(exc: RerunFailed | BatchFailed) -> State:
@@ -115,6 +116,9 @@ def rerun_agent_task(label: str, experiment_dir: str, spec: AgentEvalSpec, tier:
 
     from .agent_eval import stderr_tail
 
+    stopping = not_started(label)
+    if stopping is not None:
+        return stopping
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
     for stopped in stop_leftovers(bring_home(exp, tier, subtest, run_number)):
@@ -141,6 +145,9 @@ def rerun_judge_task(
 
     from .agent_eval import stderr_tail
 
+    stopping = not_started(label)
+    if stopping is not None:
+        return stopping
     logger = get_run_logger()
     exp = ExperimentPaths(Path(experiment_dir))
     paths = bring_home(exp, tier, subtest, run_number)

@@ -22,9 +22,11 @@ from prefect.states import Cancelled, Completed, Failed, State
 from experiment_infra.failures import RetryPolicy
 from experiment_infra.resources import ResourceError, ResourcePool
 from experiment_infra.inspect_mode import InspectCase, run_inspect_process
+from experiment_infra.interrupt import RunInterrupted, stop_requested
 from experiment_infra.runner import OutputCallback, run_case
 from experiment_infra.suite import PlannedCase
 from experiment_infra.status import CaseClassification, CaseStatus, classify_case
+from tasks.stopping import not_started, unless_stopped
 
 SKIPPED = "Skipped"
 
@@ -51,7 +53,7 @@ def retry_condition(policy: RetryPolicy) -> Callable[[Any, TaskRun, State], bool
         # A raised exception reaches here as the data of a Failed state; a failed entry
         # point is returned as a Failed state carrying CaseFailed.
         failed = state.data
-        return isinstance(failed, CaseFailed) and policy.worth_retrying(failed.kind or "exit", failed.exit_code)
+        return unless_stopped(isinstance(failed, CaseFailed) and policy.worth_retrying(failed.kind or "exit", failed.exit_code))
 
     return worth_retrying
 
@@ -101,6 +103,9 @@ class _RunLog:
 def _as_state(variant_name: str, outcome: CaseClassification) -> CaseClassification | State:
     if outcome.status is CaseStatus.COMPLETED:
         return outcome
+    if outcome.record is not None and outcome.record.interrupted is not None:
+        # Stopped with the run (Ctrl-C, a cancellation): the UI shows it Cancelled; its files say failed.
+        return Cancelled(message=f"{variant_name} {outcome.status.value}: {outcome.reason}")
     # Returned, not raised: Prefect still retries a returned Failed state, and the
     # log shows the one-line reason instead of a traceback of this task's code.
     record = outcome.record
@@ -145,12 +150,19 @@ def run_case_task(
     on_disk = classify_case(planned.paths)
     if on_disk.status is CaseStatus.COMPLETED:
         return Completed(name=SKIPPED, message=f"{variant_name}: completed earlier ({on_disk.reason})", data=on_disk)
+    stopping = not_started(variant_name)
+    if stopping is not None:
+        return stopping
     if resources is None:
         resources = CaseResources(pool=ResourcePool())
-    stop = resources.stop
+    budget_spent = resources.stop
+
+    def stop_waiting() -> bool:  # a case still waiting for its devices when the run stops never starts
+        return stop_requested() is not None or (budget_spent is not None and budget_spent.is_set())
+
     try:
-        with resources.pool.hold(resources.gpus, resources.cpus, stop) as grant:
-            if stop is not None and stop.is_set():
+        with resources.pool.hold(resources.gpus, resources.cpus, stop_waiting) as grant:
+            if stop_waiting():
                 raise ResourceError("the run stopped before this case started")
             with _RunLog() as forward:
                 outcome = run_case(
@@ -158,8 +170,10 @@ def run_case_task(
                     grant=grant, retry_on=resources.retry_on, code=planned.code,
                     fresh_attempt_dir=planned.fresh_attempt_dir, identity=planned.identity,
                 )
+    except RunInterrupted:  # the stop came while it was being prepared: nothing started
+        return not_started(variant_name) or Failed(message=f"{variant_name}: not started")
     except ResourceError as exc:
-        return Cancelled(name=NOT_STARTED, message=f"{variant_name}: not started ({exc})")
+        return not_started(variant_name) or Cancelled(name=NOT_STARTED, message=f"{variant_name}: not started ({exc})")
     return _as_state(variant_name, outcome)
 
 
@@ -177,6 +191,9 @@ def run_inspect_case_task(
     timeout_seconds: float | None = None,
 ) -> CaseClassification | State:
     """Run one inspect-mode case; its ``.eval`` log (not this state) is the record."""
+    stopping = not_started(variant_name)
+    if stopping is not None:
+        return stopping
     with _RunLog() as forward:
         outcome = run_inspect_process(planned, log_dir, timeout_seconds=timeout_seconds, on_output=forward)
     return _as_state(variant_name, outcome)

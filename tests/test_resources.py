@@ -151,7 +151,7 @@ def test_a_waiting_case_stops_waiting_when_the_run_is_cancelled() -> None:
     with pool.hold(1, 1):
         def waiter() -> None:
             try:
-                with pool.hold(1, 1, cancelled):
+                with pool.hold(1, 1, cancelled.is_set):
                     pass
             except ResourceError as exc:
                 errors.append(exc)

@@ -154,6 +154,9 @@ class RunRecord(_Closed):
     identity: CaseIdentity | None = None  # what --reuse matches; None in older records
     # ``--reuse``: the earlier case (its directory) whose files this case's are; it did not run here.
     reused_from: str | None = None
+    # The signal that stopped the run while this attempt ran (SIGINT, SIGTERM) or
+    # "cancelled" (from the Prefect UI); None when the run was not stopped.
+    interrupted: str | None = None
 
 
 class InspectRunRecord(RunRecord):
