@@ -444,12 +444,14 @@ def run_suite(
         return cancelled_if_stopped(_run_suite(
             suite_path, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root,
             dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, variants=variants,
+            gpus=gpus, max_failures=max_failures, allow_code_change=allow_code_change, reuse=reuse,
         ))
 
 
 def _run_suite(
     suite_path: str, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None, dask_workers: int | None, slurm: SlurmWorkers | None, variants: list[str] | None,
+    gpus: str | None = None, max_failures: float | None = None, allow_code_change: bool = False, reuse: bool = False,
 ) -> Any:
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
