@@ -1,8 +1,9 @@
 """Which runs an agent-evaluation experiment expects: the one rule recovery and reports share.
 
 Expected = every tier of ``tiers_to_run`` × every subtest of that tier (its directories
-on disk, plus any this project's ``config/manifest.json`` records, so a subtest that was
-deleted or never created is still expected) × runs ``1..runs_per_subtest``.
+on disk, plus any this project's ``config/manifest.json`` or ProjectScylla's
+``checkpoint.json`` records, so a subtest that was deleted or never created is still
+expected) × runs ``1..runs_per_subtest``.
 
 A run directory outside ``1..runs_per_subtest`` (a stray ``run_03`` when
 ``runs_per_subtest`` is 2) is not expected: it is named in ``unexpected``, so both users
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from .errors import ExperimentError
 from .layout import AgentRunPaths, ExperimentPaths, UnsafeNameError, check_name, run_label
-from .records import AgentEvalManifest, ExperimentConfig, read_record
+from .records import AgentEvalManifest, ExperimentConfig, ScyllaCheckpoint, read_record
 
 __all__ = ["ExpectedRuns", "OlderLayoutError", "UnexpectedRun", "expected_runs"]
 
@@ -99,6 +100,14 @@ def expected_runs(exp: ExperimentPaths, config: ExperimentConfig) -> ExpectedRun
             recorded.setdefault(c.tier, set()).add(c.subtest)
     elif manifest.exists:
         notes.append(f"{exp.manifest} is unusable ({manifest.problem}); expected subtests come from disk only")
+    # ProjectScylla's checkpoint.json names the subtests it started, including one killed
+    # before its directory existed: missing work, as ProjectScylla's own scan counts it.
+    checkpoint = read_record(exp.checkpoint, ScyllaCheckpoint)
+    if checkpoint.record is not None:
+        for tier in config.tiers_to_run:
+            recorded.setdefault(tier, set()).update(checkpoint.record.subtests(tier))
+    elif checkpoint.exists:
+        notes.append(f"{exp.checkpoint} is unusable ({checkpoint.problem}); the subtests it names are not expected")
     subtests: dict[str, tuple[str, ...]] = {}
     unexpected: list[UnexpectedRun] = []
     wanted = range(1, config.runs_per_subtest + 1)
@@ -110,7 +119,7 @@ def expected_runs(exp: ExperimentPaths, config: ExperimentConfig) -> ExpectedRun
             try:
                 names.add(check_name("subtest", name))
             except UnsafeNameError:
-                notes.append(f"{exp.manifest}: subtest {name!r} of tier {tier} is not a safe name; ignored")
+                notes.append(f"subtest {name!r} of tier {tier} (recorded in config/manifest.json or checkpoint.json) is not a safe name; ignored")
         subtests[tier] = tuple(sorted(names))
         for subtest in on_disk:
             found = exp.runs_found(tier, subtest)

@@ -23,7 +23,8 @@ from .provenance import git_provenance
 from .records import GitProvenance, InspectRunRecord, read_record, utc_now_iso, write_record
 from .runner import stop_unfinished_attempt  # the standard mode's leftover handling, shared
 from .streaming import OutputCallback, run_streaming
-from .status import CaseClassification, classify_inspect_case
+from .status import CaseClassification
+from .status_inspect import classify_inspect_case
 from .suite import Suite, SuiteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -149,7 +150,7 @@ def run_inspect_process(
     on_output: OutputCallback | None = None,
     cwd: Path | None = None,
 ) -> CaseClassification:
-    """Run one inspect case; its status is what ``status.classify_inspect_case`` reads back.
+    """Run one inspect case; its status is what ``status_inspect.classify_inspect_case`` reads back.
 
     The attempt is written down (an ``InspectRunRecord``: started, then ended with its exit
     and the log it wrote), so a recovery reads the same status as this run: only a log this

@@ -34,7 +34,7 @@ from .records import (
     utc_now_iso,
     write_record,
 )
-from .status import judge_verdict
+from .status import JudgeStatus, judge_verdict
 
 
 def _read_text(path: Path) -> str:
@@ -87,44 +87,60 @@ class Panel:
 
     judgments: list[tuple[int, str, Judgment]]
     others: list[tuple[int, str, str]] = field(default_factory=list)  # (slot, model, why) of every other slot
+    # Slots whose judge ran and gave no valid judgment (``failed``): a judge that never
+    # judged (``missing``, ``partial``) is not among them.
+    invalid: frozenset[int] = frozenset()
 
     @classmethod
     def read(cls, paths: AgentRunPaths, judge_models: list[str]) -> Panel:
         """The slots whose status is ``complete`` (same rule as classification), each
         credited to the model that judged it (``judged_by``), which ``--judge-model`` changes."""
-        found, others = [], []
+        found, others, invalid = [], [], set()
         for slot, model in enumerate(judge_models, start=1):
             verdict, judgment = judge_verdict(paths.judge_slot(slot), model)
             if judgment is not None:
                 found.append((slot, judged_by(paths.judge_slot(slot), model), judgment))
             else:
                 others.append((slot, judged_by(paths.judge_slot(slot), model), f"{verdict.status.value}: {verdict.reason}"))
-        return cls(found, others)
+                if verdict.status is JudgeStatus.FAILED:
+                    invalid.add(slot)
+        return cls(found, others, frozenset(invalid))
 
     @property
-    def complete(self) -> bool:
-        """Every judge of the panel gave a valid judgment (ProjectScylla's consensus ``is_valid``)."""
-        return not self.others
+    def valid(self) -> bool:
+        """ProjectScylla's consensus ``is_valid``: every judge that judged gave a valid
+        judgment. It is built from the slots present, as ProjectScylla builds it (its
+        ``_regenerate_consensus`` reads the judgments there; its live writer lists each
+        judge that failed as invalid): a configured judge that never judged does not
+        make it false, or ProjectScylla's analysis would drop the run."""
+        return not self.invalid
+
+    def representative(self) -> Judgment:
+        """The valid judgment whose score is closest to the mean, the first (by slot) on a
+        tie: whose reasoning and criteria the consensus carries, as ProjectScylla picks it
+        since 2026-02-09 (``min`` over the valid judges by distance to the consensus score)."""
+        mean = sum(j.score for _, _, j in self.judgments) / len(self.judgments)
+        return min((j for _, _, j in self.judgments), key=lambda j: abs(j.score - mean))
 
     def consensus(self, *, current: bool = True) -> Consensus:
-        """Mean score, strict-majority pass, grade from the mean, first valid reasoning.
+        """Mean score, strict-majority pass, grade from the mean.
 
-        ``current``: also ``is_valid`` (false when not every judge of the panel gave a
-        valid judgment, so the mean is over fewer judges) and ``criteria_scores`` (the
-        per-criterion scores of the judge whose reasoning it carries), as ProjectScylla
-        writes them since 2026-02-09.
+        ``current``: as ProjectScylla writes it since 2026-02-09: the reasoning and
+        ``criteria_scores`` (``{}``, never null) of the judge closest to the mean
+        (``representative``), and ``is_valid`` (``valid``). Otherwise as its older
+        writer did: the first valid judge's reasoning and neither field.
         """
         if not self.judgments:
             raise RecordError("no valid judgment to build a consensus from")
         scores = [j.score for _, _, j in self.judgments]
         score = sum(scores) / len(scores)
         passes = sum(1 for _, _, j in self.judgments if j.passed)
-        primary = self.judgments[0][2]
+        primary = self.representative() if current else self.judgments[0][2]
         extra: dict[str, object] = {}
         if current:
             extra = dict(
-                is_valid=self.complete,
-                criteria_scores=primary.criteria_scores,
+                is_valid=self.valid,
+                criteria_scores=primary.criteria_scores or {},
                 # This project's addition: which model's judgment each averaged slot holds.
                 judges=[{"judge_number": slot, "model": model} for slot, model, _ in self.judgments],
             )
@@ -192,7 +208,7 @@ def writes_current_fields(paths: AgentRunPaths, panel: Panel) -> bool:
     run whose files show an older writer (before 2026-02-09), or show no writer at all,
     keeps that writer's shape, so an older experiment regenerates equal to its originals.
     """
-    if not panel.complete:
+    if not panel.valid:
         return True
     for slot in range(1, len(panel.judgments) + len(panel.others) + 1):
         if read_record(paths.judge_slot(slot).command_log, JudgeCommand).record is not None:

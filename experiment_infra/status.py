@@ -16,16 +16,15 @@ from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
-from .inspect_logs import InspectLogHeader, latest_log
-from .layout import AgentRunPaths, CasePaths, InspectCasePaths, JudgeSlotPaths, judge_slot_name
+from .layout import AgentRunPaths, CasePaths, JudgeSlotPaths, judge_slot_name
 from .records import (
     AgentResult,
     AgentTiming,
     NOFOLLOW_READ_FLAGS,
     CommandLog,
     Consensus,
-    InspectRunRecord,
     JudgeCommand,
+    JudgeTiming,
     Judgment,
     RunRecord,
     ReadResult,
@@ -35,6 +34,7 @@ from .records import (
 from .records.base import M
 # The names the rules read (declared beside the cache signature over them).
 from .status_entries import _SEP, _Names, _SlotNames, _at
+from .status_limits import agent_rate_limit, judge_failure_reason
 
 
 class CaseStatus(str, Enum):
@@ -162,16 +162,16 @@ def classify_case(paths: CasePaths) -> CaseClassification:
     record = read.record
     if record is None:
         return CaseClassification(CaseStatus.PARTIAL, f"run record unusable ({read.problem})")
-    unfinished = _never_finished(record)
+    unfinished = never_finished(record)
     if unfinished is not None:
         return unfinished
     if record.exit_code == 0 and not record.timed_out:
         return CaseClassification(CaseStatus.COMPLETED, "exit code 0", record)
-    return CaseClassification(CaseStatus.FAILED, f"attempt {record.attempt}: {_why_it_ended(record)}", record)
+    return CaseClassification(CaseStatus.FAILED, f"attempt {record.attempt}: {why_it_ended(record)}", record)
 
 
 
-def _never_finished(record: RunRecord) -> CaseClassification | None:
+def never_finished(record: RunRecord) -> CaseClassification | None:
     """``partial``, for a standard and an inspect-mode case alike: the attempt's end was never recorded."""
     if record.ended_at is None or record.exit_code is None:
         return CaseClassification(
@@ -180,7 +180,7 @@ def _never_finished(record: RunRecord) -> CaseClassification | None:
     return None
 
 
-def _why_it_ended(record: RunRecord) -> str:
+def why_it_ended(record: RunRecord) -> str:
     """How a finished attempt ended, in words: the recorded reason, a timeout, or its exit code."""
     return record.reason or ("timed out" if record.timed_out else f"exit code {record.exit_code}")
 
@@ -291,7 +291,7 @@ def _agent_verdict(run: str, checked: dict[str, str | None] | None = None) -> tu
         if why is None:
             return _results_status(run)
     if log.record is not None and exit_code != 0:
-        return RunStatus.FAILED, _recorded_reason(log.record) or why, ""
+        return RunStatus.FAILED, agent_rate_limit(run) or _recorded_reason(log.record) or why, ""
     if not has_output and _text_in(_at(run, _Names.stderr)):
         return RunStatus.FAILED, "stderr.log present and no usable output", ""
     return RunStatus.PARTIAL, f"agent started and never finished ({why})", ""
@@ -389,6 +389,9 @@ def _slot_verdict(slot_dir: str) -> tuple[JudgeStatus, str, Judgment | None]:
         return JudgeStatus.FAILED, command.reason or "judge finished without a usable judgment.json", None
     if read.exists:
         return JudgeStatus.FAILED, _what_is_wrong(_SlotNames.judgment, read.problem), None
+    timing = read_record(slot_dir + _SLOT_TIMING, JudgeTiming).record
+    if timing is not None and timing.failed:  # ProjectScylla's failed judge: timing.json says so
+        return JudgeStatus.FAILED, judge_failure_reason(timing.error), None
     if not command_read.exists and not _entries(slot_dir):
         return JudgeStatus.MISSING, "judge directory is empty", None
     return JudgeStatus.PARTIAL, "judge started, no judgment.json", None
@@ -396,6 +399,7 @@ def _slot_verdict(slot_dir: str) -> tuple[JudgeStatus, str, Judgment | None]:
 
 _JUDGMENT = _SEP + _SlotNames.judgment
 _JUDGE_COMMAND = _SEP + _SlotNames.judge_command
+_SLOT_TIMING = _SEP + _SlotNames.timing
 _ABSENT: ReadResult = ReadResult(None, "missing")
 
 
@@ -472,55 +476,5 @@ def _slot_suffixes(slots: int) -> tuple[str, ...]:
 # The stat signature a classification cache is keyed on (status_cache.py) covers every
 # entry the rules above consult for one run: the names ``_Names`` and ``_SlotNames``
 # declare, enumerated (never listed a second time by hand): status_entries.py.
-STATUS_RULES_VERSION = 4  # 4: reasons reworded as sentences; a cached reason must not keep the old wording
+STATUS_RULES_VERSION = 5  # 5: ProjectScylla's failed judge slots and rate limits; 4: reasons reworded as sentences; a cached reason must not keep the old wording
 
-
-
-
-# ------------------------------------------------------------------ inspect mode
-
-_INSPECT_STATUS = {
-    "success": CaseStatus.COMPLETED,
-    "error": CaseStatus.FAILED,
-    "cancelled": CaseStatus.FAILED,
-    "started": CaseStatus.PARTIAL,  # the process died before Inspect closed the log
-}
-
-
-def _from_log(header: InspectLogHeader | None) -> CaseClassification:
-    if header is None:
-        return CaseClassification(CaseStatus.MISSING, "no .eval log")
-    if header.status is None:
-        return CaseClassification(CaseStatus.PARTIAL, f"{header.path.name}: {header.problem}")
-    reason = f"{header.path.name}: {header.status}" + (f" ({header.error})" if header.error else "")
-    return CaseClassification(_INSPECT_STATUS[header.status], reason)
-
-
-def classify_inspect_case(log_dir: Path, variant_name: str) -> CaseClassification:
-    """Status of an inspect-mode case: its run record (the latest attempt) and the log it wrote.
-
-    Without a record (logs this project did not run), or when a newer log than the
-    record's exists (written since, by hand), the newest log alone decides.
-    """
-    read = read_record(InspectCasePaths.of(log_dir, variant_name).run_record, InspectRunRecord)
-    record = read.record
-    if record is None and read.exists:
-        return CaseClassification(CaseStatus.PARTIAL, f"run record unusable ({read.problem})")
-    header = latest_log(log_dir, variant_name)
-    if record is None or (record.eval_log is not None and (header is None or header.path.name != record.eval_log)):
-        return _from_log(header)
-    unfinished = _never_finished(record)
-    if unfinished is not None:
-        return unfinished
-    why = _why_it_ended(record)
-    if record.eval_log is None:
-        # Never read as the success of an older log: the latest attempt wrote none.
-        if header is None:
-            return CaseClassification(CaseStatus.MISSING, f"no .eval log written ({why})", record)
-        return CaseClassification(
-            CaseStatus.FAILED, f"no .eval log written ({why}); {header.path.name} is an earlier attempt's", record
-        )
-    now = _from_log(header)
-    if now.status is CaseStatus.COMPLETED and record.exit_code != 0:
-        return CaseClassification(CaseStatus.FAILED, f"{now.reason}, but the entry point then failed: {why}", record)
-    return CaseClassification(now.status, now.reason, record)

@@ -13,7 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from experiment_infra.inspect_mode import InspectPlan, check_inspect, format_inspect_plan, plan_inspect_suite
 from experiment_infra.layout import inspect_lock, inspect_logs_for
 from experiment_infra.lock import acquire_lock
-from experiment_infra.status import classify_inspect_case
+from experiment_infra.status_inspect import classify_inspect_case
 from experiment_infra.suite import Suite
 from experiment_infra.ui_limits import capped_rows
 from flows.artifacts import artifact_key, publish_run_markdown

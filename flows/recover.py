@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
+from prefect.states import State
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
@@ -44,6 +45,8 @@ from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.lock import LockHeld, acquire_lock
 from experiment_infra import helpers
 from experiment_infra.recovery.act import work_done
+from experiment_infra.recovery.checkpoint_sync import sync_checkpoint
+from experiment_infra.recovery.limits import plan_limits
 from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP, slot_label
 from experiment_infra.recovery.links import refuse_linked_places
 from experiment_infra.recovery.select import Mode
@@ -74,7 +77,7 @@ from flows.stopping import cancelled_if_stopped, stoppable
 from flows.recover_artifacts import progress_key, publish_recovery
 from flows.report import report_failures, reports_task, tier_reports_task
 from flows.task_runners import build_task_runner
-from tasks.recover import BatchFailed, finish_runs_task, regenerate_task, rerun_agent_task, rerun_judge_task
+from tasks.recover import BatchFailed, finish_runs_task, regenerate_task, rerun_agent_task, rerun_judge_task, wait_for_limit_task
 from tasks.retries import retry_options
 
 if TYPE_CHECKING:
@@ -154,6 +157,15 @@ def _submit_experiment(
     agent_task = rerun_agent_task.with_options(**retry)
     judge_task = rerun_judge_task.with_options(**retry)
     futures: list[Submitted] = []
+    # What a rate limit stopped: after the limit lifts, one run at a time; held when it is far off.
+    limits = plan_limits(before.exp, before.planned)
+    held = dict(limits.held)
+    for label, why in limits.held:
+        logger.warning("%s: %s", label, why)
+    limited = set(limits.limited)
+    previous: list[Any] = []  # the last rate-limited run's tasks: the next one waits for them
+    if limited:
+        previous = [runner.submit(wait_for_limit_task, parameters=dict(seconds=limits.wait_seconds))]
     for label, regen in _regeneration_batches(before.planned):
         params = dict(label=label, experiment_dir=str(before.exp.dir), judge_models=models,
                       runs=[(r.tier, r.subtest, r.run) for r in regen])
@@ -167,23 +179,28 @@ def _submit_experiment(
         upstream: list[Any] = []  # every agent and judge of this subtest: its consensus batch waits for all
         judged: list[RunWork] = []
         for r in group:
-            if r.regenerate:
+            if r.regenerate or r.label in held:
                 continue
             where = dict(run_number=r.run, **base)
+            after_limit = [allow_failure(f) for f in previous] if r.label in limited else []
             agent = None
             if r.rerun_agent:
-                agent = runner.submit(agent_task, parameters=dict(label=r.label, spec=spec, **where))
+                agent = runner.submit(agent_task, parameters=dict(label=r.label, spec=spec, **where), wait_for=after_limit)
                 futures.append(Submitted(r.label, [r.label], agent, tier))
                 upstream.append(agent)
+            mine: list[Any] = [agent] if agent is not None else []
             for slot in r.judge_slots:
                 params = dict(
                     label=slot_label(r.tier, r.subtest, r.run, slot), spec=spec, slot=slot,
                     model=sel.judge_model or models[slot - 1], model_override=sel.judge_model is not None, **where,
                 )
                 # A judge starts as soon as its own run's agent is done, not after every agent.
-                judge = runner.submit(judge_task, parameters=params, wait_for=[agent] if agent is not None else [])
+                judge = runner.submit(judge_task, parameters=params, wait_for=[agent] if agent is not None else after_limit)
                 futures.append(Submitted(params["label"], [r.label], judge, tier))
                 upstream.append(judge)
+                mine.append(judge)
+            if r.label in limited:
+                previous = mine
             if r.judge_slots:
                 judged.append(r)
         if judged:
@@ -272,6 +289,8 @@ def _recover_experiment(
                 parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True, tiers_done=quote(tiers_done)),
             )
         after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
+        if before.planned and sync_checkpoint(before.exp, after.runs):  # ProjectScylla resumes from it
+            get_run_logger().info("checkpoint.json brought up to date with the files")
         if after.cache is not None:
             after.cache.save()  # the next survey (a dry run too) skips runs whose files did not change
         if reports is not None:
@@ -432,12 +451,12 @@ def recover(
     target = target_of(experiment_dir)
     dask = chosen_cluster(dask_address, dask_workers, slurm)
     with stoppable():  # Ctrl-C, SIGTERM or a cancellation: reruns stopped and recorded, then Cancelled
-        return cancelled_if_stopped(_recover_target(target, selection, parallelism, verbose, dask))
+        return cancelled_if_stopped(_recover_target(target, selection, parallelism, verbose, dask, allow_code_change))
 
 
 def _recover_target(
     target: ExperimentPaths | SuiteRunPaths, selection: Selection, parallelism: int | None, verbose: bool,
-    dask: dict[str, Any],
+    dask: dict[str, Any], allow_code_change: bool = False,
 ) -> State:
     logger = get_run_logger()
     if isinstance(target, SuiteRunPaths):

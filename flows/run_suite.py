@@ -30,7 +30,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
@@ -451,7 +451,7 @@ def run_suite(
 def _run_suite(
     suite_path: str, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None, dask_workers: int | None, slurm: SlurmWorkers | None, variants: list[str] | None,
-    gpus: str | None = None, max_failures: float | None = None, allow_code_change: bool = False, reuse: bool = False,
+    gpus: str | None, max_failures: float | None, allow_code_change: bool, reuse: bool = False,
 ) -> Any:
     check_parallelism(parallelism)
     suite = load_suite(suite_path)

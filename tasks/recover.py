@@ -193,3 +193,14 @@ def finish_runs_task(
         return f"{status.value} ({reason})"
 
     return _settle(run_batch(label, [(tier, subtest, n) for n in run_numbers], one))
+
+
+@task(name="wait_for_limit", task_run_name="wait for the rate limit ({seconds:.0f} s)", **_COMMON)
+def wait_for_limit_task(seconds: float) -> float:
+    """Wait until the limit that stopped some runs should have lifted (``recovery.limits``):
+    their reruns start after it, one at a time."""
+    import time
+
+    get_run_logger().info("waiting %.0f s for the rate limit to lift before rerunning what it stopped", seconds)
+    time.sleep(max(0.0, seconds))
+    return seconds

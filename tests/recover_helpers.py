@@ -50,10 +50,12 @@ REPORT_NAMES = {"report.json", "report.md", "summary.md", "best_subtest.json", "
 
 
 def is_report(rel: str) -> bool:
-    """Report files: views a recovery rebuilds from run files at its end (issue 8)."""
+    """Report files: views a recovery rebuilds from run files at its end (issue 8), and
+    ProjectScylla's checkpoint.json, which it brings up to date then too (issue 29)."""
     parts = rel.rstrip("/").split("/")
     return (
         parts[-1] in REPORT_NAMES
+        or rel == "checkpoint.json"
         or parts[0] == "plots"
         or (parts[-1] == "result.json" and len(parts) <= 2)  # experiment and tier result.json
     )

@@ -131,7 +131,7 @@ def test_consensus_is_mean_of_valid_judges_with_strict_majority(tmp_path, git_re
     assert consensus.score == pytest.approx((0.5 + 0.7 + 1.0) / 3)
     assert consensus.passed is True  # 2 of 3 valid judges passed it
     assert consensus.grade == "B"
-    assert consensus.reasoning.startswith("j-0.5:")  # the first valid judge's
+    assert consensus.reasoning.startswith("j-0.7:")  # the judge closest to the mean (0.733)
     result = load_record(paths.run_result, RunResult)
     # Every slot is listed, as ProjectScylla lists them; the failed one says so and scores nothing.
     assert [(j.judge_number, j.valid) for j in result.judges] == [(1, True), (2, True), (3, True), (4, False)]

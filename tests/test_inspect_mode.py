@@ -11,7 +11,8 @@ from conftest import PYTHON, REPO_ROOT, git
 from prerequisites import require_module
 
 from experiment_infra.layout import parse_inspect_log_name
-from experiment_infra.status import CaseStatus, classify_inspect_case
+from experiment_infra.status import CaseStatus
+from experiment_infra.status_inspect import classify_inspect_case
 from experiment_infra.suite import load_suite
 from flows.run_suite import run_suite
 
@@ -191,7 +192,7 @@ def test_core_imports_without_inspect_ai(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['inspect_ai'] = None\n"
         "import experiment_infra, experiment_infra.inspect_mode as im\n"
-        "from experiment_infra.status import classify_inspect_case\n"
+        "from experiment_infra.status_inspect import classify_inspect_case\n"
         "try:\n    im.require_inspect()\nexcept im.InspectNotInstalled as e:\n    print('refused:', e)\n"
     )
     out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)

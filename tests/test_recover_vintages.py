@@ -61,7 +61,7 @@ def test_the_split_layout_is_read_where_each_run_is(scylla_copy: Path) -> None:
     # Left behind beside it, as ProjectScylla leaves them: none of these is a run.
     (waiting.parent / "config_manifest.json").write_text("{}")
     (waiting.parent / ".failed" / "run_01_attempt_01").mkdir(parents=True)
-    # A run promoted, then rerun: a newer attempt waits in in_progress/, the judged one is read.
+    # A run promoted, then rerun: a newer attempt in in_progress/ is the one read (ProjectScylla keeps it).
     shutil.copytree(scylla_copy / "completed" / "T2" / "01" / "run_01", scylla_copy / "in_progress" / "T2" / "01" / "run_01")
     before = tree_hash(scylla_copy)
 

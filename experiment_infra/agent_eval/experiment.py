@@ -134,12 +134,16 @@ def spec_from_manifest(m: AgentEvalManifest) -> AgentEvalSpec:
 
 
 def _spec_from_foreign_config(exp: ExperimentPaths) -> AgentEvalSpec:
-    """ProjectScylla's ``config/experiment.json``: subtests are the ones on disk, the agent model
+    """ProjectScylla's ``config/experiment.json``: subtests are the ones expected (on disk or in
+    its ``checkpoint.json``), the agent model
     is ``models[0]``; tier-specific agent settings it composed are not recorded there."""
     cfg = load_record(exp.config, ExperimentConfig)
     if not cfg.models:
         raise AgentEvalError(f"{exp.config}: models is empty; cannot tell which model the agent ran")
-    conditions = tuple(Condition(t, s, cfg.models[0]) for t in cfg.tiers_to_run for s in exp.subtests_on_disk(t))
+    from ..expected import expected_runs  # the subtests recovery expects: on disk or in checkpoint.json
+
+    subtests = expected_runs(exp, cfg).subtests
+    conditions = tuple(Condition(t, s, cfg.models[0]) for t in cfg.tiers_to_run for s in subtests[t])
     if not conditions:
         raise AgentEvalError(f"{exp.dir}: no {{tier}}/{{subtest}} directories for tiers {cfg.tiers_to_run}")
     return AgentEvalSpec(

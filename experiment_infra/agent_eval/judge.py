@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ..atomic import atomic_write_text, move_aside
 from ..grading import grade_for
-from ..layout import AgentRunPaths, ExperimentPaths, judge_slot_name, next_aside
+from ..layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths, judge_slot_name, next_aside
 from ..process import MARKER_ENV, new_marker, proc_start, run_logged
 from ..records import (
     JudgeCommand,
@@ -30,6 +30,7 @@ from ..records import (
 )
 from ..regenerate import Panel, parse_agent_stdout, rebuild_after_judging
 from ..status import JudgeStatus, agent_finished, classify_agent, classify_judge
+from ..status_limits import RATE_LIMITED, rate_limit_in, rate_limit_in_json
 from .commands import cli_version, judge_replay_script, model_md, process_env, render
 from .agent import stop_judge_leftovers
 from .spec import AgentEvalSpec
@@ -214,6 +215,8 @@ def run_judge(
         judgment, reason = parse_judgment(reply)
         if judgment is not None:
             write_record(slot_paths.judgment, judgment)
+    if reason is not None:  # a judge that hit a limit says so, as ProjectScylla reads its output
+        reason = _rate_limited(slot_paths, reason)
     write_record(slot_paths.timing, JudgeTiming(judge_duration_seconds=result.duration_seconds, measured_at=result.ended_at))
     write_record(
         slot_paths.command_log,
@@ -228,6 +231,14 @@ def run_judge(
         ),
     )
     return classify_judge(slot_paths, model).status
+
+
+def _rate_limited(slot_paths: JudgeSlotPaths, reason: str) -> str:
+    """``reason``, or ``rate limited: judge: …`` when the judge's JSON or stderr names a limit."""
+    stdout = slot_paths.stdout.read_bytes().decode("utf-8", errors="replace") if slot_paths.stdout.is_file() else ""
+    stderr = slot_paths.stderr.read_bytes().decode("utf-8", errors="replace") if slot_paths.stderr.is_file() else ""
+    message = rate_limit_in_json(stdout) or next((l for l in stderr.splitlines() if rate_limit_in(l)), None)
+    return f"{RATE_LIMITED}: judge: {' '.join(message.split())[:300]}" if message is not None else reason
 
 
 def set_aside_slot(exp: ExperimentPaths, tier: str, subtest: str, run_number: int, slot: int) -> Path | None:

@@ -244,6 +244,10 @@ class ExperimentPaths(_Summarized):
         return self.dir / "config" / "experiment.json"
 
     @property
+    def checkpoint(self) -> Path:  # ProjectScylla's record of each run's state (absent in ours)
+        return self.dir / "checkpoint.json"
+
+    @property
     def manifest(self) -> Path:
         """This project's own record of the suite (conditions, commands); absent in foreign dirs."""
         return self.dir / "config" / "manifest.json"
@@ -352,6 +356,13 @@ class ExperimentPaths(_Summarized):
         name = check_name("subtest", subtest)
         return tuple(SubtestPaths(place / name) for place in self.tier_places(tier))
 
+    def read_places(self, tier: str, subtest: str) -> tuple[SubtestPaths, ...]:
+        """``subtest_places`` in the order a run is read from them: ``in_progress/`` first, the fresh
+        copy where both exist (ProjectScylla promotes a run by deleting any ``completed/`` copy,
+        since ``7c644312``, 2026-04-21: that one is a leftover of an earlier attempt)."""
+        places = self.subtest_places(tier, subtest)
+        return (places[1], places[0], *places[2:]) if len(places) > 1 else places
+
     def elsewhere(self, run: AgentRunPaths) -> str | None:
         """Where ``run`` is relative to the experiment (``in_progress/T1/01/run_01/``) when that is
         not its home, else None (what a recovery says before moving it home)."""
@@ -363,20 +374,21 @@ class ExperimentPaths(_Summarized):
         return self.completed_dir if self.split else self.dir
 
     def runs_found(self, tier: str, subtest: str) -> dict[int, tuple[SubtestPaths, ...]]:
-        """Run number -> the places (of ``subtest_places``, in order: the first is where the
+        """Run number -> the places (of ``read_places``, in order: the first is where the
         run is read) its directory is in, for the runs on disk: one listing per place."""
         found: dict[int, tuple[SubtestPaths, ...]] = {}
-        for place in self.subtest_places(tier, subtest):
+        for place in self.read_places(tier, subtest):
             for number in place.runs_on_disk():
                 found[number] = found.get(number, ()) + (place,)
         return found
 
     def run_found(self, tier: str, subtest: str, run_number: int) -> AgentRunPaths:
-        """Where the run is now: the first of ``subtest_places`` holding it, else its home.
-        Home is looked at again before each other place, on purpose: another process moving
-        the run home meanwhile (bring_home) is then never missed for a later copy."""
+        """Where the run is now: the first of ``read_places`` holding it, else its home.
+        Home is looked at again before each later place: a move home meanwhile (bring_home) is never missed."""
         places = self.subtest_places(tier, subtest)
-        for place in places[1:]:
+        if len(places) > 1 and os.path.isdir(places[1].run_dir_str(run_number)):
+            return places[1].run(run_number)  # in_progress/: the fresh copy (read_places)
+        for place in places[2:]:
             if not os.path.isdir(places[0].run_dir_str(run_number)) and os.path.isdir(place.run_dir_str(run_number)):
                 return place.run(run_number)
         return places[0].run(run_number)

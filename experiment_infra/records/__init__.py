@@ -4,7 +4,7 @@ one module per layout they describe:
 - ``base``: ``read_record`` / ``write_record`` and the model bases (foreign files keep
   unknown keys, our own refuse them);
 - ``standard``: a standard- or inspect-mode suite run (manifest, run records, metrics);
-- ``agent_eval``: an agent-evaluation experiment in ProjectScylla's layout;
+- ``agent_eval``: an agent-evaluation experiment in ProjectScylla's layout (``checkpoint``: its checkpoint.json);
 - ``reports``: the report files rebuilt from ``run_result.json`` files;
 - ``state``: the lock a recovery keeps beside an experiment;
 - ``status_cache_file``: the classification cache it keeps there (no pydantic);
@@ -70,6 +70,7 @@ _WHERE = {
     "RunReport": "agent_eval",
     "ConditionRecord": "agent_eval",
     "AgentEvalManifest": "agent_eval",
+    "ScyllaCheckpoint": "checkpoint",
     "INFINITE": "reports",
     "cost_of_pass_value": "reports",
     "MissingRun": "reports",
@@ -114,5 +115,6 @@ if TYPE_CHECKING:  # static checkers see the real imports
     from .standard import AttemptCode, CaseIdentity, CodeFingerprint, ManifestAddition, CodeVersion, GitProvenance, ManifestCase, SuiteManifest, RunRecord, InspectRunRecord, CaseMetrics
     from .agent_eval import ExperimentConfig, CommandEntry, CommandLog, AgentTiming, TokenStats, AgentResult, ClaudeUsage, ClaudeCodeOutput, Judgment, JudgeTiming, ProcessRecord, JudgeCommand, Consensus, JudgeSummary, RunResult, RunReport, ConditionRecord, AgentEvalManifest
     from .reports import INFINITE, cost_of_pass_value, MissingRun, SubtestResult, TierResult, ExperimentResult, SubtestReportSummary, SubtestReportChild, SubtestReport, TierReportSummary, TierReportBest, TierReportChild, TierReport, ExperimentReportSummary, ExperimentReportBest, ExperimentReportChild, ExperimentReport, TierComparisonEntry, TierComparison, SubtestVote, BestSubtest
+    from .checkpoint import ScyllaCheckpoint
     from .state import LockInfo
     from .status_cache_file import STATUS_CACHE_FORMAT, CachedClass, CachedRun, StatusCacheFile, cached_class_ok, cached_run_ok, read_status_cache, write_status_cache

@@ -214,6 +214,17 @@ class JudgeTiming(_Open):
     def measured(self) -> datetime | None:
         return _moment(self.measured_at)
 
+    @property
+    def failed(self) -> bool:
+        """ProjectScylla's mark of a judge that failed (since 2026-02): ``"failed": true``
+        with its ``error``, beside ``error.log`` and no ``judgment.json``."""
+        return _extra(self, "failed", False) is True
+
+    @property
+    def error(self) -> str:
+        value = _extra(self, "error", "")
+        return value if isinstance(value, str) else str(value)
+
 
 class ProcessRecord(_Closed):
     """``agent/process.json``: the agent process of a run, written when it starts, so a
@@ -257,8 +268,8 @@ def _extra(record: BaseModel, key: str, default: Any) -> Any:
 class Consensus(_Open):
     """``judge/result.json``: the panel's verdict.
 
-    ProjectScylla writes ``is_valid`` (false when not every judge of the panel was valid)
-    and ``criteria_scores`` (may be null) since 2026-02-09; older versions wrote neither.
+    ProjectScylla writes ``is_valid`` (false when a judge that judged was not valid) and
+    ``criteria_scores`` (may be null) since 2026-02-09; older versions wrote neither.
     They stay extra keys so that an older file is written back in its own shape.
     """
 

@@ -6,6 +6,7 @@
 - ``suite_runs`` / ``inspect_dirs``: the same for standard-mode run directories and
   inspect-mode log directories;
 - ``act``: what a recovery does to the disk around a rerun, and how it tells one worked;
+- ``checkpoint_sync``: ProjectScylla's checkpoint.json brought up to date afterwards;
 - ``render``: the dry-run text, the ``--json`` document, the artifact rows;
 - ``outcome``: the checks before a real recovery, and its summary afterwards;
 - ``walk`` / ``nightly``: every experiment directory under a results root, and the
@@ -29,6 +30,7 @@ DEFAULT_PARALLELISM = 8
 _WHERE = {
     "RecoverySummary": "outcome",
     "check_recovery": "outcome",
+    "sync_checkpoint": "checkpoint_sync",
     "RecoveryInputError": "select",
     "Selection": "select",
     "scan_results_root": "walk",

@@ -7,9 +7,13 @@ since the agent-evaluation core brings git along, which a regeneration never nee
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic import move_aside
+from ..errors import LinkedPathError
 from ..layout import AgentRunPaths, ExperimentPaths, next_aside
 from .survey import RunWork
 from ..status import JudgeStatus, RunStatus, agent_finished
@@ -29,16 +33,40 @@ def bring_home(exp: ExperimentPaths, tier: str, subtest: str, run_number: int) -
     home = exp.run(tier, subtest, run_number)
     found = exp.run_found(tier, subtest, run_number)
     if found.dir != home.dir:
-        try:
-            # Through no symlink (completed/ and the homes in it, or where it was found: the
-            # move would take the run out of the experiment) and onto nothing that exists.
-            move_aside(found.dir, home.dir, root=exp.dir)
-        except (FileNotFoundError, FileExistsError):
-            if not home.dir.is_dir() or home.dir.is_symlink():
-                raise
-        else:
-            _repair_worktree(home.workspace)
+        for directory in (exp.tier_top, home.dir.parent.parent, home.dir.parent):  # completed/ and the homes in it
+            if directory.is_symlink():  # the move (or the lock's directory) would take the run out of the experiment
+                raise LinkedPathError(f"{directory} is a symlink: {found.dir} is not moved through it; replace it with a real directory")
+        home.dir.parent.mkdir(parents=True, exist_ok=True)
+        with _subtest_lock(home.dir.parent):
+            found = exp.run_found(tier, subtest, run_number)  # another task may have moved it meanwhile
+            if found.dir != home.dir:
+                _set_aside_stale(exp, tier, subtest, run_number, home)
+                # Through no symlink (where it was found, or completed/) and onto nothing that exists.
+                move_aside(found.dir, home.dir, root=exp.dir)
+                _repair_worktree(home.workspace)
     return home
+
+
+def _set_aside_stale(exp: ExperimentPaths, tier: str, subtest: str, run_number: int, home: AgentRunPaths) -> None:
+    """A copy already at home while the run is read elsewhere (``in_progress/``) is what an
+    earlier attempt left there: ProjectScylla deletes it when it promotes the fresh copy;
+    a recovery keeps it, as ``completed/{T}/{S}/.failed/run_NN_attempt_K``."""
+    if home.dir.exists() or home.dir.is_symlink():
+        move_aside(home.dir, exp.subtest(tier, subtest).next_failed_attempt(run_number), root=exp.dir)
+
+
+@contextmanager
+def _subtest_lock(directory: Path) -> Iterator[None]:
+    """Several tasks of one run (its judge slots) bring it home at once: one at a time,
+    so none of them takes the copy another just moved home for a stale one."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _repair_worktree(workspace: Path) -> None:

@@ -13,7 +13,7 @@ from typing import NamedTuple, Sequence
 
 from ..layout import COMPLETED, judge_slot_name, run_label
 from ..status import JUDGE_RERUN_STATUSES, JudgeClassification, JudgeStatus, RunStatus, agent_finished
-from .select import Selection
+from .select import Selection, status_wanted
 
 __all__ = ["RunWork", "plan_run"]
 
@@ -100,14 +100,14 @@ def plan_run(
     base = RunWork(tier, subtest, run, status, reason, judges)
     if not agent_finished(status):
         # agent_failed names the same runs from the judges' side: their agent must run first.
-        if wanted is not None and status.value not in wanted and JudgeStatus.AGENT_FAILED.value not in wanted:
+        if not status_wanted(status.value, reason, wanted) and JudgeStatus.AGENT_FAILED.value not in (wanted or ()):
             return base
         if selection.judges_only:
             return _with(base, excluded="the agent must be rerun before it can be judged; --judges-only")
         slots = () if selection.agents_only else tuple(j.slot for j in judges)
         return _with(base, rerun_agent=True, judge_slots=slots)
     bad = [j for j in judges if j.status in JUDGE_RERUN_STATUSES]
-    chosen = tuple(j.slot for j in bad if wanted is None or j.status.value in wanted)
+    chosen = tuple(j.slot for j in bad if status_wanted(j.status.value, j.reason, wanted))
     if chosen and not selection.agents_only:
         # Rebuilding after the judges also rewrites whatever result file was missing.
         return _with(base, judge_slots=chosen)

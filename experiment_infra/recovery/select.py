@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 from ..errors import ExperimentError
 from ..status import CaseStatus, JudgeStatus, RunStatus
+from ..status_limits import is_rate_limited
 
 
 class RecoveryInputError(ExperimentError, ValueError):
@@ -26,7 +27,20 @@ class Mode(str, Enum):
 
 RUN_STATUS_NAMES = tuple(s.value for s in RunStatus)
 JUDGE_STATUS_NAMES = tuple(s.value for s in JudgeStatus)
-AGENT_EVAL_STATUS_NAMES = RUN_STATUS_NAMES + tuple(n for n in JUDGE_STATUS_NAMES if n not in RUN_STATUS_NAMES)
+# ``rate_limited`` is not a status of its own: it selects the ``failed`` runs and slots whose
+# reason is a rate limit (``status_limits``), so counts and statuses stay the five and five.
+RATE_LIMITED_NAME = "rate_limited"
+AGENT_EVAL_STATUS_NAMES = (
+    RUN_STATUS_NAMES + tuple(n for n in JUDGE_STATUS_NAMES if n not in RUN_STATUS_NAMES) + (RATE_LIMITED_NAME,)
+)
+
+
+def status_wanted(status: str, reason: str, wanted: frozenset[str] | None) -> bool:
+    """Does ``--status`` select a run or slot of this status and reason? ``rate_limited``
+    selects those ``failed`` on a rate limit."""
+    if wanted is None or status in wanted:
+        return True
+    return RATE_LIMITED_NAME in wanted and status == "failed" and is_rate_limited(reason)
 CASE_STATUS_NAMES = tuple(s.value for s in CaseStatus)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from ..layout import SuiteRunPaths, UnsafeNameError, check_name, inspect_lock
 from ..records import SuiteManifest, read_record
 from .select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
-from ..status import CaseClassification, CaseStatus, classify_case, classify_inspect_case
+from ..status import CaseClassification, CaseStatus, classify_case
+from ..status_inspect import classify_inspect_case
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .select import (
     RecoveryInputError,
     Selection,
     check_statuses,
+    status_wanted,
     parse_runs,
     shown_names,
 )
@@ -133,7 +134,7 @@ class MissingTier:
     def reason(self) -> str:
         return (
             f"tier {self.tier} is in tiers_to_run but has no subtest directory and none is recorded in "
-            "config/manifest.json, so none of its runs ever started; recovery cannot rerun runs it cannot name: "
+            "config/manifest.json or checkpoint.json, so none of its runs ever started; recovery cannot rerun runs it cannot name: "
             "run the experiment again for this tier"
         )
 
@@ -141,8 +142,10 @@ class MissingTier:
 def _matches(work: RunWork, selection: Selection) -> bool:
     if selection.statuses is None:
         return True
-    names = {work.status.value, *(j.status.value for j in work.judges)}
-    return bool(names & selection.statuses)
+    wanted = selection.statuses
+    return status_wanted(work.status.value, work.reason, wanted) or any(
+        status_wanted(j.status.value, j.reason, wanted) for j in work.judges
+    )
 
 
 def _check_names(selection: Selection, config: ExperimentConfig, subtests: dict[str, tuple[str, ...]]) -> None:
@@ -231,7 +234,9 @@ def _copies_note(labels: list[str]) -> str | None:
     shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
     return (
         f"{len(labels)} run(s) have a directory in more than one of {COMPLETED}/, {IN_PROGRESS}/ and the experiment's "
-        f"top ({shown}): the first of those is read, as ProjectScylla reads it; the others are left alone"
+        f"top ({shown}): the first of those (in_progress/, then {COMPLETED}/, then the top) is read, the fresh copy "
+        f"ProjectScylla keeps; a recovery that works on such a run first moves the {COMPLETED}/ copy to "
+        f"{COMPLETED}/T/S/.failed/run_NN_attempt_K (ProjectScylla deletes it), and otherwise leaves them alone"
     )
 
 

@@ -4,8 +4,8 @@
 It checks the workspace it runs in for real (does ``python hello.py`` print
 ``Hello, World!``?) and replies like ProjectScylla's judges: a sentence, then the
 verdict in a fenced ```json block. A model name ending in ``-0.7`` caps the score at
-0.7; ``garbage``, ``fail`` or ``hang`` in the model name (or ``FAKE_JUDGE_MODE``)
-makes it reply with no JSON, exit 2, or never return.
+0.7; ``garbage``, ``fail``, ``hang`` or ``limit`` (a usage limit) in the model name (or ``FAKE_JUDGE_MODE``)
+makes it reply with no JSON, exit 2, never return, or answer as Claude Code does at its usage limit.
 """
 
 from __future__ import annotations
@@ -64,13 +64,17 @@ def main(argv: list[str]) -> int:
     if args.version:
         print(VERSION)
         return 0
-    mode = os.environ.get("FAKE_JUDGE_MODE") or next((m for m in ("garbage", "fail", "hang") if m in args.model), "ok")
+    mode = os.environ.get("FAKE_JUDGE_MODE") or next((m for m in ("garbage", "fail", "hang", "limit") if m in args.model), "ok")
     if mode == "hang":
         while True:
             time.sleep(3600)
     if mode == "fail":
         print("Error: judge model unavailable (fake)", file=sys.stderr)
         return 2
+    if mode == "limit":  # as Claude Code answers when its usage limit is reached
+        print(json.dumps({"type": "result", "subtype": "success", "is_error": True, "num_turns": 1,
+                          "result": "You've hit your limit \u00b7 resets 6am (America/Los_Angeles)", "total_cost_usd": 0}))
+        return 1
     prompt_source = args.prompt if args.prompt is not None else args.prompt_arg
     if not prompt_source or not Path(prompt_source).is_file():
         print("Error: judge prompt file not found", file=sys.stderr)
