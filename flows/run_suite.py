@@ -30,7 +30,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import State
+from prefect.states import Completed, State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
