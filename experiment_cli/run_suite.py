@@ -52,6 +52,11 @@ def build_parser(*, with_suite: bool = True, prog: str | None = None) -> argpars
         "(recorded in its manifest as a new code version); refused otherwise",
     )
     parser.add_argument(
+        "--reuse", action="store_true",
+        help="do not run a case whose identity (config and code) matches a completed case of an earlier "
+        "run of the experiment: link its files in instead (--dry-run says, per case, which and why)",
+    )
+    parser.add_argument(
         "--results-root", metavar="DIR", default="results", help="where run directories go (default: results)"
     )
     parser.add_argument(
@@ -91,6 +96,7 @@ def run_suite_command(
     gpus: str | None = None,
     max_failures: int | float | None = None,
     allow_code_change: bool = False,
+    reuse: bool = False,
     typed: Sequence[str] | None = None,
     **cluster: Any,
 ) -> int:
@@ -103,6 +109,8 @@ def run_suite_command(
     options.update(scheduling)
     if allow_code_change:
         options["allow_code_change"] = True
+    if reuse:
+        options["reuse"] = True
     try:
         account = check_run(str(suite_path), **options)
     except BAD_INPUT as exc:
@@ -154,8 +162,8 @@ def run_parsed(args: argparse.Namespace, suite_path: str | Path, typed: Sequence
         return report(exc)
     return run_suite_command(
         suite_path, dry_run=args.dry_run, parallelism=args.parallelism, resume=args.resume,
-        results_root=args.results_root, gpus=args.gpus, max_failures=args.max_failures, allow_code_change=args.allow_code_change,
-        typed=typed, **cluster,
+        results_root=args.results_root, gpus=args.gpus, max_failures=args.max_failures,
+        allow_code_change=args.allow_code_change, reuse=args.reuse, typed=typed, **cluster,
     )
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 from .agent_eval import AgentEvalSuite, format_plan as format_agent_eval_plan, plan_experiment
 from .inspect_mode import check_inspect, format_inspect_plan
 from .lock import check_lock
+from .atomic import unwritable_reason
 from .resources import check_max_failures
-from .suite import Suite, SuiteError, check_writable, format_plan, load_suite, plan_suite, resource_pool
+from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, resource_pool
 
-__all__ = ["check_parallelism", "check_run", "describe_suite"]
+__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite"]
 
 
 def check_parallelism(parallelism: int | None) -> None:
@@ -40,10 +41,20 @@ def describe_suite(suite: Suite | AgentEvalSuite, suite_path: str | Path, *, res
     )
 
 
+def check_writable(plan: SuitePlan) -> None:
+    """Refuse, before anything starts, a run whose directory cannot be written (a read-only
+    mount, no permission): it would otherwise fail at its first write, inside the flow."""
+    where = plan.run.dir if plan.resumed else plan.run.dir.parent
+    problem = unwritable_reason(where)
+    if problem is not None:
+        what = f"--resume {plan.run.dir}" if plan.resumed else f"results root {plan.run.dir.parent.parent}"
+        raise SuiteError(f"{what}: cannot write there ({problem}); use a writable --results-root or fix the mount")
+
+
 def check_run(
     suite_path: str | Path, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     gpus: str | None = None, max_failures: int | float | None = None,
-    allow_code_change: bool = False,
+    allow_code_change: bool = False, reuse: bool = False,
 ) -> str:
     """Refuse (SuiteError and kin, one line each) what the run_suite flow would refuse;
     return the dry run's account. Writes nothing."""
@@ -54,7 +65,8 @@ def check_run(
         if gpus is not None:
             raise SuiteError(f"--gpus: only standard-mode suites are given devices (this one: {getattr(suite, 'mode', 'agent_eval')})")
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
-    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change)
+    # Without --dry-run the flow plans again: deciding what to reuse here would be done twice.
+    plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse and dry_run)
     pool = resource_pool(suite, gpus, parallelism)
     if plan.resumed:
         check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")

@@ -32,7 +32,7 @@ from .layout import CasePaths, InspectCasePaths
 from .layout.case_files import read_stop
 from .provenance import CodeSnapshot
 from .process import is_recorded, processes_running, stop_group_of, stop_parent, wait_exit
-from .records import InspectRunRecord, RunRecord, read_record, utc_now_iso, write_record
+from .records import CaseIdentity, InspectRunRecord, RunRecord, read_record, utc_now_iso, write_record
 from .resources import Grant, granted_environment
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
@@ -159,13 +159,15 @@ def run_case(
     retry_on: str | None = None,
     code: CodeSnapshot | None = None,
     fresh_attempt_dir: bool = False,
+    identity: CaseIdentity | None = None,
 ) -> CaseClassification:
     """Run one attempt of ``case`` into ``paths.dir``; return what the disk now says about it.
 
     The attempt continues in place with what earlier attempts wrote (their runner files
     are kept in ``.attempts/attempt_N``); ``fresh_attempt_dir`` moves all of it aside
     instead. ``code``: what the attempt runs on, named in its run record (with its own
-    ``code.patch`` when dirty).
+    ``code.patch`` when dirty). ``identity``: the case's identity, kept in its run record
+    for a later ``--reuse``.
 
     Raises ``ConfigError`` (before anything is written) if the config cannot travel
     on a command line. Interrupting the runner kills the case's process group and
@@ -206,6 +208,7 @@ def run_case(
         gpus=list(grant.gpus) if grant is not None and grant.gpus is not None else None,
         cpus=grant.cpus if grant is not None else None,
         code=ran,
+        identity=identity,
     )
     write_record(paths.run_record, record)
     granted = granted_environment(grant.gpus, grant.cpus) if grant is not None else {}

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import json
 import logging
 import re
-import shlex
 import sys
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -29,27 +27,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from .atomic import atomic_write_text, unwritable_reason
+from .atomic import atomic_write_text
 from .case import ExperimentCase, validate_cases
 from .code_versions import CodeCheck, check_code, code_label, experiment_code, first_version
 from .config import ConfigError, configs_ignore_argv
-from .errors import ExperimentError
+from .identity import case_identity, code_fingerprint
 from .import_paths import suite_import_dirs
 from .resources import ResourcePool, check_gpu_request, check_max_failures, resolve_gpus
-from .layout import DIRTY_SUFFIX, CasePaths, SuiteRunPaths, UnsafeNameError, check_name
+from .layout import CasePaths, SuiteRunPaths, UnsafeNameError, check_name
 from .provenance import CodeSnapshot
-from .records import (
-    GitProvenance,
-    ManifestCase,
-    RecordError,
-    SuiteManifest,
-    load_record,
-    utc_now_iso,
-    write_record,
-)
+from .plan_text import format_plan
+from .records import CaseIdentity, GitProvenance, SuiteManifest, utc_now_iso, write_record
+from .reuse import ReuseDecision, WantedCase, plan_reuse
 from .runner import case_command, case_config
 from .status import CaseClassification, CaseStatus, classify_case
-from .suite_errors import load_failure
+from .suite_errors import SuiteError, load_failure
+from .suite_resume import check_resume, manifest_case, record_resume
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +54,9 @@ DEFAULT_RETRIES = 0
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
 SUITE_OPTIONS = (
     "mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir",
-    "gpus", "cpus", "retry_on", "retry_on_exit_codes", "max_failures",
+    "gpus", "cpus", "retry_on", "retry_on_exit_codes", "max_failures", "reuse",
 )
 _load_counter = itertools.count()
-
-
-class SuiteError(ExperimentError, ValueError):
-    """A suite file, run directory or run option that cannot be used (one-line message)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +74,9 @@ class Suite:
     ``fresh_attempt_dir``: a retried or resumed case starts in an empty directory (all an
     earlier attempt wrote moves to ``.attempts/attempt_N``), for entry points that cannot
     cope with old files. By default it continues in place with what it wrote before.
+
+    ``reuse``: always run as with ``--reuse`` (a case whose identity matches a completed case
+    of an earlier run of the experiment is not run; its files are linked in).
     """
 
     experiment_name: str
@@ -101,6 +93,7 @@ class Suite:
     retry_on: str | None = None
     retry_on_exit_codes: tuple[int, ...] = ()
     max_failures: int | float | None = None
+    reuse: bool = False
     suite_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -120,8 +113,9 @@ class Suite:
             isinstance(self.timeout_seconds, (int, float)) and self.timeout_seconds > 0
         ):
             raise SuiteError(f"{source}: timeout_seconds must be > 0 or None, got {self.timeout_seconds!r}")
-        if not isinstance(self.fresh_attempt_dir, bool):
-            raise SuiteError(f"{source}: fresh_attempt_dir must be True or False, got {self.fresh_attempt_dir!r}")
+        for flag in ("fresh_attempt_dir", "reuse"):
+            if not isinstance(getattr(self, flag), bool):
+                raise SuiteError(f"{source}: {flag} must be True or False, got {getattr(self, flag)!r}")
         tags = self.task_tags
         if isinstance(tags, str) or not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
             raise SuiteError(f"{source}: task_tags must be a list of non-empty strings, got {tags!r}")
@@ -326,6 +320,9 @@ class PlannedCase:
     on_disk: CaseClassification  # what the disk said when the run was planned
     code: CodeSnapshot | None = None  # what its attempts run on (named in each run record)
     fresh_attempt_dir: bool = False
+    identity: CaseIdentity | None = None  # stored in each run record, for --reuse
+    reuse: ReuseDecision | None = None  # with --reuse: run it, or reuse an earlier case (and why)
+    added: bool = False  # a resume adds it to the run directory
 
     @property
     def variant_name(self) -> str:
@@ -347,6 +344,12 @@ class SuitePlan:
     code: CodeSnapshot | None = None  # the code this run's attempts run on
     code_check: CodeCheck | None = None  # a resume's: the code version it adds, if any
     manifest: SuiteManifest | None = None  # a resume's: the manifest as found
+    not_in_suite: tuple[str, ...] = ()  # a resume's: cases of the run the suite no longer has (left on disk)
+    reusing: bool = False  # --reuse (or the suite's reuse option)
+
+    @property
+    def added(self) -> list[PlannedCase]:
+        return [p for p in self.cases if p.added]
 
     def warnings(self) -> list[str]:
         """What the command says before it runs: untracked files the experiment uses."""
@@ -359,53 +362,6 @@ class SuitePlan:
         ]
 
 
-def _changed_fields(recorded: dict[str, Any], now: dict[str, Any]) -> str:
-    """``"field old -> new"`` for each field that differs (output_dir aside), "" when none do."""
-    changes = []
-    for name in dict.fromkeys([*recorded, *now]):
-        if name == "output_dir":
-            continue
-        before, after = (json.dumps(d[name], sort_keys=True) if name in d else "(absent)" for d in (recorded, now))
-        if before != after:
-            changes.append(f"{name} {before} -> {after}")
-    return ", ".join(changes)
-
-
-def _check_resume(suite: Suite, run_dir: str | Path) -> tuple[SuiteRunPaths, SuiteManifest]:
-    run = SuiteRunPaths(Path(run_dir).expanduser().resolve())
-    if not run.dir.is_dir():
-        raise SuiteError(f"--resume {run_dir}: directory does not exist")
-    if not run.is_run_dir():
-        raise SuiteError(
-            f"--resume {run_dir}: not a run directory (no {run.manifest.name}); "
-            f"pass one like results/{suite.experiment_name}/YYYYmmdd_HHMMSS_git7"
-        )
-    try:
-        manifest = load_record(run.manifest, SuiteManifest)
-    except RecordError as exc:
-        raise SuiteError(f"--resume: {exc}") from None
-    if manifest.experiment_name != suite.experiment_name:
-        raise SuiteError(
-            f"--resume {run_dir}: it holds experiment {manifest.experiment_name!r}, "
-            f"this suite is {suite.experiment_name!r}"
-        )
-    recorded = {c.variant_name: c for c in manifest.cases}
-    wanted = {c.variant_name: c for c in suite.cases}
-    added, dropped = sorted(wanted.keys() - recorded.keys()), sorted(recorded.keys() - wanted.keys())
-    if added:
-        raise SuiteError(f"--resume {run_dir}: case {added[0]!r} is not in its manifest; start a new run to add cases")
-    if dropped:
-        raise SuiteError(f"--resume {run_dir}: case {dropped[0]!r} of the manifest is no longer in the suite")
-    for name, case in wanted.items():
-        changed = _changed_fields(recorded[name].config, case.config.to_json_dict())
-        if changed:
-            raise SuiteError(
-                f"--resume {run_dir}: case {name!r} changed since the run started: {changed}; "
-                "start a new run (or restore the suite)"
-            )
-    return run, manifest
-
-
 def plan_suite(
     suite: Suite,
     results_root: str | Path = "results",
@@ -414,16 +370,27 @@ def plan_suite(
     now: datetime | None = None,
     python: str = sys.executable,
     allow_code_change: bool = False,
+    reuse: bool = False,
+    identities: bool = False,
 ) -> SuitePlan:
     """Everything a run will do, worked out without writing anything.
 
     A resume on code other than the run's last is refused (``CodeChanged``) unless
     ``allow_code_change``; then the plan carries the new code version ``start_run`` records.
+    ``reuse`` (or the suite's option): each case not yet completed is decided against the
+    experiment's earlier runs (``reuse.plan_reuse``). ``identities``: work out each case's
+    identity (what a real run records; reading the installed distributions costs time a
+    plain dry run need not spend).
     """
     code = experiment_code(suite.suite_file, suite.entry_point)
+    reusing = reuse or suite.reuse
+    fingerprint = None
+    if identities or reusing:
+        fingerprint = code_fingerprint(suite.entry_point, Path(code.git.repo_root) if code.git.repo_root else None)
     manifest = check = None
+    dropped: list[str] = []
     if resume is not None:
-        run, manifest = _check_resume(suite, resume)
+        run, manifest, dropped = check_resume(suite, resume)
         git = manifest.git
         check = check_code(run, manifest, code, allow=allow_code_change, what=f"--resume {resume}")
         if check.new_version is not None:
@@ -435,13 +402,25 @@ def plan_suite(
         if git.dirty:
             git = git.model_copy(update={"patch_file": run.patch.name})
     planned = []
+    recorded = {c.variant_name for c in manifest.cases} if manifest is not None else set()
     for case in suite.cases:
         paths = run.case(case.variant_name)
         command = case_command(case, paths, suite.entry_point, python)  # ConfigError names the case
+        added = manifest is not None and case.variant_name not in recorded
         on_disk = classify_case(paths) if resume is not None else CaseClassification(CaseStatus.MISSING, "new run")
-        planned.append(PlannedCase(case, paths, tuple(command), on_disk, code, suite.fresh_attempt_dir))
+        identity = case_identity(case_config(case, paths).to_json_dict(), fingerprint) if fingerprint else None
+        planned.append(PlannedCase(case, paths, tuple(command), on_disk, code, suite.fresh_attempt_dir, identity, added=added))
+    if reusing:
+        decisions = plan_reuse(
+            suite.experiment_name, run.dir.parent,
+            [WantedCase(p.variant_name, case_config(p.case, p.paths).to_json_dict(), p.identity)
+             for p in planned if not p.done and p.identity is not None],
+            exclude=run.dir,
+        )
+        planned = [replace(p, reuse=decisions.get(p.variant_name)) for p in planned]
     return SuitePlan(
-        suite, run, git, tuple(planned), resumed=resume is not None, code=code, code_check=check, manifest=manifest
+        suite, run, git, tuple(planned), resumed=resume is not None, code=code, code_check=check, manifest=manifest,
+        not_in_suite=tuple(dropped), reusing=reusing,
     )
 
 
@@ -461,16 +440,6 @@ def resource_pool(suite: Suite, gpus: str | None, parallelism: int | None) -> Re
     return pool
 
 
-def check_writable(plan: SuitePlan) -> None:
-    """Refuse, before anything starts, a run whose directory cannot be written (a read-only
-    mount, no permission): it would otherwise fail at its first write, inside the flow."""
-    where = plan.run.dir if plan.resumed else plan.run.dir.parent
-    problem = unwritable_reason(where)
-    if problem is not None:
-        what = f"--resume {plan.run.dir}" if plan.resumed else f"results root {plan.run.dir.parent.parent}"
-        raise SuiteError(f"{what}: cannot write there ({problem}); use a writable --results-root or fix the mount")
-
-
 def manifest_for(plan: SuitePlan) -> SuiteManifest:
     suite = plan.suite
     return SuiteManifest(
@@ -483,30 +452,17 @@ def manifest_for(plan: SuitePlan) -> SuiteManifest:
         run_dir=str(plan.run.dir),
         git=plan.git,
         code_versions=[first_version(plan.git, plan.created_at)],
-        cases=[
-            ManifestCase(
-                variant_name=p.variant_name,
-                config=case_config(p.case, p.paths).to_json_dict(),
-                output_dir=str(p.paths.dir),
-            )
-            for p in plan.cases
-        ],
+        cases=[manifest_case(p) for p in plan.cases],
     )
 
 
 def start_run(plan: SuitePlan) -> None:
     """Create a new run directory with its manifest (and ``git.patch`` when dirty).
 
-    A resumed run keeps its manifest, but for a new code version (an allowed code change),
-    which is added to its list with its own patch file.
+    A resumed run keeps its manifest, but for what the resume adds (``record_resume``).
     """
     if plan.resumed:
-        check = plan.code_check
-        if check is not None and check.new_version is not None and plan.manifest is not None:
-            if check.new_version.patch_file:
-                atomic_write_text(plan.run.patch_of(check.version), check.new_patch)
-            first = plan.manifest.code_versions or [first_version(plan.manifest.git, plan.manifest.created_at)]
-            write_record(plan.run.manifest, plan.manifest.model_copy(update={"code_versions": [*first, check.new_version]}))
+        record_resume(plan)
         return
     try:
         plan.run.dir.mkdir(parents=True, exist_ok=False)
@@ -515,32 +471,3 @@ def start_run(plan: SuitePlan) -> None:
     if plan.git.dirty and plan.code is not None and plan.code.patch:
         atomic_write_text(plan.run.patch, plan.code.patch)
     write_record(plan.run.manifest, manifest_for(plan))
-
-
-def format_plan(plan: SuitePlan, pool: ResourcePool | None = None) -> str:
-    """The dry run's account: run directory, each variant -> output dir, exact command, and
-    with GPUs what each case asks for out of which devices."""
-    suite = plan.suite
-    verb = "resume" if plan.resumed else "create"
-    lines = [
-        f"dry run: would {verb} {plan.run.dir}",
-        f"experiment {suite.experiment_name} ({suite.mode}), git {plan.git.short}"
-        + (DIRTY_SUFFIX if plan.git.dirty else "")
-        + f", {len(plan.cases)} case(s), retries {suite.retries}",
-        *plan.warnings(),
-    ]
-    check = plan.code_check
-    if check is not None and check.new_version is not None:
-        lines.append(f"code changed: would run on {code_label(check.code.git)}, recorded as code version {check.version}")
-    devices = pool.devices if pool is not None else ()
-    if devices:
-        lines.append(f"GPUs {', '.join(devices)}: each case waits for its own share (CUDA_VISIBLE_DEVICES)")
-    for p in plan.cases:
-        note = "  [completed: would skip]" if p.done else ""
-        if devices:
-            gpus, cpus = suite.requests(p.case, pool.default_gpus if pool is not None else 0.0)
-            note += f"  [gpus {gpus:g}, cpus {cpus}]"
-        lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")
-        lines.append(f"    {shlex.join(p.command)}")
-    lines.append("nothing written, nothing started")
-    return "\n".join(lines)

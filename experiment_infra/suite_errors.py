@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
+class SuiteError(ExperimentError, ValueError):
+    """A suite file, run directory or run option that cannot be used (one-line message)."""
+
+
 def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 

@@ -17,7 +17,7 @@ import ast
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["files_used"]
+__all__ = ["files_and_imports", "files_used"]
 
 
 def _module_file(base: Path, dotted: str) -> list[Path]:
@@ -77,10 +77,17 @@ def files_used(scripts: Iterable[Path], repo_root: Path) -> list[Path]:
     """The ``scripts`` (a suite file, an entry point) and every file inside ``repo_root``
     they import, directly or not, resolved and sorted. A file that does not parse is
     listed but not followed (running it will say what is wrong)."""
+    return files_and_imports(scripts, repo_root)[0]
+
+
+def files_and_imports(scripts: Iterable[Path], repo_root: Path) -> tuple[list[Path], set[str]]:
+    """``files_used``, and the top-level names of every absolute import in those files
+    (``numpy`` for ``import numpy.linalg``): where installed packages come in."""
     root = Path(repo_root).resolve()
     starts = [Path(s).resolve() for s in scripts]
     search = list(dict.fromkeys([*(s.parent for s in starts), root]))
     seen: set[Path] = set()
+    top_level: set[str] = set()
     todo = [s for s in starts if _inside(s, root)]
     while todo:
         file = todo.pop()
@@ -92,9 +99,11 @@ def files_used(scripts: Iterable[Path], repo_root: Path) -> list[Path]:
         except (SyntaxError, ValueError, OSError):
             continue
         for base, dotted in _imports(tree, file):
+            if base is None and dotted:
+                top_level.add(dotted.split(".")[0])
             for where in [base] if base is not None else search:
                 hits = [h.resolve() for h in _module_file(where, dotted)]
                 todo += [h for h in hits if _inside(h, root) and h not in seen]
                 if hits:
                     break  # the first place on the path wins, as for Python
-    return sorted(seen)
+    return sorted(seen), top_level

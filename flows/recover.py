@@ -283,13 +283,12 @@ def _recover_experiment(
         # after only read the run files: the reports are built in a helper process meanwhile.
         reports = None
         if before.planned:
-            # On Dask the tier results do not survive the trip back to a worker (quoted
-            # parameters arrive as plain tuples there): its reports task rebuilds every tier.
-            tiers_done = [] if dask else _rebuilt(tier_reports)
-            reports = runner.submit(
-                reports_task,
-                parameters=dict(experiment_dir=str(before.exp.dir), in_helper=True, tiers_done=quote(tiers_done)),
-            )
+            parameters: dict[str, Any] = dict(experiment_dir=str(before.exp.dir), in_helper=True)
+            if not dask:
+                # Dask rebuilds tuples on their way to a worker (the quote and the tier results
+                # arrive as plain tuples): there the reports task rebuilds every tier itself.
+                parameters["tiers_done"] = quote(_rebuilt(tier_reports))
+            reports = runner.submit(reports_task, parameters=parameters)
         after = survey_experiment(before.exp, replace(before.selection, statuses=None), cache=before.cache or True)
         if before.planned and sync_checkpoint(before.exp, after.runs):  # ProjectScylla resumes from it
             get_run_logger().info("checkpoint.json brought up to date with the files")

@@ -30,7 +30,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import State
+from prefect.states import Completed, State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
@@ -41,6 +41,8 @@ from experiment_infra.records import CaseMetrics, read_record
 from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
 from experiment_infra.slurm import SlurmWorkers
+from experiment_infra.reuse import reuse_case
+from experiment_infra.runner import case_config
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.ui_limits import capped_lines, capped_rows
 from experiment_infra.suite import (
@@ -76,6 +78,7 @@ class CaseRow:
     code: str = ""  # the commit the last attempt ran (abc1234[-dirty]); "" before attempts named it
 
 
+REUSED = "Reused"  # a case --reuse took from an earlier run (no task run)
 MAX_LISTED = 25  # cases the printed summary lists one by one; beyond, only those that did not complete
 
 
@@ -85,6 +88,7 @@ class SuiteSummary:
     run_dir: str
     dry_run: bool = False
     rows: tuple[CaseRow, ...] = field(default_factory=tuple)
+    not_in_suite: tuple[str, ...] = ()  # cases of a resumed run the suite no longer has (left on disk)
     errors: tuple[str, ...] = ()  # what failed besides the cases (the report rebuild)
     budget_spent: int | None = None  # the failure budget that stopped the run, if one did
     resumable: bool = True  # `--resume run_dir` continues it (inspect mode has no resume)
@@ -156,6 +160,8 @@ class SuiteSummary:
                 f"  {'... and ' if shown else 'all '}{rest} completed case(s), not listed "
                 f"(every case: {SuiteRunPaths(Path(self.run_dir)).report_md})"
             )
+        if self.not_in_suite:
+            lines.append(f"  not in the suite (left on disk, not run): {', '.join(self.not_in_suite)}")
         lines += [f"error: {e}" for e in self.errors]
         return "\n".join(lines)
 
@@ -172,10 +178,12 @@ def _run_standard(
     suite: Suite, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None = None, dask_workers: int | None = None, slurm: SlurmWorkers | None = None,
     gpus: str | None = None, max_failures: int | float | None = None, allow_code_change: bool = False,
+    reuse: bool = False,
 ) -> SuiteSummary | State:
     logger = get_run_logger()
-    plan = _early_plans.pop((str(suite.suite_file), results_root, resume, allow_code_change), None) or plan_suite(
-        suite, results_root, resume, allow_code_change=allow_code_change
+    key = (str(suite.suite_file), results_root, resume, allow_code_change, reuse, dry_run)
+    plan = _early_plans.pop(key, None) or plan_suite(
+        suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse, identities=not dry_run
     )
     for warning in plan.warnings():
         logger.warning("%s", warning.removeprefix("warning: "))
@@ -205,21 +213,28 @@ def _run_standard(
         retry_condition_fn=retry_condition(policy),
         on_failure=[lambda task, run, state: budget.record_failure()],  # a failure for good: retries are spent
     )
-    futures: list[PrefectFuture[Any]] = []
+    futures: list[PrefectFuture[Any] | None] = []  # None: reused, not run
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
         if plan.resumed:
             report_swept(plan.run.dir)
+        to_run = [p for p in plan.cases if not (p.reuse is not None and p.reuse.reused)]
+        for p in plan.cases:  # linking files is not worth a task run each
+            if p.reuse is not None and p.reuse.source is not None:
+                reuse_case(p.paths, case_config(p.case, p.paths).to_json_dict(), p.reuse.source)
         remote = wants_dask(dask_address, dask_workers, slurm)
         if remote:
             ship_by_value(p.case.config for p in plan.cases)  # config classes live next to the suite file
         runner_of = build_task_runner(
             parallelism, dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, logs=plan.run.slurm_logs,
-            default_parallelism=len(plan.cases),
+            default_parallelism=max(1, len(to_run)),
         )
-        with runner_of as runner, Progress(len(plan.cases), f"{artifact_key(suite.experiment_name)}-progress") as progress, \
+        with runner_of as runner, Progress(len(to_run), f"{artifact_key(suite.experiment_name)}-progress") as progress, \
                 stop_file_written(plan.run.stop_file, remote):
             for p in plan.cases:
+                if p.reuse is not None and p.reuse.reused:
+                    futures.append(None)
+                    continue
                 gpus_wanted, cpus_wanted = suite.requests(p.case, pool.default_gpus)
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
@@ -229,7 +244,7 @@ def _run_standard(
                     resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
                 )
                 futures.append(runner.submit(task, parameters=params))
-            for done in as_completed(futures):
+            for done in as_completed([f for f in futures if f is not None]):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
     if budget.spent.is_set():
@@ -240,7 +255,7 @@ def _run_standard(
     errors = tuple(rebuild_reports_step(plan.run.dir))
     summary = SuiteSummary(
         suite.experiment_name, str(plan.run.dir), rows=rows, errors=errors,
-        budget_spent=budget.limit if budget.spent.is_set() else None,
+        budget_spent=budget.limit if budget.spent.is_set() else None, not_in_suite=plan.not_in_suite,
     )
     print(summary.format())
     _publish(plan, summary)
@@ -268,14 +283,16 @@ def _runner_for(suite: Suite) -> Callable[..., Any]:
 # ------------------------------------------------------------------------ summary
 
 
-def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
+def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any] | None]) -> list[CaseRow]:
     rows = []
     for p, future in zip(plan.cases, futures):
-        state = future.state
         now = classify_case(p.paths)
         record = now.record
         reason = now.reason
-        if state.name == SKIPPED:
+        state = future.state if future is not None else Completed(name=REUSED)
+        if future is None:
+            reason = f"reused from {record.reused_from}" if record is not None and record.reused_from else reason
+        elif state.name == SKIPPED:
             reason = f"skipped: completed in an earlier run ({now.reason})"
         elif state.name == NOT_STARTED or (state.is_cancelled() and (record is None or record.interrupted is None)):
             reason = state.message or "not started"  # never started: the budget was spent or the run stopped first
@@ -286,7 +303,7 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any]]) -> list[CaseRow]:
         status = now.status.value  # the disk decides; the Prefect state only adds why a task broke
         if record is not None and record.failure and status != CaseStatus.COMPLETED.value:
             reason = f"{reason} [{record.failure}]"
-        if status == CaseStatus.COMPLETED.value and state.name != SKIPPED and not state.is_failed():
+        if status == CaseStatus.COMPLETED.value and state.name not in (SKIPPED, REUSED) and not state.is_failed():
             reason = ""  # a success needs no reason ("exit code 0" only pushed the real ones aside)
         rows.append(
             CaseRow(
@@ -348,6 +365,13 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     lines = [f"- suite file: `{plan.suite.suite_file}`", f"- entry point: `{plan.suite.entry_point}`"]
     if plan.resumed:
         lines.append("- resumed: cases completed earlier were skipped")
+    if plan.added:
+        lines.append(f"- added to the run: {', '.join(p.variant_name for p in plan.added)}")
+    if plan.not_in_suite:
+        lines.append(f"- not in the suite (left on disk, not run): {', '.join(plan.not_in_suite)}")
+    reused = [p.variant_name for p in plan.cases if p.reuse is not None and p.reuse.reused]
+    if reused:
+        lines.append(f"- reused from earlier runs (not run): {len(reused)} case(s)")
     if plan.git.patch_file:
         lines.append(f"- uncommitted changes: `{plan.run.dir / plan.git.patch_file}`")
     check = plan.code_check
@@ -366,7 +390,7 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
 # A standard-mode run is planned when its flow run is named, so the name the console
 # shows from the first line ("Beginning flow run 'digits 20261206_183016_caf1b44'") is
 # the one the UI lists; the flow's body takes that plan instead of making another.
-_early_plans: dict[tuple[str, str, str | None, bool], SuitePlan] = {}
+_early_plans: dict[tuple[str, str, str | None, bool, bool, bool], SuitePlan] = {}
 
 
 def _flow_run_name() -> str:
@@ -379,11 +403,14 @@ def _flow_run_name() -> str:
             return fallback  # renamed once its directory is known (label_suite_run)
         results_root, resume = str(params.get("results_root") or "results"), params.get("resume")
         allow_code_change = bool(params.get("allow_code_change"))
-        plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change)
+        reuse, dry_run = bool(params.get("reuse")), bool(params.get("dry_run"))
+        plan = plan_suite(
+            suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse, identities=not dry_run
+        )
     except Exception:  # bad input: the flow's body says what is wrong
         return fallback
     _early_plans.clear()  # one flow run at a time is named, then run
-    _early_plans[(str(suite.suite_file), results_root, resume, allow_code_change)] = plan
+    _early_plans[(str(suite.suite_file), results_root, resume, allow_code_change, reuse, dry_run)] = plan
     return f"{suite.experiment_name} {plan.run.dir.name}{' (dry run)' if params.get('dry_run') else ''}"
 
 
@@ -401,11 +428,14 @@ def run_suite(
     gpus: str | None = None,
     max_failures: float | None = None,
     allow_code_change: bool = False,
+    reuse: bool = False,
 ) -> Any:
     """Run the suite file at ``suite_path`` (``-p`` bounds concurrent cases; default: all).
 
     ``allow_code_change``: resume a run directory on code other than the code it last ran
     on (refused otherwise); the manifest records it as a new code version.
+    ``reuse``: a case whose identity matches a completed case of an earlier run of the
+    experiment is not run; its files are linked in (standard mode).
 
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
@@ -418,14 +448,14 @@ def run_suite(
         return cancelled_if_stopped(_run_suite(
             suite_path, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root,
             dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, variants=variants,
-            gpus=gpus, max_failures=max_failures, allow_code_change=allow_code_change,
+            gpus=gpus, max_failures=max_failures, allow_code_change=allow_code_change, reuse=reuse,
         ))
 
 
 def _run_suite(
     suite_path: str, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     dask_address: str | None, dask_workers: int | None, slurm: SlurmWorkers | None, variants: list[str] | None,
-    gpus: str | None, max_failures: float | None, allow_code_change: bool,
+    gpus: str | None, max_failures: float | None, allow_code_change: bool, reuse: bool = False,
 ) -> Any:
     check_parallelism(parallelism)
     suite = load_suite(suite_path)
@@ -449,6 +479,8 @@ def _run_suite(
         dask["variants"] = variants
     if allow_code_change and suite.mode == "standard":
         dask["allow_code_change"] = True
+    if reuse and suite.mode == "standard":
+        dask["reuse"] = True
     return _runner_for(suite)(
         suite, dry_run=dry_run, parallelism=parallelism, resume=resume, results_root=results_root, **dask
     )

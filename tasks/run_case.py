@@ -168,7 +168,7 @@ def run_case_task(
                 outcome = run_case(
                     planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward,
                     grant=grant, retry_on=resources.retry_on, code=planned.code,
-                    fresh_attempt_dir=planned.fresh_attempt_dir,
+                    fresh_attempt_dir=planned.fresh_attempt_dir, identity=planned.identity,
                 )
     except RunInterrupted as exc:  # the stop came while it was being prepared (or on another host): nothing started
         return not_started(variant_name) or Cancelled(message=f"{variant_name}: not started ({exc})")

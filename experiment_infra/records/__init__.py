@@ -45,6 +45,9 @@ _WHERE = {
     "CodeVersion": "standard",
     "AttemptCode": "standard",
     "ManifestCase": "standard",
+    "CodeFingerprint": "standard",
+    "CaseIdentity": "standard",
+    "ManifestAddition": "standard",
     "SuiteManifest": "standard",
     "RunRecord": "standard",
     "InspectRunRecord": "standard",
@@ -109,7 +112,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
 if TYPE_CHECKING:  # static checkers see the real imports
     from .raw import MAX_RECORD_BYTES, NOFOLLOW_READ_FLAGS
     from .base import utc_now, utc_now_iso, RecordError, ReadResult, read_record, read_once, forget, explain_validation, load_record, record_json, write_record
-    from .standard import AttemptCode, CodeVersion, GitProvenance, ManifestCase, SuiteManifest, RunRecord, InspectRunRecord, CaseMetrics
+    from .standard import AttemptCode, CaseIdentity, CodeFingerprint, ManifestAddition, CodeVersion, GitProvenance, ManifestCase, SuiteManifest, RunRecord, InspectRunRecord, CaseMetrics
     from .agent_eval import ExperimentConfig, CommandEntry, CommandLog, AgentTiming, TokenStats, AgentResult, ClaudeUsage, ClaudeCodeOutput, Judgment, JudgeTiming, ProcessRecord, JudgeCommand, Consensus, JudgeSummary, RunResult, RunReport, ConditionRecord, AgentEvalManifest
     from .reports import INFINITE, cost_of_pass_value, MissingRun, SubtestResult, TierResult, ExperimentResult, SubtestReportSummary, SubtestReportChild, SubtestReport, TierReportSummary, TierReportBest, TierReportChild, TierReport, ExperimentReportSummary, ExperimentReportBest, ExperimentReportChild, ExperimentReport, TierComparisonEntry, TierComparison, SubtestVote, BestSubtest
     from .checkpoint import ScyllaCheckpoint

@@ -52,6 +52,40 @@ class AttemptCode(_Closed):
         return self.short + (DIRTY_SUFFIX if self.dirty else "")
 
 
+class CodeFingerprint(_Closed):
+    """The code one case runs, by content: its entry point and the modules it imports from
+    inside the repository (repository-relative path -> sha256), the Python version and the
+    installed distributions it imports (name -> version). A commit that touches none of
+    them leaves it unchanged."""
+
+    entry_point: str
+    files: dict[str, str]
+    python: str
+    distributions: dict[str, str] = {}
+    sha256: str  # of all the above: what two identities compare first
+
+
+class CaseIdentity(_Closed):
+    """What makes two cases the same computation (``--reuse``): the config without its
+    ``output_dir`` (by hash) and the code it runs."""
+
+    config_sha256: str
+    code: CodeFingerprint
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.config_sha256, self.code.sha256
+
+
+class ManifestAddition(_Closed):
+    """Cases a resume added to a run directory (``--resume`` with a suite that grew): when,
+    which, and the code version (1-based, in ``code_versions``) they were added on."""
+
+    added_at: str
+    variants: list[str]
+    code_version: int
+
+
 class ManifestCase(_Closed):
     # A config may hold inf/nan; pydantic's JSON mode would write them as null and
     # the manifest would no longer match the config the case ran with.
@@ -82,6 +116,8 @@ class SuiteManifest(_Closed):
     cases: list[ManifestCase]
     # Every code version the run ran on, oldest first (empty in older manifests: then ``git`` alone).
     code_versions: list[CodeVersion] = []
+    # Cases added by resumes, oldest first (the cases the run was made with are not listed).
+    additions: list[ManifestAddition] = []
 
     def current_code(self) -> GitProvenance:
         """The code the run last ran on (what a resume compares the working tree with)."""
@@ -115,6 +151,9 @@ class RunRecord(_Closed):
     cpus: int | None = None
     failure: FailureKind | None = None  # why a failed attempt failed (experiment_infra/failures.py)
     code: AttemptCode | None = None  # None in records written before attempts named their code
+    identity: CaseIdentity | None = None  # what --reuse matches; None in older records
+    # ``--reuse``: the earlier case (its directory) whose files this case's are; it did not run here.
+    reused_from: str | None = None
     # The signal that stopped the run while this attempt ran (SIGINT, SIGTERM) or
     # "cancelled" (from the Prefect UI); None when the run was not stopped.
     interrupted: str | None = None
