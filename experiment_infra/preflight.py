@@ -62,8 +62,10 @@ def check_run(
     check_max_failures(max_failures, "--max-failures")
     suite = load_suite(suite_path)
     if not (isinstance(suite, Suite) and suite.mode == "standard"):
-        if gpus is not None:
-            raise SuiteError(f"--gpus: only standard-mode suites are given devices (this one: {getattr(suite, 'mode', 'agent_eval')})")
+        given = [flag for flag, value in (("--gpus", gpus), ("--max-failures", max_failures), ("--reuse", reuse or None)) if value is not None]
+        if given:
+            mode = getattr(suite, "mode", "agent_eval")
+            raise SuiteError(f"{given[0]}: standard-mode suites only (this one is {mode}); drop the flag")
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
     # Without --dry-run the flow plans again: deciding what to reuse here would be done twice.
     plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse and dry_run)

@@ -34,7 +34,7 @@ from prefect.states import Completed, State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
-from experiment_infra.resources import failure_budget
+from experiment_infra.resources import check_max_failures, failure_budget
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism
 from experiment_infra.records import CaseMetrics, read_record
@@ -90,7 +90,7 @@ class SuiteSummary:
     rows: tuple[CaseRow, ...] = field(default_factory=tuple)
     not_in_suite: tuple[str, ...] = ()  # cases of a resumed run the suite no longer has (left on disk)
     errors: tuple[str, ...] = ()  # what failed besides the cases (the report rebuild)
-    budget_spent: int | None = None  # the failure budget that stopped the run, if one did
+    budget_spent: int | None = None  # cases failed when the failure budget stopped the run, if it did
     resumable: bool = True  # `--resume run_dir` continues it (inspect mode has no resume)
 
     @property
@@ -106,7 +106,7 @@ class SuiteSummary:
         parts = [f"{len(self.failed)} of {len(self.rows)} case(s) did not complete"] if self.failed else []
         parts += [f"{len(self.errors)} error(s)"] if self.errors else []
         if self.budget_spent is not None:
-            parts.append(f"the failure budget of {self.budget_spent} stopped the run")
+            parts.append(f"the failure budget stopped the run after {self.budget_spent} failure(s)")
         return final_state(
             self, done=f"{len(self.rows)} case(s) completed", headline=", ".join(parts),
             reasons=[f"{r.variant} {r.status}: {r.reason}" for r in self.failed] + list(self.errors),
@@ -198,27 +198,29 @@ def _run_standard(
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
-    start_run(plan)
+    if not plan.resumed:
+        start_run(plan)  # creates the directory its lock lives in; a resume updates its manifest under the lock
     label_suite_run(suite, plan.run.dir.name)
     logger.info("%s %s: %d case(s)", "resuming" if plan.resumed else "created", plan.run.dir, len(plan.cases))
 
     policy = RetryPolicy(
         retries=suite.retries, retry_on=suite.retry_on, retry_on_exit_codes=suite.retry_on_exit_codes
     )
+    to_run = [p for p in plan.cases if not (p.reuse is not None and p.reuse.reused)]
     budget = FailureBudget(
-        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(plan.cases))
+        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(to_run))
     )
     task = run_case_task.with_options(
         **retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags),
-        retry_condition_fn=retry_condition(policy),
+        retry_condition_fn=retry_condition(policy, budget.spent),
         on_failure=[lambda task, run, state: budget.record_failure()],  # a failure for good: retries are spent
     )
     futures: list[PrefectFuture[Any] | None] = []  # None: reused, not run
     # Two runs resuming the same directory would run its cases twice at once.
     with acquire_lock(plan.run.lock, what=f"run directory {plan.run.dir}"):
         if plan.resumed:
+            start_run(plan)  # a new code version or added cases go into the manifest only now, under the lock
             report_swept(plan.run.dir)
-        to_run = [p for p in plan.cases if not (p.reuse is not None and p.reuse.reused)]
         for p in plan.cases:  # linking files is not worth a task run each
             if p.reuse is not None and p.reuse.source is not None:
                 reuse_case(p.paths, case_config(p.case, p.paths).to_json_dict(), p.reuse.source)
@@ -247,6 +249,8 @@ def _run_standard(
             for done in as_completed([f for f in futures if f is not None]):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
+                if remote and done.state.is_failed():
+                    budget.record_failure()  # the hook ran on a worker, with a budget of its own
     if budget.spent.is_set():
         logger.warning("failure budget spent: %d case(s) failed (max_failures %s); no new case started", budget.failed, budget.limit)
 
@@ -255,7 +259,7 @@ def _run_standard(
     errors = tuple(rebuild_reports_step(plan.run.dir))
     summary = SuiteSummary(
         suite.experiment_name, str(plan.run.dir), rows=rows, errors=errors,
-        budget_spent=budget.limit if budget.spent.is_set() else None, not_in_suite=plan.not_in_suite,
+        budget_spent=budget.failed if budget.spent.is_set() else None, not_in_suite=plan.not_in_suite,
     )
     print(summary.format())
     _publish(plan, summary)
@@ -461,6 +465,8 @@ def _run_suite(
     suite = load_suite(suite_path)
     dask = chosen_cluster(dask_address, dask_workers, slurm)
     if not isinstance(suite, Suite):
+        if gpus is not None or max_failures is not None or reuse:
+            raise SuiteError("--gpus/--max-failures/--reuse: agent-evaluation suites take none of them (standard mode only)")
         from flows.agent_eval import run_agent_eval
 
         return run_agent_eval(
@@ -470,6 +476,7 @@ def _run_suite(
     if dask and suite.mode != "standard":
         raise SuiteError(f"--dask-address/--dask-workers/--slurm-workers: {suite.mode}-mode suites run on this machine only")
     if suite.mode == "standard":
+        check_max_failures(max_failures, "max_failures")  # the UI and deployments pass it unchecked
         dask["gpus"], dask["max_failures"] = gpus, max_failures
     elif gpus is not None or max_failures is not None:
         raise SuiteError(f"--gpus/--max-failures: {suite.mode}-mode suites take neither (standard mode only)")

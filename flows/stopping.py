@@ -89,10 +89,12 @@ def stop_file_written(path: Path, remote: bool) -> Iterator[None]:
     run writes ``path`` (the run's stop file, holding the signal's name): their waiters
     stop their entry points and record it, and cases not started yet do not start. A stale
     one (an earlier stopped run of this directory) is removed first, and this one after."""
+    # Removed whatever runs this time: a stopped remote run whose command was ended by a
+    # second Ctrl-C (os._exit: no clean-up) leaves one, which would stop every later case.
+    path.unlink(missing_ok=True)
     if not remote:
         yield
         return
-    path.unlink(missing_ok=True)
     done = threading.Event()
 
     def write_on_stop() -> None:

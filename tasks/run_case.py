@@ -46,13 +46,16 @@ class CaseFailed(RuntimeError):
         self.exit_code = exit_code
 
 
-def retry_condition(policy: RetryPolicy) -> Callable[[Any, TaskRun, State], bool]:
-    """Prefect's ``retry_condition_fn`` for a suite: retry only the failures its policy names."""
+def retry_condition(policy: RetryPolicy, budget_spent: threading.Event | None = None) -> Callable[[Any, TaskRun, State], bool]:
+    """Prefect's ``retry_condition_fn`` for a suite: retry only the failures its policy names,
+    and none once the run is stopping or its failure budget (``budget_spent``) is spent."""
 
     def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
         # A raised exception reaches here as the data of a Failed state; a failed entry
         # point is returned as a Failed state carrying CaseFailed.
         failed = state.data
+        if budget_spent is not None and budget_spent.is_set():
+            return False
         return unless_stopped(isinstance(failed, CaseFailed) and policy.worth_retrying(failed.kind or "exit", failed.exit_code))
 
     return worth_retrying
@@ -163,7 +166,8 @@ def run_case_task(
     try:
         with resources.pool.hold(resources.gpus, resources.cpus, stop_waiting) as grant:
             if stop_waiting():
-                raise ResourceError("the run stopped before this case started")
+                why = "the failure budget is spent" if stop_requested() is None else "the run was stopped"
+                raise ResourceError(f"{why} before this case started")
             with _RunLog() as forward:
                 outcome = run_case(
                     planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward,
