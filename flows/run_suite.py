@@ -212,7 +212,7 @@ def _run_standard(
     )
     task = run_case_task.with_options(
         **retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags),
-        retry_condition_fn=retry_condition(policy, budget.spent),
+        retry_condition_fn=retry_condition(policy, None if on_dask else budget.spent),  # an event cannot travel to Dask
         on_failure=[lambda task, run, state: budget.record_failure()],  # a failure for good: retries are spent
     )
     futures: list[PrefectFuture[Any] | None] = []  # None: reused, not run
