@@ -24,7 +24,7 @@ from .layout import TEMP_SUFFIX, temp_prefix
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any
+    from typing import Any, Callable
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 # This host's name as socket.gethostname() gives it (the uname node name), without
@@ -53,10 +53,9 @@ def _open_temp(path: str) -> tuple[int, str]:
     raise FileExistsError(f"{parent}: no free temp file name for {os.path.basename(path)}")
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """``fsync=False`` for files derived from others (regenerated results): a crash may
-    then leave them empty, never half-written, and readers treat empty as absent."""
-    path = os.fspath(path)
+def _write_via_temp(path: str, data: bytes, fsync: bool, publish: Callable[[str], None]) -> None:
+    """Write ``data`` to a temp file beside ``path``, then ``publish(tmp)`` puts it in place;
+    on any failure the temp file (ours alone) is removed and the target never touched."""
     fd, tmp = _open_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -64,14 +63,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp)
     except BaseException:
-        # The half-written temp file is ours alone; the target was never touched.
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """``fsync=False`` for files derived from others (regenerated results): a crash may
+    then leave them empty, never half-written, and readers treat empty as absent."""
+    path = os.fspath(path)
+    _write_via_temp(path, data, fsync, lambda tmp: os.replace(tmp, path))
 
 
 def atomic_write_text(path: Path, text: str, *, fsync: bool = True) -> None:
@@ -142,23 +147,15 @@ def write_new_text(path: Path, text: str) -> None:
     appears while this writes (the temp file is renamed without replacing, see
     ``_rename_noreplace``), and a symlink at ``path`` (an entry that exists)."""
     path = os.fspath(path)
-    fd, tmp = _open_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
+
+    def publish_new(tmp: str) -> None:
         parent = os.open(os.path.dirname(path) or ".", _DIR_FLAGS & ~_NOFOLLOW)
         try:
             _rename_noreplace(parent, os.path.basename(tmp), parent, os.path.basename(path), path, "it")
         finally:
             os.close(parent)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    _write_via_temp(path, text.encode("utf-8"), True, publish_new)
 
 
 def unwritable_reason(directory: Path) -> str | None:
