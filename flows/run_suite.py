@@ -34,9 +34,9 @@ from prefect.states import Completed, State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
-from experiment_infra.resources import check_max_failures, failure_budget
+from experiment_infra.resources import ResourcePool, check_max_failures, failure_budget
 from experiment_infra.lock import acquire_lock
-from experiment_infra.preflight import check_parallelism
+from experiment_infra.preflight import check_parallelism, gpus_for_run
 from experiment_infra.records import CaseMetrics, read_record
 from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
@@ -45,6 +45,7 @@ from experiment_infra.reuse import reuse_case
 from experiment_infra.runner import case_config
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.ui_limits import capped_lines, capped_rows
+from experiment_infra.worker_devices import DaskGpus, WorkerDevices, check_worker_gpus
 from experiment_infra.suite import (
     Suite,
     SuiteError,
@@ -52,7 +53,6 @@ from experiment_infra.suite import (
     format_plan,
     load_suite,
     plan_suite,
-    resource_pool,
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
@@ -61,7 +61,7 @@ from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.stopping import cancelled_if_stopped, stoppable, stop_file_written
-from flows.task_runners import build_task_runner, ship_by_value, wants_dask
+from flows.task_runners import build_task_runner, gpu_annotation, ship_by_value, wants_dask
 from tasks.retries import retry_options
 from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
 
@@ -188,14 +188,18 @@ def _run_standard(
     for warning in plan.warnings():
         logger.warning("%s", warning.removeprefix("warning: "))
     on_dask = wants_dask(dask_address, dask_workers, slurm)
-    pool = resource_pool(suite, gpus, None if on_dask else parallelism)
-    if on_dask and pool.devices:
-        raise SuiteError("--gpus: devices are handed out on this machine only, not on Dask or Slurm workers yet")
+    gpu_plan = gpus_for_run(suite, gpus, parallelism, dask_address, dask_workers, slurm)
     if dry_run:
-        print(format_plan(plan, pool))
+        print(format_plan(plan, gpu_plan))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
         label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
+    if isinstance(gpu_plan, DaskGpus):  # on Dask, each worker hands out its own devices
+        if dask_address:
+            check_worker_gpus(suite, gpu_plan, dask_address)  # a run started from the UI skipped the CLI's check
+        pool = WorkerDevices() if gpu_plan.uses_gpus else ResourcePool()
+    else:
+        pool = gpu_plan
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
     if not plan.resumed:
@@ -230,6 +234,7 @@ def _run_standard(
         runner_of = build_task_runner(
             parallelism, dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, logs=plan.run.slurm_logs,
             default_parallelism=max(1, len(to_run)),
+            worker_devices=gpu_plan if isinstance(gpu_plan, DaskGpus) else None,
         )
         with runner_of as runner, Progress(len(to_run), f"{artifact_key(suite.experiment_name)}-progress") as progress, \
                 stop_file_written(plan.run.stop_file, remote):
@@ -237,15 +242,16 @@ def _run_standard(
                 if p.reuse is not None and p.reuse.reused:
                     futures.append(None)
                     continue
-                gpus_wanted, cpus_wanted = suite.requests(p.case, pool.default_gpus)
+                gpus_wanted, cpus_wanted = suite.requests(p.case, gpu_plan.default_gpus)
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
                     # On Dask the budget's event cannot travel: cases there all start (the budget
-                    # still ends the run Failed); devices are refused there anyway.
+                    # still ends the run Failed); a GPU run's pool is each worker's own there.
                     resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
                 )
-                futures.append(runner.submit(task, parameters=params))
+                with gpu_annotation(gpus_wanted if remote else 0.0):  # Dask runs it on a worker with the GPUs free
+                    futures.append(runner.submit(task, parameters=params))
             for done in as_completed([f for f in futures if f is not None]):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
