@@ -39,6 +39,7 @@ __all__ = [
     "WorkerDevicesError",
     "check_worker_gpus",
     "dask_resources",
+    "devices_label",
     "plan_dask_gpus",
     "scheduler_gpus",
     "split_devices",
@@ -86,6 +87,11 @@ class DaskGpus:
     @property
     def devices(self) -> tuple[str, ...]:
         return tuple(d for share in self.shares or () for d in share)
+
+    def case_pool(self) -> ResourcePool:
+        """What a case's task holds its devices in: a stand-in for its worker's own pool
+        (``WorkerDevices``), or, when no case asks for GPUs, a pool that hands out none."""
+        return WorkerDevices() if self.uses_gpus else ResourcePool()
 
     @property
     def plan_line(self) -> str:
@@ -177,6 +183,12 @@ def scheduler_gpus(address: str, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> 
             "or fix --dask-address"
         ) from None
     return {name: float((info.get("resources") or {}).get(GPU_RESOURCE, 0)) for name, info in workers.items()}
+
+
+def devices_label(host: str, gpus: list[str] | None) -> str:
+    """Where a case ran, for the cases tables: ``host: 0,1`` (``host: none`` when it was
+    handed no device); "" for a run that handed out none."""
+    return "" if gpus is None else f"{host}: {','.join(gpus) or 'none'}"
 
 
 # --------------------------------------------------------------- on the worker

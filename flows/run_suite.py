@@ -34,7 +34,7 @@ from prefect.states import Completed, State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
-from experiment_infra.resources import ResourcePool, check_max_failures, failure_budget
+from experiment_infra.resources import check_max_failures, failure_budget
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism, gpus_for_run
 from experiment_infra.records import CaseMetrics, read_record
@@ -45,7 +45,7 @@ from experiment_infra.reuse import reuse_case
 from experiment_infra.runner import case_config
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.ui_limits import capped_lines, capped_rows
-from experiment_infra.worker_devices import DaskGpus, WorkerDevices, check_worker_gpus
+from experiment_infra.worker_devices import DaskGpus, check_worker_gpus, devices_label
 from experiment_infra.suite import (
     Suite,
     SuiteError,
@@ -76,6 +76,7 @@ class CaseRow:
     output_dir: str
     reason: str
     code: str = ""  # the commit the last attempt ran (abc1234[-dirty]); "" before attempts named it
+    devices: str = ""  # host and GPUs its last attempt held ("" when the run handed out none)
 
 
 REUSED = "Reused"  # a case --reuse took from an earlier run (no task run)
@@ -194,12 +195,9 @@ def _run_standard(
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
         label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
-    if isinstance(gpu_plan, DaskGpus):  # on Dask, each worker hands out its own devices
-        if dask_address:
-            check_worker_gpus(suite, gpu_plan, dask_address)  # a run started from the UI skipped the CLI's check
-        pool = WorkerDevices() if gpu_plan.uses_gpus else ResourcePool()
-    else:
-        pool = gpu_plan
+    pool = gpu_plan.case_pool() if isinstance(gpu_plan, DaskGpus) else gpu_plan  # on Dask: each worker's own
+    if isinstance(gpu_plan, DaskGpus) and dask_address:  # a run started from the UI skipped the CLI's check
+        check_worker_gpus(suite, gpu_plan, dask_address)
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
     if not plan.resumed:
@@ -246,8 +244,7 @@ def _run_standard(
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
-                    # On Dask the budget's event cannot travel: cases there all start (the budget
-                    # still ends the run Failed); a GPU run's pool is each worker's own there.
+                    # On Dask the budget's event cannot travel: cases there all start (the run still ends Failed).
                     resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
                 )
                 with gpu_annotation(gpus_wanted if remote else 0.0):  # Dask runs it on a worker with the GPUs free
@@ -325,6 +322,7 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any] | None]) -> list[Cas
                 output_dir=str(p.paths.dir),
                 reason=reason,
                 code=record.code.label if record is not None and record.code is not None else "",
+                devices=devices_label(record.host, record.gpus) if record is not None else "",
             )
         )
     return rows
@@ -350,6 +348,7 @@ def _params_and_metrics(plan: SuitePlan, rows: list[CaseRow]) -> dict[str, dict[
 def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     key = artifact_key(plan.suite.experiment_name)
     # What failed and why first: reason beside the status, failed rows on top, paths short.
+    on_devices = any(row.devices for row in summary.rows)  # a column only for a run that handed devices out
     table = [
         {
             "variant": r.variant,
@@ -359,6 +358,7 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
             "exit_code": r.exit_code,
             "attempt": r.attempt,
             "code": r.code,
+            **({"devices": r.devices} if on_devices else {}),
             "output_dir": _relative(r.output_dir, plan.run.dir),
         }
         for r in summary.failed_first()
@@ -450,8 +450,8 @@ def run_suite(
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
     ``variants``: inspect mode only, run just these cases (what a recovery reruns).
-    ``gpus``: the devices cases are handed (``all``, a count, ``0,1,3``; see
-    experiment_infra/resources.py). ``max_failures``: once that many cases (a count, or a
+    ``gpus``: the devices cases are handed (``all``, a count, ``0,1,3``; on Dask, see
+    experiment_infra/worker_devices.py). ``max_failures``: once that many cases (a count, or a
     fraction of them below 1) failed for good, no new case starts.
     """
     with stoppable():  # Ctrl-C, SIGTERM or a cancellation: cases stopped and recorded, then Cancelled

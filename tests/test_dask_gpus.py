@@ -18,6 +18,7 @@ from suite_factory import make_suite
 
 from experiment_cli.run_suite import main
 from experiment_infra import CasePaths, load_record
+from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import RunRecord
 
 pytestmark = pytest.mark.server
@@ -145,20 +146,30 @@ def test_gpu_cases_on_a_schedulers_workers_each_get_their_workers_own_device(
     assert {c["worker"] for c in cases} == {"w0", "w1"}  # both workers' devices had work
 
 
-def test_local_dask_workers_split_the_listed_devices(prefect_server: PrefectServer, tmp_path: Path) -> None:
+def test_local_dask_workers_split_the_listed_devices(prefect_server: PrefectServer, tmp_path: Path, capsys) -> None:
     suite = gpu_suite(tmp_path / "s", one_gpu_cases(6))
     results = tmp_path / "results"
-    args = ("flows/run_suite.py", suite, "--results-root", results, "--dask-workers", "2", "--gpus", "0,1,2,3")
+    args = ["--results-root", str(results), "--dask-workers", "2", "--gpus", "0,1,2,3"]
 
-    dry = run_py(prefect_server, *args, "--dry-run")
-    assert dry.returncode == 0, show(dry)
-    assert "GPUs on 2 local Dask workers (0,1 | 2,3)" in dry.stdout and "[gpus 1, cpus 1]" in dry.stdout
+    assert main([str(suite), *args, "--dry-run"]) == 0  # no Prefect, no cluster
+    dry = capsys.readouterr().out
+    assert "GPUs on 2 local Dask workers (0,1 | 2,3)" in dry and "[gpus 1, cpus 1]" in dry
+    big = gpu_suite(tmp_path / "big", ['    ExperimentCase("big", DemoConfig(label="big"), gpus=3),'])
+    assert main([str(big), *args]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: case 'big' asks for 3 GPU(s) but each local Dask worker has at most 2 (--gpus split across "
+        "--dask-workers 2: 0,1 | 2,3); ask for fewer, pass more with --gpus or use fewer workers"
+    )
     assert not results.exists()
 
-    done = run_py(prefect_server, *args, env={"CUDA_VISIBLE_DEVICES": "9"})  # the flag's list wins over the machine's
+    # The flag's list wins over what this machine shows.
+    done = run_py(prefect_server, "flows/run_suite.py", suite, *args, env={"CUDA_VISIBLE_DEVICES": "9"})
     assert done.returncode == 0, show(done)
     cases = held(results, 6)
     assert {c["devices"] for c in cases} <= {"0", "1", "2", "3"}
     assert_no_device_shared(cases)
     used = {c["devices"] for c in cases}
     assert used & {"0", "1"} and used & {"2", "3"}  # both workers' shares had work
+    (run_dir,) = (results / "dgpus").iterdir()
+    report = SuiteRunPaths(run_dir).report_md.read_text()
+    assert "| Devices |" in report and all(f"{c['host']}: {c['devices']}" in report for c in cases)
