@@ -90,8 +90,9 @@ class DaskGpus:
 
     def case_pool(self) -> ResourcePool:
         """What a case's task holds its devices in: a stand-in for its worker's own pool
-        (``WorkerDevices``), or, when no case asks for GPUs, a pool that hands out none."""
-        return WorkerDevices() if self.uses_gpus else ResourcePool()
+        (``WorkerDevices``; a case asking for none then sees none, as on one machine), or, when
+        neither a case nor ``--gpus`` asks for GPUs, a pool that hands out none."""
+        return WorkerDevices() if self.uses_gpus or self.shares is not None else ResourcePool()
 
     @property
     def plan_line(self) -> str:

@@ -21,8 +21,6 @@ from experiment_infra import CasePaths, load_record
 from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import RunRecord
 
-pytestmark = pytest.mark.server
-
 # Says which devices and which worker (the test names each worker in its environment) it
 # had, and when it held them.
 ENTRY = '''
@@ -109,6 +107,7 @@ def dask_processes(prefect_server: PrefectServer) -> Iterator[tuple[str, list]]:
                 proc.wait(timeout=30)
 
 
+@pytest.mark.server
 def test_gpu_cases_on_a_schedulers_workers_each_get_their_workers_own_device(
     prefect_server: PrefectServer, dask_processes: tuple[str, list], tmp_path: Path, capsys
 ) -> None:
@@ -146,6 +145,7 @@ def test_gpu_cases_on_a_schedulers_workers_each_get_their_workers_own_device(
     assert {c["worker"] for c in cases} == {"w0", "w1"}  # both workers' devices had work
 
 
+@pytest.mark.server
 def test_local_dask_workers_split_the_listed_devices(prefect_server: PrefectServer, tmp_path: Path, capsys) -> None:
     suite = gpu_suite(tmp_path / "s", one_gpu_cases(6))
     results = tmp_path / "results"
@@ -173,3 +173,29 @@ def test_local_dask_workers_split_the_listed_devices(prefect_server: PrefectServ
     (run_dir,) = (results / "dgpus").iterdir()
     report = SuiteRunPaths(run_dir).report_md.read_text()
     assert "| Devices |" in report and all(f"{c['host']}: {c['devices']}" in report for c in cases)
+
+
+# What a case's parameters carry to a worker, and what that worker makes of it: its own pool.
+ON_A_WORKER = """
+import pickle
+from experiment_infra.worker_devices import WorkerDevices, WorkerDevicesError
+
+one, two = (pickle.loads(pickle.dumps(WorkerDevices())) for _ in range(2))
+assert one is two, "one pool per worker process"
+with one.hold(1, 1) as a, two.hold(1, 1) as b:
+    print(a.gpus, b.gpus)
+try:
+    with one.hold(3, 1):
+        pass
+except WorkerDevicesError as exc:
+    print(exc)
+"""
+
+
+def test_a_worker_hands_out_its_own_devices_and_refuses_what_it_does_not_show(tmp_path: Path) -> None:
+    done = run_py(None, "-c", ON_A_WORKER, env={"CUDA_VISIBLE_DEVICES": "4,5"})
+    assert done.returncode == 0, show(done)
+    held_line, refused = done.stdout.splitlines()
+    assert held_line == "('4',) ('5',)"
+    assert refused.endswith("shows 2 GPU(s) (4, 5) but the case asks for 3; give the worker CUDA_VISIBLE_DEVICES "
+                            "naming as many devices as its --resources GPU=N")
