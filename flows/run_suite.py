@@ -188,7 +188,7 @@ def _run_standard(
     for warning in plan.warnings():
         logger.warning("%s", warning.removeprefix("warning: "))
     on_dask = wants_dask(dask_address, dask_workers, slurm)
-    pool = resource_pool(suite, gpus, None if on_dask else parallelism)
+    pool = resource_pool(suite, gpus, None if on_dask else parallelism, plan)  # the cases that will run
     if on_dask and pool.devices:
         raise SuiteError("--gpus: devices are handed out on this machine only, not on Dask or Slurm workers yet")
     if dry_run:
@@ -208,11 +208,12 @@ def _run_standard(
     )
     to_run = [p for p in plan.cases if not (p.reuse is not None and p.reuse.reused)]
     budget = FailureBudget(
-        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(to_run))
+        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(to_run)),
+        marker=plan.run.budget_file,  # what a case on a Dask or Slurm worker sees (an event cannot travel)
     )
     task = run_case_task.with_options(
         **retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags),
-        retry_condition_fn=retry_condition(policy, None if on_dask else budget.spent),  # an event cannot travel to Dask
+        retry_condition_fn=retry_condition(policy, None if on_dask else budget.spent, plan.run.budget_file),
         on_failure=[lambda task, run, state: budget.record_failure()],  # a failure for good: retries are spent
     )
     futures: list[PrefectFuture[Any] | None] = []  # None: reused, not run
@@ -221,6 +222,7 @@ def _run_standard(
         if plan.resumed:
             start_run(plan)  # a new code version or added cases go into the manifest only now, under the lock
             report_swept(plan.run.dir)
+        plan.run.budget_file.unlink(missing_ok=True)  # an earlier run's spent budget: this one runs the rest
         for p in plan.cases:  # linking files is not worth a task run each
             if p.reuse is not None and p.reuse.source is not None:
                 reuse_case(p.paths, case_config(p.case, p.paths).to_json_dict(), p.reuse.source)
@@ -241,8 +243,8 @@ def _run_standard(
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
-                    # On Dask the budget's event cannot travel: cases there all start (the budget
-                    # still ends the run Failed); devices are refused there anyway.
+                    # On Dask the budget's event cannot travel: cases there read its file instead
+                    # (budget=marker above); devices are refused there anyway.
                     resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
                 )
                 futures.append(runner.submit(task, parameters=params))
@@ -251,6 +253,7 @@ def _run_standard(
                 progress.advance(failed=not done.state.is_completed())
                 if remote and done.state.is_failed():
                     budget.record_failure()  # the hook ran on a worker, with a budget of its own
+        plan.run.budget_file.unlink(missing_ok=True)  # read by this run's cases only; the summary says it
     if budget.spent.is_set():
         logger.warning("failure budget spent: %d case(s) failed (max_failures %s); no new case started", budget.failed, budget.limit)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .case_files import ATTEMPTS_DIR, CODE_PATCH, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG, STOP_FILE
+from .case_files import ATTEMPTS_DIR, BUDGET_FILE, CODE_PATCH, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG, STOP_FILE
 from .names import DIRTY_SUFFIX, SLURM_LOGS, check_name
 
 _ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
@@ -130,6 +130,12 @@ class SuiteRunPaths:
         """Written when the run is stopped (Ctrl-C, a cancellation) while its cases run on
         other hosts: their waiters and runners read it (``case_files.read_stop``)."""
         return self.dir / STOP_FILE
+
+    @property
+    def budget_file(self) -> Path:
+        """Written once the run's failure budget is spent: a case that has not started yet
+        does not start, wherever it runs (``case_files.budget_spent``); removed by the next run."""
+        return self.dir / BUDGET_FILE
 
     @property
     def lock(self) -> Path:
