@@ -15,7 +15,7 @@ from .agent_eval import AgentEvalSuite, format_plan as format_agent_eval_plan, p
 from .inspect_mode import check_inspect, format_inspect_plan
 from .lock import check_lock
 from .atomic import unwritable_reason
-from .resources import check_max_failures
+from .resources import ResourceError, check_max_failures
 from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, resource_pool
 
 __all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite"]
@@ -69,7 +69,15 @@ def check_run(
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
     # Without --dry-run the flow plans again: deciding what to reuse here would be done twice.
     plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse and dry_run)
-    pool = resource_pool(suite, gpus, parallelism)
+    try:
+        pool = resource_pool(suite, gpus, parallelism, plan)  # only the cases that will run ask for devices
+    except ResourceError:
+        if not reuse or dry_run:
+            raise
+        # The cases asking too much may be the ones --reuse takes from earlier runs: decide
+        # it (what the flow does again) only now that it matters.
+        reused = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=True)
+        pool = resource_pool(suite, gpus, parallelism, reused)
     if plan.resumed:
         check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
     if not dry_run:
