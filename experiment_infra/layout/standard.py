@@ -74,6 +74,10 @@ class CasePaths:
         everything it left in the case directory) are moved before the next attempt."""
         return self.attempts_dir / f"attempt_{attempt}"
 
+    def attempt_run_record(self, attempt: int) -> Path:
+        """The run record of an earlier attempt, once set aside (``attempt_dir``)."""
+        return self.attempt_dir(attempt) / RUN_RECORD
+
     def attempt_entries(self) -> list[Path]:
         """What the current attempt holds: every entry of the case directory but ``.attempts``
         (the runner's files and whatever the entry point wrote), sorted by name."""
