@@ -51,8 +51,8 @@ def retry_condition(
     policy: RetryPolicy, budget_spent: threading.Event | None = None, budget_file: Path | None = None,
 ) -> Callable[[Any, TaskRun, State], bool]:
     """Prefect's ``retry_condition_fn`` for a suite: retry only the failures its policy names,
-    and none once the run is stopping or its failure budget is spent (``budget_spent`` here,
-    ``budget_file`` written on a Dask or Slurm worker)."""
+    and none once the run is stopping or its failure budget is spent (``budget_spent`` in the
+    flow's process, ``budget_file``, which the flow writes, on a Dask or Slurm worker)."""
 
     def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
         # A raised exception reaches here as the data of a Failed state; a failed entry
