@@ -15,11 +15,11 @@ from .agent_eval import AgentEvalSuite, format_plan as format_agent_eval_plan, p
 from .inspect_mode import check_inspect, format_inspect_plan
 from .lock import check_lock
 from .atomic import unwritable_reason
-from .resources import ResourcePool, check_max_failures
+from .resources import ResourceError, ResourcePool, check_max_failures
 from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, resource_pool
 from .worker_devices import DaskGpus, check_worker_gpus, plan_dask_gpus
 
-__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite", "gpus_for_run"]
+__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite", "gpus_for_run", "pool_for_cases"]
 
 
 def check_parallelism(parallelism: int | None) -> None:
@@ -43,18 +43,30 @@ def describe_suite(suite: Suite | AgentEvalSuite, suite_path: str | Path, *, res
 
 
 def gpus_for_run(
-    suite: Suite, gpus: str | None, parallelism: int | None,
+    suite: Suite, gpus: str | None, parallelism: int | None, plan: SuitePlan | None = None,
     dask_address: str | None = None, dask_workers: int | None = None, slurm: object | None = None,
 ) -> ResourcePool | DaskGpus:
-    """The devices a run hands out, every case's request checked: this machine's
-    (``resource_pool``), or, on Dask, the workers' (``worker_devices.plan_dask_gpus``)."""
+    """The devices a run hands out, every request of ``plan``'s cases that will run checked:
+    this machine's (``resource_pool``), or, on Dask, the workers' (``worker_devices.plan_dask_gpus``)."""
+    cases = suite.cases if plan is None else [p.case for p in plan.cases if p.will_run]
     if slurm is not None:
-        if gpus is not None or suite.asks_for_gpus:
+        if gpus is not None or suite.asks_for_gpus(cases):
             raise SuiteError("--gpus: devices are handed out on this machine and on Dask workers, not on Slurm workers yet")
         return ResourcePool()
     if dask_address or dask_workers is not None:
-        return plan_dask_gpus(suite, gpus, dask_workers)
-    return resource_pool(suite, gpus, parallelism)
+        return plan_dask_gpus(suite, gpus, dask_workers, cases)
+    return resource_pool(suite, gpus, parallelism, plan)
+
+
+def pool_for_cases(gpus: ResourcePool | DaskGpus, dask_address: str | None = None) -> ResourcePool:
+    """What the cases' tasks hold their devices in (``gpus_for_run``'s answer); on a scheduler's
+    workers, checked again that some worker can hold each case (a run started from the UI
+    skipped the command line's check)."""
+    if not isinstance(gpus, DaskGpus):
+        return gpus
+    if dask_address:
+        check_worker_gpus(gpus, dask_address)
+    return gpus.case_pool()
 
 
 def check_writable(plan: SuitePlan) -> None:
@@ -88,9 +100,18 @@ def check_run(
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
     # Without --dry-run the flow plans again: deciding what to reuse here would be done twice.
     plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse and dry_run)
-    pool = gpus_for_run(suite, gpus, parallelism, dask_address, dask_workers, slurm)
+    cluster = dict(dask_address=dask_address, dask_workers=dask_workers, slurm=slurm)
+    try:
+        pool = gpus_for_run(suite, gpus, parallelism, plan, **cluster)  # only the cases that will run ask for devices
+    except ResourceError:
+        if not reuse or dry_run:
+            raise
+        # The cases asking too much may be the ones --reuse takes from earlier runs: decide
+        # it (what the flow does again) only now that it matters.
+        reused = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=True)
+        pool = gpus_for_run(suite, gpus, parallelism, reused, **cluster)
     if dask_address and not dry_run and isinstance(pool, DaskGpus):
-        check_worker_gpus(suite, pool, dask_address)
+        check_worker_gpus(pool, dask_address)
     if plan.resumed:
         check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
     if not dry_run:

@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Sequence, get_args
 
 from .atomic import atomic_write_text
 from .case import ExperimentCase, validate_cases
@@ -146,9 +146,9 @@ class Suite:
         gpus = case.gpus if case.gpus is not None else self.gpus
         return (float(gpus) if gpus is not None else default_gpus), (case.cpus if case.cpus is not None else self.cpus)
 
-    @property
-    def asks_for_gpus(self) -> bool:
-        return any(self.requests(c)[0] > 0 for c in self.cases)
+    def asks_for_gpus(self, cases: Sequence[ExperimentCase] | None = None) -> bool:
+        """Whether any of ``cases`` (default: every case) asks for a GPU of its own accord."""
+        return any(self.requests(c)[0] > 0 for c in (self.cases if cases is None else cases))
 
     @property
     def config_class(self) -> str:
@@ -332,6 +332,11 @@ class PlannedCase:
     def done(self) -> bool:
         return self.on_disk.status is CaseStatus.COMPLETED
 
+    @property
+    def will_run(self) -> bool:
+        """Neither completed earlier (a resume skips it) nor reused from an earlier run."""
+        return not self.done and not (self.reuse is not None and self.reuse.reused)
+
 
 @dataclass(frozen=True)
 class SuitePlan:
@@ -424,18 +429,22 @@ def plan_suite(
     )
 
 
-def resource_pool(suite: Suite, gpus: str | None, parallelism: int | None) -> ResourcePool:
+def resource_pool(
+    suite: Suite, gpus: str | None, parallelism: int | None, plan: SuitePlan | None = None,
+) -> ResourcePool:
     """The devices and cpu slots a run of ``suite`` hands out, every case's request checked.
 
     ``gpus``: the ``--gpus`` flag (``all``, a count, device ids); without it a suite whose
     cases ask for GPUs gets every device the machine shows. With neither, the run hands
     out no devices and cases see what they always saw. ``parallelism`` (``-p``) is also
     the cpus the running cases may hold at once. A request no device set can meet is a
-    ``ResourceError`` naming the case, before anything runs.
+    ``ResourceError`` naming the case, before anything runs. ``plan``: only its cases that
+    will run are asked about (a resumed run's completed cases and reused ones run nothing).
     """
-    spec = gpus if gpus is not None else ("all" if suite.asks_for_gpus else None)
+    cases = suite.cases if plan is None else [p.case for p in plan.cases if p.will_run]
+    spec = gpus if gpus is not None else ("all" if suite.asks_for_gpus(cases) else None)
     pool = ResourcePool(devices=resolve_gpus(spec), cpu_slots=parallelism, default_gpus=1.0 if gpus is not None else 0.0)
-    for case in suite.cases:
+    for case in cases:
         pool.check(*suite.requests(case, pool.default_gpus), f"case {case.variant_name!r}")
     return pool
 

@@ -30,6 +30,7 @@ from .errors import ExperimentError
 from .resources import Grant, ResourceError, ResourcePool, machine_gpus, resolve_gpus
 
 if TYPE_CHECKING:
+    from .case import ExperimentCase
     from .suite import Suite
 
 __all__ = [
@@ -82,6 +83,7 @@ class DaskGpus:
     default_gpus: float = 0.0
     uses_gpus: bool = False
     shares: tuple[tuple[str, ...], ...] | None = None
+    requests: tuple[tuple[str, float], ...] = ()  # (variant, gpus) of each case that will run
     per_device: int = 1  # the most cases one device holds at once (2 for gpus=0.5): a local worker's threads per device
 
     @property
@@ -105,16 +107,19 @@ class DaskGpus:
                 "each case waits for its own share there (CUDA_VISIBLE_DEVICES)")
 
 
-def plan_dask_gpus(suite: Suite, gpus: str | None, dask_workers: int | None) -> DaskGpus:
+def plan_dask_gpus(
+    suite: Suite, gpus: str | None, dask_workers: int | None, cases: Sequence[ExperimentCase] | None = None,
+) -> DaskGpus:
     """What ``--gpus`` means on Dask, every case's request checked against it (ResourceError).
 
     ``dask_workers`` (the local cluster): ``--gpus`` names this machine's devices as without
     Dask (``all``, a count, ids), split across the N workers; a case must fit one worker's
     share. Otherwise (a scheduler's workers): the workers' own devices count, so ``--gpus``
-    may only be ``all`` (each case asks for one GPU unless it says otherwise).
+    may only be ``all`` (each case asks for one GPU unless it says otherwise). ``cases``: the
+    ones that will run (default: every case).
     """
     default = 1.0 if gpus is not None else 0.0
-    requests = {c.variant_name: suite.requests(c, default)[0] for c in suite.cases}
+    requests = {c.variant_name: suite.requests(c, default)[0] for c in (suite.cases if cases is None else cases)}
     uses = any(g > 0 for g in requests.values())
     if dask_workers is None:
         if gpus is not None and str(gpus).strip() != "all":
@@ -122,7 +127,7 @@ def plan_dask_gpus(suite: Suite, gpus: str | None, dask_workers: int | None) -> 
                 f"--gpus {gpus}: on a Dask scheduler's workers their own GPUs count ({START_A_GPU_WORKER}); "
                 "use --gpus all (one GPU per case) or give the cases gpus="
             )
-        return DaskGpus(default, uses)
+        return DaskGpus(default, uses, requests=tuple(requests.items()))
     if not uses and gpus is None:
         return DaskGpus(default, False)
     devices = resolve_gpus(gpus if gpus is not None else "all")
@@ -142,10 +147,10 @@ def plan_dask_gpus(suite: Suite, gpus: str | None, dask_workers: int | None) -> 
                 "or use fewer workers"
             )
     smallest = min((g for g in requests.values() if g > 0), default=1.0)
-    return DaskGpus(default, uses, shares, per_device=max(1, math.floor(1 / smallest + 1e-9)))
+    return DaskGpus(default, uses, shares, tuple(requests.items()), per_device=max(1, math.floor(1 / smallest + 1e-9)))
 
 
-def check_worker_gpus(suite: Suite, plan: DaskGpus, address: str, declared: Mapping[str, float] | None = None) -> None:
+def check_worker_gpus(plan: DaskGpus, address: str, declared: Mapping[str, float] | None = None) -> None:
     """Refuse a case that no worker of the scheduler at ``address`` could run (it would wait
     forever): ``declared`` is each worker's ``GPU`` resource, asked of the scheduler
     (``scheduler_gpus``) when not given and some case asks for GPUs."""
@@ -154,17 +159,16 @@ def check_worker_gpus(suite: Suite, plan: DaskGpus, address: str, declared: Mapp
     if declared is None:
         declared = scheduler_gpus(address)
     largest = max(declared.values(), default=0.0)
-    for case in suite.cases:
-        wanted = suite.requests(case, plan.default_gpus)[0]
+    for name, wanted in plan.requests:
         if wanted <= 0 or wanted <= largest:
             continue
         if largest <= 0:
             raise ResourceError(
-                f"case {case.variant_name!r} asks for {wanted:g} GPU(s) but no worker of the Dask scheduler {address} "
+                f"case {name!r} asks for {wanted:g} GPU(s) but no worker of the Dask scheduler {address} "
                 f"declares a {GPU_RESOURCE} resource ({len(declared)} worker(s)); {START_A_GPU_WORKER}"
             )
         raise ResourceError(
-            f"case {case.variant_name!r} asks for {wanted:g} GPU(s) but the workers of the Dask scheduler {address} "
+            f"case {name!r} asks for {wanted:g} GPU(s) but the workers of the Dask scheduler {address} "
             f"declare at most {largest:g}; ask for fewer, or start a worker with --resources {GPU_RESOURCE}={math.ceil(wanted)}"
         )
 

@@ -36,7 +36,7 @@ from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
 from experiment_infra.resources import check_max_failures, failure_budget
 from experiment_infra.lock import acquire_lock
-from experiment_infra.preflight import check_parallelism, gpus_for_run
+from experiment_infra.preflight import check_parallelism, gpus_for_run, pool_for_cases
 from experiment_infra.records import CaseMetrics, read_record
 from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
@@ -45,7 +45,7 @@ from experiment_infra.reuse import reuse_case
 from experiment_infra.runner import case_config
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.ui_limits import capped_lines, capped_rows
-from experiment_infra.worker_devices import DaskGpus, check_worker_gpus, devices_label
+from experiment_infra.worker_devices import DaskGpus, devices_label
 from experiment_infra.suite import (
     Suite,
     SuiteError,
@@ -189,15 +189,13 @@ def _run_standard(
     for warning in plan.warnings():
         logger.warning("%s", warning.removeprefix("warning: "))
     on_dask = wants_dask(dask_address, dask_workers, slurm)
-    gpu_plan = gpus_for_run(suite, gpus, parallelism, dask_address, dask_workers, slurm)
+    gpu_plan = gpus_for_run(suite, gpus, parallelism, plan, dask_address, dask_workers, slurm)  # the cases that will run
     if dry_run:
         print(format_plan(plan, gpu_plan))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
         label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
-    pool = gpu_plan.case_pool() if isinstance(gpu_plan, DaskGpus) else gpu_plan  # on Dask: each worker's own
-    if isinstance(gpu_plan, DaskGpus) and dask_address:  # a run started from the UI skipped the CLI's check
-        check_worker_gpus(suite, gpu_plan, dask_address)
+    pool = pool_for_cases(gpu_plan, dask_address)  # on Dask: a stand-in for each worker's own devices
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
     if not plan.resumed:
@@ -210,11 +208,12 @@ def _run_standard(
     )
     to_run = [p for p in plan.cases if not (p.reuse is not None and p.reuse.reused)]
     budget = FailureBudget(
-        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(to_run))
+        failure_budget(max_failures if max_failures is not None else suite.max_failures, len(to_run)),
+        marker=plan.run.budget_file,  # what a case on a Dask or Slurm worker sees (an event cannot travel)
     )
     task = run_case_task.with_options(
         **retry_options(suite.retries, suite.retry_delay_seconds), tags=list(suite.task_tags),
-        retry_condition_fn=retry_condition(policy, None if on_dask else budget.spent),  # an event cannot travel to Dask
+        retry_condition_fn=retry_condition(policy, None if on_dask else budget.spent, plan.run.budget_file),
         on_failure=[lambda task, run, state: budget.record_failure()],  # a failure for good: retries are spent
     )
     futures: list[PrefectFuture[Any] | None] = []  # None: reused, not run
@@ -223,6 +222,7 @@ def _run_standard(
         if plan.resumed:
             start_run(plan)  # a new code version or added cases go into the manifest only now, under the lock
             report_swept(plan.run.dir)
+        plan.run.budget_file.unlink(missing_ok=True)  # an earlier run's spent budget: this one runs the rest
         for p in plan.cases:  # linking files is not worth a task run each
             if p.reuse is not None and p.reuse.source is not None:
                 reuse_case(p.paths, case_config(p.case, p.paths).to_json_dict(), p.reuse.source)
@@ -231,8 +231,7 @@ def _run_standard(
             ship_by_value(p.case.config for p in plan.cases)  # config classes live next to the suite file
         runner_of = build_task_runner(
             parallelism, dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, logs=plan.run.slurm_logs,
-            default_parallelism=max(1, len(to_run)),
-            worker_devices=gpu_plan if isinstance(gpu_plan, DaskGpus) else None,
+            default_parallelism=max(1, len(to_run)), worker_devices=gpu_plan if isinstance(gpu_plan, DaskGpus) else None,
         )
         with runner_of as runner, Progress(len(to_run), f"{artifact_key(suite.experiment_name)}-progress") as progress, \
                 stop_file_written(plan.run.stop_file, remote):
@@ -244,7 +243,7 @@ def _run_standard(
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
-                    # On Dask the budget's event cannot travel: cases there all start (the run still ends Failed).
+                    # On Dask the budget's event cannot travel: cases there read its file (budget=marker above).
                     resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
                 )
                 with gpu_annotation(gpus_wanted if remote else 0.0):  # Dask runs it on a worker with the GPUs free
@@ -254,6 +253,7 @@ def _run_standard(
                 progress.advance(failed=not done.state.is_completed())
                 if remote and done.state.is_failed():
                     budget.record_failure()  # the hook ran on a worker, with a budget of its own
+        plan.run.budget_file.unlink(missing_ok=True)  # read by this run's cases only; the summary says it
     if budget.spent.is_set():
         logger.warning("failure budget spent: %d case(s) failed (max_failures %s); no new case started", budget.failed, budget.limit)
 

@@ -23,6 +23,7 @@ from experiment_infra.failures import RetryPolicy
 from experiment_infra.resources import ResourceError, ResourcePool
 from experiment_infra.inspect_mode import InspectCase, run_inspect_process
 from experiment_infra.interrupt import RunInterrupted, stop_requested
+from experiment_infra.layout.case_files import budget_spent as budget_file_written
 from experiment_infra.runner import OutputCallback, run_case
 from experiment_infra.suite import PlannedCase
 from experiment_infra.status import CaseClassification, CaseStatus, classify_case
@@ -46,15 +47,20 @@ class CaseFailed(RuntimeError):
         self.exit_code = exit_code
 
 
-def retry_condition(policy: RetryPolicy, budget_spent: threading.Event | None = None) -> Callable[[Any, TaskRun, State], bool]:
+def retry_condition(
+    policy: RetryPolicy, budget_spent: threading.Event | None = None, budget_file: Path | None = None,
+) -> Callable[[Any, TaskRun, State], bool]:
     """Prefect's ``retry_condition_fn`` for a suite: retry only the failures its policy names,
-    and none once the run is stopping or its failure budget (``budget_spent``) is spent."""
+    and none once the run is stopping or its failure budget is spent (``budget_spent`` in the
+    flow's process, ``budget_file``, which the flow writes, on a Dask or Slurm worker)."""
 
     def worth_retrying(task: Any, task_run: TaskRun, state: State) -> bool:
         # A raised exception reaches here as the data of a Failed state; a failed entry
         # point is returned as a Failed state carrying CaseFailed.
         failed = state.data
         if budget_spent is not None and budget_spent.is_set():
+            return False
+        if budget_file is not None and budget_file.exists():
             return False
         return unless_stopped(isinstance(failed, CaseFailed) and policy.worth_retrying(failed.kind or "exit", failed.exit_code))
 
@@ -161,7 +167,9 @@ def run_case_task(
     budget_spent = resources.stop
 
     def stop_waiting() -> bool:  # a case still waiting for its devices when the run stops never starts
-        return stop_requested() is not None or (budget_spent is not None and budget_spent.is_set())
+        # The budget's event where the flow runs; its file where it cannot reach (Dask, Slurm).
+        spent = (budget_spent is not None and budget_spent.is_set()) or budget_file_written(str(planned.paths.dir))
+        return stop_requested() is not None or spent
 
     try:
         with resources.pool.hold(resources.gpus, resources.cpus, stop_waiting) as grant:

@@ -17,6 +17,7 @@ METRICS = "metrics.json"
 CODE_PATCH = "code.patch"  # the uncommitted changes an attempt ran with (tracked diff + untracked files used)
 ATTEMPTS_DIR = ".attempts"
 STOP_FILE = ".stop"  # in the run directory: "stop this run" for cases on other hosts (Dask, Slurm)
+BUDGET_FILE = ".budget-spent"  # in the run directory: the failure budget is spent, start no new case
 
 
 def stop_file(case_dir: str) -> str:
@@ -31,6 +32,12 @@ def read_stop(case_dir: str) -> str | None:
             return fh.read().strip() or "SIGTERM"
     except OSError:
         return None
+
+
+def budget_spent(case_dir: str) -> bool:
+    """Whether the failure budget of the run of the case at ``case_dir`` is spent (its
+    run directory holds ``BUDGET_FILE``): a case that has not started must not start."""
+    return os.path.exists(os.path.join(os.path.dirname(os.path.abspath(case_dir)), BUDGET_FILE))
 
 
 def waiter_files(case_dir: str) -> tuple[str, str, str]:

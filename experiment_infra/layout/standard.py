@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .case_files import ATTEMPTS_DIR, CODE_PATCH, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG, STOP_FILE
+from .case_files import ATTEMPTS_DIR, BUDGET_FILE, CODE_PATCH, CONFIG, METRICS, RUN_RECORD, STDERR_LOG, STDOUT_LOG, STOP_FILE
 from .names import DIRTY_SUFFIX, SLURM_LOGS, check_name
 
 _ATTEMPT = re.compile(r"^attempt_([0-9]+)\Z")
@@ -74,6 +74,10 @@ class CasePaths:
         everything it left in the case directory) are moved before the next attempt."""
         return self.attempts_dir / f"attempt_{attempt}"
 
+    def attempt_run_record(self, attempt: int) -> Path:
+        """The run record of an earlier attempt, once set aside (``attempt_dir``)."""
+        return self.attempt_dir(attempt) / RUN_RECORD
+
     def attempt_entries(self) -> list[Path]:
         """What the current attempt holds: every entry of the case directory but ``.attempts``
         (the runner's files and whatever the entry point wrote), sorted by name."""
@@ -130,6 +134,12 @@ class SuiteRunPaths:
         """Written when the run is stopped (Ctrl-C, a cancellation) while its cases run on
         other hosts: their waiters and runners read it (``case_files.read_stop``)."""
         return self.dir / STOP_FILE
+
+    @property
+    def budget_file(self) -> Path:
+        """Written once the run's failure budget is spent: a case that has not started yet
+        does not start, wherever it runs (``case_files.budget_spent``); removed by the next run."""
+        return self.dir / BUDGET_FILE
 
     @property
     def lock(self) -> Path:

@@ -93,8 +93,12 @@ def _render_suite_run(s: SuiteRunSurvey, verbose: bool) -> str:
         lines.append("nothing to do: every selected case is complete")
     if not todo:
         return "\n".join(lines)
-    rows = [["variant", "status", "reason", "action"]]
-    rows += [[c.variant, c.status.value, c.reason, c.action] for c in todo]
+    if s.mode is Mode.INSPECT:
+        rows = [["variant", "status", "reason", "action"]]
+        rows += [[c.variant, c.status.value, c.reason, c.action] for c in todo]
+    else:  # each attempt's failure class, oldest first ("lost, exit"), from the run records
+        rows = [["variant", "status", "failures", "reason", "action"]]
+        rows += [[c.variant, c.status.value, c.failures_text, c.reason, c.action] for c in todo]
     lines.append("")
     lines += _columns(rows)
     return "\n".join(lines)
@@ -146,7 +150,8 @@ def survey_document(survey: Survey) -> dict[str, Any]:
             "notes": list(survey.notes),
             "cases": [
                 {"variant": c.variant, "status": c.status.value, "reason": c.reason,
-                 "needs_work": c.needs_work, "action": c.action}
+                 "needs_work": c.needs_work, "action": c.action,
+                 "failure": c.failure, "failures": list(c.failures)}
                 for c in survey.cases
             ],
         }
@@ -199,6 +204,7 @@ def before_after_rows(before: Survey, after: Survey) -> list[dict[str, Any]]:
 
 def still_needing_rows(after: Survey) -> list[dict[str, Any]]:
     if isinstance(after, SuiteRunSurvey):
-        return [{"run": c.variant, "status": c.status.value, "reason": c.reason} for c in after.planned]
+        return [{"run": c.variant, "status": c.status.value, "reason": c.reason, "failures": c.failures_text}
+                for c in after.planned]
     rows = [{"run": m.tier, "status": "missing", "reason": m.reason} for m in after.missing_tiers]
     return rows + [{"run": r.label, "status": r.status.value, "reason": r.problem} for r in after.runs if r.needs_work]

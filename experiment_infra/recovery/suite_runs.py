@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
-from ..layout import SuiteRunPaths, UnsafeNameError, check_name, inspect_lock
-from ..records import SuiteManifest, read_record
+from ..layout import CasePaths, SuiteRunPaths, UnsafeNameError, check_name, inspect_lock
+from ..records import RunRecord, SuiteManifest, read_record
 from .select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
 from ..status import CaseClassification, CaseStatus, classify_case
 from ..status_inspect import classify_inspect_case
@@ -42,6 +42,20 @@ class CaseWork:
         return self.reason
 
     inspect: bool = False
+    # A standard-mode case's failure class per attempt, oldest first (``failures.FailureKind``;
+    # None: that attempt did not fail, or its record predates classes), read from its run
+    # records: the set-aside ones under ``.attempts/``, then the current one.
+    failures: tuple[str | None, ...] = ()
+
+    @property
+    def failure(self) -> str | None:
+        """The class of the last attempt's failure (None: it did not fail, or none is recorded)."""
+        return self.failures[-1] if self.failures else None
+
+    @property
+    def failures_text(self) -> str:
+        """``lost, exit``: each attempt's class, oldest first (``-``: none recorded)."""
+        return ", ".join(f or "-" for f in self.failures) or "-"
 
     @property
     def action(self) -> str:
@@ -119,7 +133,8 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection, *, load_suite: bo
     left_out: list[str] = []
     for mc in manifest.cases:
         c = _classify(run, mc.variant_name, inspect)
-        work = CaseWork(mc.variant_name, c.status, c.reason, inspect)
+        failures = () if inspect or c.status is CaseStatus.COMPLETED else _attempt_failures(run.case(mc.variant_name), c)
+        work = CaseWork(mc.variant_name, c.status, c.reason, inspect, failures)
         if selection.statuses is None or c.status.value in selection.statuses:
             cases.append(work)
         elif work.needs_work and not inspect:
@@ -140,6 +155,17 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection, *, load_suite: bo
         run, manifest, selection, len(manifest.cases), tuple(cases), tuple(left_out), tuple(notes),
         Mode.INSPECT if inspect else Mode.STANDARD, changed,
     )
+
+
+def _attempt_failures(paths: CasePaths, now: CaseClassification) -> tuple[str | None, ...]:
+    """Each attempt's failure class, oldest first: the set-aside attempts' run records, then
+    the current one (none when the case never started)."""
+    earlier = [read_record(paths.attempt_run_record(n), RunRecord).record for n in paths.kept_attempts()]
+    found = [r.failure if r is not None else None for r in earlier]
+    record = now.record
+    if isinstance(record, RunRecord):
+        found.append(record.failure)
+    return tuple(found)
 
 
 def _classify(run: SuiteRunPaths, variant: str, inspect: bool) -> CaseClassification:
