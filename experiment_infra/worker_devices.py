@@ -177,15 +177,15 @@ def scheduler_gpus(address: str, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> 
     """Each worker of the scheduler at ``address`` and the ``GPU`` resource it declares (0: none)."""
     import distributed  # only a Dask run needs it (the `dask` extra)
 
-    from .services import ServiceError
+    from .services import ServiceError, _first_line
 
     try:
         with distributed.Client(address, timeout=timeout, set_as_default=False) as client:
             workers = client.scheduler_info(n_workers=-1).get("workers", {})
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:  # the same line as services.check_dask_scheduler's
         raise ServiceError(
-            f"Dask scheduler {address} does not answer within {timeout:g} s ({exc}); start it (dask scheduler) "
-            "or fix --dask-address"
+            f"Dask scheduler {address} does not answer within {timeout:g} s ({_first_line(exc)}); "
+            "start it (dask scheduler) or fix --dask-address"
         ) from None
     return {name: float((info.get("resources") or {}).get(GPU_RESOURCE, 0)) for name, info in workers.items()}
 
