@@ -243,7 +243,9 @@ def _run_standard(
                     timeout_seconds=suite.timeout_seconds,
                     # On Dask the budget's event cannot travel: cases there all start (the budget
                     # still ends the run Failed); devices are refused there anyway.
-                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
+                    resources=CaseResources(
+                        pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on, suite.retries
+                    ),
                 )
                 futures.append(runner.submit(task, parameters=params))
             for done in as_completed([f for f in futures if f is not None]):
