@@ -62,7 +62,9 @@ def build_parser(*, with_suite: bool = True, prog: str | None = None) -> argpars
     parser.add_argument(
         "--gpus", metavar="all|N|IDS", default=None,
         help="hand each case its own GPUs out of these: all (CUDA_VISIBLE_DEVICES, else nvidia-smi), "
-        "a count, or ids (0,1,3); cases ask with gpus= (default: 1 each once --gpus is given)",
+        "a count, or ids (0,1,3); cases ask with gpus= (default: 1 each once --gpus is given). "
+        "With --dask-workers N: this machine's devices, split across the N workers; with --dask-address: "
+        "only all, the workers' own (dask worker ADDR --resources GPU=4)",
     )
     parser.add_argument(
         "--max-failures", metavar="N", type=failure_count, default=None,
@@ -112,7 +114,7 @@ def run_suite_command(
     if reuse:
         options["reuse"] = True
     try:
-        account = check_run(str(suite_path), **options)
+        account = check_run(str(suite_path), **options, **cluster)  # on Dask, the workers' GPUs
     except BAD_INPUT as exc:
         return report(exc)
     if dry_run:

@@ -42,7 +42,11 @@ def format_plan(plan: Any, pool: Any = None) -> str:
     if check is not None and check.new_version is not None:
         lines.append(f"code changed: would run on {code_label(check.code.git)}, recorded as code version {check.version}")
     devices = pool.devices if pool is not None else ()
-    if devices:
+    # On Dask (worker_devices.DaskGpus) the devices are the workers'; the plan says how.
+    on_workers = getattr(pool, "plan_line", None) if getattr(pool, "uses_gpus", False) else None
+    if on_workers:
+        lines.append(on_workers)
+    elif devices:
         lines.append(f"GPUs {', '.join(devices)}: each case waits for its own share (CUDA_VISIBLE_DEVICES)")
     if plan.added:
         lines.append(f"would add {len(plan.added)} case(s) to the run: {', '.join(p.variant_name for p in plan.added)}")
@@ -52,7 +56,7 @@ def format_plan(plan: Any, pool: Any = None) -> str:
     for p in plan.cases:
         note = case_note(p)
         note = f"  [{note}]" if note else ""
-        if devices:
+        if devices or on_workers:
             gpus, cpus = suite.requests(p.case, pool.default_gpus)
             note += f"  [gpus {gpus:g}, cpus {cpus}]"
         lines.append(f"  {p.variant_name} -> {p.paths.dir}{note}")

@@ -15,10 +15,11 @@ from .agent_eval import AgentEvalSuite, format_plan as format_agent_eval_plan, p
 from .inspect_mode import check_inspect, format_inspect_plan
 from .lock import check_lock
 from .atomic import unwritable_reason
-from .resources import check_max_failures
+from .resources import ResourcePool, check_max_failures
 from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, resource_pool
+from .worker_devices import DaskGpus, check_worker_gpus, plan_dask_gpus
 
-__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite"]
+__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite", "gpus_for_run"]
 
 
 def check_parallelism(parallelism: int | None) -> None:
@@ -41,6 +42,21 @@ def describe_suite(suite: Suite | AgentEvalSuite, suite_path: str | Path, *, res
     )
 
 
+def gpus_for_run(
+    suite: Suite, gpus: str | None, parallelism: int | None,
+    dask_address: str | None = None, dask_workers: int | None = None, slurm: object | None = None,
+) -> ResourcePool | DaskGpus:
+    """The devices a run hands out, every case's request checked: this machine's
+    (``resource_pool``), or, on Dask, the workers' (``worker_devices.plan_dask_gpus``)."""
+    if slurm is not None:
+        if gpus is not None or suite.asks_for_gpus:
+            raise SuiteError("--gpus: devices are handed out on this machine and on Dask workers, not on Slurm workers yet")
+        return ResourcePool()
+    if dask_address or dask_workers is not None:
+        return plan_dask_gpus(suite, gpus, dask_workers)
+    return resource_pool(suite, gpus, parallelism)
+
+
 def check_writable(plan: SuitePlan) -> None:
     """Refuse, before anything starts, a run whose directory cannot be written (a read-only
     mount, no permission): it would otherwise fail at its first write, inside the flow."""
@@ -55,9 +71,12 @@ def check_run(
     suite_path: str | Path, *, dry_run: bool, parallelism: int | None, resume: str | None, results_root: str,
     gpus: str | None = None, max_failures: int | float | None = None,
     allow_code_change: bool = False, reuse: bool = False,
+    dask_address: str | None = None, dask_workers: int | None = None, slurm: object | None = None,
 ) -> str:
     """Refuse (SuiteError and kin, one line each) what the run_suite flow would refuse;
-    return the dry run's account. Writes nothing."""
+    return the dry run's account. Writes nothing. ``dask_address`` / ``dask_workers`` /
+    ``slurm``: the cluster the cases would run on (its GPUs are its workers'; a real run
+    asks the scheduler whether a worker can hold each case, a dry run starts nothing)."""
     check_parallelism(parallelism)
     check_max_failures(max_failures, "--max-failures")
     suite = load_suite(suite_path)
@@ -69,7 +88,9 @@ def check_run(
         return describe_suite(suite, suite_path, resume=resume, results_root=results_root)
     # Without --dry-run the flow plans again: deciding what to reuse here would be done twice.
     plan = plan_suite(suite, results_root, resume, allow_code_change=allow_code_change, reuse=reuse and dry_run)
-    pool = resource_pool(suite, gpus, parallelism)
+    pool = gpus_for_run(suite, gpus, parallelism, dask_address, dask_workers, slurm)
+    if dask_address and not dry_run and isinstance(pool, DaskGpus):
+        check_worker_gpus(suite, pool, dask_address)
     if plan.resumed:
         check_lock(plan.run.lock, what=f"run directory {plan.run.dir}")
     if not dry_run:

@@ -36,7 +36,7 @@ from experiment_infra.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT, SuiteRunPaths
 from experiment_infra.resources import check_max_failures, failure_budget
 from experiment_infra.lock import acquire_lock
-from experiment_infra.preflight import check_parallelism
+from experiment_infra.preflight import check_parallelism, gpus_for_run
 from experiment_infra.records import CaseMetrics, read_record
 from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
@@ -45,6 +45,7 @@ from experiment_infra.reuse import reuse_case
 from experiment_infra.runner import case_config
 from experiment_infra.status import CaseStatus, classify_case
 from experiment_infra.ui_limits import capped_lines, capped_rows
+from experiment_infra.worker_devices import DaskGpus, check_worker_gpus, devices_label
 from experiment_infra.suite import (
     Suite,
     SuiteError,
@@ -52,7 +53,6 @@ from experiment_infra.suite import (
     format_plan,
     load_suite,
     plan_suite,
-    resource_pool,
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
@@ -61,7 +61,7 @@ from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.stopping import cancelled_if_stopped, stoppable, stop_file_written
-from flows.task_runners import build_task_runner, ship_by_value, wants_dask
+from flows.task_runners import build_task_runner, gpu_annotation, ship_by_value, wants_dask
 from tasks.retries import retry_options
 from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
 
@@ -76,6 +76,7 @@ class CaseRow:
     output_dir: str
     reason: str
     code: str = ""  # the commit the last attempt ran (abc1234[-dirty]); "" before attempts named it
+    devices: str = ""  # host and GPUs its last attempt held ("" when the run handed out none)
 
 
 REUSED = "Reused"  # a case --reuse took from an earlier run (no task run)
@@ -188,14 +189,15 @@ def _run_standard(
     for warning in plan.warnings():
         logger.warning("%s", warning.removeprefix("warning: "))
     on_dask = wants_dask(dask_address, dask_workers, slurm)
-    pool = resource_pool(suite, gpus, None if on_dask else parallelism)
-    if on_dask and pool.devices:
-        raise SuiteError("--gpus: devices are handed out on this machine only, not on Dask or Slurm workers yet")
+    gpu_plan = gpus_for_run(suite, gpus, parallelism, dask_address, dask_workers, slurm)
     if dry_run:
-        print(format_plan(plan, pool))
+        print(format_plan(plan, gpu_plan))
         logger.info("dry run: %d case(s) planned in %s; nothing written", len(plan.cases), plan.run.dir)
         label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
+    pool = gpu_plan.case_pool() if isinstance(gpu_plan, DaskGpus) else gpu_plan  # on Dask: each worker's own
+    if isinstance(gpu_plan, DaskGpus) and dask_address:  # a run started from the UI skipped the CLI's check
+        check_worker_gpus(suite, gpu_plan, dask_address)
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
     if not plan.resumed:
@@ -230,6 +232,7 @@ def _run_standard(
         runner_of = build_task_runner(
             parallelism, dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, logs=plan.run.slurm_logs,
             default_parallelism=max(1, len(to_run)),
+            worker_devices=gpu_plan if isinstance(gpu_plan, DaskGpus) else None,
         )
         with runner_of as runner, Progress(len(to_run), f"{artifact_key(suite.experiment_name)}-progress") as progress, \
                 stop_file_written(plan.run.stop_file, remote):
@@ -237,17 +240,17 @@ def _run_standard(
                 if p.reuse is not None and p.reuse.reused:
                     futures.append(None)
                     continue
-                gpus_wanted, cpus_wanted = suite.requests(p.case, pool.default_gpus)
+                gpus_wanted, cpus_wanted = suite.requests(p.case, gpu_plan.default_gpus)
                 params = dict(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
-                    # On Dask the budget's event cannot travel: cases there all start (the budget
-                    # still ends the run Failed); devices are refused there anyway.
+                    # On Dask the budget's event cannot travel: cases there all start (the run still ends Failed).
                     resources=CaseResources(
                         pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on, suite.retries
                     ),
                 )
-                futures.append(runner.submit(task, parameters=params))
+                with gpu_annotation(gpus_wanted if remote else 0.0):  # Dask runs it on a worker with the GPUs free
+                    futures.append(runner.submit(task, parameters=params))
             for done in as_completed([f for f in futures if f is not None]):
                 done.wait()  # settles its final state locally (no server read)
                 progress.advance(failed=not done.state.is_completed())
@@ -321,6 +324,7 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any] | None]) -> list[Cas
                 output_dir=str(p.paths.dir),
                 reason=reason,
                 code=record.code.label if record is not None and record.code is not None else "",
+                devices=devices_label(record.host, record.gpus) if record is not None else "",
             )
         )
     return rows
@@ -346,6 +350,7 @@ def _params_and_metrics(plan: SuitePlan, rows: list[CaseRow]) -> dict[str, dict[
 def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
     key = artifact_key(plan.suite.experiment_name)
     # What failed and why first: reason beside the status, failed rows on top, paths short.
+    on_devices = any(row.devices for row in summary.rows)  # a column only for a run that handed devices out
     table = [
         {
             "variant": r.variant,
@@ -355,6 +360,7 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
             "exit_code": r.exit_code,
             "attempt": r.attempt,
             "code": r.code,
+            **({"devices": r.devices} if on_devices else {}),
             "output_dir": _relative(r.output_dir, plan.run.dir),
         }
         for r in summary.failed_first()
@@ -446,8 +452,8 @@ def run_suite(
     ``dask_address`` / ``dask_workers`` / ``slurm``: run the cases on a Dask cluster, or on
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
     ``variants``: inspect mode only, run just these cases (what a recovery reruns).
-    ``gpus``: the devices cases are handed (``all``, a count, ``0,1,3``; see
-    experiment_infra/resources.py). ``max_failures``: once that many cases (a count, or a
+    ``gpus``: the devices cases are handed (``all``, a count, ``0,1,3``; on Dask, see
+    experiment_infra/worker_devices.py). ``max_failures``: once that many cases (a count, or a
     fraction of them below 1) failed for good, no new case starts.
     """
     with stoppable():  # Ctrl-C, SIGTERM or a cancellation: cases stopped and recorded, then Cancelled

@@ -5,7 +5,9 @@
 - ``--dask-address ADDR``: an existing Dask scheduler (``dask scheduler`` plus
   ``dask worker ADDR`` on each machine);
 - ``--dask-workers N``: a ``distributed.LocalCluster`` of N worker processes (one
-  thread each) started for this flow run and stopped after it;
+  thread each) started for this flow run and stopped after it; with GPUs
+  (``worker_devices``), each worker process its own share of the devices
+  (``CUDA_VISIBLE_DEVICES``) and that many of the Dask resource ``GPU``, one thread per device;
 - ``--slurm-workers N``: a dask-jobqueue ``SLURMCluster``, N Slurm batch jobs each
   running one worker (one thread), submitted for this flow run and cancelled after it
   (``experiment_infra.slurm``).
@@ -31,9 +33,13 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from experiment_infra.services import ServiceError, check_dask_options, check_dask_scheduler
 from experiment_infra.slurm import SlurmWorkers, check_slurm
+from experiment_infra.worker_devices import DaskGpus, dask_resources
 from flows.api_check import configured_api_url
 
-__all__ = ["ServiceError", "build_task_runner", "check_dask", "ship_by_value", "slurm_cluster_kwargs", "wants_dask"]
+__all__ = [
+    "ServiceError", "build_task_runner", "check_dask", "gpu_annotation", "local_gpu_cluster", "ship_by_value",
+    "slurm_cluster_kwargs", "wants_dask",
+]
 
 
 def wants_dask(dask_address: str | None, dask_workers: int | None, slurm: SlurmWorkers | None = None) -> bool:
@@ -136,6 +142,37 @@ def ship_by_value(objects: Iterable[Any]) -> list[str]:
     return names
 
 
+def gpu_annotation(gpus: float) -> contextlib.AbstractContextManager[Any]:
+    """Around a ``submit`` to Dask: the task asks its worker for ``gpus`` of the resource ``GPU``
+    (prefect-dask's client merges dask's annotations into each task it submits)."""
+    resources = dask_resources(gpus)
+    if not resources:
+        return contextlib.nullcontext()
+    import dask
+
+    return dask.annotate(resources=resources)
+
+
+def local_gpu_cluster(shares: tuple[tuple[str, ...], ...], per_device: int = 1, **cluster_kwargs: Any) -> Any:
+    """A local cluster of one worker process per share of the devices: each sees only its
+    share (``CUDA_VISIBLE_DEVICES``, so its own pool hands out those) and declares that many
+    ``GPU``; a worker with no share declares none and hides every device. Threads: as many
+    cases as its devices hold at once (``per_device`` each; at least one): the scheduler's
+    ``GPU`` count is what bounds the GPU cases."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    workers = {
+        i: {"cls": Nanny, "options": {
+            "host": "127.0.0.1", "nthreads": max(1, len(share) * per_device), "dashboard": False,
+            "env": {"CUDA_VISIBLE_DEVICES": ",".join(share)},
+            "resources": dask_resources(len(share)),
+        }}
+        for i, share in enumerate(shares)
+    }
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False, "dashboard_address": None}}
+    return SpecCluster(workers=workers, scheduler=scheduler, **cluster_kwargs)
+
+
 def build_task_runner(
     parallelism: int | None,
     *,
@@ -144,10 +181,12 @@ def build_task_runner(
     slurm: SlurmWorkers | None = None,
     logs: str | Path | None = None,
     default_parallelism: int,
+    worker_devices: DaskGpus | None = None,
 ) -> TaskRunner[Any]:
     """The runner a flow submits to (enter it with ``with``); ``-p`` bounds only the thread
     runner. ``logs``: the directory Slurm worker jobs write their output to (see
-    ``slurm_cluster_kwargs``)."""
+    ``slurm_cluster_kwargs``). ``worker_devices``: with ``dask_workers``, the GPUs the
+    local workers share out (``worker_devices.plan_dask_gpus``)."""
     if not wants_dask(dask_address, dask_workers, slurm):
         return ThreadPoolTaskRunner(max_workers=parallelism or default_parallelism)
     check_dask(dask_address, dask_workers, slurm)  # a run started from the UI or a deployment skipped the CLI's check
@@ -158,6 +197,11 @@ def build_task_runner(
     if slurm is not None:
         # A worker job Slurm ends under the run is submitted again (flows/slurm_cluster.py).
         return DaskTaskRunner(cluster_class="flows.slurm_cluster.ReplacingSLURMCluster", cluster_kwargs=slurm_cluster_kwargs(slurm, logs))
+    if worker_devices is not None and worker_devices.shares is not None:
+        return DaskTaskRunner(
+            cluster_class=local_gpu_cluster,
+            cluster_kwargs=dict(shares=worker_devices.shares, per_device=worker_devices.per_device),
+        )
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs=dict(n_workers=dask_workers, threads_per_worker=1, processes=True, dashboard_address=None),

@@ -17,6 +17,7 @@ from ..code_versions import code_label
 from ..layout import SuiteRunPaths
 from ..records import CaseMetrics, RunRecord, SuiteManifest, read_record, utc_now_iso
 from ..status import CaseStatus, classify_case
+from ..worker_devices import devices_label
 from . import markdown as md
 from .aggregate import ReportError
 from .bundle import ReportBundle
@@ -41,6 +42,7 @@ class CaseRow:
     metrics_problem: str | None
     config: dict[str, object]
     code: str = ""  # the code its last attempt ran (abc1234[-dirty]); "" before attempts named it
+    devices: str = ""  # host and GPUs its last attempt held (worker_devices.devices_label); "" without GPUs
 
 
 def _duration(record: RunRecord | None) -> float | None:
@@ -73,6 +75,7 @@ def case_rows(paths: SuiteRunPaths, manifest: SuiteManifest) -> list[CaseRow]:
                 metrics_problem=metrics.problem if metrics.exists and metrics.record is None else None,
                 config=case.config,
                 code=verdict.record.code.label if verdict.record and verdict.record.code else "",
+                devices=devices_label(verdict.record.host, verdict.record.gpus) if verdict.record else "",
             )
         )
     return rows
@@ -84,6 +87,7 @@ def _table(
     """One row per case: its status, the config fields that differ between the cases, the code
     it ran (``with_code``), its metrics."""
     body = []
+    with_devices = any(r.devices for r in rows)  # a run that handed GPUs out: where each case ran
     for r in rows:
         config = paths.case(r.variant).config
         done = r.status is CaseStatus.COMPLETED
@@ -94,9 +98,11 @@ def _table(
             r.attempt if r.attempt is not None else md.NONE,
             *(shown_value(r.config, f) for f in fields),
             *([r.code or md.NONE] if with_code else []),
+            *([r.devices or md.NONE] if with_devices else []),
             *(f"{r.metrics[m]:.6g}" if done and m in r.metrics else md.NONE for m in metric_names),
         ])
-    return md.table(["Variant", "Status", "Duration", "Attempt", *fields, *(["Code"] if with_code else []), *metric_names], body)
+    head = ["Variant", "Status", "Duration", "Attempt", *fields, *(["Code"] if with_code else [])]
+    return md.table([*head, *(["Devices"] if with_devices else []), *metric_names], body)
 
 
 def load_manifest(run_dir: Path) -> SuiteManifest:
