@@ -17,6 +17,7 @@ from .lock import check_lock
 from .atomic import unwritable_reason
 from .resources import ResourcePool, check_max_failures
 from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, resource_pool
+from .slurm import SlurmWorkers, plan_slurm_gpus
 from .worker_devices import DaskGpus, check_worker_gpus, plan_dask_gpus
 
 __all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite", "gpus_for_run"]
@@ -48,10 +49,8 @@ def gpus_for_run(
 ) -> ResourcePool | DaskGpus:
     """The devices a run hands out, every case's request checked: this machine's
     (``resource_pool``), or, on Dask, the workers' (``worker_devices.plan_dask_gpus``)."""
-    if slurm is not None:
-        if gpus is not None or suite.asks_for_gpus:
-            raise SuiteError("--gpus: devices are handed out on this machine and on Dask workers, not on Slurm workers yet")
-        return ResourcePool()
+    if isinstance(slurm, SlurmWorkers):  # each job's own devices, as Slurm gave them (--gres)
+        return plan_slurm_gpus(suite, gpus, slurm)[0]
     if dask_address or dask_workers is not None:
         return plan_dask_gpus(suite, gpus, dask_workers)
     return resource_pool(suite, gpus, parallelism)

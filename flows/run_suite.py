@@ -40,6 +40,7 @@ from experiment_infra.preflight import check_parallelism, gpus_for_run
 from experiment_infra.records import CaseMetrics, read_record
 from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
+from experiment_infra.slurm import plan_slurm_gpus
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.reuse import reuse_case
 from experiment_infra.runner import case_config
@@ -61,7 +62,7 @@ from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.stopping import cancelled_if_stopped, stoppable, stop_file_written
-from flows.task_runners import build_task_runner, gpu_annotation, ship_by_value, wants_dask
+from flows.task_runners import build_task_runner, check_dask, gpu_annotation, ship_by_value, wants_dask
 from tasks.retries import retry_options
 from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
 
@@ -198,6 +199,8 @@ def _run_standard(
     pool = gpu_plan.case_pool() if isinstance(gpu_plan, DaskGpus) else gpu_plan  # on Dask: each worker's own
     if isinstance(gpu_plan, DaskGpus) and dask_address:  # a run started from the UI skipped the CLI's check
         check_worker_gpus(suite, gpu_plan, dask_address)
+    if slurm is not None and isinstance(gpu_plan, DaskGpus) and gpu_plan.uses_gpus:  # the jobs ask for --gres=gpu:K,
+        check_dask(None, None, slurm := plan_slurm_gpus(suite, gpus, slurm)[1])  # which Slurm would give: sbatch --test-only
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
     if not plan.resumed:
@@ -245,9 +248,8 @@ def _run_standard(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
                     # On Dask the budget's event cannot travel: cases there all start (the run still ends Failed).
-                    resources=CaseResources(
-                        pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on, suite.retries
-                    ),
+                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on,
+                                            suite.retries),
                 )
                 with gpu_annotation(gpus_wanted if remote else 0.0):  # Dask runs it on a worker with the GPUs free
                     futures.append(runner.submit(task, parameters=params))
