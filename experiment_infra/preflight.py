@@ -20,7 +20,7 @@ from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_s
 from .slurm import SlurmWorkers, plan_slurm_gpus
 from .worker_devices import DaskGpus, check_worker_gpus, plan_dask_gpus
 
-__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite", "gpus_for_run"]
+__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite", "gpus_for_run", "slurm_jobs_for"]
 
 
 def check_parallelism(parallelism: int | None) -> None:
@@ -54,6 +54,12 @@ def gpus_for_run(
     if dask_address or dask_workers is not None:
         return plan_dask_gpus(suite, gpus, dask_workers)
     return resource_pool(suite, gpus, parallelism)
+
+
+def slurm_jobs_for(suite_path: str | Path, gpus: str | None, slurm: SlurmWorkers) -> SlurmWorkers:
+    """The Slurm worker jobs a run of the suite submits: asking for GPUs (``--gres``) when
+    its cases do, so that Slurm is asked about the jobs the run will submit."""
+    return plan_slurm_gpus(load_suite(suite_path), gpus, slurm)[1]
 
 
 def check_writable(plan: SuitePlan) -> None:

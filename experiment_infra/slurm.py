@@ -203,7 +203,7 @@ def check_slurm(job_script: str) -> None:
     if test.returncode != 0:
         raise ServiceError(
             f"--slurm-workers: Slurm would refuse the worker jobs ({_last_line(test)}); "
-            "fix --slurm-partition, --slurm-walltime, --slurm-memory, --slurm-account or --slurm-directive "
+            "fix --slurm-partition, --slurm-walltime, --slurm-memory, --slurm-account, --slurm-directive or --slurm-gpus-per-job "
             "(or jobqueue.slurm in dask's configuration)"
         )
 
