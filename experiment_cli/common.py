@@ -164,7 +164,12 @@ def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
     jobs.add_argument("--slurm-account", metavar="A", help="the account to charge")
     jobs.add_argument(
         "--slurm-directive", metavar="OPT", action="append", default=[], type=_checked(check_directive),
-        help="one more sbatch option, e.g. --slurm-directive=--gres=gpu:1 (repeatable)",
+        help="one more sbatch option, e.g. --slurm-directive=--constraint=a100 (repeatable)",
+    )
+    jobs.add_argument(
+        "--slurm-gpus-per-job", metavar="K", type=positive_int, default=None,
+        help="GPUs each job asks for (--gres=gpu:K) and runs K cases at once on, each on the job's own devices "
+        "(default, when cases ask for gpus: the largest case's request, so every case fits one job)",
     )
 
 
@@ -174,7 +179,9 @@ def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
     return chosen_cluster(args.dask_address, args.dask_workers, slurm_workers(args))
 
 
-_SLURM_SETTINGS = ("slurm_partition", "slurm_walltime", "slurm_memory", "slurm_account", "slurm_directive")
+_SLURM_SETTINGS = (
+    "slurm_partition", "slurm_walltime", "slurm_memory", "slurm_account", "slurm_directive", "slurm_gpus_per_job",
+)
 
 
 def slurm_workers(args: argparse.Namespace) -> SlurmWorkers | None:
@@ -191,6 +198,7 @@ def slurm_workers(args: argparse.Namespace) -> SlurmWorkers | None:
         return SlurmWorkers(
             jobs=args.slurm_workers, partition=args.slurm_partition, walltime=args.slurm_walltime,
             memory=args.slurm_memory, account=args.slurm_account, directives=tuple(args.slurm_directive),
+            gpus_per_job=args.slurm_gpus_per_job,
         )
     except ValueError as exc:
         raise ServiceError(str(exc)) from None

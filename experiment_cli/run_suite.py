@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from experiment_infra.preflight import check_run
+from experiment_infra.preflight import check_run, slurm_jobs_for
 from experiment_infra.resources import check_max_failures
 
 from .common import (
@@ -121,6 +121,8 @@ def run_suite_command(
         print(account)
         return EXIT_OK
     try:
+        if cluster.get("slurm") is not None:  # GPU cases: the jobs Slurm is asked about ask for them
+            cluster["slurm"] = slurm_jobs_for(str(suite_path), gpus, cluster["slurm"])
         start_prefect(**cluster)
         from flows.run_suite import run_suite
 

@@ -49,7 +49,7 @@ __all__ = ["TemporaryServer", "current", "start"]
 ALLOW_SETTING = "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"
 UI_URL = "PREFECT_UI_URL"
 DEFAULT_STARTUP_SECONDS = 20.0  # Prefect's own default for STARTUP_SETTING
-STOP_GRACE_SECONDS = 5.0  # as Prefect's: terminate, then kill
+SERVER_STOP_GRACE_SECONDS = 5.0  # as Prefect's: terminate, then kill
 _FALSE = {"0", "false", "no", "off"}
 
 
@@ -120,7 +120,7 @@ class TemporaryServer:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=STOP_GRACE_SECONDS)
+                self.proc.wait(timeout=SERVER_STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

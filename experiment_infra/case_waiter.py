@@ -42,6 +42,7 @@ from experiment_infra.layout import waiter_files
 from experiment_infra.layout.case_files import read_stop
 from experiment_infra.process import proc_start
 from experiment_infra.records.run_record_io import read_run_record_json, update_run_record_json
+from experiment_infra.slurm_job import ending_slurm_job
 from experiment_infra.streaming import run_streaming
 
 TYPE_CHECKING = False
@@ -156,6 +157,12 @@ def wait_case(case_dir: str, timeout_seconds: float | None) -> int:
     end: dict[str, Any] = dict(reason=done.reason)
     if isinstance(done.interrupted, Terminated):
         end = dict(reason=interrupted_reason(done.interrupted.signame), interrupted=done.interrupted.signame)
+        lost = None if read_stop(case_dir) is not None else ending_slurm_job()
+        if lost is not None:
+            # Not the run's stop (no stop file): Slurm ended the job the case ran in (scancel,
+            # preemption, walltime). The case never had its chance: a transient failure.
+            job, state = lost
+            end = dict(reason=f"lost: Slurm ended its job {job} under it (job state {state})", interrupted=None, failure="lost")
     if _still_this_attempt(run_record, record):
         update_run_record_json(
             run_record, record, ended_at=utc_now_iso(), exit_code=done.exit_code,

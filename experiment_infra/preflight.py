@@ -17,9 +17,10 @@ from .lock import check_lock
 from .atomic import unwritable_reason
 from .resources import ResourceError, ResourcePool, check_max_failures
 from .suite import Suite, SuiteError, SuitePlan, format_plan, load_suite, plan_suite, resource_pool
+from .slurm import SlurmWorkers, plan_slurm_gpus
 from .worker_devices import DaskGpus, check_worker_gpus, plan_dask_gpus
 
-__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite", "gpus_for_run", "pool_for_cases"]
+__all__ = ["check_parallelism", "check_run", "check_writable", "describe_suite", "gpus_for_run", "pool_for_cases", "slurm_jobs_for"]
 
 
 def check_parallelism(parallelism: int | None) -> None:
@@ -47,12 +48,11 @@ def gpus_for_run(
     dask_address: str | None = None, dask_workers: int | None = None, slurm: object | None = None,
 ) -> ResourcePool | DaskGpus:
     """The devices a run hands out, every request of ``plan``'s cases that will run checked:
-    this machine's (``resource_pool``), or, on Dask, the workers' (``worker_devices.plan_dask_gpus``)."""
+    this machine's (``resource_pool``), on Dask the workers' (``worker_devices.plan_dask_gpus``),
+    on Slurm each job's own, as Slurm gave them (``--gres``)."""
     cases = suite.cases if plan is None else [p.case for p in plan.cases if p.will_run]
-    if slurm is not None:
-        if gpus is not None or suite.asks_for_gpus(cases):
-            raise SuiteError("--gpus: devices are handed out on this machine and on Dask workers, not on Slurm workers yet")
-        return ResourcePool()
+    if isinstance(slurm, SlurmWorkers):
+        return plan_slurm_gpus(suite, gpus, slurm)[0]
     if dask_address or dask_workers is not None:
         return plan_dask_gpus(suite, gpus, dask_workers, cases)
     return resource_pool(suite, gpus, parallelism, plan)
@@ -67,6 +67,12 @@ def pool_for_cases(gpus: ResourcePool | DaskGpus, dask_address: str | None = Non
     if dask_address:
         check_worker_gpus(gpus, dask_address)
     return gpus.case_pool()
+
+
+def slurm_jobs_for(suite_path: str | Path, gpus: str | None, slurm: SlurmWorkers) -> SlurmWorkers:
+    """The Slurm worker jobs a run of the suite submits: asking for GPUs (``--gres``) when
+    its cases do, so that Slurm is asked about the jobs the run will submit."""
+    return plan_slurm_gpus(load_suite(suite_path), gpus, slurm)[1]
 
 
 def check_writable(plan: SuitePlan) -> None:

@@ -264,6 +264,8 @@ def _record_failure(paths: CasePaths, retry_on: str | None, ooms_before: int | N
     record = read_record(paths.run_record, RunRecord).record
     if record is None or record.ended_at is None or (record.exit_code == 0 and not lost and record.interrupted is None):
         return
+    if record.failure is not None:
+        return  # classed by the waiter, which knew more (its Slurm job was ended under it: lost)
     ooms_after = oom_kills()
     found = classify_failure(
         record.exit_code, timed_out=record.timed_out, lost=lost, retry_on=retry_on,

@@ -18,16 +18,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .services import ServiceError
+
+if TYPE_CHECKING:
+    import subprocess
+
+if TYPE_CHECKING:
+    from .suite import Suite
+    from .worker_devices import DaskGpus
 
 # shutil and subprocess are imported by the checks that use them: the command
 # lines' parsers import this module, and a dry run parses before anything else.
 
 __all__ = [
     "DEFAULT_MEMORY", "SlurmWorkers", "check_directive", "check_memory", "check_slurm", "check_walltime",
-    "slurm_client_problem",
+    "plan_slurm_gpus", "slurm_client_problem",
 ]
 
 DEFAULT_MEMORY = "2GB"  # per worker job, unless set here or in dask-jobqueue's configuration
@@ -71,7 +78,10 @@ class SlurmWorkers:
     walltime: str | None = None  # each job's time limit, e.g. 04:00:00 (default: dask-jobqueue's, 30 min)
     memory: str | None = None  # each job's memory, e.g. 8GB (default DEFAULT_MEMORY)
     account: str | None = None  # sbatch --account
-    directives: tuple[str, ...] = ()  # more sbatch options, e.g. --gres=gpu:1
+    directives: tuple[str, ...] = ()  # more sbatch options, e.g. --constraint=a100
+    # GPUs each job asks Slurm for (--gres=gpu:K) and runs that many cases at once on, one
+    # each, with the devices Slurm gave it (None: the largest case's request, when cases ask).
+    gpus_per_job: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
@@ -85,13 +95,20 @@ class SlurmWorkers:
         if self.memory is not None:
             check_memory(self.memory)
         object.__setattr__(self, "directives", tuple(check_directive(d) for d in self.directives))
+        if self.gpus_per_job is not None and (
+            isinstance(self.gpus_per_job, bool) or not isinstance(self.gpus_per_job, int) or self.gpus_per_job < 1
+        ):
+            raise ValueError(f"--slurm-gpus-per-job must be a positive integer, got {self.gpus_per_job!r}")
 
     def cluster_kwargs(self, configured: dict[str, Any], log_directory: str | None) -> dict[str, Any]:
         """``SLURMCluster`` keyword arguments: what is set here, over dask-jobqueue's
         configuration (``configured``: its ``jobqueue.slurm`` section), over ours. A job is
         always one worker process with one thread, one task at a time; the configuration's
         ``cores`` only books that many CPUs for it (``--cpus-per-task``), for a case's own
-        threads or processes."""
+        threads or processes. With ``gpus_per_job`` K the job asks for ``--gres=gpu:K``, its
+        worker declares the Dask resource ``GPU=K`` and runs up to K tasks at once (one
+        thread each); the cases take their devices from the job's own CUDA_VISIBLE_DEVICES,
+        which Slurm sets (``worker_devices.worker_pool``)."""
         kwargs: dict[str, Any] = dict(
             n_workers=self.jobs, processes=1, cores=1, memory=self.memory or configured.get("memory") or DEFAULT_MEMORY,
             job_name="experiment-infra",
@@ -102,9 +119,54 @@ class SlurmWorkers:
                            ("log_directory", log_directory)):
             if value is not None:
                 kwargs[key] = value
-        if self.directives:
-            kwargs["job_extra_directives"] = list(self.directives)
+        directives = list(self.directives)
+        if self.gpus_per_job:
+            kwargs["cores"] = self.gpus_per_job  # threads of its one worker process
+            kwargs["job_cpu"] = configured.get("cores") or 1  # CPUs booked stay the configuration's
+            kwargs["worker_extra_args"] = [*(configured.get("worker-extra-args") or []), "--resources", f"GPU={self.gpus_per_job}"]
+            directives.append(f"--gres=gpu:{self.gpus_per_job}")
+        if directives:
+            kwargs["job_extra_directives"] = directives
         return kwargs
+
+    def with_gpus_for(self, largest_request: float) -> SlurmWorkers:
+        """These jobs, asking for GPUs: ``gpus_per_job`` as given, else enough for the largest
+        case's request (``largest_request``, rounded up)."""
+        import math
+        from dataclasses import replace
+
+        return replace(self, gpus_per_job=self.gpus_per_job or max(1, math.ceil(largest_request)))
+
+
+def plan_slurm_gpus(suite: Suite, gpus: str | None, slurm: SlurmWorkers) -> tuple[DaskGpus, SlurmWorkers]:
+    """What GPUs mean on Slurm worker jobs, every case's request checked (ResourceError):
+    the plan (each job's devices are its own, handed out by its worker) and the jobs, asking
+    for GPUs when a case does (``SlurmWorkers.with_gpus_for``). ``--gpus`` may only be
+    ``all`` (each case asks for one unless it says otherwise): the devices are Slurm's to give."""
+    import math
+
+    from .resources import ResourceError
+    from .worker_devices import DaskGpus
+
+    if gpus is not None and str(gpus).strip() != "all":
+        raise ResourceError(
+            f"--gpus {gpus}: on Slurm worker jobs the devices are the ones Slurm gives each job; "
+            "use --gpus all (one GPU per case) or give the cases gpus=, and --slurm-gpus-per-job K"
+        )
+    default = 1.0 if gpus is not None else 0.0
+    requests = {c.variant_name: suite.requests(c, default)[0] for c in suite.cases}
+    largest = max(requests.values(), default=0.0)
+    if largest <= 0:
+        return DaskGpus(default, False), slurm
+    jobs = slurm.with_gpus_for(largest)
+    per_job = jobs.gpus_per_job or 0
+    for name, wanted in requests.items():
+        if math.ceil(wanted) > per_job:
+            raise ResourceError(
+                f"case {name!r} asks for {wanted:g} GPU(s) but each Slurm worker job has {per_job} "
+                f"(--slurm-gpus-per-job {per_job}); ask for fewer, or give the jobs at least {math.ceil(wanted)}"
+            )
+    return DaskGpus(default, True, slurm_per_job=per_job), jobs
 
 
 def slurm_client_problem() -> str | None:
@@ -144,7 +206,7 @@ def check_slurm(job_script: str) -> None:
     if test.returncode != 0:
         raise ServiceError(
             f"--slurm-workers: Slurm would refuse the worker jobs ({_last_line(test)}); "
-            "fix --slurm-partition, --slurm-walltime, --slurm-memory, --slurm-account or --slurm-directive "
+            "fix --slurm-partition, --slurm-walltime, --slurm-memory, --slurm-account, --slurm-directive or --slurm-gpus-per-job "
             "(or jobqueue.slurm in dask's configuration)"
         )
 

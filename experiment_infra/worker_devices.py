@@ -85,6 +85,7 @@ class DaskGpus:
     shares: tuple[tuple[str, ...], ...] | None = None
     requests: tuple[tuple[str, float], ...] = ()  # (variant, gpus) of each case that will run
     per_device: int = 1  # the most cases one device holds at once (2 for gpus=0.5): a local worker's threads per device
+    slurm_per_job: int | None = None  # on Slurm worker jobs: the GPUs each job asks for (--gres=gpu:K)
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -99,6 +100,9 @@ class DaskGpus:
     @property
     def plan_line(self) -> str:
         """The dry run's line about devices."""
+        if self.slurm_per_job is not None:
+            return (f"GPUs: {self.slurm_per_job} per Slurm worker job (--gres=gpu:{self.slurm_per_job}, Dask resource "
+                    f"{GPU_RESOURCE}); each case waits for its own share of its job's (CUDA_VISIBLE_DEVICES)")
         if self.shares is not None:
             split = " | ".join(",".join(s) or "none" for s in self.shares)
             return (f"GPUs on {len(self.shares)} local Dask workers ({split}): each worker's own CUDA_VISIBLE_DEVICES "

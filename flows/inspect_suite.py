@@ -22,7 +22,7 @@ from tasks.retries import retry_options
 from tasks.run_case import CaseFailed, run_inspect_case_task
 
 if TYPE_CHECKING:  # run_suite imports this module when a suite's mode is inspect
-    from flows.run_suite import SuiteSummary
+    from flows.suite_summary import SuiteSummary
 
 def run_inspect(
     suite: Suite,
@@ -33,7 +33,8 @@ def run_inspect(
     results_root: str,
     variants: list[str] | None = None,
 ) -> Any:
-    from flows.run_suite import CaseRow, SuiteSummary, label_suite_run
+    from flows.run_suite import label_suite_run
+    from flows.suite_summary import CaseRow, SuiteSummary
 
     logger = get_run_logger()
     check_inspect(suite, resume, results_root)

@@ -22,7 +22,6 @@ if __name__ == "__main__":
 
     run_main(lambda: main(sys.argv[1:], prog="flows/run_suite.py"))
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,13 +32,14 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from experiment_infra.failures import FailureBudget, RetryPolicy
-from experiment_infra.layout import NOGIT, SuiteRunPaths
+from experiment_infra.layout import NOGIT
 from experiment_infra.resources import check_max_failures, failure_budget
 from experiment_infra.lock import acquire_lock
 from experiment_infra.preflight import check_parallelism, gpus_for_run, pool_for_cases
 from experiment_infra.records import CaseMetrics, read_record
 from experiment_infra.reports.params import params_by_case
 from experiment_infra.services import chosen_cluster
+from experiment_infra.slurm import plan_slurm_gpus
 from experiment_infra.slurm import SlurmWorkers
 from experiment_infra.reuse import reuse_case
 from experiment_infra.runner import case_config
@@ -56,115 +56,14 @@ from experiment_infra.suite import (
     start_run,
 )
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
-from flows.final_state import final_state
+from flows.suite_summary import REUSED, CaseRow, SuiteSummary
 from flows.housekeeping import report_swept
 from flows.progress import Progress
 from flows.report import rebuild_reports_step
 from flows.stopping import cancelled_if_stopped, stoppable, stop_file_written
-from flows.task_runners import build_task_runner, gpu_annotation, ship_by_value, wants_dask
+from flows.task_runners import build_task_runner, check_dask, gpu_annotation, ship_by_value, wants_dask
 from tasks.retries import retry_options
 from tasks.run_case import NOT_STARTED, SKIPPED, CaseFailed, CaseResources, retry_condition, run_case_task
-
-
-@dataclass(frozen=True)
-class CaseRow:
-    variant: str
-    status: str
-    duration_seconds: float | None
-    exit_code: int | None
-    attempt: int | None
-    output_dir: str
-    reason: str
-    code: str = ""  # the commit the last attempt ran (abc1234[-dirty]); "" before attempts named it
-    devices: str = ""  # host and GPUs its last attempt held ("" when the run handed out none)
-
-
-REUSED = "Reused"  # a case --reuse took from an earlier run (no task run)
-MAX_LISTED = 25  # cases the printed summary lists one by one; beyond, only those that did not complete
-
-
-@dataclass(frozen=True)
-class SuiteSummary:
-    experiment_name: str
-    run_dir: str
-    dry_run: bool = False
-    rows: tuple[CaseRow, ...] = field(default_factory=tuple)
-    not_in_suite: tuple[str, ...] = ()  # cases of a resumed run the suite no longer has (left on disk)
-    errors: tuple[str, ...] = ()  # what failed besides the cases (the report rebuild)
-    budget_spent: int | None = None  # cases failed when the failure budget stopped the run, if it did
-    resumable: bool = True  # `--resume run_dir` continues it (inspect mode has no resume)
-
-    @property
-    def failed(self) -> list[CaseRow]:
-        return [r for r in self.rows if r.status != CaseStatus.COMPLETED.value]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.errors
-
-    def final_state(self) -> State:
-        """``Completed``, or ``Failed`` naming each case that did not complete and each error."""
-        parts = [f"{len(self.failed)} of {len(self.rows)} case(s) did not complete"] if self.failed else []
-        parts += [f"{len(self.errors)} error(s)"] if self.errors else []
-        if self.budget_spent is not None:
-            parts.append(f"the failure budget stopped the run after {self.budget_spent} failure(s)")
-        return final_state(
-            self, done=f"{len(self.rows)} case(s) completed", headline=", ".join(parts),
-            reasons=[f"{r.variant} {r.status}: {r.reason}" for r in self.failed] + list(self.errors),
-        )
-
-    def failed_first(self) -> list[CaseRow]:
-        return sorted(self.rows, key=lambda r: r.status == CaseStatus.COMPLETED.value)
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for row in self.rows:
-            out[row.status] = out.get(row.status, 0) + 1
-        return out
-
-    def counts_text(self) -> str:
-        return ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
-
-    @property
-    def mixed_code(self) -> bool:
-        """Whether the cases' last attempts ran on more than one code version."""
-        return len({r.code for r in self.rows if r.code}) > 1
-
-    def format(self) -> str:
-        """The summary printed at the end: every case that did not complete, and the
-        completed ones too unless there are more than MAX_LISTED rows (then a count: the
-        full table is the run's report.md and the cases artifact). A ``code`` column
-        shows which commit each case ran when they ran on more than one."""
-        lines = [f"{self.experiment_name}: {len(self.rows)} case(s): {self.counts_text()}", f"run directory: {self.run_dir}"]
-        if self.budget_spent is not None:
-            lines.append(
-                f"stopped by the failure budget: {self.budget_spent} case(s) failed, so no new case started "
-                "(--resume runs the rest)"
-            )
-        shown = self.failed_first()
-        if len(shown) > MAX_LISTED:
-            shown = self.failed
-        width = max([len(r.variant) for r in shown] + [7])
-        mixed = self.mixed_code
-        cw = max([len(r.code) for r in shown] + [4])
-        if shown:
-            head = f"  {'code':<{cw}}" if mixed else ""
-            lines.append(f"  {'variant':<{width}}  {'status':<9}  {'seconds':>8}  {'exit':>4}{head}  reason")
-        for r in shown:
-            secs = f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-"
-            code = str(r.exit_code) if r.exit_code is not None else "-"
-            ran = f"  {r.code or '-':<{cw}}" if mixed else ""
-            lines.append(f"  {r.variant:<{width}}  {r.status:<9}  {secs:>8}  {code:>4}{ran}  {r.reason}")
-        if len(shown) < len(self.rows):
-            rest = len(self.rows) - len(shown)
-            lines.append(
-                f"  {'... and ' if shown else 'all '}{rest} completed case(s), not listed "
-                f"(every case: {SuiteRunPaths(Path(self.run_dir)).report_md})"
-            )
-        if self.not_in_suite:
-            lines.append(f"  not in the suite (left on disk, not run): {', '.join(self.not_in_suite)}")
-        lines += [f"error: {e}" for e in self.errors]
-        return "\n".join(lines)
 
 
 def label_suite_run(suite: Suite, where: str) -> None:
@@ -196,6 +95,8 @@ def _run_standard(
         label_suite_run(suite, plan.run.dir.name + " (dry run)")
         return SuiteSummary(suite.experiment_name, str(plan.run.dir), dry_run=True)
     pool = pool_for_cases(gpu_plan, dask_address)  # on Dask: a stand-in for each worker's own devices
+    if slurm is not None and isinstance(gpu_plan, DaskGpus) and gpu_plan.uses_gpus:  # the jobs ask for --gres=gpu:K,
+        check_dask(None, None, slurm := plan_slurm_gpus(suite, gpus, slurm)[1])  # which Slurm would give: sbatch --test-only
     if plan.git.short == NOGIT:
         logger.warning("%s is not in a git repository with commits; results are tagged %s", suite.suite_file, NOGIT)
     if not plan.resumed:
@@ -244,7 +145,8 @@ def _run_standard(
                     variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
                     # On Dask the budget's event cannot travel: cases there read its file (budget=marker above).
-                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on),
+                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on,
+                                            suite.retries),
                 )
                 with gpu_annotation(gpus_wanted if remote else 0.0):  # Dask runs it on a worker with the GPUs free
                     futures.append(runner.submit(task, parameters=params))

@@ -195,7 +195,8 @@ def build_task_runner(
     if dask_address:
         return DaskTaskRunner(address=dask_address)
     if slurm is not None:
-        return DaskTaskRunner(cluster_class="dask_jobqueue.SLURMCluster", cluster_kwargs=slurm_cluster_kwargs(slurm, logs))
+        # A worker job Slurm ends under the run is submitted again (flows/slurm_cluster.py).
+        return DaskTaskRunner(cluster_class="flows.slurm_cluster.ReplacingSLURMCluster", cluster_kwargs=slurm_cluster_kwargs(slurm, logs))
     if worker_devices is not None and worker_devices.shares is not None:
         return DaskTaskRunner(
             cluster_class=local_gpu_cluster,

@@ -41,10 +41,11 @@ class CaseFailed(RuntimeError):
     is not retried.
     """
 
-    def __init__(self, message: str, kind: str | None = None, exit_code: int | None = None) -> None:
+    def __init__(self, message: str, kind: str | None = None, exit_code: int | None = None, final: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
         self.exit_code = exit_code
+        self.final = final  # its retries are spent already (lost attempts Dask ran again): no Prefect retry
 
 
 def retry_condition(
@@ -62,7 +63,9 @@ def retry_condition(
             return False
         if budget_file is not None and budget_file.exists():
             return False
-        return unless_stopped(isinstance(failed, CaseFailed) and policy.worth_retrying(failed.kind or "exit", failed.exit_code))
+        return unless_stopped(
+            isinstance(failed, CaseFailed) and not failed.final and policy.worth_retrying(failed.kind or "exit", failed.exit_code)
+        )
 
     return worth_retrying
 
@@ -126,6 +129,26 @@ def _as_state(variant_name: str, outcome: CaseClassification) -> CaseClassificat
 NOT_STARTED = "NotStarted"
 
 
+def _lost_retries_spent(
+    variant_name: str, planned: PlannedCase, on_disk: CaseClassification, retries: int
+) -> State | None:
+    """A Failed state if this task already made all the attempts ``retries`` allows and the
+    last was lost, else None.
+
+    A worker lost under a case (its Slurm job cancelled, preempted or out of time) takes
+    the running task with it: Dask runs that same task again on another worker (a fresh
+    job), where Prefect counts it as a first run. The run records count instead: the
+    attempts made since this run planned the case, the lost one last."""
+    record = on_disk.record
+    if record is None or getattr(record, "failure", None) != "lost":
+        return None
+    before = planned.on_disk.record.attempt if planned.on_disk.record is not None else 0
+    if record.attempt - before <= retries:
+        return None  # a retry left: run it
+    message = f"{variant_name} {on_disk.status.value}: {on_disk.reason} [lost]; retries spent ({retries})"
+    return Failed(message=message, data=CaseFailed(message, "lost", record.exit_code, final=True))
+
+
 @dataclass(frozen=True)
 class CaseResources:
     """What one case asks of its run's ``ResourcePool``, and the run's stop signal.
@@ -139,6 +162,7 @@ class CaseResources:
     cpus: int = 1
     stop: threading.Event | None = None
     retry_on: str | None = None
+    retries: int = 0  # the suite's: also bounds the attempts after lost ones (a Slurm job ended under a case)
 
 
 @task(
@@ -164,6 +188,9 @@ def run_case_task(
         return stopping
     if resources is None:
         resources = CaseResources(pool=ResourcePool())
+    spent = _lost_retries_spent(variant_name, planned, on_disk, resources.retries)
+    if spent is not None:
+        return spent
     budget_spent = resources.stop
 
     def stop_waiting() -> bool:  # a case still waiting for its devices when the run stops never starts

@@ -165,7 +165,7 @@ def test_resume_with_other_uncommitted_changes_is_refused(git_repo: Path, tmp_pa
 
 
 def test_summary_shows_the_code_column_only_when_cases_ran_on_more_than_one() -> None:
-    from flows.run_suite import CaseRow, SuiteSummary
+    from flows.suite_summary import CaseRow, SuiteSummary
 
     def row(variant: str, code: str) -> CaseRow:
         return CaseRow(variant, "completed", 1.0, 0, 1, f"/r/{variant}", "", code)

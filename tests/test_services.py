@@ -97,6 +97,7 @@ def test_slurm_worker_jobs_are_checked_and_asked_for_as_given() -> None:
         (dict(jobs=1, walltime="04:00:00\n#SBATCH --x"), "is not a Slurm time limit"),  # no lines of its own
         (dict(jobs=1, account="lab\nrm -rf ~"), "--slurm-account 'lab\\nrm -rf ~' is not a Slurm account name"),
         (dict(jobs=1, memory="lots"), "--slurm-memory 'lots' is not a size"),
+        (dict(jobs=1, gpus_per_job=0), "--slurm-gpus-per-job must be a positive integer, got 0"),
     ):
         with pytest.raises(ValueError, match=re.escape(message)):
             SlurmWorkers(**bad)  # type: ignore[arg-type]
@@ -113,6 +114,14 @@ def test_slurm_worker_jobs_are_checked_and_asked_for_as_given() -> None:
         log_directory="/shared/logs", job_extra_directives=["--gres=gpu:1"],
     )
     assert SlurmWorkers(jobs=1).cluster_kwargs({}, None)["memory"] == "2GB"
+    # GPUs: each job asks Slurm for K, its worker declares GPU=K and runs K tasks at once;
+    # the CPUs booked stay the configuration's.
+    gpu_jobs = SlurmWorkers(jobs=2, gpus_per_job=2).cluster_kwargs({"worker-extra-args": ["--lifetime", "1h"]}, None)
+    assert (gpu_jobs["cores"], gpu_jobs["job_cpu"], gpu_jobs["job_extra_directives"], gpu_jobs["worker_extra_args"]) == (
+        2, 1, ["--gres=gpu:2"], ["--lifetime", "1h", "--resources", "GPU=2"]
+    )
+    assert SlurmWorkers(jobs=1).with_gpus_for(1.5).gpus_per_job == 2  # the largest case fits one job
+    assert SlurmWorkers(jobs=1, gpus_per_job=4).with_gpus_for(1).gpus_per_job == 4  # as given
 
 
 class _NotPrefect(http.server.BaseHTTPRequestHandler):

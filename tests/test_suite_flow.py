@@ -472,7 +472,7 @@ def test_example_suite_through_the_real_command_line(tmp_path: Path) -> None:
 
 
 def test_a_large_suites_summary_lists_what_did_not_complete_and_counts_the_rest(tmp_path: Path) -> None:
-    from flows.run_suite import MAX_LISTED, CaseRow, SuiteSummary
+    from flows.suite_summary import MAX_LISTED, CaseRow, SuiteSummary
 
     def row(i: int, status: str = "completed") -> CaseRow:
         reason = "" if status == "completed" else "attempt 1: exit code 3"

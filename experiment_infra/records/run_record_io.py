@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["END_FIELDS", "START_FIELDS", "read_run_record_json", "update_run_record_json"]
 
 START_FIELDS = ("pid", "pid_start")
-END_FIELDS = ("ended_at", "exit_code", "duration_seconds", "timed_out", "reason", "interrupted")
+END_FIELDS = ("ended_at", "exit_code", "duration_seconds", "timed_out", "reason", "interrupted", "failure")
 
 
 def read_run_record_json(path: Path | str) -> tuple[dict[str, Any] | None, str | None]:

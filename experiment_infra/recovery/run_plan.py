@@ -124,7 +124,3 @@ def plan_run(
 
 def _with(work: RunWork, **changes: object) -> RunWork:
     return work._replace(**changes)  # type: ignore[arg-type]
-
-
-def _with(work: RunWork, **changes: object) -> RunWork:
-    return work._replace(**changes)  # type: ignore[arg-type]

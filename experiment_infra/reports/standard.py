@@ -157,7 +157,7 @@ def build_suite_reports(run_dir: Path) -> ReportBundle:
         f"**Run directory**: `{paths.dir.name}`",
         f"**Git**: {git.short}{' (dirty)' if git.dirty else ''}" + (f" on {git.branch}" if git.branch else ""),
         *(
-            [f"**Code versions**: " + ", ".join(
+            ["**Code versions**: " + ", ".join(
                 f"{i} `{code_label(v)}` ({v.recorded_at})" for i, v in enumerate(manifest.code_versions, 1)
             )]
             if len(manifest.code_versions) > 1 else []
