@@ -48,9 +48,13 @@ log = logging.getLogger(__name__)
 
 SuiteMode = Literal["standard", "inspect"]
 SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
-# A failed entry point usually fails the same way again (a bug, a bad config): retrying
-# it by default would spend its compute twice. Suites that want retries ask for them.
-DEFAULT_RETRIES = 0
+# Attempts after the first, spent only on transient failures (``failures.RetryPolicy``:
+# a lost host or job, a signal from outside that is not the user's, an OOM kill, a
+# ``retry_on`` match), which often pass on the next try. A plain non-zero exit, a timeout
+# or the user's stop is never retried by default: a bug fails the same way again and would
+# spend its compute twice. ``retries = 0`` turns retries off; ``retry_on_exit_codes``
+# adds exit codes worth another attempt.
+DEFAULT_RETRIES = 2
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
 SUITE_OPTIONS = (
     "mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir",
