@@ -32,6 +32,7 @@ from typing import Literal, get_args
 from .atomic import atomic_write_text
 
 __all__ = [
+    "DEFAULT_RETRIES",
     "FAILURE_KINDS",
     "FailureBudget",
     "TRANSIENT_KINDS",
@@ -44,6 +45,13 @@ __all__ = [
 FailureKind = Literal["exit", "retry_on", "oom", "signal", "timeout", "interrupted", "lost"]
 FAILURE_KINDS: tuple[str, ...] = get_args(FailureKind)
 TRANSIENT_KINDS: frozenset[str] = frozenset({"retry_on", "oom", "signal", "lost"})
+# Attempts after the first, spent only on transient failures (``RetryPolicy``:
+# a lost host or job, a signal from outside that is not the user's, an OOM kill, a
+# ``retry_on`` match), which often pass on the next try. A plain non-zero exit, a timeout
+# or the user's stop is never retried by default: a bug fails the same way again and would
+# spend its compute twice. ``retries = 0`` turns retries off; ``retry_on_exit_codes``
+# adds exit codes worth another attempt.
+DEFAULT_RETRIES = 2
 STDERR_TAIL_BYTES = 64 * 1024  # what a retry_on pattern is matched against: the end is where the error is
 
 
@@ -106,7 +114,7 @@ class RetryPolicy:
     ``retry_kinds``: the classes retried (default: the transient ones).
     """
 
-    retries: int = 0
+    retries: int = DEFAULT_RETRIES
     retry_on: str | None = None
     retry_on_exit_codes: tuple[int, ...] = ()
     retry_kinds: frozenset[str] = TRANSIENT_KINDS

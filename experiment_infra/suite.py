@@ -34,6 +34,7 @@ from .config import ConfigError, configs_ignore_argv
 from .identity import case_identity, code_fingerprint
 from .import_paths import suite_import_dirs
 from .resources import ResourcePool, check_gpu_request, check_max_failures, resolve_gpus
+from .failures import DEFAULT_RETRIES
 from .layout import CasePaths, SuiteRunPaths, UnsafeNameError, check_name
 from .provenance import CodeSnapshot
 from .plan_text import format_plan
@@ -48,9 +49,6 @@ log = logging.getLogger(__name__)
 
 SuiteMode = Literal["standard", "inspect"]
 SUITE_MODES: tuple[str, ...] = get_args(SuiteMode)
-# A failed entry point usually fails the same way again (a bug, a bad config): retrying
-# it by default would spend its compute twice. Suites that want retries ask for them.
-DEFAULT_RETRIES = 0
 DEFAULT_RETRY_DELAY_SECONDS = 10.0
 SUITE_OPTIONS = (
     "mode", "retries", "retry_delay_seconds", "timeout_seconds", "task_tags", "fresh_attempt_dir",

@@ -42,10 +42,11 @@ def _started(suite_file: Path, results: Path, **plan: object) -> SuiteRunPaths:
     return p.run
 
 
-def test_default_retries_is_zero(tmp_path: Path) -> None:
+def test_default_retries_is_two_and_zero_means_none(tmp_path: Path) -> None:
     suite = make_suite(tmp_path / "s")
+    assert load_suite(suite).retries == 0  # the factory writes retries = 0: kept as written
     suite.write_text(suite.read_text().replace("retries = 0\n", ""))
-    assert load_suite(suite).retries == 0
+    assert load_suite(suite).retries == 2  # for transient failures only (failures.RetryPolicy)
 
 
 def test_untracked_files_the_experiment_uses_make_it_dirty_and_are_named(git_repo: Path, tmp_path: Path, capsys) -> None:

@@ -89,7 +89,8 @@ cases = [
 ]
 
 if __name__ == "__main__":
-    run_experiments_cli(cases, entry_point="train.py", experiment_name="train")
+    # No retry: the killed case must end failed, for the --resume under test to continue it.
+    run_experiments_cli(cases, entry_point="train.py", experiment_name="train", retries=0)
 '''
 
 

@@ -183,6 +183,45 @@ def test_a_signal_from_outside_is_retried(prefect_harness, tmp_path: Path) -> No
     assert record.attempt == 2 and record.exit_code == 0
 
 
+KILLED_OR_BUGGY_ENTRY = '''
+import os, signal, sys, json
+from pathlib import Path
+from {cfg} import DemoConfig
+cfg = DemoConfig.from_cli()
+if cfg.label == "bug":
+    sys.exit(3)
+marker = Path(cfg.output_dir) / "killed-once"  # the case's own file: a retry continues in place
+if not marker.exists():
+    marker.write_text("x")
+    os.kill(os.getpid(), signal.SIGKILL)  # as an administrator or a preempting scheduler would
+Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
+'''
+
+
+def test_by_default_a_signal_from_outside_is_retried_and_a_plain_exit_is_not(
+    prefect_harness, tmp_path: Path, capsys
+) -> None:
+    suite = make_suite(tmp_path / "s", [case_src("killed"), case_src("bug")], name="defaults", write_entry=False)
+    suite.write_text(suite.read_text().replace("retries = 0\n", ""))  # the suite says nothing about retries
+    cfg = next(p.stem for p in (tmp_path / "s").glob("demo_cfg_*.py"))
+    (tmp_path / "s" / "entry.py").write_text(KILLED_OR_BUGGY_ENTRY.format(cfg=cfg))
+    results = tmp_path / "results"
+
+    assert main([str(suite), "--results-root", str(results), "--dry-run"]) == 0
+    assert ", retries 2" in capsys.readouterr().out
+
+    assert main([str(suite), "--results-root", str(results)]) == 1  # the bug fails the run
+    killed = CasePaths(only_run_dir(results, "defaults") / "killed")
+    record = load_record(killed.run_record, RunRecord)
+    assert record.attempt == 2 and record.exit_code == 0 and killed.metrics.is_file()
+    first = load_record(killed.attempt_dir(1) / "run_record.json", RunRecord)
+    assert first.attempt == 1 and first.failure == "signal" and "SIGKILL" in (first.reason or "")
+    bug = CasePaths(only_run_dir(results, "defaults") / "bug")
+    record = load_record(bug.run_record, RunRecord)
+    assert record.attempt == 1 and record.failure == "exit" and record.exit_code == 3
+    assert bug.kept_attempts() == []
+
+
 def test_a_timeout_is_classed_and_not_retried(prefect_harness, tmp_path: Path) -> None:
     suite = make_suite(
         tmp_path / "s", [case_src("slow", sleep=30.0)], name="slow", retries=2, extra="timeout_seconds = 0.5"
