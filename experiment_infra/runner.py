@@ -36,12 +36,14 @@ from .records import CaseIdentity, InspectRunRecord, RunRecord, read_record, utc
 from .resources import Grant, granted_environment
 from .status import CaseClassification, CaseStatus, classify_case
 from .streaming import OutputCallback, Streamed, run_streaming
+from .waiter_server import forked_waiter, is_forked_waiter
 
 __all__ = ["OutputCallback", "Streamed", "case_command", "case_config", "run_case", "run_streaming"]
 
 # A waiter whose entry point has ended is writing the end of its record: this long is
 # more than enough, and it is only waited for when a resume finds one.
 WAITER_FINISH_SECONDS = 10.0
+_CAN_FORK = hasattr(os, "fork") and hasattr(socket, "send_fds") and hasattr(os, "waitid")
 
 def case_config(case: ExperimentCase, paths: CasePaths) -> BaseExperimentConfig:
     """The config the entry point receives: the suite's, placed in its case directory."""
@@ -103,7 +105,10 @@ def stop_unfinished_attempt(paths: CasePaths | InspectCasePaths) -> bool:
             for waiter in processes_running(lambda argv: is_waiter_of(argv, paths)):
                 wait_exit(waiter, WAITER_FINISH_SECONDS)  # never signalled: only waited for
         return False
-    waiter = None if inspect else stop_parent(record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths))
+    # A forked waiter's command line is its server's: being the recorded entry point's parent proves it.
+    waiter = None if inspect else stop_parent(
+        record.pid, record.command, record.pid_start, lambda argv: is_waiter_of(argv, paths) or is_forked_waiter(argv)
+    )
     if waiter is not None:
         wait_exit(waiter, WAITER_FINISH_SECONDS)
     return stop_group_of(record.pid, record.command, record.pid_start, host=record.host)
@@ -222,6 +227,9 @@ def run_case(
         on_output=on_output,
         timeout_seconds=None,  # the waiter's: it outlives this process
         on_stop="forward",  # the run's stop request reaches the waiter, which records it
+        # Forked by this process's waiter server: no interpreter start per case (Linux and
+        # macOS; elsewhere a waiter process of its own).
+        spawn=forked_waiter if _CAN_FORK else None,
     )
     now = read_record(paths.run_record, RunRecord).record or record
     if done.stopped == CANCELLED and now.interrupted is not None:

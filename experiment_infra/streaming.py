@@ -129,6 +129,7 @@ def run_streaming(
     timeout_seconds: float | None,
     on_start: Callable[[int], None] | None = None,
     on_stop: str | None = None,
+    spawn: Callable[[list[str], Path | str, dict[str, str]], subprocess.Popen[bytes]] | None = None,
 ) -> Streamed:
     """Run ``command`` in its own process group, copying its output to ``logs`` and ``on_output``.
 
@@ -137,10 +138,12 @@ def run_streaming(
     ``on_stop``: how the run's stop request (``interrupt``) reaches the command:
     ``"forward"`` (the signal itself: a case's waiter), ``"group"`` (SIGTERM to its
     group), None (it does not: the waiter's own entry point, which the waiter stops).
+    ``spawn``: what starts it instead of ``subprocess.Popen`` (a forked case waiter,
+    ``waiter_server.forked_waiter``): in its own session, stdout and stderr piped.
     """
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = spawn(command, cwd, env) if spawn is not None else subprocess.Popen(
             command,
             cwd=cwd,
             env=env,

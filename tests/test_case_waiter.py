@@ -40,3 +40,58 @@ def test_a_bad_waiter_command_line_is_one_error_line(tmp_path: Path) -> None:
         proc = subprocess.run([*argv, *extra], capture_output=True, text=True, cwd=tmp_path)
         assert (proc.returncode, proc.stderr) == (2, f"error: case_waiter.py: {why} (usage: case_waiter.py CASE_DIR [--timeout SECONDS])\n")
         assert not (tmp_path / "run_record.json").exists() and not (tmp_path / "stdout.log").exists()
+
+
+ENTRY_NAMING_ITS_WAITER = """
+import json, os, sys
+out = next(a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--output_dir="))
+with open(f"/proc/{os.getppid()}/stat") as fh:
+    server = int(fh.read().rsplit(")", 1)[1].split()[1])
+with open(os.path.join(out, "waiter.json"), "w") as fh:
+    json.dump({"waiter": os.getppid(), "server": server, "session": os.getsid(os.getppid())}, fh)
+print("hello from", os.path.basename(out))
+"""
+
+SUITE_OF_THREE = """
+from experiment_infra import BaseExperimentConfig, ExperimentCase
+
+class Config(BaseExperimentConfig):
+    index: int = 0
+
+experiment_name = "waiters"
+entry_point = "entry.py"
+cases = [ExperimentCase(f"c{i}", Config(index=i)) for i in range(3)]
+"""
+
+
+def test_each_case_has_a_waiter_of_its_own_forked_by_one_server_per_runner(tmp_path: Path) -> None:
+    """No interpreter start per case: the waiters are forks of one server, each still in a
+    session of its own (the entry point's parent, which records its end), logs written."""
+    import json
+    import os
+    import sys
+
+    from experiment_infra.runner import run_case
+    from experiment_infra.status import CaseStatus
+    from experiment_infra.suite import load_suite, plan_suite, start_run
+
+    if not sys.platform.startswith("linux"):
+        return
+    (tmp_path / "entry.py").write_text(ENTRY_NAMING_ITS_WAITER)
+    (tmp_path / "suite_waiters.py").write_text(SUITE_OF_THREE)
+    suite = load_suite(tmp_path / "suite_waiters.py")
+    plan = plan_suite(suite, tmp_path / "results")
+    start_run(plan)
+    lines: list[str] = []
+    seen = []
+    for p in plan.cases:
+        outcome = run_case(p.case, p.paths, suite.entry_point, on_output=lambda stream, line: lines.append(line))
+        assert outcome.status is CaseStatus.COMPLETED, outcome.reason
+        assert p.paths.stdout.read_text() == f"hello from {p.variant_name}\n"
+        seen.append(json.loads((p.paths.dir / "waiter.json").read_text()))
+    assert sorted(lines) == [f"hello from c{i}" for i in range(3)]  # the live log still gets every line
+    assert len({s["waiter"] for s in seen}) == 3 and all(s["session"] == s["waiter"] for s in seen)
+    (server,) = {s["server"] for s in seen}
+    assert server != os.getpid()
+    with open(f"/proc/{server}/cmdline", "rb") as fh:
+        assert b"waiter_server.py" in fh.read()
