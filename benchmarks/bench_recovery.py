@@ -49,8 +49,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths  # noqa: E402
 from experiment_infra.records import ExperimentConfig, load_record, write_record  # noqa: E402
 from experiment_infra.recovery.survey import Selection, survey_experiment  # noqa: E402
-from experiment_infra.regenerate import regenerate_run  # noqa: E402
-from experiment_infra.status_cache import RACY_SECONDS, StatusCache  # noqa: E402
+from experiment_infra.recovery.regenerate import regenerate_run  # noqa: E402
+from experiment_infra.status.cache import RACY_SECONDS, StatusCache  # noqa: E402
 
 FIXTURE = Path(os.environ.get("SCYLLA_FIXTURE", REPO_ROOT.parent / "shared" / "fixtures" / "scylla-dryrun"))
 
@@ -189,7 +189,7 @@ def whole_commands(exp: ExperimentPaths, config: ExperimentConfig, n: int) -> No
 
 
 def _workers(n: int) -> int:
-    from experiment_infra.status_batch import worker_count
+    from experiment_infra.status.batch import worker_count
 
     return worker_count(n)
 

@@ -34,11 +34,11 @@ from typing import Callable
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from experiment_infra.preflight import check_run  # noqa: E402
+from experiment_infra.suites.preflight import check_run  # noqa: E402
 from experiment_infra.records import RunRecord, utc_now_iso, write_record  # noqa: E402
-from experiment_infra.reuse import WantedCase, plan_reuse  # noqa: E402
-from experiment_infra.runner import case_config  # noqa: E402
-from experiment_infra.suite import load_suite, manifest_for, plan_suite  # noqa: E402
+from experiment_infra.suites.reuse import WantedCase, plan_reuse  # noqa: E402
+from experiment_infra.running.runner import case_config  # noqa: E402
+from experiment_infra.suites.suite import load_suite, manifest_for, plan_suite  # noqa: E402
 
 CONFIG = """
 from experiment_infra import BaseExperimentConfig

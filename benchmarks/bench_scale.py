@@ -75,8 +75,8 @@ def write_suite(where: Path, n: int) -> Path:
 
 def plain(suite_path: Path, results: Path, parallelism: int) -> None:
     """The spec's runner: a thread pool, one ``subprocess.run`` per case (run in its own process)."""
-    from experiment_infra.config import ENTRY_POINT_ENV
-    from experiment_infra.suite import load_suite
+    from experiment_infra.suites.config import ENTRY_POINT_ENV
+    from experiment_infra.suites.suite import load_suite
 
     suite = load_suite(suite_path)
     env = {**os.environ, ENTRY_POINT_ENV: str(suite.entry_point)}
@@ -210,7 +210,7 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, log: Path, server: 
 
 def count_completed(results: Path) -> tuple[int, int]:
     from experiment_infra.layout import SuiteRunPaths
-    from experiment_infra.status import CaseStatus, classify_case
+    from experiment_infra.status.rules import CaseStatus, classify_case
 
     (run_dir,) = (results / "scale").iterdir()
     run = SuiteRunPaths(run_dir)

@@ -108,7 +108,7 @@ def write_suite(where: Path, n: int) -> Path:
 
 def plain_runner(suite_path: Path, results: Path, parallelism: int) -> float:
     """The seed reference's approach: one subprocess.run per case in a thread pool."""
-    from experiment_infra.suite import load_suite
+    from experiment_infra.suites.suite import load_suite
 
     suite = load_suite(suite_path)
     started = time.perf_counter()
@@ -128,8 +128,8 @@ def plain_runner(suite_path: Path, results: Path, parallelism: int) -> float:
 
 def core_runner(suite_path: Path, results: Path, parallelism: int) -> float:
     """This project's runner (run records, logs, config.json) without Prefect: where the overhead is not."""
-    from experiment_infra.runner import run_case
-    from experiment_infra.suite import load_suite, plan_suite, start_run
+    from experiment_infra.running.runner import run_case
+    from experiment_infra.suites.suite import load_suite, plan_suite, start_run
 
     suite = load_suite(suite_path)
     started = time.perf_counter()
@@ -161,7 +161,7 @@ def bare_prefect_runner(suite_path: Path, results: Path, parallelism: int) -> fl
     from prefect.cache_policies import NO_CACHE
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from experiment_infra.suite import load_suite
+    from experiment_infra.suites.suite import load_suite
 
     suite = load_suite(suite_path)
 

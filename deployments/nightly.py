@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from prefect.schedules import Cron
 
 from experiment_infra.recovery.walk import results_root_dir
-from experiment_infra.services import ServiceError
+from experiment_infra.running.services import ServiceError
 
 DEPLOYMENT_NAME = "nightly-recovery"
 FLOW_NAME = "nightly_recovery"

@@ -26,7 +26,7 @@ from typing import Sequence
 
 from experiment_cli.common import BAD_INPUT, Parser, prepare_prefect, report
 from experiment_infra.recovery.walk import results_root_dir
-from experiment_infra.services import ServiceError
+from experiment_infra.running.services import ServiceError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,13 +16,13 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 from experiment_infra.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ExperimentError
-from experiment_infra.interrupt import INTERRUPTED_EXIT_CODE
-from experiment_infra.services import ServiceError, chosen_cluster
+from experiment_infra.processes.interrupt import INTERRUPTED_EXIT_CODE
+from experiment_infra.running.services import ServiceError, chosen_cluster
 
 from .prefect_settings import API_URL, STARTUP_SETTING, configured, startup_failure
 
 if TYPE_CHECKING:
-    from experiment_infra.slurm import SlurmWorkers
+    from experiment_infra.running.slurm import SlurmWorkers
 
 # temporary_server (http.client, socket, subprocess) is imported by the functions that
 # start or wait for a server: a dry run, which starts none, does not pay for it.
@@ -140,7 +140,7 @@ def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
 def add_dask_options(parser: argparse.ArgumentParser, what: str) -> None:
     """``--dask-address`` / ``--dask-workers`` / ``--slurm-workers`` and the Slurm jobs'
     settings (see flows/task_runners.py; ``slurm_workers`` reads them back)."""
-    from experiment_infra.slurm import DEFAULT_MEMORY, check_directive, check_memory, check_walltime
+    from experiment_infra.running.slurm import DEFAULT_MEMORY, check_directive, check_memory, check_walltime
 
     dask = parser.add_mutually_exclusive_group()
     dask.add_argument(
@@ -192,7 +192,7 @@ def slurm_workers(args: argparse.Namespace) -> SlurmWorkers | None:
         if given:
             raise ServiceError(f"--{given[0].replace('_', '-')} applies to Slurm worker jobs only: add --slurm-workers N")
         return None
-    from experiment_infra.slurm import SlurmWorkers
+    from experiment_infra.running.slurm import SlurmWorkers
 
     try:
         return SlurmWorkers(

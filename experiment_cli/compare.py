@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from experiment_infra.atomic import atomic_write_bytes, atomic_write_text
+from experiment_infra.files.atomic import atomic_write_bytes, atomic_write_text
 from experiment_infra.compare import compare_runs, to_csv, to_json, to_markdown
 
 from .common import BAD_INPUT, EXIT_OK, Parser, exit_code_of, report, run_flow, start_prefect

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from experiment_infra.atomic import atomic_write_text
-from experiment_infra.process import pid_alive, proc_start, running_command
+from experiment_infra.files.atomic import atomic_write_text
+from experiment_infra.processes.process import pid_alive, proc_start, running_command
 
 from .prefect_settings import API_URL
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from experiment_infra.services import ServiceError
+from experiment_infra.running.services import ServiceError
 
 __all__ = ["API_URL", "STARTUP_SETTING", "configured", "profile_settings", "startup_failure"]
 

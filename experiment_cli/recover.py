@@ -19,8 +19,8 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from experiment_infra.errors import EXIT_FAILED, EXIT_OK
-from experiment_infra.interrupt import INTERRUPTED_EXIT_CODE
-from experiment_infra.process import drop_stdout
+from experiment_infra.processes.interrupt import INTERRUPTED_EXIT_CODE
+from experiment_infra.processes.process import drop_stdout
 from experiment_infra.recovery import DEFAULT_PARALLELISM
 
 # The recovery core (models, status rules) is imported where it is used: a dry run starts
@@ -87,7 +87,7 @@ def _survey_only(args: argparse.Namespace) -> int:
     """``--dry-run`` / ``--json``: survey and print, nothing else."""
     from contextlib import nullcontext
 
-    from experiment_infra.status_prefetch import prefetch
+    from experiment_infra.status.prefetch import prefetch
 
     # Every cached run is checked early only for a survey of every run (a status filter
     # still classifies them all); a tier, subtest or run filter reads a few directly.
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         return _nothing_planned(before, args.verbose)
     api_url = start_prefect(**cluster)
     import flows.recover as flows_recover
-    from experiment_infra import helpers
+    from experiment_infra.processes import helpers
     from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP
     from flows.lost_server import lost_server_call, quiet_lost_server_tracebacks
 

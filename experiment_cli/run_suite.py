@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from experiment_infra.preflight import check_run, slurm_jobs_for
-from experiment_infra.resources import check_max_failures
+from experiment_infra.suites.preflight import check_run, slurm_jobs_for
+from experiment_infra.running.resources import check_max_failures
 
 from .common import (
     BAD_INPUT,

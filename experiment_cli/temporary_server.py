@@ -39,8 +39,8 @@ import time
 from pathlib import Path
 
 from experiment_infra.errors import EXIT_FAILED
-from experiment_infra.interrupt import INTERRUPTED_EXIT_CODE, STOP_GRACE_SECONDS, request_stop, stop_requested, wait_stopped
-from experiment_infra.process import dying_with_parent
+from experiment_infra.processes.interrupt import INTERRUPTED_EXIT_CODE, STOP_GRACE_SECONDS, request_stop, stop_requested, wait_stopped
+from experiment_infra.processes.process import dying_with_parent
 
 from .prefect_settings import API_URL, STARTUP_SETTING, configured, startup_failure
 

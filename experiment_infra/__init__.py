@@ -20,42 +20,44 @@ _WHERE = {
     "AgentEvalSuite": "agent_eval",
     "Condition": "agent_eval",
     "TaskSpec": "agent_eval",
-    "NONE_SENTINEL": "config",
+    "NONE_SENTINEL": "suites.config",
     "AgentRunPaths": "layout",
-    "BaseExperimentConfig": "config",
+    "BaseExperimentConfig": "suites.config",
     "CasePaths": "layout",
-    "CaseStatus": "status",
-    "ConfigError": "config",
-    "ExperimentCase": "case",
+    "CaseStatus": "status.rules",
+    "ConfigError": "suites.config",
+    "ExperimentCase": "suites.case",
     "ExperimentPaths": "layout",
     "JudgeSlotPaths": "layout",
-    "JudgeStatus": "status",
+    "JudgeStatus": "status.rules",
     "RecordError": "records",
     "ReportError": "reports",
-    "LockHeld": "lock",
+    "LockHeld": "files.lock",
     "RecoveryInputError": "recovery.survey",
     "Selection": "recovery.survey",
-    "acquire_lock": "lock",
+    "acquire_lock": "files.lock",
     "survey": "recovery.survey",
     "survey_root": "recovery.walk",
     "scan_results_root": "recovery.walk",
-    "ServiceError": "services",
-    "RunStatus": "status",
-    "Suite": "suite",
-    "SuiteError": "suite",
+    "ServiceError": "running.services",
+    "RunStatus": "status.rules",
+    "Suite": "suites.suite",
+    "SuiteError": "suites.suite",
     "SuiteRunPaths": "layout",
     "UnsafeNameError": "layout",
     "check_name": "layout",
-    "classify_case": "status",
-    "classify_run": "status",
-    "git_provenance": "provenance",
-    "load_suite": "suite",
+    "classify_case": "status.rules",
+    "classify_run": "status.rules",
+    "git_provenance": "provenance.git",
+    "load_suite": "suites.suite",
     "load_record": "records",
     "read_record": "records",
     "rebuild_reports": "reports",
-    "run_experiments_cli": "suite_main",
-    "validate_cases": "case",
+    "run_experiments_cli": "suites.main",
+    "validate_cases": "suites.case",
     "write_record": "records",
+    "atomic_write_json": "files.atomic",
+    "run_inspect_case": "running.inspect_mode",
 }
 
 __all__ = list(_WHERE)
@@ -64,23 +66,25 @@ __all__ = list(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
 
 # `python SUITE.py`: an error in the suite file's top level is the loader's one line, exit 2.
-from .suite_errors import watch_suite_script as _watch_suite_script  # noqa: E402
+from .suites.errors import watch_suite_script as _watch_suite_script  # noqa: E402
 
 _watch_suite_script()
 
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real imports
-    from .case import ExperimentCase, validate_cases
+    from .suites.case import ExperimentCase, validate_cases
     from .agent_eval import AgentEvalSuite, Condition, TaskSpec
-    from .suite_main import run_experiments_cli
-    from .config import NONE_SENTINEL, BaseExperimentConfig, ConfigError
+    from .suites.main import run_experiments_cli
+    from .suites.config import NONE_SENTINEL, BaseExperimentConfig, ConfigError
     from .layout import AgentRunPaths, CasePaths, ExperimentPaths, JudgeSlotPaths, SuiteRunPaths, UnsafeNameError, check_name
-    from .provenance import git_provenance
+    from .provenance.git import git_provenance
     from .records import RecordError, load_record, read_record, write_record
     from .reports import ReportError, rebuild_reports
-    from .lock import LockHeld, acquire_lock
+    from .files.lock import LockHeld, acquire_lock
     from .recovery.survey import RecoveryInputError, Selection, survey
     from .recovery.walk import scan_results_root, survey_root
-    from .services import ServiceError
-    from .suite import Suite, SuiteError, load_suite
-    from .status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
+    from .running.services import ServiceError
+    from .suites.suite import Suite, SuiteError, load_suite
+    from .status.rules import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
+    from .files.atomic import atomic_write_json
+    from .running.inspect_mode import run_inspect_case

@@ -27,13 +27,13 @@ from experiment_infra.agent_eval import (
     plan_experiment,
     start_experiment,
 )
-from experiment_infra.interrupt import stop_requested
-from experiment_infra.lock import acquire_lock
+from experiment_infra.processes.interrupt import stop_requested
+from experiment_infra.files.lock import acquire_lock
 from experiment_infra.records import RunResult, read_record
-from experiment_infra.regenerate import regenerate_run
-from experiment_infra.slurm import SlurmWorkers
-from experiment_infra.status import RunStatus, classify_run
-from experiment_infra.ui_limits import capped_lines, capped_rows
+from experiment_infra.recovery.regenerate import regenerate_run
+from experiment_infra.running.slurm import SlurmWorkers
+from experiment_infra.status.rules import RunStatus, classify_run
+from experiment_infra.reports.ui_limits import capped_lines, capped_rows
 from flows.artifacts import label_flow_run, publish_run_markdown, show
 from flows.final_state import final_state
 from flows.housekeeping import report_swept

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prefect.settings import get_current_settings
 
-from experiment_infra.services import ServiceError, check_prefect_api
+from experiment_infra.running.services import ServiceError, check_prefect_api
 
 __all__ = ["ServiceError", "check_api", "configured_api_url"]
 

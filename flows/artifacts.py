@@ -21,10 +21,10 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
 from experiment_infra.layout import DIRTY_SUFFIX, NOGIT
-from experiment_infra.process import drop_stdout
-from experiment_infra.provenance import git_provenance
+from experiment_infra.processes.process import drop_stdout
+from experiment_infra.provenance.git import git_provenance
 from experiment_infra.records import AgentEvalManifest, GitProvenance, SuiteManifest, read_record
-from experiment_infra.ui_limits import cap_markdown
+from experiment_infra.reports.ui_limits import cap_markdown
 
 # The code running a flow (this checkout), as opposed to the code that produced the results.
 TOOL_ROOT = Path(__file__).resolve().parents[1]

@@ -34,7 +34,7 @@ from experiment_infra.compare.plot import comparison_plot
 from experiment_infra.compare.render import diff_text
 from experiment_infra.reports.seeds_md import summary_text
 from flows.artifacts import artifact_key, label_flow_run, ui_only
-from experiment_infra.ui_limits import MAX_INLINE_IMAGE_BYTES, cap_markdown, capped_rows
+from experiment_infra.reports.ui_limits import MAX_INLINE_IMAGE_BYTES, cap_markdown, capped_rows
 
 
 ARTIFACT_CONDITIONS = 50  # rows of each metric's table in the markdown artifact

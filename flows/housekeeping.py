@@ -1,5 +1,5 @@
 """What a flow does to a directory it opens again for writing, before it writes: sweep the
-temp files killed writers left there (``experiment_infra.sweep``), and say so in its log."""
+temp files killed writers left there (``experiment_infra.files.sweep``), and say so in its log."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prefect import get_run_logger
 from collections.abc import Iterable
 
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths
-from experiment_infra.sweep import sweep_experiment, sweep_stale_temps
+from experiment_infra.files.sweep import sweep_experiment, sweep_stale_temps
 
 
 def report_swept(directory: Path, runs: Iterable[AgentRunPaths] | None = None) -> list[Path]:

@@ -10,12 +10,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from experiment_infra.inspect_mode import InspectPlan, check_inspect, format_inspect_plan, plan_inspect_suite
+from experiment_infra.running.inspect_mode import InspectPlan, check_inspect, format_inspect_plan, plan_inspect_suite
 from experiment_infra.layout import inspect_lock, inspect_logs_for
-from experiment_infra.lock import acquire_lock
-from experiment_infra.status_inspect import classify_inspect_case
-from experiment_infra.suite import Suite
-from experiment_infra.ui_limits import capped_rows
+from experiment_infra.files.lock import acquire_lock
+from experiment_infra.status.inspect import classify_inspect_case
+from experiment_infra.suites.suite import Suite
+from experiment_infra.reports.ui_limits import capped_rows
 from flows.artifacts import artifact_key, publish_run_markdown
 from flows.progress import Progress
 from tasks.retries import retry_options

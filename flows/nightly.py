@@ -32,15 +32,15 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from experiment_infra.interrupt import stop_requested
-from experiment_infra.lock import LockHeld
+from experiment_infra.processes.interrupt import stop_requested
+from experiment_infra.files.lock import LockHeld
 from experiment_infra.recovery.outcome import RecoverySummary
 from experiment_infra.recovery.nightly import NightlyRow, NightlySummary, directories, row_without_recovery
 from experiment_infra.recovery.walk import RootItem, survey_root
 from experiment_infra.recovery.select import RecoveryInputError
-from experiment_infra.services import chosen_cluster
-from experiment_infra.slurm import SlurmWorkers
-from experiment_infra.ui_limits import capped_lines, capped_rows
+from experiment_infra.running.services import chosen_cluster
+from experiment_infra.running.slurm import SlurmWorkers
+from experiment_infra.reports.ui_limits import capped_lines, capped_rows
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown, show, tag_flow_run, ui_only
 from flows.final_state import final_state
 from flows.progress import Progress

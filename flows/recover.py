@@ -40,10 +40,10 @@ from prefect.states import State
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
-from experiment_infra.code_versions import CodeChanged
+from experiment_infra.provenance.code_versions import CodeChanged
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
-from experiment_infra.lock import LockHeld, acquire_lock
-from experiment_infra import helpers
+from experiment_infra.files.lock import LockHeld, acquire_lock
+from experiment_infra.processes import helpers
 from experiment_infra.recovery.act import work_done
 from experiment_infra.recovery.checkpoint_sync import sync_checkpoint
 from experiment_infra.recovery.limits import plan_limits
@@ -67,8 +67,8 @@ from experiment_infra.recovery.survey import (
     target_of,
 )
 from experiment_infra.recovery.render import render_json, render_text
-from experiment_infra.services import chosen_cluster
-from experiment_infra.slurm import SlurmWorkers
+from experiment_infra.running.services import chosen_cluster
+from experiment_infra.running.slurm import SlurmWorkers
 from flows.artifacts import show
 from flows.final_state import final_state
 from flows.housekeeping import report_swept

@@ -12,7 +12,7 @@ from prefect.artifacts import create_table_artifact
 from experiment_infra.recovery.outcome import RecoverySummary
 from experiment_infra.recovery.render import before_after_rows, still_needing_rows
 from experiment_infra.recovery.survey import ExperimentSurvey, Survey
-from experiment_infra.ui_limits import capped_lines, capped_rows
+from experiment_infra.reports.ui_limits import capped_lines, capped_rows
 from flows.artifacts import artifact_key, experiment_tag, label_flow_run, publish_run_markdown, ui_only
 
 __all__ = ["progress_key", "publish_recovery"]

@@ -32,7 +32,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import State
 
-from experiment_infra import helpers
+from experiment_infra.processes import helpers
 from flows.artifacts import experiment_tag, label_flow_run, ui_only
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def rebuild_and_publish(
     """Rebuild the reports of ``experiment_dir`` and publish the artifact; the files written
     (or that would be). Runs inside a flow or task run: the ``report`` flow, or the
     ``reports`` task a suite run or a recovery ends with. ``in_helper``: build them in a
-    helper process (``experiment_infra.helpers``), off the flow's GIL: worth its start-up
+    helper process (``experiment_infra.processes.helpers``), off the flow's GIL: worth its start-up
     for an experiment of many runs. ``tiers_done``: tiers whose reports a ``reports T0``
     task run rebuilt already (their files are counted, not built again)."""
     from experiment_infra.reports.rebuild import rebuild  # in a helper, imported there alone

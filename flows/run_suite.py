@@ -31,22 +31,22 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
-from experiment_infra.failures import FailureBudget, RetryPolicy
+from experiment_infra.processes.failures import FailureBudget, RetryPolicy
 from experiment_infra.layout import NOGIT
-from experiment_infra.resources import check_max_failures, failure_budget
-from experiment_infra.lock import acquire_lock
-from experiment_infra.preflight import check_parallelism, gpus_for_run, pool_for_cases
+from experiment_infra.running.resources import check_max_failures, failure_budget
+from experiment_infra.files.lock import acquire_lock
+from experiment_infra.suites.preflight import check_parallelism, gpus_for_run, pool_for_cases
 from experiment_infra.records import CaseMetrics, read_record
 from experiment_infra.reports.params import params_by_case
-from experiment_infra.services import chosen_cluster
-from experiment_infra.slurm import plan_slurm_gpus
-from experiment_infra.slurm import SlurmWorkers
-from experiment_infra.reuse import reuse_case
-from experiment_infra.runner import case_config
-from experiment_infra.status import CaseStatus, classify_case
-from experiment_infra.ui_limits import capped_lines, capped_rows
-from experiment_infra.worker_devices import DaskGpus, devices_label
-from experiment_infra.suite import (
+from experiment_infra.running.services import chosen_cluster
+from experiment_infra.running.slurm import plan_slurm_gpus
+from experiment_infra.running.slurm import SlurmWorkers
+from experiment_infra.suites.reuse import reuse_case
+from experiment_infra.running.runner import case_config
+from experiment_infra.status.rules import CaseStatus, classify_case
+from experiment_infra.reports.ui_limits import capped_lines, capped_rows
+from experiment_infra.running.worker_devices import DaskGpus, devices_label
+from experiment_infra.suites.suite import (
     Suite,
     SuiteError,
     SuitePlan,
@@ -353,7 +353,7 @@ def run_suite(
     Dask workers submitted as Slurm jobs (flows/task_runners.py).
     ``variants``: inspect mode only, run just these cases (what a recovery reruns).
     ``gpus``: the devices cases are handed (``all``, a count, ``0,1,3``; on Dask, see
-    experiment_infra/worker_devices.py). ``max_failures``: once that many cases (a count, or a
+    experiment_infra/running/worker_devices.py). ``max_failures``: once that many cases (a count, or a
     fraction of them below 1) failed for good, no new case starts.
     """
     with stoppable():  # Ctrl-C, SIGTERM or a cancellation: cases stopped and recorded, then Cancelled

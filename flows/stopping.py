@@ -1,6 +1,6 @@
 """Ctrl-C, SIGTERM and the Prefect UI's Cancel, for the flows that run cases.
 
-``stoppable()`` wraps a flow's body: the first SIGINT/SIGTERM (``experiment_infra.interrupt``)
+``stoppable()`` wraps a flow's body: the first SIGINT/SIGTERM (``experiment_infra.processes.interrupt``)
 or the flow run set to Cancelling from the UI or the API stops every running case
 (recorded ``interrupted``) and starts no new one; the flow then finishes what it does
 after its cases (summary, reports, artifacts) and ``cancelled_if_stopped`` turns its
@@ -20,8 +20,8 @@ from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext
 from prefect.states import Cancelled, State
 
-from experiment_infra.atomic import atomic_write_text
-from experiment_infra.interrupt import request_stop, reset, stop_on_signals, stop_requested, stop_signal
+from experiment_infra.files.atomic import atomic_write_text
+from experiment_infra.processes.interrupt import request_stop, reset, stop_on_signals, stop_requested, stop_signal
 from tasks.stopping import CANCELLED_FROM_API, stop_message
 
 __all__ = ["CANCEL_POLL_SECONDS", "cancelled_if_stopped", "stop_file_written", "stoppable"]

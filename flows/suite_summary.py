@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect.states import State
 
 from experiment_infra.layout import SuiteRunPaths
-from experiment_infra.status import CaseStatus
+from experiment_infra.status.rules import CaseStatus
 from flows.final_state import final_state
 
 __all__ = ["MAX_LISTED", "REUSED", "CaseRow", "SuiteSummary"]

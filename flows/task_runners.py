@@ -10,7 +10,7 @@
   (``CUDA_VISIBLE_DEVICES``) and that many of the Dask resource ``GPU``, one thread per device;
 - ``--slurm-workers N``: a dask-jobqueue ``SLURMCluster``, N Slurm batch jobs each
   running one worker (one thread), submitted for this flow run and cancelled after it
-  (``experiment_infra.slurm``).
+  (``experiment_infra.running.slurm``).
 
 With Dask the task runs execute in the workers' processes, possibly on other machines,
 so every worker must see the results directory (and the experiment's code) at the same
@@ -31,9 +31,9 @@ from typing import Any, Iterable
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from experiment_infra.services import ServiceError, check_dask_options, check_dask_scheduler
-from experiment_infra.slurm import SlurmWorkers, check_slurm
-from experiment_infra.worker_devices import DaskGpus, dask_resources
+from experiment_infra.running.services import ServiceError, check_dask_options, check_dask_scheduler
+from experiment_infra.running.slurm import SlurmWorkers, check_slurm
+from experiment_infra.running.worker_devices import DaskGpus, dask_resources
 from flows.api_check import configured_api_url
 
 __all__ = [
@@ -114,7 +114,7 @@ def _importable_elsewhere(module: ModuleType) -> bool:
     """Whether a fresh worker process can import ``module`` by name."""
     name = module.__name__
     if name.startswith("_experiment_suite_"):
-        return False  # a suite file imported under a private name (experiment_infra.suite)
+        return False  # a suite file imported under a private name (experiment_infra.suites.suite)
     top = name.partition(".")[0]
     if top in sys.stdlib_module_names or top in ("experiment_infra", "flows", "tasks", "pydantic"):
         return True

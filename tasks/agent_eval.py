@@ -28,7 +28,7 @@ from experiment_infra.agent_eval import (
 from experiment_infra.layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths
 from experiment_infra.records import AgentResult, read_record
 from tasks.stopping import not_started, unless_stopped
-from experiment_infra.status import (
+from experiment_infra.status.rules import (
     JUDGE_RERUN_STATUSES,
     JudgeStatus,
     RunStatus,

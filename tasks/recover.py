@@ -27,11 +27,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed, State
 
-from experiment_infra import helpers
+from experiment_infra.processes import helpers
 from experiment_infra.layout import ExperimentPaths
 from experiment_infra.recovery.act import bring_home, move_slot_aside, set_aside_run
 from experiment_infra.recovery.batch import BatchOutcome, RunNotDone, is_transient_io, regenerate_batch, run_batch
-from experiment_infra.status import JudgeStatus, RunStatus, agent_finished, classify_agent, classify_judge
+from experiment_infra.status.rules import JudgeStatus, RunStatus, agent_finished, classify_agent, classify_judge
 from tasks.retries import retry_options
 from tasks.stopping import not_started, unless_stopped
 

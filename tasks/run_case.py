@@ -1,4 +1,4 @@
-"""Prefect task: run one case of a standard-mode suite (a view over ``experiment_infra.runner``).
+"""Prefect task: run one case of a standard-mode suite (a view over ``experiment_infra.running.runner``).
 
 The task adds what Prefect is for: a task run named after the variant, retries with
 backoff, the case's output in the run logger, and a state. Whether the case is done
@@ -19,14 +19,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import Cancelled, Completed, Failed, State
 
-from experiment_infra.failures import RetryPolicy
-from experiment_infra.resources import ResourceError, ResourcePool
-from experiment_infra.inspect_mode import InspectCase, run_inspect_process
-from experiment_infra.interrupt import RunInterrupted, stop_requested
+from experiment_infra.processes.failures import RetryPolicy
+from experiment_infra.running.resources import ResourceError, ResourcePool
+from experiment_infra.running.inspect_mode import InspectCase, run_inspect_process
+from experiment_infra.processes.interrupt import RunInterrupted, stop_requested
 from experiment_infra.layout.case_files import budget_spent as budget_file_written
-from experiment_infra.runner import OutputCallback, run_case
-from experiment_infra.suite import PlannedCase
-from experiment_infra.status import CaseClassification, CaseStatus, classify_case
+from experiment_infra.running.runner import OutputCallback, run_case
+from experiment_infra.suites.suite import PlannedCase
+from experiment_infra.status.rules import CaseClassification, CaseStatus, classify_case
 from tasks.stopping import not_started, unless_stopped
 
 SKIPPED = "Skipped"

@@ -1,12 +1,12 @@
 """What a task does while the run is stopping (Ctrl-C, SIGTERM, a cancellation): it starts
-nothing and is not retried. See ``experiment_infra.interrupt`` and ``flows/stopping.py``."""
+nothing and is not retried. See ``experiment_infra.processes.interrupt`` and ``flows/stopping.py``."""
 
 from __future__ import annotations
 
 from prefect.states import Cancelled, State
 
-from experiment_infra.interrupt import CANCELLED as CANCELLED_FROM_API
-from experiment_infra.interrupt import stop_requested
+from experiment_infra.processes.interrupt import CANCELLED as CANCELLED_FROM_API
+from experiment_infra.processes.interrupt import stop_requested
 
 __all__ = ["CANCELLED_FROM_API", "not_started", "stop_message", "unless_stopped"]
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from experiment_infra.atomic import atomic_write_json
+from experiment_infra.files.atomic import atomic_write_json
 from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import GitProvenance, ManifestCase, RunRecord, SuiteManifest, write_record
 

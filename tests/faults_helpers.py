@@ -189,7 +189,7 @@ from pathlib import Path
 
 from {cfg} import FaultConfig
 
-from experiment_infra.atomic import atomic_write_json
+from experiment_infra.files.atomic import atomic_write_json
 from experiment_infra.layout import CasePaths
 
 cfg = FaultConfig.from_cli()
@@ -263,7 +263,7 @@ def write_fault_suite(where: Path, cases: list[str], *, name: str = "faults", ex
 
 
 def load_fault_suite(suite_file: Path) -> Any:
-    from experiment_infra.suite import load_suite
+    from experiment_infra.suites.suite import load_suite
 
     return load_suite(suite_file)
 

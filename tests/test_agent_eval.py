@@ -28,7 +28,7 @@ from experiment_infra.agent_eval import (
     start_experiment,
 )
 from experiment_infra.layout import ExperimentPaths
-from experiment_infra.grading import grade_for
+from experiment_infra.reports.grading import grade_for
 from experiment_infra.records import (
     ProcessRecord,
     AgentEvalManifest,
@@ -43,8 +43,8 @@ from experiment_infra.records import (
     RunResult,
     load_record,
 )
-from experiment_infra.regenerate import regenerate_run
-from experiment_infra.status import JudgeStatus, RunStatus, classify_agent, classify_judge, classify_run
+from experiment_infra.recovery.regenerate import regenerate_run
+from experiment_infra.status.rules import JudgeStatus, RunStatus, classify_agent, classify_judge, classify_run
 
 MODELS = {
     "agent/command_log.json": CommandLog, "agent/timing.json": AgentTiming, "agent/result.json": AgentResult,

@@ -15,7 +15,7 @@ from flow_states import state_on_server
 
 from experiment_infra.layout import RUN_DIR_PATTERN, ExperimentPaths
 from experiment_infra.records import AgentTiming, CommandLog, ExperimentConfig, JudgeCommand, load_record
-from experiment_infra.status import RunStatus, classify_run
+from experiment_infra.status.rules import RunStatus, classify_run
 
 JUDGES = ["fake-opus", "fake-sonnet-0.9", "fake-haiku-1.0"]
 REPORTS = {"report.json", "report.md"}  # written by the flow's report step, as in the fixture
@@ -250,7 +250,7 @@ def test_resume_plans_as_recovery_does_and_keeps_valid_derived_files(tmp_path, g
     that file back, and no valid derived file of any run is rewritten (bytes and mtime)."""
     from experiment_infra.agent_eval import plan_experiment
     from experiment_infra.recovery.survey import Selection, survey
-    from experiment_infra.suite import load_suite
+    from experiment_infra.suites.suite import load_suite
 
     suite = write_suite(tmp_path, git_repo, 'Condition("T0", "00", "fake-sonnet")', runs_per_subtest=2, judge_models=["fake-opus"])
     final, _ = run_flow(suite, tmp_path / "results")

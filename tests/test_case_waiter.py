@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import PYTHON
 
-from experiment_infra.case_waiter import waiter_argv
+from experiment_infra.running.case_waiter import waiter_argv
 from experiment_infra.layout import CasePaths
 from experiment_infra.records import RunRecord
 from experiment_infra.records.run_record_io import END_FIELDS, START_FIELDS
@@ -71,9 +71,9 @@ def test_each_case_has_a_waiter_of_its_own_forked_by_one_server_per_runner(tmp_p
     import os
     import sys
 
-    from experiment_infra.runner import run_case
-    from experiment_infra.status import CaseStatus
-    from experiment_infra.suite import load_suite, plan_suite, start_run
+    from experiment_infra.running.runner import run_case
+    from experiment_infra.status.rules import CaseStatus
+    from experiment_infra.suites.suite import load_suite, plan_suite, start_run
 
     if not sys.platform.startswith("linux"):
         return

@@ -15,14 +15,14 @@ from conftest import git
 from suite_factory import case_src, make_suite
 
 from experiment_cli.run_suite import main
-from experiment_infra.code_versions import CodeChanged
+from experiment_infra.provenance.code_versions import CodeChanged
 from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import RunRecord, SuiteManifest, load_record
 from experiment_infra.recovery.outcome import check_recovery
 from experiment_infra.recovery.select import Selection
 from experiment_infra.recovery.walk import survey_root
-from experiment_infra.runner import run_case
-from experiment_infra.suite import load_suite, plan_suite, start_run
+from experiment_infra.running.runner import run_case
+from experiment_infra.suites.suite import load_suite, plan_suite, start_run
 
 
 def _commit(repo: Path, message: str = "suite") -> str:

@@ -23,8 +23,8 @@ from experiment_cli.compare import main
 from experiment_infra.compare import compare_runs, to_csv, to_json, to_markdown
 from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.reports import build_reports
-from experiment_infra.stats import paired_t_test, summarize, t_cdf, t_quantile
-from experiment_infra.ui_limits import capped_rows
+from experiment_infra.reports.stats import paired_t_test, summarize, t_cdf, t_quantile
+from experiment_infra.reports.ui_limits import capped_rows
 
 # --------------------------------------------------------------------- statistics
 
@@ -61,7 +61,7 @@ from pathlib import Path
 
 from {cfg} import DemoConfig
 
-from experiment_infra.atomic import atomic_write_json
+from experiment_infra.files.atomic import atomic_write_json
 from experiment_infra.layout import CasePaths
 
 SHIFT = {shift}

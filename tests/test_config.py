@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from conftest import REPO_ROOT
 from experiment_infra import BaseExperimentConfig, ConfigError, ExperimentCase
-from experiment_infra.config import NONE_SENTINEL
+from experiment_infra.suites.config import NONE_SENTINEL
 
 # The config classes live in a source string so the child process can import the
 # very same definitions (tests/ is not a package).
@@ -191,7 +191,7 @@ def test_child_process_rebuilds_the_same_config(tmp_path: Path) -> None:
 def test_the_specs_entry_point_shape_rebuilds_the_same_config(tmp_path: Path, route: str) -> None:
     """``config = Everything()`` in an entry point rebuilds exactly what ``from_cli()`` does,
     for every field type, whether the runner started it or a person typed the flags."""
-    from experiment_infra.config import ENTRY_POINT_ENV
+    from experiment_infra.suites.config import ENTRY_POINT_ENV
 
     (tmp_path / "everything_config.py").write_text(CONFIG_SOURCE)
     child = tmp_path / "child.py"
@@ -441,7 +441,7 @@ WRONG = {
 @pytest.mark.parametrize("route", ["by hand", "started by the runner"])
 @pytest.mark.parametrize("flags,line", WRONG.values(), ids=list(WRONG))
 def test_a_wrong_flag_is_one_error_line_and_exit_2(tmp_path: Path, flags: list[str], line: str, route: str) -> None:
-    from experiment_infra.config import ENTRY_POINT_ENV
+    from experiment_infra.suites.config import ENTRY_POINT_ENV
 
     probe = _probe(tmp_path)
     env = {ENTRY_POINT_ENV: str(probe)} if route == "started by the runner" else None
@@ -483,7 +483,7 @@ cases = [ExperimentCase("deep", base.copy_with(depth=9)), ExperimentCase("knn", 
 def test_an_entry_point_may_import_its_own_suite(tmp_path: Path) -> None:
     """The suite module's ``ProbeConfig()`` is the class defaults even in a case's process:
     only the entry point's own config reads the command line."""
-    from experiment_infra.config import ENTRY_POINT_ENV
+    from experiment_infra.suites.config import ENTRY_POINT_ENV
 
     probe = _probe(tmp_path)
     (tmp_path / "suite_probe.py").write_text(SUITE_NEXT_TO_IT)

@@ -178,7 +178,7 @@ def test_local_dask_workers_split_the_listed_devices(prefect_server: PrefectServ
 # What a case's parameters carry to a worker, and what that worker makes of it: its own pool.
 ON_A_WORKER = """
 import pickle
-from experiment_infra.worker_devices import WorkerDevices, WorkerDevicesError
+from experiment_infra.running.worker_devices import WorkerDevices, WorkerDevicesError
 
 one, two = (pickle.loads(pickle.dumps(WorkerDevices())) for _ in range(2))
 assert one is two, "one pool per worker process"

@@ -1,4 +1,4 @@
-"""Expected runs: recovery and the reports name the same runs (one rule, ``experiment_infra.expected``).
+"""Expected runs: recovery and the reports name the same runs (one rule, ``experiment_infra.status.expected``).
 
 A deleted subtest is still expected (this project's manifest records it), so the dry run
 plans its runs and the reports list them as missing; a stray run directory beyond

@@ -45,8 +45,8 @@ from experiment_infra.records import (
     write_record,
 )
 from experiment_infra.recovery.survey import RecoveryInputError, Selection, survey
-from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
-from experiment_infra.sweep import sweep_stale_temps
+from experiment_infra.status.rules import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
+from experiment_infra.files.sweep import sweep_stale_temps
 
 MODELS = ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"]
 KILLS = 80
@@ -56,7 +56,7 @@ WRITER = textwrap.dedent(
     '''
     import hashlib, json, os, random, sys
     from pathlib import Path
-    from experiment_infra.atomic import atomic_write_json
+    from experiment_infra.files.atomic import atomic_write_json
     from experiment_infra.records import (AgentResult, Consensus, GitProvenance, ManifestCase, RunRecord,
                                           RunResult, SuiteManifest, read_record, write_record)
 

@@ -21,10 +21,10 @@ from faults_helpers import compare_kept, fault_case, file_hashes, read_json, tal
 from prerequisites import missing
 
 from experiment_infra.agent_eval import Condition, finish_run, plan_experiment, run_agent, run_judge, start_experiment
-from experiment_infra.atomic import atomic_write_json
+from experiment_infra.files.atomic import atomic_write_json
 from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import RunRecord, load_record
-from experiment_infra.status import CaseStatus, classify_case
+from experiment_infra.status.rules import CaseStatus, classify_case
 
 Mount = Callable[[str, str], Path]
 

@@ -15,7 +15,7 @@ from faults_helpers import alive, fault_case, recorded_pids, tally, wait_gone, w
 
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.records import CommandLog, JudgeCommand, RunRecord, load_record
-from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
+from experiment_infra.status.rules import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
 
 pytestmark = pytest.mark.slow
 

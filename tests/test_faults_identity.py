@@ -16,9 +16,9 @@ from faults_helpers import alive, wait_gone
 
 from experiment_infra.agent_eval import stop_leftovers
 from experiment_infra.layout import AgentRunPaths, CasePaths
-from experiment_infra.process import MARKER_ENV, proc_start, stop_leftover
+from experiment_infra.processes.process import MARKER_ENV, proc_start, stop_leftover
 from experiment_infra.records import ProcessRecord, RunRecord, utc_now_iso, write_record
-from experiment_infra.runner import stop_unfinished_attempt
+from experiment_infra.running.runner import stop_unfinished_attempt
 
 SLEEPER = [PYTHON, "-c", "import time; time.sleep(600)"]
 # A session leader that starts a child in its group, writes the child's pid and exits:

@@ -38,7 +38,7 @@ from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.records import CommandLog, JudgeCommand, ProcessRecord, RunRecord, load_record, read_record
 from experiment_infra.recovery.survey import Selection, survey
 from experiment_infra.recovery.render import render_json
-from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
+from experiment_infra.status.rules import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
 
 pytestmark = pytest.mark.slow
 

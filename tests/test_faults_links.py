@@ -18,14 +18,14 @@ from conftest import PYTHON
 from recover_helpers import recover_cli, run_paths, tree_hash
 
 from experiment_cli.recover import main
-from experiment_infra import atomic
-from experiment_infra.atomic import move_aside, write_new_text
+from experiment_infra.files import atomic
+from experiment_infra.files.atomic import move_aside, write_new_text
 from experiment_infra.errors import LinkedPathError
 from experiment_infra.layout import CasePaths, ExperimentPaths
-from experiment_infra.process import proc_start
+from experiment_infra.processes.process import proc_start
 from experiment_infra.records import JudgeCommand, utc_now_iso, write_record
 from experiment_infra.recovery.act import move_slot_aside
-from experiment_infra.runner import set_aside_previous_attempt
+from experiment_infra.running.runner import set_aside_previous_attempt
 
 
 def _outside(tmp_path: Path) -> Path:

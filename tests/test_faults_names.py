@@ -15,13 +15,13 @@ from recover_helpers import edit_json, recover_cli
 
 from experiment_infra import ExperimentCase
 from experiment_infra.agent_eval import AgentEvalError, Condition
-from experiment_infra.config import ConfigError
+from experiment_infra.suites.config import ConfigError
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths, UnsafeNameError
 from experiment_infra.records import GitProvenance, ManifestCase, SuiteManifest, write_record
 from experiment_infra.recovery.survey import RecoveryInputError, Selection, survey
-from experiment_infra.runner import run_case
-from experiment_infra.status import CaseStatus
-from experiment_infra.suite import SuiteError, plan_suite
+from experiment_infra.running.runner import run_case
+from experiment_infra.status.rules import CaseStatus
+from experiment_infra.suites.suite import SuiteError, plan_suite
 
 HOSTILE_NAMES = {
     "dotdot": "..",

@@ -36,7 +36,7 @@ from experiment_infra.agent_eval import Condition, finish_run, plan_experiment, 
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.records import LockInfo, RunRecord, load_record, read_record
 from experiment_infra.recovery.survey import Selection, survey
-from experiment_infra.status import CaseStatus, RunStatus, classify_case
+from experiment_infra.status.rules import CaseStatus, RunStatus, classify_case
 
 pytestmark = pytest.mark.slow
 

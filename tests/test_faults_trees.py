@@ -40,7 +40,7 @@ from experiment_infra.records import (
 )
 from experiment_infra.recovery.survey import Selection, survey
 from experiment_infra.recovery.render import render_json, render_text
-from experiment_infra.status import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
+from experiment_infra.status.rules import CaseStatus, JudgeStatus, RunStatus, classify_case, classify_run
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RUNS = [("T0", "00"), ("T1", "01"), ("T2", "01"), ("T3", "01"), ("T4", "01"), ("T5", "01"), ("T6", "01")]

@@ -1,4 +1,4 @@
-"""Work split over forked children (experiment_infra.forked): every chunk done once, in
+"""Work split over forked children (experiment_infra.status.forked): every chunk done once, in
 order; a failure in a child reaches the caller as itself; a child that dies is named;
 no child outlives the call. And the dry run's early checks are forked before pydantic
 is imported, which is what lets the two overlap."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import PYTHON, REPO_ROOT, wait_for
 
-from experiment_infra.forked import Chunks, processes_for
+from experiment_infra.status.forked import Chunks, processes_for
 
 
 def reaped(pids: list[int]) -> bool:
@@ -86,9 +86,9 @@ def test_the_dry_runs_early_checks_start_before_pydantic_is_imported() -> None:
     # What lets a dry run's cached-run checks overlap its imports: the command line and the
     # checks load none of pydantic, the models or the status rules.
     code = (
-        "import sys; import experiment_cli.recover, experiment_infra.status_prefetch; "
+        "import sys; import experiment_cli.recover, experiment_infra.status.prefetch; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic' or m in "
-        "('experiment_infra.status', 'experiment_infra.records.base')))"
+        "('experiment_infra.status.rules', 'experiment_infra.records.base')))"
     )
     out = subprocess.run([PYTHON, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

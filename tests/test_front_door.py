@@ -165,7 +165,7 @@ def test_entry_point_without_an_output_dir_stops_with_the_fix(tmp_path: Path, fl
 
 
 def test_a_config_built_while_loading_a_suite_ignores_the_processes_flags(tmp_path: Path, monkeypatch) -> None:
-    from experiment_infra.suite import load_suite
+    from experiment_infra.suites.suite import load_suite
 
     suite = spec_files(tmp_path / "exp")
     (suite.parent / "suite_my_experiment.py").write_text(
@@ -180,7 +180,7 @@ def test_a_config_built_while_loading_a_suite_ignores_the_processes_flags(tmp_pa
 
 
 def test_module_level_names_still_fill_options_the_call_leaves_out(tmp_path: Path) -> None:
-    from experiment_infra.suite import load_suite
+    from experiment_infra.suites.suite import load_suite
 
     suite = spec_files(tmp_path / "exp")
     suite.write_text("retries = 3\ntimeout_seconds = 9.0\n" + suite.read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiment_infra import helpers
+from experiment_infra.processes import helpers
 from experiment_infra.recovery.batch import HELPER_WARMUP, PLOTS_WARMUP, regenerate_batch
 
 
@@ -50,7 +50,7 @@ def _helper_processes() -> dict[int, str]:
             argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
-        if ppid == os.getpid() and "-m experiment_infra.helpers" in argv:
+        if ppid == os.getpid() and "-m experiment_infra.processes.helpers" in argv:
             found[int(entry.name)] = argv
     return found
 

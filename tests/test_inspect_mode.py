@@ -11,9 +11,9 @@ from conftest import PYTHON, REPO_ROOT, git
 from prerequisites import require_module
 
 from experiment_infra.layout import parse_inspect_log_name
-from experiment_infra.status import CaseStatus
-from experiment_infra.status_inspect import classify_inspect_case
-from experiment_infra.suite import load_suite
+from experiment_infra.status.rules import CaseStatus
+from experiment_infra.status.inspect import classify_inspect_case
+from experiment_infra.suites.suite import load_suite
 from flows.run_suite import run_suite
 
 
@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from config import QuizConfig
 from eval_quiz import build
-from experiment_infra.inspect_mode import run_inspect_case
+from experiment_infra.running.inspect_mode import run_inspect_case
 from inspect_ai.solver import solver
 
 config = QuizConfig.from_cli()
@@ -191,8 +191,8 @@ def test_inspect_resume_is_refused(tmp_path: Path) -> None:
 def test_core_imports_without_inspect_ai(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['inspect_ai'] = None\n"
-        "import experiment_infra, experiment_infra.inspect_mode as im\n"
-        "from experiment_infra.status_inspect import classify_inspect_case\n"
+        "import experiment_infra, experiment_infra.running.inspect_mode as im\n"
+        "from experiment_infra.status.inspect import classify_inspect_case\n"
         "try:\n    im.require_inspect()\nexcept im.InspectNotInstalled as e:\n    print('refused:', e)\n"
     )
     out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
@@ -240,7 +240,7 @@ def test_an_inspect_run_holds_the_experiments_lock(prefect_harness, tmp_path: Pa
     from experiment_cli.run_suite import main
 
     from experiment_infra.layout import inspect_lock
-    from experiment_infra.lock import LockHeld, acquire_lock
+    from experiment_infra.files.lock import LockHeld, acquire_lock
 
     suite_file, _ = demo_repo(tmp_path / "repo")
     results = tmp_path / "results"
@@ -259,7 +259,7 @@ def test_an_inspect_run_stops_the_attempt_a_killed_runner_left_running(prefect_h
     import socket
 
     from experiment_infra.layout import InspectCasePaths
-    from experiment_infra.process import proc_start
+    from experiment_infra.processes.process import proc_start
     from experiment_infra.records import InspectRunRecord, load_record, utc_now_iso, write_record
 
     suite_file, _ = demo_repo(tmp_path / "repo")

@@ -24,7 +24,7 @@ from faults_helpers import Marked, alive, wait_gone
 
 from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import RunRecord, read_record
-from experiment_infra.status import CaseStatus, classify_case
+from experiment_infra.status.rules import CaseStatus, classify_case
 
 pytestmark = pytest.mark.slow
 
@@ -288,7 +288,7 @@ def test_ctrl_c_stops_a_recoverys_agent_rerun_and_records_it(tmp_path: Path, git
 
     from experiment_infra.agent_eval import Condition, plan_experiment, start_experiment
     from experiment_infra.records import CommandLog, load_record
-    from experiment_infra.status import RunStatus, classify_run
+    from experiment_infra.status.rules import RunStatus, classify_run
 
     wrapper = tmp_path / "hold_agent.py"
     wrapper.write_text(HOLD_AGENT)
@@ -324,9 +324,9 @@ def test_a_stop_file_stops_a_case_on_another_host_and_keeps_new_ones_from_starti
     (written by the stopped flow on the shared filesystem) stops them the same way."""
     import threading
 
-    from experiment_infra.interrupt import RunInterrupted
-    from experiment_infra.runner import run_case
-    from experiment_infra.suite import load_suite
+    from experiment_infra.processes.interrupt import RunInterrupted
+    from experiment_infra.running.runner import run_case
+    from experiment_infra.suites.suite import load_suite
 
     suite_path = _suite(tmp_path / "suite", ["a", "b"])
     suite = load_suite(suite_path)

@@ -15,7 +15,7 @@ import pytest
 from conftest import PYTHON, REPO_ROOT, wait_for
 from suite_factory import make_suite
 
-from experiment_infra.process import pid_alive, proc_start
+from experiment_infra.processes.process import pid_alive, proc_start
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 KEPT = [PYTHON, "-m", "experiment_cli.kept_server"]

@@ -1,16 +1,24 @@
 """The layering rule, checked on the source so it cannot rot: the core (``experiment_infra``)
 imports nothing from Prefect, the flows, the tasks, the deployments or the command lines,
-anywhere (functions included), and its modules import one another without a cycle."""
+anywhere (functions included); its modules import one another without a cycle; it is one
+package per stage, each saying in its docstring what it owns and which of the core's
+packages it may import (the docstring is the one statement of that rule, checked here);
+and no module is over 500 lines."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import REPO_ROOT
 
 CORE = REPO_ROOT / "experiment_infra"
 FORBIDDEN = ("prefect", "prefect_dask", "flows", "tasks", "deployments", "experiment_cli")
+# The top level: the public API and the leaves every package may import.
+TOP_LEVEL = {"__init__.py", "errors.py", "lazy.py", "clock.py"}
+MAX_LINES = 500
+LAYERED = ("experiment_infra", "flows", "tasks", "experiment_cli", "deployments")
 
 
 def _module_name(path: Path) -> str:
@@ -49,6 +57,21 @@ def _core_files() -> list[Path]:
     return sorted(CORE.rglob("*.py"))
 
 
+def _packages() -> list[Path]:
+    return sorted(p for p in CORE.iterdir() if p.is_dir() and p.name != "__pycache__")
+
+
+def _may_import(package: Path) -> set[str] | None:
+    """The packages ``package``'s docstring allows it to import (None: no such line)."""
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    match = re.fullmatch(r"May import: (.*)", doc.strip().splitlines()[-1]) if doc.strip() else None
+    if match is None:
+        return None
+    if match[1].startswith("nothing"):
+        return set()
+    return {name.strip() for name in match[1].split(",")}
+
+
 def test_the_core_imports_nothing_above_it() -> None:
     offences = [
         f"{path.relative_to(REPO_ROOT)}:{line} imports {name}"
@@ -57,6 +80,60 @@ def test_the_core_imports_nothing_above_it() -> None:
         if name.split(".")[0] in FORBIDDEN
     ]
     assert offences == []
+
+
+def test_the_top_level_is_the_public_api_and_stage_packages() -> None:
+    assert {p.name for p in CORE.glob("*.py")} <= TOP_LEVEL, "a new module belongs in the package of its stage"
+    assert [p.name for p in _packages() if not (p / "__init__.py").exists()] == []
+
+
+def test_every_package_says_what_it_owns_and_may_import() -> None:
+    names = {p.name for p in _packages()}
+    problems = []
+    for package in _packages():
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        allowed = _may_import(package)
+        if len(doc.split()) < 20:
+            problems.append(f"{package.name}: no docstring saying what it owns")
+        if allowed is None:
+            problems.append(f"{package.name}: its docstring does not end with a 'May import: ...' line")
+        elif allowed - names or package.name in allowed:
+            problems.append(f"{package.name}: May import names {sorted(allowed - names or {package.name})}")
+    assert problems == []
+
+
+def test_packages_import_only_what_their_docstring_allows() -> None:
+    names = {p.name for p in _packages()}
+    offences = []
+    for package in _packages():
+        allowed = _may_import(package) or set()
+        for path in sorted(package.rglob("*.py")):
+            for line, target in _imports(path):
+                parts = target.split(".")
+                if len(parts) > 1 and parts[0] == "experiment_infra" and parts[1] in names - {package.name} - allowed:
+                    offences.append(f"{path.relative_to(REPO_ROOT)}:{line} imports {target}")
+    assert offences == [], "import only what the package's 'May import' line names, or change that line"
+
+
+def test_the_leaves_import_no_package() -> None:
+    names = {p.name for p in _packages()}
+    offences = [
+        f"{path.name}:{line} imports {target}"
+        for path in (CORE / name for name in TOP_LEVEL - {"__init__.py"})
+        for line, target in _imports(path)
+        if target.split(".")[:1] == ["experiment_infra"] and len(target.split(".")) > 1 and target.split(".")[1] in names
+    ]
+    assert offences == []
+
+
+def test_no_module_is_over_500_lines() -> None:
+    long = [
+        f"{path.relative_to(REPO_ROOT)}: {n} lines"
+        for top in LAYERED
+        for path in sorted((REPO_ROOT / top).rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    ]
+    assert long == [], "split it: a module is named for the one thing it holds"
 
 
 def test_the_core_has_no_import_cycle() -> None:

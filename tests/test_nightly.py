@@ -13,7 +13,7 @@ from recover_helpers import RUN, run_paths, tree_hash
 from suite_factory import case_src, make_suite
 
 from experiment_infra.layout import ExperimentPaths
-from experiment_infra.lock import acquire_lock
+from experiment_infra.files.lock import acquire_lock
 from experiment_infra.recovery.nightly import dry_run_summary
 from experiment_infra.recovery.walk import scan_results_root, survey_root
 from experiment_infra.recovery.select import Mode, RecoveryInputError

@@ -13,9 +13,9 @@ from test_recover_classify import AGENT_CASES, JUDGE_CASES
 
 from experiment_infra.layout import ExperimentPaths, run_label
 from experiment_infra.recovery.survey import Selection, survey_experiment
-from experiment_infra.status_cache import RACY_SECONDS, StatusCache
-from experiment_infra.status_prefetch import prefetch
-from experiment_infra.status import STATUS_RULES_VERSION
+from experiment_infra.status.cache import RACY_SECONDS, StatusCache
+from experiment_infra.status.prefetch import prefetch
+from experiment_infra.status.rules import STATUS_RULES_VERSION
 
 FUTURE = 3600 * 10**9  # pretend the files are an hour old, so fresh copies are cacheable
 
@@ -144,7 +144,7 @@ def test_cache_for_other_rules_or_models_is_ignored(scylla_copy: Path, spoil: st
 @pytest.fixture
 def declare(monkeypatch: pytest.MonkeyPatch):
     """Declare one more file the status rules read (as a new rule would), then undo it."""
-    from experiment_infra import status_entries
+    from experiment_infra.status.rules import entries as status_entries
 
     def add(where: type, name: str, rel: str) -> None:
         monkeypatch.setattr(where, name, rel, raising=False)
@@ -177,7 +177,7 @@ def test_the_rules_read_files_only_through_declared_names() -> None:
 
     from conftest import REPO_ROOT
 
-    source = (REPO_ROOT / "experiment_infra" / "status.py").read_text()
+    source = (REPO_ROOT / "experiment_infra" / "status" / "rules.py").read_text()
     literal_paths = [
         node.lineno for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_at"
@@ -189,7 +189,7 @@ def test_the_rules_read_files_only_through_declared_names() -> None:
 def test_entries_taken_as_absent_always_have_a_parent_in_the_signature() -> None:
     # What lets a cached check skip the lstat of an entry that was absent: whatever is
     # created later changes its parent directory, which the signature always reads.
-    from experiment_infra import status_entries
+    from experiment_infra.status.rules import entries as status_entries
 
     for slots in (1, 3):
         entries = set(status_entries._signature_entries(slots))
@@ -233,7 +233,7 @@ def test_a_dry_run_made_ahead_of_its_checks_says_what_a_fresh_survey_says(scylla
 
 def _no_second_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make a survey fail if it checks a run's signature itself."""
-    import experiment_infra.status_cache as status_cache
+    import experiment_infra.status.cache as status_cache
 
     def checked_again(*args: object) -> None:
         raise AssertionError("the survey checked a run the early checks had already checked")

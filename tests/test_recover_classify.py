@@ -16,7 +16,7 @@ from recover_helpers import DELETE, OTHER, edit_json, recover_cli, run_paths, tr
 from experiment_infra.layout import AgentRunPaths
 from experiment_infra.recovery.survey import RecoveryInputError, Selection, survey
 from experiment_infra.records import JudgeCommand, write_record
-from experiment_infra.status import JudgeStatus, RunStatus
+from experiment_infra.status.rules import JudgeStatus, RunStatus
 
 LABEL = "T1/01/run_01"
 

@@ -14,7 +14,7 @@ from recover_helpers import edit_json, recover_cli, run_paths, tree_hash
 from suite_factory import case_src, make_suite
 
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
-from experiment_infra.lock import acquire_lock
+from experiment_infra.files.lock import acquire_lock
 from experiment_cli.recover import main
 from experiment_infra.records import LockInfo
 
@@ -243,7 +243,7 @@ def test_real_recovery_whose_reader_went_away_still_finishes(scylla_copy: Path) 
 
 
 def test_regeneration_batches_are_a_tier_each_split_at_subtests_when_large() -> None:
-    from experiment_infra.status import RunStatus
+    from experiment_infra.status.rules import RunStatus
     from experiment_infra.recovery.survey import RunWork
     from flows.recover import REGENERATE_BATCH_RUNS, _regeneration_batches
 

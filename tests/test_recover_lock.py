@@ -14,14 +14,14 @@ import pytest
 from conftest import PYTHON, REPO_ROOT
 
 from experiment_infra.layout import ExperimentPaths, lock_takeover_marker
-from experiment_infra.lock import LockHeld, acquire_lock, check_lock
+from experiment_infra.files.lock import LockHeld, acquire_lock, check_lock
 from experiment_infra.records import LockInfo, read_record
 
 HOLD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from experiment_infra.lock import acquire_lock
+    from experiment_infra.files.lock import acquire_lock
     with acquire_lock(Path(sys.argv[1]), what="exp", command=["holder"]):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
@@ -35,7 +35,7 @@ RACE = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from experiment_infra.lock import LockHeld, acquire_lock
+    from experiment_infra.files.lock import LockHeld, acquire_lock
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         sys.exit("no go")

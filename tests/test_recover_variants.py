@@ -138,7 +138,7 @@ def test_a_regenerated_panel_timing_is_when_the_last_judge_ended(scylla_copy: Pa
     from conftest import FIXTURE
 
     from experiment_infra.records import JudgeTiming, load_record
-    from experiment_infra.regenerate import regenerate_run
+    from experiment_infra.recovery.regenerate import regenerate_run
 
     p = run_paths(scylla_copy)
     p.judge_timing.unlink()

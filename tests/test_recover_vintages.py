@@ -28,8 +28,8 @@ from test_recover_rerun import build, statuses
 from experiment_infra.layout import ExperimentPaths, run_label
 from experiment_infra.recovery.survey import Selection, survey, survey_experiment
 from experiment_infra.reports.rebuild import rebuild_reports
-from experiment_infra.status_cache import StatusCache
-from experiment_infra.status_prefetch import prefetch
+from experiment_infra.status.cache import StatusCache
+from experiment_infra.status.prefetch import prefetch
 
 TIERS = ("T0", "T1", "T2", "T3", "T4", "T5", "T6")
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from conftest import FIXTURE, PYTHON, REPO_ROOT
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
-from experiment_infra.grading import grade_for
+from experiment_infra.reports.grading import grade_for
 from experiment_infra.records import (
     BestSubtest,
     ExperimentConfig,

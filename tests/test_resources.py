@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from experiment_infra.failures import RetryPolicy, classify_failure
-from experiment_infra.resources import ResourceError, ResourcePool, granted_environment, machine_gpus, resolve_gpus
+from experiment_infra.processes.failures import RetryPolicy, classify_failure
+from experiment_infra.running.resources import ResourceError, ResourcePool, granted_environment, machine_gpus, resolve_gpus
 
 FAKE_SMI = """#!/bin/sh
 # Stands in for nvidia-smi: answers the device-index query as the real one does.

@@ -19,7 +19,7 @@ from faults_helpers import Marked, run_suite_cmd
 
 from experiment_infra.layout import CasePaths, SuiteRunPaths
 from experiment_infra.records import RunRecord, load_record, read_record
-from experiment_infra.status import CaseStatus, classify_case
+from experiment_infra.status.rules import CaseStatus, classify_case
 
 pytestmark = pytest.mark.slow
 

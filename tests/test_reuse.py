@@ -151,7 +151,7 @@ def test_reuse_is_a_suite_option_and_a_new_case_says_new(
 
 def test_reusing_a_case_links_its_files_and_never_follows_a_symlink(tmp_path: Path) -> None:
     from experiment_infra.records import write_record
-    from experiment_infra.reuse import reuse_case
+    from experiment_infra.suites.reuse import reuse_case
 
     source = CasePaths(tmp_path / "old_run" / "a")
     (source.dir / "checkpoints").mkdir(parents=True)

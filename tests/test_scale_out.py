@@ -39,7 +39,7 @@ from pathlib import Path
 
 from {cfg} import WhereConfig
 
-from experiment_infra.atomic import atomic_write_json
+from experiment_infra.files.atomic import atomic_write_json
 from experiment_infra.layout import CasePaths
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from recover_helpers import edit_json, run_paths
 
-from experiment_infra.regenerate import rebuild_after_judging, regenerate_run
+from experiment_infra.recovery.regenerate import rebuild_after_judging, regenerate_run
 
 MODELS = ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"]
 

@@ -14,7 +14,7 @@ import pytest
 from recover_helpers import edit_json, recover_cli, run_paths
 from test_scylla_failed_slots import fail_slot
 
-from experiment_infra.status_limits import rate_limit_in, retry_after_seconds
+from experiment_infra.status.limits import rate_limit_in, retry_after_seconds
 
 
 def survey(exp: Path, *args: str) -> dict:
@@ -69,7 +69,7 @@ def test_what_counts_as_a_limit_and_how_long_it_asks_to_wait() -> None:
 def test_our_judge_that_hits_a_limit_reads_rate_limited(tmp_path: Path, git_repo: Path) -> None:
     from test_agent_eval import run_all, start
 
-    from experiment_infra.status import JudgeStatus, classify_judge
+    from experiment_infra.status.rules import JudgeStatus, classify_judge
 
     exp, spec = start(tmp_path, git_repo, judge_models=["j-1.0", "fake-limit"])
     assert run_all(exp, spec) == [JudgeStatus.COMPLETE, JudgeStatus.FAILED]

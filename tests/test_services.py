@@ -15,8 +15,8 @@ from recover_helpers import run_paths, tree_hash
 from server_helpers import free_port, run_py, show
 from suite_factory import case_src, make_suite
 
-from experiment_infra.services import ServiceError, check_dask_options, check_prefect_api
-from experiment_infra.slurm import SlurmWorkers
+from experiment_infra.running.services import ServiceError, check_dask_options, check_prefect_api
+from experiment_infra.running.slurm import SlurmWorkers
 
 DASK_NEEDS_SERVER = "needs a Prefect server its workers can reach: start one (prefect server start) and set PREFECT_API_URL"
 

@@ -15,7 +15,7 @@ from test_scale_out import case_parents, recover_regenerates, run_suite_proc, wh
 
 from experiment_infra.layout import ExperimentPaths, SuiteRunPaths
 from experiment_infra.records import RunRecord, load_record
-from experiment_infra.slurm import slurm_client_problem
+from experiment_infra.running.slurm import slurm_client_problem
 
 NO_SLURM = slurm_client_problem()
 pytestmark = [pytest.mark.server, pytest.mark.slurm]

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from {cfg} import GpuConfig
 
-from experiment_infra.atomic import atomic_write_json
+from experiment_infra.files.atomic import atomic_write_json
 from experiment_infra.layout import CasePaths
 
 cfg = GpuConfig.from_cli()

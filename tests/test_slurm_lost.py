@@ -42,7 +42,7 @@ from pathlib import Path
 
 from {cfg} import HoldConfig
 
-from experiment_infra.atomic import atomic_write_json
+from experiment_infra.files.atomic import atomic_write_json
 from experiment_infra.layout import CasePaths
 
 cfg = HoldConfig.from_cli()

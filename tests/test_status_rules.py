@@ -1,4 +1,4 @@
-"""Each status rule is written once, in ``experiment_infra/status.py``, and its users call it.
+"""Each status rule is written once, in ``experiment_infra/status/rules.py``, and its users call it.
 
 Checked on the source (like tests/test_layers.py), so a second copy cannot creep back:
 "the agent finished" is ``status.agent_finished``, and whether a judge slot's judgment is
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from conftest import REPO_ROOT
 
-from experiment_infra.status import AGENT_RERUN_STATUSES, RunStatus, agent_finished
+from experiment_infra.status.rules import AGENT_RERUN_STATUSES, RunStatus, agent_finished
 
-STATUS = REPO_ROOT / "experiment_infra" / "status.py"
+STATUS = REPO_ROOT / "experiment_infra" / "status" / "rules.py"
 PACKAGES = ("experiment_infra", "flows", "tasks", "experiment_cli", "deployments")
 
 
@@ -41,7 +41,7 @@ def test_agent_finished_is_decided_only_in_status() -> None:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, (ast.Tuple, ast.Set, ast.List)) and {"COMPLETED", "RESULTS"} <= _run_status_members(node):
                 offences.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
-    assert offences == [], "use experiment_infra.status.agent_finished"
+    assert offences == [], "use experiment_infra.status.rules.agent_finished"
 
 
 def test_judgment_validity_is_decided_only_in_status() -> None:
@@ -57,4 +57,4 @@ def test_judgment_validity_is_decided_only_in_status() -> None:
                 offences.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} uses is_fallback")
             if isinstance(node, ast.FunctionDef) and node.name == "is_fallback":
                 offences.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} defines is_fallback")
-    assert offences == [], "use experiment_infra.status.judge_verdict"
+    assert offences == [], "use experiment_infra.status.rules.judge_verdict"

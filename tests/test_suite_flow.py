@@ -20,9 +20,9 @@ from experiment_infra import CasePaths, SuiteRunPaths, load_record
 from experiment_cli.run_suite import main
 from experiment_infra.layout import RUN_DIR_PATTERN
 from experiment_infra.records import RunRecord, SuiteManifest
-from experiment_infra.runner import run_case
-from experiment_infra.status import CaseStatus
-from experiment_infra.suite import load_suite
+from experiment_infra.running.runner import run_case
+from experiment_infra.status.rules import CaseStatus
+from experiment_infra.suites.suite import load_suite
 from flows.run_suite import run_suite  # imported (and its logging set up) before any test captures output
 
 
@@ -278,7 +278,7 @@ def test_resume_with_changed_config_is_refused(prefect_harness, tmp_path: Path, 
 
 
 def test_resume_of_a_directory_in_use_is_refused(prefect_harness, tmp_path: Path, capsys) -> None:
-    from experiment_infra.lock import acquire_lock
+    from experiment_infra.files.lock import acquire_lock
 
     suite = make_suite(tmp_path / "s", [case_src("only")])
     results = tmp_path / "results"
@@ -431,7 +431,7 @@ def test_killed_entry_point_is_a_failure_with_the_signal(tmp_path: Path) -> None
 def test_worth_retrying_only_for_entry_point_failures_the_policy_names() -> None:
     from prefect.states import Failed
 
-    from experiment_infra.failures import RetryPolicy
+    from experiment_infra.processes.failures import RetryPolicy
     from tasks.run_case import CaseFailed, retry_condition
 
     worth_retrying = retry_condition(RetryPolicy(retries=1, retry_on_exit_codes=(3,)))

@@ -3,6 +3,8 @@
 Recovery contract: ``load_spec``, ``run_agent``, ``run_judge`` and ``finish_run``
 operate on one experiment directory and one run or judge slot at a time; they never
 write over an earlier attempt (``set_aside_run`` / ``set_aside_slot`` move it first).
+
+May import: files, layout, processes, provenance, records, recovery, reports, status
 """
 
 from .agent import agent_argv, run_agent, set_aside_run, stop_judge_leftovers, stop_leftovers

@@ -13,7 +13,7 @@ import os
 import socket
 from pathlib import Path
 
-from ..atomic import atomic_write_text, move_aside
+from ..files.atomic import atomic_write_text, move_aside
 from ..layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths
 from ..records import (
     AgentTiming,
@@ -25,10 +25,10 @@ from ..records import (
     utc_now_iso,
     write_record,
 )
-from ..regenerate import build_agent_result
-from ..status import RunStatus, classify_agent
+from ..recovery.regenerate import build_agent_result
+from ..status.rules import RunStatus, classify_agent
 from .commands import agent_replay_script, cli_version, model_md, process_env, recorded_env, render
-from ..process import MARKER_ENV, new_marker, proc_start, run_logged, stop_leftover
+from ..processes.process import MARKER_ENV, new_marker, proc_start, run_logged, stop_leftover
 from .spec import AgentEvalError, AgentEvalSpec
 from .workspace import create_workspace
 

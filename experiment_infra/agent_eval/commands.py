@@ -17,7 +17,7 @@ import string
 import subprocess
 from typing import Mapping, Sequence
 
-from ..process import kill_group
+from ..processes.process import kill_group
 
 EXTRA_ARGS = "{extra_args}"
 PLACEHOLDERS = frozenset({"model", "prompt_file", "workspace", "run_dir", "tier", "subtest", "run_number"})

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from ..atomic import atomic_write_text
+from ..files.atomic import atomic_write_text
 from ..layout import ExperimentPaths
-from ..provenance import git_diff
+from ..provenance.git import git_diff
 from ..records import (
     AgentEvalManifest,
     ConditionRecord,
@@ -140,7 +140,7 @@ def _spec_from_foreign_config(exp: ExperimentPaths) -> AgentEvalSpec:
     cfg = load_record(exp.config, ExperimentConfig)
     if not cfg.models:
         raise AgentEvalError(f"{exp.config}: models is empty; cannot tell which model the agent ran")
-    from ..expected import expected_runs  # the subtests recovery expects: on disk or in checkpoint.json
+    from ..status.expected import expected_runs  # the subtests recovery expects: on disk or in checkpoint.json
 
     subtests = expected_runs(exp, cfg).subtests
     conditions = tuple(Condition(t, s, cfg.models[0]) for t in cfg.tiers_to_run for s in subtests[t])

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..atomic import atomic_write_text, move_aside
-from ..grading import grade_for
+from ..files.atomic import atomic_write_text, move_aside
+from ..reports.grading import grade_for
 from ..layout import AgentRunPaths, ExperimentPaths, JudgeSlotPaths, judge_slot_name, next_aside
-from ..process import MARKER_ENV, new_marker, proc_start, run_logged
+from ..processes.process import MARKER_ENV, new_marker, proc_start, run_logged
 from ..records import (
     JudgeCommand,
     JudgeTiming,
@@ -28,9 +28,9 @@ from ..records import (
     utc_now_iso,
     write_record,
 )
-from ..regenerate import Panel, parse_agent_stdout, rebuild_after_judging
-from ..status import JudgeStatus, agent_finished, classify_agent, classify_judge
-from ..status_limits import RATE_LIMITED, rate_limit_in, rate_limit_in_json
+from ..recovery.regenerate import Panel, parse_agent_stdout, rebuild_after_judging
+from ..status.rules import JudgeStatus, agent_finished, classify_agent, classify_judge
+from ..status.limits import RATE_LIMITED, rate_limit_in, rate_limit_in_json
 from .commands import cli_version, judge_replay_script, model_md, process_env, render
 from .agent import stop_judge_leftovers
 from .spec import AgentEvalSpec

@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 from ..layout import DIRTY_SUFFIX, AgentRunPaths, ExperimentPaths, run_label
-from ..provenance import git_provenance
+from ..provenance.git import git_provenance
 from ..records import AgentEvalManifest, GitProvenance, RecordError, load_record
 from ..recovery.run_plan import RunWork, plan_run
 from ..recovery.select import Selection
-from ..status import classify_run
+from ..status.rules import classify_run
 from .agent import agent_argv
 from .commands import redact_env
 from .experiment import create_experiment, spec_from_manifest

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import git
 
-from ..atomic import atomic_write_text
+from ..files.atomic import atomic_write_text
 from ..layout import AgentRunPaths, ExperimentPaths, SubtestPaths
 from .spec import AgentEvalError, is_url
 

@@ -1,6 +1,9 @@
 """Compare runs of one experiment: per metric, each condition in each run (over seeds),
 the difference against a baseline run and a paired t-test where the seeds match.
-Prefect-free; ``python flows/compare.py`` is its command line."""
+Prefect-free; ``python flows/compare.py`` is its command line.
+
+May import: layout, records, reports, status
+"""
 
 from collections.abc import Sequence
 from pathlib import Path

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..reports.params import PER_CASE, SEED, Condition, group_by_condition, label_of, shown_value, varying_fields
-from ..stats import PAIRED_TEST, Summary, paired_t_test
+from ..reports.stats import PAIRED_TEST, Summary, paired_t_test
 from .runs import CompareError, LoadedRun
 
 COST_OF_PASS = "cost_of_pass"

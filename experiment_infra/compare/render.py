@@ -11,7 +11,7 @@ from typing import Any
 
 from ..reports.md_format import NONE, table
 from ..reports.seeds_md import interval_text, number, summary_text
-from ..stats import PAIRED_TEST, Summary
+from ..reports.stats import PAIRED_TEST, Summary
 from .build import Comparison, Diff, Row
 
 __all__ = ["to_csv", "to_json", "to_markdown"]

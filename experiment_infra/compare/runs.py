@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import ExperimentError
 from ..layout import DIRTY_SUFFIX, ExperimentPaths, SuiteRunPaths
 from ..records import AgentEvalManifest, CaseMetrics, GitProvenance, SuiteManifest, read_record
-from ..status import CaseStatus, classify_case
+from ..status.rules import CaseStatus, classify_case
 
 __all__ = ["CaseResult", "CompareError", "LoadedRun", "find_runs", "load_run", "load_runs"]
 

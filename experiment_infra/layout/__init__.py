@@ -11,6 +11,8 @@ the temp files of atomic writes) and ``case_files`` (the names of a standard-mod
 case's files, for the case waiter). Import from here (``from experiment_infra.layout import
 ExperimentPaths``). The names are imported on first use (PEP 562), one module at a
 time: the case waiter, beside every case, needs a case's and the temp files' names alone.
+
+May import: nothing (errors, lazy and clock only)
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ are how the schemas are kept, not a second way to reach them.
 
 The names are imported on first use (PEP 562), one module at a time: a process that
 needs the run record alone (the case waiter) does not build every report model.
+
+Beside them, ``inspect_logs``: Inspect AI's ``.eval`` logs (header and metadata only),
+read through Inspect's own reader.
+
+May import: files, layout, processes
 """
 
 from __future__ import annotations

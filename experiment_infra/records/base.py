@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..atomic import atomic_write_text, json_text
+from ..files.atomic import atomic_write_text, json_text
 from ..clock import utc_now, utc_now_iso  # noqa: F401 (part of this module's API)
 from ..errors import ExperimentError
 from .raw import MAX_RECORD_BYTES, NOFOLLOW_READ_FLAGS, read_all as _read_all  # noqa: F401 (part of this module's API)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from ..atomic import atomic_write_text, json_text
+from ..files.atomic import atomic_write_text, json_text
 
 TYPE_CHECKING = False  # neither typing nor pathlib at run time: the case waiter runs beside every case
 if TYPE_CHECKING:

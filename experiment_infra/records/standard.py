@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, RootModel
 
-from ..failures import FailureKind
+from ..processes.failures import FailureKind
 from .base import _Closed
 
 
@@ -149,7 +149,7 @@ class RunRecord(_Closed):
     # handed out none) and cpus (its thread variables; None: not set).
     gpus: list[str] | None = None
     cpus: int | None = None
-    failure: FailureKind | None = None  # why a failed attempt failed (experiment_infra/failures.py)
+    failure: FailureKind | None = None  # why a failed attempt failed (experiment_infra/processes/failures.py)
     code: AttemptCode | None = None  # None in records written before attempts named their code
     identity: CaseIdentity | None = None  # what --reuse matches; None in older records
     # ``--reuse``: the earlier case (its directory) whose files this case's are; it did not run here.

@@ -14,7 +14,7 @@ from typing import TypedDict
 
 import orjson
 
-from ..atomic import atomic_write_bytes
+from ..files.atomic import atomic_write_bytes
 from .raw import MAX_RECORD_BYTES, NOFOLLOW_READ_FLAGS, read_all
 
 __all__ = [

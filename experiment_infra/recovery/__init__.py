@@ -13,6 +13,11 @@
   night's account of them.
 
 Data flows down these modules once; the flows call them, they never call the flows.
+
+Beside them, ``regenerate``: an agent run's derived JSON rebuilt from its logs and
+judgments (pure JSON, no subprocess), which ``batch`` runs in helper processes.
+
+May import: agent_eval, files, layout, processes, provenance, records, reports, status, suites
 """
 
 from __future__ import annotations

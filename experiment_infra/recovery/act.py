@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..atomic import move_aside
+from ..files.atomic import move_aside
 from ..errors import LinkedPathError
 from ..layout import AgentRunPaths, ExperimentPaths, next_aside
 from .survey import RunWork
-from ..status import JudgeStatus, RunStatus, agent_finished
+from ..status.rules import JudgeStatus, RunStatus, agent_finished
 
 __all__ = ["bring_home", "move_slot_aside", "set_aside_run", "work_done"]
 

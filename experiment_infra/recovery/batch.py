@@ -2,7 +2,7 @@
 
 A batch does every run it holds and records each one's outcome: one run's trouble
 never costs the others. What the caller (a Prefect task run) needs back is plain and
-picklable, so the batch can run in a helper process (``experiment_infra.helpers``):
+picklable, so the batch can run in a helper process (``experiment_infra.processes.helpers``):
 the outcome text of each run done, the reason of each run that failed, and the first
 transient error (an I/O hiccup worth retrying the batch for), if any.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..layout import ExperimentPaths, judge_slot_name, run_label
-from ..regenerate import regenerate_run
+from .regenerate import regenerate_run
 from .act import bring_home
 
 __all__ = [

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..atomic import atomic_write_json
+from ..files.atomic import atomic_write_json
 from ..layout import ExperimentPaths
 from ..records import RunResult, ScyllaCheckpoint, read_record, utc_now_iso
-from ..status import RunStatus
-from ..status_limits import is_rate_limited
+from ..status.rules import RunStatus
+from ..status.limits import is_rate_limited
 from .survey import RunWork
 
 __all__ = ["sync_checkpoint"]

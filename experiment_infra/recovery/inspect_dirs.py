@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..inspect_logs import read_log_metadata
+from ..records.inspect_logs import read_log_metadata
 from ..layout import INSPECT_LOG_SUFFIX, SuiteRunPaths, parse_inspect_log_name
 from ..records import GitProvenance, ManifestCase, SuiteManifest
 from .select import RecoveryInputError
-from ..suite import Suite, SuiteError
-from ..suite import load_suite as load_suite_file
+from ..suites.suite import Suite, SuiteError
+from ..suites.suite import load_suite as load_suite_file
 
 
 def is_inspect_log_dir(path: Path) -> bool:

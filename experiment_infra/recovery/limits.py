@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 
 from ..layout import ExperimentPaths
-from ..status_limits import is_rate_limited, retry_after_seconds
+from ..status.limits import is_rate_limited, retry_after_seconds
 from .survey import RunWork
 
 __all__ = ["DEFAULT_BACKOFF_SECONDS", "HOLD_SECONDS", "LimitPlan", "plan_limits"]

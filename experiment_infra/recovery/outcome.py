@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..atomic import unwritable_reason
+from ..files.atomic import unwritable_reason
 from ..errors import EXIT_FAILED, EXIT_OK
-from ..lock import check_lock
+from ..files.lock import check_lock
 from .links import refuse_linked_places
 from .render import counts_of, still_needing_rows
 from .select import Mode, RecoveryInputError, Selection
@@ -159,7 +159,7 @@ def check_recovery(
         s = survey_suite_run(s.run, selection, load_suite=True)
     check_suite_rerun(s)
     if s.planned:
-        from ..preflight import check_run  # loads the suite machinery: only for a real rerun
+        from ..suites.preflight import check_run  # loads the suite machinery: only for a real rerun
 
         inspect = s.mode is Mode.INSPECT
         check_run(

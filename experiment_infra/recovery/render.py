@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..atomic import json_bytes
+from ..files.atomic import json_bytes
 from .survey import (
     ExperimentSurvey,
     Mode,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 from ..layout import COMPLETED, judge_slot_name, run_label
-from ..status import JUDGE_RERUN_STATUSES, JudgeClassification, JudgeStatus, RunStatus, agent_finished
+from ..status.rules import JUDGE_RERUN_STATUSES, JudgeClassification, JudgeStatus, RunStatus, agent_finished
 from .select import Selection, status_wanted
 
 __all__ = ["RunWork", "plan_run"]

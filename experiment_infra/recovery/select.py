@@ -11,8 +11,8 @@ from enum import Enum
 from typing import Iterable, Sequence
 
 from ..errors import ExperimentError
-from ..status import CaseStatus, JudgeStatus, RunStatus
-from ..status_limits import is_rate_limited
+from ..status.rules import CaseStatus, JudgeStatus, RunStatus
+from ..status.limits import is_rate_limited
 
 
 class RecoveryInputError(ExperimentError, ValueError):

@@ -15,8 +15,8 @@ from pathlib import Path
 from ..layout import CasePaths, SuiteRunPaths, UnsafeNameError, check_name, inspect_lock
 from ..records import RunRecord, SuiteManifest, read_record
 from .select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
-from ..status import CaseClassification, CaseStatus, classify_case
-from ..status_inspect import classify_inspect_case
+from ..status.rules import CaseClassification, CaseStatus, classify_case
+from ..status.inspect import classify_inspect_case
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection, *, load_suite: bo
         )
     changed = None
     if not inspect and any(c.planned for c in cases):
-        from ..code_versions import code_change_in  # GitPython: only for runs with work to do
+        from ..provenance.code_versions import code_change_in  # GitPython: only for runs with work to do
 
         changed = code_change_in(run, manifest)
         if changed is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from . import DEFAULT_PARALLELISM
-from ..expected import ExpectedRuns, expected_runs
+from ..status.expected import ExpectedRuns, expected_runs
 from ..layout import COMPLETED, IN_PROGRESS, ExperimentPaths, SuiteRunPaths, run_label
 from ..records import ExperimentConfig, read_record
 from .select import (
@@ -35,10 +35,10 @@ from .select import (
 )
 from .run_plan import RunWork, plan_run
 from .suite_runs import CaseWork, SuiteRunSurvey, survey_suite_run
-from ..status import JudgeStatus, RunStatus
-from ..status_batch import classify_runs
-from ..status_cache import StatusCache
-from ..status_prefetch import Prefetch
+from ..status.rules import JudgeStatus, RunStatus
+from ..status.batch import classify_runs
+from ..status.cache import StatusCache
+from ..status.prefetch import Prefetch
 
 T = TypeVar("T")
 

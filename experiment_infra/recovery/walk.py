@@ -18,7 +18,7 @@ from typing import Sequence
 
 from ..errors import ExperimentError
 from ..layout import ExperimentPaths, SuiteRunPaths
-from ..lock import LockHeld, check_lock
+from ..files.lock import LockHeld, check_lock
 from .survey import ExperimentSurvey, Survey, load_config, survey_experiment
 from .select import (
     AGENT_EVAL_STATUS_NAMES,

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..errors import ExperimentError
-from ..expected import ExpectedRuns, expected_runs
+from ..status.expected import ExpectedRuns, expected_runs
 from ..layout import AgentRunPaths, ExperimentPaths, run_label
 from ..records import (
     AgentTiming,
@@ -52,8 +52,8 @@ from ..records import (
     load_record,
     read_record,
 )
-from ..status import RunStatus
-from ..status_cache import StatusCache
+from ..status.rules import RunStatus
+from ..status.cache import StatusCache
 
 GRADE_ORDER = ("F", "D", "C", "B", "A", "S")
 TIE_THRESHOLD = 0.05

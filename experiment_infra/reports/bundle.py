@@ -17,10 +17,10 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from ..atomic import atomic_write_bytes
-from ..atomic import json_bytes
+from ..files.atomic import atomic_write_bytes
+from ..files.atomic import json_bytes
 from ..records import record_json
-from ..ui_limits import MAX_INLINE_IMAGE_BYTES, cap_markdown
+from .ui_limits import MAX_INLINE_IMAGE_BYTES, cap_markdown
 
 _RELATIVE_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\((?![a-z]+:)[^)]*\)")
 GENERATED_LINE = re.compile(r"^\*\*Generated\*\*: .*$", re.MULTILINE)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..expected import ExpectedRuns
+from ..status.expected import ExpectedRuns
 from ..layout import ExperimentPaths
 from ..records import (
     ExperimentReport,

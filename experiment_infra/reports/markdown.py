@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..expected import UnexpectedRun
+from ..status.expected import UnexpectedRun
 from ..layout import AgentRunPaths, ExperimentPaths
 from ..records import (
     ExperimentConfig,

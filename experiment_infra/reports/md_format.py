@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..expected import UnexpectedRun
+from ..status.expected import UnexpectedRun
 from ..layout import ExperimentPaths
 from ..records import (
     MissingRun,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..stats import Summary, summarize
+from .stats import Summary, summarize
 
 __all__ = [
     "SEED", "Condition", "condition_key", "group_by_condition", "label_of", "params_by_case", "seed_of", "shown_value",

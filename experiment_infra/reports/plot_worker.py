@@ -20,7 +20,7 @@ import threading
 from typing import Callable
 
 from ..records import ExperimentResult
-from ..process import package_env, usable_cpus
+from ..processes.process import package_env, usable_cpus
 from . import plots
 
 PLOTS: dict[str, Callable[[ExperimentResult], bytes]] = {

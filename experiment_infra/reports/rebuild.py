@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..expected import expected_runs
+from ..status.expected import expected_runs
 from ..layout import ExperimentPaths, SuiteRunPaths
 from .aggregate import ReportError, TierAggregate, load_config
 from .bundle import ReportBundle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..stats import Summary
+from .stats import Summary
 from .md_format import NONE, table
 from .params import Condition
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..code_versions import code_label
+from ..provenance.code_versions import code_label
 from ..layout import SuiteRunPaths
 from ..records import CaseMetrics, RunRecord, SuiteManifest, read_record, utc_now_iso
-from ..status import CaseStatus, classify_case
-from ..worker_devices import devices_label
+from ..status.rules import CaseStatus, classify_case
+from ..running.worker_devices import devices_label
 from . import markdown as md
 from .aggregate import ReportError
 from .bundle import ReportBundle

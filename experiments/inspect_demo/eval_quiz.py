@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from config import QuizConfig  # noqa: E402
 
-from experiment_infra.inspect_mode import run_inspect_case  # noqa: E402
+from experiment_infra import run_inspect_case  # noqa: E402
 
 
 def build(config: QuizConfig):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sweep_config import SweepConfig, Target
 
-from experiment_infra.atomic import atomic_write_json
+from experiment_infra import atomic_write_json
 from experiment_infra.layout import CasePaths
 
 TARGETS = {Target.SINE: lambda x: math.sin(math.pi * x), Target.ABS: abs}
