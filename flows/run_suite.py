@@ -31,7 +31,8 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
-from experiment_infra.processes.failures import FailureBudget, RetryPolicy
+from experiment_infra.processes.failures import RetryPolicy
+from experiment_infra.running.budget import FailureBudget
 from experiment_infra.layout import NOGIT
 from experiment_infra.running.resources import check_max_failures, failure_budget
 from experiment_infra.files.lock import acquire_lock
