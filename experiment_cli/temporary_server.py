@@ -15,7 +15,9 @@ uvicorn as a file descriptor: no race for a port), the server dies with this pro
 (``process.dying_with_parent``: a killed command leaves no server behind), and this
 process points its ``PREFECT_API_URL`` at it, so Prefect uses it as it would any
 server. It is stopped when this process exits, after Prefect's own exit handlers
-(which flush the last logs and events to it) have run.
+(which flush the last logs and events to it) have run. And its task-run recorder
+writes task runs in batches (``SERVER_DEFAULTS``), not one database transaction per
+event: that was most of its CPU per case.
 
 Only when Prefect would start a temporary server itself: no ``PREFECT_API_URL`` in
 the environment or the active profile, temporary servers allowed, and no Prefect
@@ -51,6 +53,15 @@ UI_URL = "PREFECT_UI_URL"
 DEFAULT_STARTUP_SECONDS = 20.0  # Prefect's own default for STARTUP_SETTING
 SERVER_STOP_GRACE_SECONDS = 5.0  # as Prefect's: terminate, then kill
 _FALSE = {"0", "false", "no", "off"}
+
+# Settings of the temporary server only (a kept server is the user's), each unless the
+# environment or the profile sets it. Prefect's task-run recorder writes the task runs
+# the UI lists from the engine's events; by default a transaction per event (batch 1),
+# three events per task run: 60-70 ms of the server's CPU per case at scale. A batch is
+# written once it is full or at the recorder's flush interval (5 s), and whatever is left
+# when the server stops (its shutdown flushes it): every task run still ends in the
+# database with its final state, at most seconds later. benchmarks/bench_scale.py.
+SERVER_DEFAULTS = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100"}
 
 
 class TemporaryServer:
@@ -186,6 +197,7 @@ def start() -> TemporaryServer | None:
             "--fd", str(sock.fileno()), "--log-level", "error", "--lifespan", "on",
         ]
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env.update({k: v for k, v in SERVER_DEFAULTS.items() if configured(k) is None})
         # Its own session: a terminal's Ctrl-C reaches this command, which stops its cases and
         # still reports to the server; the server dies with this process all the same.
         proc = subprocess.Popen(dying_with_parent(argv), pass_fds=(sock.fileno(),), env=env, start_new_session=True)

@@ -85,3 +85,35 @@ def test_a_configured_server_is_used_and_none_is_started(scylla_copy: Path, tmp_
         "start it (prefect server start) or unset PREFECT_API_URL to run on a temporary local server"
     ]
     assert not STARTING.search(done.stderr)
+
+
+def test_every_case_of_a_suite_run_on_the_temporary_server_is_in_its_database_with_its_state_and_logs(
+    tmp_path: Path,
+) -> None:
+    """The temporary server writes task runs in batches (SERVER_DEFAULTS): after the command,
+    every case is still a task run in its final state, with its output and its end in the log,
+    and the run's artifacts are there, as `prefect server start` on that home shows them."""
+    from suite_factory import case_src, make_suite
+
+    names = [f"c{i}" for i in range(6)]
+    suite = make_suite(tmp_path / "exp", [case_src(n, fail_times=9 if n == "c5" else 0) for n in names], name="batched")
+    home = tmp_path / "home"
+    done = subprocess.run(
+        [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), suite.name, "--results-root", str(tmp_path / "results")],
+        cwd=suite.parent, env={**fresh_env(home), "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]  # c5 failed
+    assert STARTING.search(done.stderr), done.stderr[-3000:]
+    with sqlite3.connect(home / "prefect.db") as db:
+        states = dict(db.execute("SELECT name, state_type FROM task_run WHERE name LIKE 'c%'").fetchall())
+        logs = db.execute(
+            "SELECT task_run.name, log.message FROM log JOIN task_run ON log.task_run_id = task_run.id"
+        ).fetchall()
+        artifacts = {key for (key,) in db.execute("SELECT key FROM artifact WHERE key IS NOT NULL")}
+    assert states == {**{n: "COMPLETED" for n in names[:5]}, "c5": "FAILED"}
+    for name in names:
+        said = [message for who, message in logs if who == name]
+        assert f"hello from {name} try 1" in said, said
+        assert any(m.startswith("Finished in state") for m in said), said
+    assert {"batched-progress", "batched-cases"} <= artifacts, artifacts
