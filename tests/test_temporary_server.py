@@ -4,6 +4,7 @@ is left running after the command, not even after a SIGKILL, and a user's server
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import PYTHON, REPO_ROOT, wait_for
 
 STARTING = re.compile(r"Starting Prefect's temporary server on http://127\.0\.0\.1:(\d+) \(it stops with this command\)")
@@ -117,3 +119,51 @@ def test_every_case_of_a_suite_run_on_the_temporary_server_is_in_its_database_wi
         assert f"hello from {name} try 1" in said, said
         assert any(m.startswith("Finished in state") for m in said), said
     assert {"batched-progress", "batched-cases"} <= artifacts, artifacts
+
+
+def _copy_db(source: str, home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(home / "prefect.db")) as dst:
+        src.backup(dst)  # a consistent copy of a live WAL database
+    return home
+
+
+def test_the_temporary_server_evaluates_triggers_only_where_an_automation_could_fire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Automation triggers cost the temporary server CPU on every event: they are off for a
+    new home or a database with no automation, on as soon as the database holds one, and
+    the user's own setting (or another database) is left alone."""
+    from prefect.automations import Automation, DoNothing, EventTrigger
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+
+    from experiment_cli import temporary_server
+
+    for name in [k for k in os.environ if k.startswith(("PREFECT_SERVER_", "PREFECT_API_DATABASE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
+    off = {"PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false", "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100"}
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "new-home"))
+    assert temporary_server.server_settings() == off
+
+    source = str(PREFECT_API_DATABASE_CONNECTION_URL.value()).split(":///", 1)[1]  # the session's server
+    automation = Automation(name="tell me", trigger=EventTrigger(expect={"prefect.flow-run.Failed"}), actions=[DoNothing()])
+    automation_id = automation.create().id
+    try:
+        with_one = _copy_db(source, tmp_path / "with-one")
+    finally:
+        Automation.read(id=automation_id).delete()
+    monkeypatch.setenv("PREFECT_HOME", str(with_one))
+    assert temporary_server.server_settings() == {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100"}
+
+    with contextlib.closing(sqlite3.connect(with_one / "prefect.db")) as db, db:
+        db.execute("DELETE FROM automation")
+    assert temporary_server.server_settings() == off  # none left: nothing could fire
+
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED", "true")
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "1")
+    assert temporary_server.server_settings() == {}  # the user's settings win
+    monkeypatch.delenv("PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED")
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "postgresql+asyncpg://db.example/prefect")
+    assert temporary_server.server_settings() == {}  # not a database it can read: triggers stay on
