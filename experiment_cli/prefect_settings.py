@@ -10,17 +10,22 @@ from typing import Any
 
 from experiment_infra.running.services import ServiceError
 
-__all__ = ["API_URL", "STARTUP_SETTING", "configured", "profile_settings", "startup_failure"]
+__all__ = ["API_URL", "STARTUP_SETTING", "configured", "prefect_home", "profile_settings", "startup_failure"]
 
 API_URL = "PREFECT_API_URL"
 STARTUP_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+def prefect_home() -> Path:
+    """Prefect's home directory (its profiles, its default database)."""
+    return Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
 
 
 def profile_settings() -> dict[str, Any]:
     """The settings of the active Prefect profile (profiles.toml)."""
     import tomllib  # here: a dry run never reads the profile, and the parser costs its start-up 5 ms
 
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    home = prefect_home()
     path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
     try:
         profiles = tomllib.loads(path.read_text())

@@ -15,7 +15,10 @@ uvicorn as a file descriptor: no race for a port), the server dies with this pro
 (``process.dying_with_parent``: a killed command leaves no server behind), and this
 process points its ``PREFECT_API_URL`` at it, so Prefect uses it as it would any
 server. It is stopped when this process exits, after Prefect's own exit handlers
-(which flush the last logs and events to it) have run.
+(which flush the last logs and events to it) have run. And it is lighter per case
+(``server_settings``): its task-run recorder writes task runs in batches, not one
+database transaction per event, and it evaluates no automation triggers when its
+database holds no automation.
 
 Only when Prefect would start a temporary server itself: no ``PREFECT_API_URL`` in
 the environment or the active profile, temporary servers allowed, and no Prefect
@@ -27,11 +30,13 @@ Prefect decides, as before).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import http.client
 import importlib.util
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -42,15 +47,29 @@ from experiment_infra.errors import EXIT_FAILED
 from experiment_infra.processes.interrupt import INTERRUPTED_EXIT_CODE, STOP_GRACE_SECONDS, request_stop, stop_requested, wait_stopped
 from experiment_infra.processes.process import dying_with_parent
 
-from .prefect_settings import API_URL, STARTUP_SETTING, configured, startup_failure
+from .prefect_settings import API_URL, STARTUP_SETTING, configured, prefect_home, profile_settings, startup_failure
 
-__all__ = ["TemporaryServer", "current", "start"]
+__all__ = ["TemporaryServer", "automations_possible", "current", "server_settings", "start"]
 
 ALLOW_SETTING = "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"
 UI_URL = "PREFECT_UI_URL"
 DEFAULT_STARTUP_SECONDS = 20.0  # Prefect's own default for STARTUP_SETTING
 SERVER_STOP_GRACE_SECONDS = 5.0  # as Prefect's: terminate, then kill
 _FALSE = {"0", "false", "no", "off"}
+
+# Settings of the temporary server only (a kept server is the user's), each unless the
+# environment or the profile sets it; benchmarks/bench_scale.py has the figures.
+# Prefect's task-run recorder writes the task runs the UI lists from the engine's events,
+# by default a transaction per event (batch 1), three events per task run: about half of
+# the server's CPU per case. A batch is written once full or at the recorder's flush
+# interval (5 s), and what is left when the server stops is written by its shutdown:
+# every task run still ends in the database with its final state, at most seconds later.
+BATCH_SETTING = "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"
+TASK_RUN_BATCH = "100"
+# Prefect's reactive triggers match every event against the automations (another 15 ms
+# of CPU per case); off only when the database holds none: nothing could fire.
+TRIGGERS_SETTING = "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"
+_DATABASE_SETTINGS = ("PREFECT_SERVER_DATABASE_", "PREFECT_API_DATABASE_")
 
 
 class TemporaryServer:
@@ -155,6 +174,33 @@ def _settings_files_here() -> bool:
         return False
 
 
+def automations_possible(home: Path) -> bool:
+    """Whether the temporary server's database may hold an automation: False only for
+    Prefect's default SQLite file in ``home`` when it is absent (a new home) or has an
+    empty automation table; True for another database or anything unreadable."""
+    if any(k.startswith(_DATABASE_SETTINGS) for k in [*os.environ, *profile_settings()]):
+        return True  # another database (or one set up differently): not ours to read
+    db = home / "prefect.db"
+    if not db.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as conn:
+            return conn.execute("SELECT 1 FROM automation LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return True
+
+
+def server_settings() -> dict[str, str]:
+    """The settings the temporary server gets beside Prefect's, each unless the
+    environment or the profile sets it."""
+    out = {}
+    if configured(BATCH_SETTING) is None:
+        out[BATCH_SETTING] = TASK_RUN_BATCH
+    if configured(TRIGGERS_SETTING) is None and not automations_possible(prefect_home()):
+        out[TRIGGERS_SETTING] = "false"
+    return out
+
+
 def wanted() -> bool:
     """Whether Prefect would start a temporary server for this process's flow runs."""
     if configured(API_URL):
@@ -186,6 +232,7 @@ def start() -> TemporaryServer | None:
             "--fd", str(sock.fileno()), "--log-level", "error", "--lifespan", "on",
         ]
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env.update(server_settings())
         # Its own session: a terminal's Ctrl-C reaches this command, which stops its cases and
         # still reports to the server; the server dies with this process all the same.
         proc = subprocess.Popen(dying_with_parent(argv), pass_fds=(sock.fileno(),), env=env, start_new_session=True)
