@@ -144,7 +144,7 @@ def test_cache_for_other_rules_or_models_is_ignored(scylla_copy: Path, spoil: st
 @pytest.fixture
 def declare(monkeypatch: pytest.MonkeyPatch):
     """Declare one more file the status rules read (as a new rule would), then undo it."""
-    from experiment_infra.status.rules import entries as status_entries
+    from experiment_infra.status import entries as status_entries
 
     def add(where: type, name: str, rel: str) -> None:
         monkeypatch.setattr(where, name, rel, raising=False)
@@ -189,7 +189,7 @@ def test_the_rules_read_files_only_through_declared_names() -> None:
 def test_entries_taken_as_absent_always_have_a_parent_in_the_signature() -> None:
     # What lets a cached check skip the lstat of an entry that was absent: whatever is
     # created later changes its parent directory, which the signature always reads.
-    from experiment_infra.status.rules import entries as status_entries
+    from experiment_infra.status import entries as status_entries
 
     for slots in (1, 3):
         entries = set(status_entries._signature_entries(slots))

@@ -50,7 +50,9 @@ def parent_of(pid):
 
 cfg = WhereConfig.from_cli()
 ppid = os.getppid()
-if b"case_waiter.py" in Path(f"/proc/{{ppid}}/cmdline").read_bytes():
+# Up past the case's waiter and the waiter server that forked it (its command line is the
+# server's) to the process that ran the case's task.
+while any(w in Path(f"/proc/{{ppid}}/cmdline").read_bytes() for w in (b"case_waiter.py", b"waiter_server.py")):
     ppid = parent_of(ppid)
 grandparent = parent_of(ppid)
 if cfg.rendezvous:
