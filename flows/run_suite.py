@@ -45,6 +45,7 @@ from experiment_infra.running.slurm import SlurmWorkers
 from experiment_infra.suites.reuse import reuse_case
 from experiment_infra.running.runner import case_config
 from experiment_infra.status.rules import CaseStatus, classify_case
+from experiment_infra.status.attempts import attempt_failures
 from experiment_infra.reports.ui_limits import capped_lines, capped_rows
 from experiment_infra.running.worker_devices import DaskGpus, devices_label
 from experiment_infra.suites.suite import (
@@ -211,8 +212,6 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any] | None]) -> list[Cas
             if isinstance(exc, BaseException) and not isinstance(exc, CaseFailed):
                 reason = f"{type(exc).__name__}: {exc}"
         status = now.status.value  # the disk decides; the Prefect state only adds why a task broke
-        if record is not None and record.failure and status != CaseStatus.COMPLETED.value:
-            reason = f"{reason} [{record.failure}]"
         if status == CaseStatus.COMPLETED.value and state.name not in (SKIPPED, REUSED) and not state.is_failed():
             reason = ""  # a success needs no reason ("exit code 0" only pushed the real ones aside)
         rows.append(
@@ -226,6 +225,8 @@ def _rows(plan: SuitePlan, futures: list[PrefectFuture[Any] | None]) -> list[Cas
                 reason=reason,
                 code=record.code.label if record is not None and record.code is not None else "",
                 devices=devices_label(record.host, record.gpus) if record is not None else "",
+                # Every attempt's class, a completed case's too: "signal, -" says attempt 1 was killed.
+                failures=attempt_failures(p.paths, record),
             )
         )
     return rows
@@ -256,6 +257,8 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         {
             "variant": r.variant,
             "status": r.status,
+            # each attempt's failure class, as recovery shows it; only once some attempt failed
+            **({"failures": r.failures_text} if summary.any_failures else {}),
             "reason": r.reason,
             "duration_s": round(r.duration_seconds, 1) if r.duration_seconds is not None else None,
             "exit_code": r.exit_code,
@@ -292,7 +295,7 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         lines.append(f"- code changed on resume: code version {check.version} is `{check.new_version.short}`"
                      + (f" (patch `{check.new_version.patch_file}`)" if check.new_version.patch_file else ""))
     lines.append(f"- cases: {counts}")
-    lines += capped_lines([f"  - **{r.variant}** {r.status}: {r.reason}" for r in summary.failed], str(plan.run.report_md))
+    lines += capped_lines([f"  - **{r.variant}** {r.status}: {r.reason_and_failures}" for r in summary.failed], str(plan.run.report_md))
     lines += [f"  - error: {e}" for e in summary.errors]
     publish_run_markdown(f"{key}-run", plan.suite.experiment_name, plan.run.dir, lines, results_git=plan.git)
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
-from ..layout import CasePaths, SuiteRunPaths, UnsafeNameError, check_name, inspect_lock
+from ..layout import SuiteRunPaths, UnsafeNameError, check_name, inspect_lock
 from ..records import RunRecord, SuiteManifest, read_record
 from .select import CASE_STATUS_NAMES, Mode, RecoveryInputError, Selection, check_statuses
 from ..status.rules import CaseClassification, CaseStatus, classify_case
 from ..status.inspect import classify_inspect_case
+from ..status.attempts import attempt_failures, failures_text
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,8 @@ class CaseWork:
         return self.reason
 
     inspect: bool = False
-    # A standard-mode case's failure class per attempt, oldest first (``failures.FailureKind``;
-    # None: that attempt did not fail, or its record predates classes), read from its run
-    # records: the set-aside ones under ``.attempts/``, then the current one.
+    # A standard-mode case's failure class per attempt, oldest first (``status.attempts``:
+    # the rule the suite run's cases table shows too); empty when no attempt failed.
     failures: tuple[str | None, ...] = ()
 
     @property
@@ -55,7 +55,7 @@ class CaseWork:
     @property
     def failures_text(self) -> str:
         """``lost, exit``: each attempt's class, oldest first (``-``: none recorded)."""
-        return ", ".join(f or "-" for f in self.failures) or "-"
+        return failures_text(self.failures)
 
     @property
     def action(self) -> str:
@@ -133,7 +133,9 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection, *, load_suite: bo
     left_out: list[str] = []
     for mc in manifest.cases:
         c = _classify(run, mc.variant_name, inspect)
-        failures = () if inspect or c.status is CaseStatus.COMPLETED else _attempt_failures(run.case(mc.variant_name), c)
+        # A completed case too: one that completed on a retry shows the attempts that failed.
+        record = c.record if isinstance(c.record, RunRecord) else None
+        failures = () if inspect else attempt_failures(run.case(mc.variant_name), record)
         work = CaseWork(mc.variant_name, c.status, c.reason, inspect, failures)
         if selection.statuses is None or c.status.value in selection.statuses:
             cases.append(work)
@@ -155,17 +157,6 @@ def survey_suite_run(run: SuiteRunPaths, selection: Selection, *, load_suite: bo
         run, manifest, selection, len(manifest.cases), tuple(cases), tuple(left_out), tuple(notes),
         Mode.INSPECT if inspect else Mode.STANDARD, changed,
     )
-
-
-def _attempt_failures(paths: CasePaths, now: CaseClassification) -> tuple[str | None, ...]:
-    """Each attempt's failure class, oldest first: the set-aside attempts' run records, then
-    the current one (none when the case never started)."""
-    earlier = [read_record(paths.attempt_run_record(n), RunRecord).record for n in paths.kept_attempts()]
-    found = [r.failure if r is not None else None for r in earlier]
-    record = now.record
-    if isinstance(record, RunRecord):
-        found.append(record.failure)
-    return tuple(found)
 
 
 def _classify(run: SuiteRunPaths, variant: str, inspect: bool) -> CaseClassification:

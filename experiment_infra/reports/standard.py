@@ -17,6 +17,7 @@ from ..provenance.code_versions import code_label
 from ..layout import SuiteRunPaths
 from ..records import CaseMetrics, RunRecord, SuiteManifest, read_record, utc_now_iso
 from ..status.rules import CaseStatus, classify_case
+from ..status.attempts import attempt_failures, failures_text
 from ..running.worker_devices import devices_label
 from . import markdown as md
 from .aggregate import ReportError
@@ -43,6 +44,7 @@ class CaseRow:
     config: dict[str, object]
     code: str = ""  # the code its last attempt ran (abc1234[-dirty]); "" before attempts named it
     devices: str = ""  # host and GPUs its last attempt held (worker_devices.devices_label); "" without GPUs
+    failures: tuple[str | None, ...] = ()  # each attempt's failure class, oldest first (status.attempts)
 
 
 def _duration(record: RunRecord | None) -> float | None:
@@ -76,6 +78,7 @@ def case_rows(paths: SuiteRunPaths, manifest: SuiteManifest) -> list[CaseRow]:
                 config=case.config,
                 code=verdict.record.code.label if verdict.record and verdict.record.code else "",
                 devices=devices_label(verdict.record.host, verdict.record.gpus) if verdict.record else "",
+                failures=attempt_failures(case_paths, verdict.record),
             )
         )
     return rows
@@ -84,10 +87,11 @@ def case_rows(paths: SuiteRunPaths, manifest: SuiteManifest) -> list[CaseRow]:
 def _table(
     rows: list[CaseRow], metric_names: list[str], fields: list[str], paths: SuiteRunPaths, me: Path, with_code: bool = False
 ) -> list[str]:
-    """One row per case: its status, the config fields that differ between the cases, the code
-    it ran (``with_code``), its metrics."""
+    """One row per case: its status, each attempt's failure class (once some attempt failed), the
+    config fields that differ between the cases, the code it ran (``with_code``), its metrics."""
     body = []
     with_devices = any(r.devices for r in rows)  # a run that handed GPUs out: where each case ran
+    with_failures = any(r.failures for r in rows)  # "signal, -": attempt 1 was killed, attempt 2 completed
     for r in rows:
         config = paths.case(r.variant).config
         done = r.status is CaseStatus.COMPLETED
@@ -96,12 +100,13 @@ def _table(
             r.status.value,
             f"{r.duration:.1f}s" if done and r.duration is not None else md.NONE,
             r.attempt if r.attempt is not None else md.NONE,
+            *([failures_text(r.failures)] if with_failures else []),
             *(shown_value(r.config, f) for f in fields),
             *([r.code or md.NONE] if with_code else []),
             *([r.devices or md.NONE] if with_devices else []),
             *(f"{r.metrics[m]:.6g}" if done and m in r.metrics else md.NONE for m in metric_names),
         ])
-    head = ["Variant", "Status", "Duration", "Attempt", *fields, *(["Code"] if with_code else [])]
+    head = ["Variant", "Status", "Duration", "Attempt", *(["Failures"] if with_failures else []), *fields, *(["Code"] if with_code else [])]
     return md.table([*head, *(["Devices"] if with_devices else []), *metric_names], body)
 
 

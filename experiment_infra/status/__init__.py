@@ -1,11 +1,11 @@
 """Classification, every status rule in one place: what the files on disk say about a case,
 a run or a judge slot (``rules``), the entries the rules read and their stat signature
-(``entries``), rate limits (``limits``), inspect-mode cases (``inspect``), which runs an
-experiment expects (``expected``), and a whole experiment classified at once: cached by
-signature (``cache``), prefetched while a dry run starts (``prefetch``), in forked
-children when that pays (``batch``, ``forked``). Reads, never writes, except its cache.
-``from experiment_infra.status import CaseStatus`` keeps working: the names of ``rules``
-are re-exported, imported on first use.
+(``entries``), a case's failure class per attempt (``attempts``), rate limits (``limits``),
+inspect-mode cases (``inspect``), which runs an experiment expects (``expected``), and a
+whole experiment classified at once: cached by signature (``cache``), prefetched while a
+dry run starts (``prefetch``), in forked children when that pays (``batch``, ``forked``).
+Reads, never writes, except its cache. ``from experiment_infra.status import CaseStatus``
+keeps working: the names of ``rules`` are re-exported, imported on first use.
 
 May import: layout, processes, records
 """
@@ -40,6 +40,8 @@ _WHERE = {
     "classify_run_dir": "rules",
     "run_verdict": "rules",
     "STATUS_RULES_VERSION": "rules",
+    "attempt_failures": "attempts",
+    "failures_text": "attempts",
 }
 
 __all__ = list(_WHERE)
