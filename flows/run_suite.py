@@ -257,9 +257,9 @@ def _publish(plan: SuitePlan, summary: SuiteSummary) -> None:
         {
             "variant": r.variant,
             "status": r.status,
+            "reason": r.reason,
             # each attempt's failure class, as recovery shows it; only once some attempt failed
             **({"failures": r.failures_text} if summary.any_failures else {}),
-            "reason": r.reason,
             "duration_s": round(r.duration_seconds, 1) if r.duration_seconds is not None else None,
             "exit_code": r.exit_code,
             "attempt": r.attempt,

@@ -106,7 +106,7 @@ def test_a_case_killed_once_then_completed_shows_the_signal(prefect_harness, tmp
 
     head, rows = report_rows(run)
     assert rows["preempted"][head.index("Failures")] == "signal, -"
-    assert rows["ok"][head.index("Failures")] == "-"
+    assert rows["ok"][head.index("Failures")] == "—"  # the report's word for none
 
     # Recovery says the same, in the same words.
     survey = recover_cli(str(run.dir), "--dry-run", "--verbose")

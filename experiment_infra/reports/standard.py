@@ -100,7 +100,7 @@ def _table(
             r.status.value,
             f"{r.duration:.1f}s" if done and r.duration is not None else md.NONE,
             r.attempt if r.attempt is not None else md.NONE,
-            *([failures_text(r.failures)] if with_failures else []),
+            *([failures_text(r.failures) if r.failures else md.NONE] if with_failures else []),
             *(shown_value(r.config, f) for f in fields),
             *([r.code or md.NONE] if with_code else []),
             *([r.devices or md.NONE] if with_devices else []),
