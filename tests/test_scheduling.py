@@ -7,7 +7,6 @@ cases are real processes that report the devices and thread count they were give
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 from pathlib import Path
@@ -17,34 +16,12 @@ import pytest
 from conftest import PYTHON, REPO_ROOT, shared_server_env, wait_for
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from suite_factory import case_src, make_suite
+from suite_factory import case_src, gpu_suite, make_suite, suite_with_entry
 from test_resources import fake_nvidia_smi
 
 from experiment_cli.run_suite import main
 from experiment_infra import CasePaths, load_record
 from experiment_infra.records import RunRecord
-
-# An entry point that says which devices it saw and when it held them, then sleeps.
-GPU_ENTRY = '''
-import json, os, time
-from pathlib import Path
-from {cfg} import DemoConfig
-cfg = DemoConfig.from_cli()
-start = time.time()
-time.sleep(cfg.sleep)
-out = {{"devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "nvidia": os.environ.get("NVIDIA_VISIBLE_DEVICES"),
-        "threads": os.environ.get("OMP_NUM_THREADS"), "start": start, "end": time.time()}}
-Path(cfg.output_dir, "seen.json").write_text(json.dumps(out))
-Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
-'''
-
-
-def gpu_suite(where: Path, cases: list[str], extra: str = "") -> Path:
-    suite = make_suite(where, cases, name="gpus", extra=extra, write_entry=False)
-    cfg = next(p.stem for p in where.glob("demo_cfg_*.py"))
-    (where / "entry.py").write_text(GPU_ENTRY.format(cfg=cfg))
-    return suite
-
 
 def seen(run_dir: Path, variant: str) -> dict:
     return json.loads((run_dir / variant / "seen.json").read_text())
@@ -162,8 +139,7 @@ def test_the_progress_artifact_and_line_say_which_gpus_are_busy(prefect_harness,
     gate = tmp_path / "gate"
     gate.mkdir()
     cases = [f'    ExperimentCase("{n}", DemoConfig(label="{n}", gate_dir={str(gate)!r})),' for n in ("first", "a", "b", "c")]
-    suite = make_suite(tmp_path / "s", cases, name="busy_gpus", write_entry=False)
-    (suite.parent / "entry.py").write_text(GATED_ENTRY.format(cfg=next(p.stem for p in suite.parent.glob("demo_cfg_*.py"))))
+    suite = suite_with_entry(tmp_path / "s", cases, GATED_ENTRY, name="busy_gpus")
     log = tmp_path / "run.log"
     argv = [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), str(suite), "--results-root", str(tmp_path / "results"),
             "--gpus", "0,1,2,3"]
@@ -236,9 +212,7 @@ Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
 
 
 def test_a_signal_from_outside_is_retried(prefect_harness, tmp_path: Path) -> None:
-    suite = make_suite(tmp_path / "s", [case_src("preempted")], name="preempted", retries=1, write_entry=False)
-    cfg = next(p.stem for p in (tmp_path / "s").glob("demo_cfg_*.py"))
-    (tmp_path / "s" / "entry.py").write_text(KILLED_ONCE_ENTRY.format(cfg=cfg))
+    suite = suite_with_entry(tmp_path / "s", [case_src("preempted")], KILLED_ONCE_ENTRY, name="preempted", retries=1)
 
     assert main([str(suite), "--results-root", str(tmp_path / "results")]) == 0
     record = load_record(CasePaths(only_run_dir(tmp_path / "results", "preempted") / "preempted").run_record, RunRecord)
@@ -263,10 +237,8 @@ Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
 def test_by_default_a_signal_from_outside_is_retried_and_a_plain_exit_is_not(
     prefect_harness, tmp_path: Path, capsys
 ) -> None:
-    suite = make_suite(tmp_path / "s", [case_src("killed"), case_src("bug")], name="defaults", write_entry=False)
+    suite = suite_with_entry(tmp_path / "s", [case_src("killed"), case_src("bug")], KILLED_OR_BUGGY_ENTRY, name="defaults")
     suite.write_text(suite.read_text().replace("retries = 0\n", ""))  # the suite says nothing about retries
-    cfg = next(p.stem for p in (tmp_path / "s").glob("demo_cfg_*.py"))
-    (tmp_path / "s" / "entry.py").write_text(KILLED_OR_BUGGY_ENTRY.format(cfg=cfg))
     results = tmp_path / "results"
 
     assert main([str(suite), "--results-root", str(results), "--dry-run"]) == 0
