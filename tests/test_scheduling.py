@@ -23,6 +23,7 @@ from experiment_cli.run_suite import main
 from experiment_infra import CasePaths, load_record
 from experiment_infra.records import RunRecord
 
+
 def seen(run_dir: Path, variant: str) -> dict:
     return json.loads((run_dir / variant / "seen.json").read_text())
 
