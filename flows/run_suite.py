@@ -60,7 +60,7 @@ from experiment_infra.suites.suite import (
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
 from flows.suite_summary import REUSED, CaseRow, SuiteSummary
 from flows.housekeeping import report_swept
-from flows.progress import Progress
+from flows.progress import Progress, gpus_busy
 from flows.report import rebuild_reports_step
 from flows.stopping import cancelled_if_stopped, stoppable, stop_file_written
 from flows.task_runners import build_task_runner, check_dask, gpu_annotation, ship_by_value, wants_dask
@@ -136,7 +136,9 @@ def _run_standard(
             parallelism, dask_address=dask_address, dask_workers=dask_workers, slurm=slurm, logs=plan.run.slurm_logs,
             default_parallelism=max(1, len(to_run)), worker_devices=gpu_plan if isinstance(gpu_plan, DaskGpus) else None,
         )
-        with runner_of as runner, Progress(len(to_run), f"{artifact_key(suite.experiment_name)}-progress") as progress, \
+        progress_key = f"{artifact_key(suite.experiment_name)}-progress"
+        # Its text names the busy devices of this machine's pool (none on Dask: each worker holds its own).
+        with runner_of as runner, Progress(len(to_run), progress_key, devices=gpus_busy(pool)) as progress, \
                 stop_file_written(plan.run.stop_file, remote):
             for p in plan.cases:
                 if p.reuse is not None and p.reuse.reused:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 import uuid
 from pathlib import Path
+from typing import Any
 
 CONFIG = '''
 from experiment_infra import BaseExperimentConfig
@@ -121,6 +122,37 @@ def make_suite(
     suite = where / suite_name
     suite.write_text(SUITE.format(cfg=cfg, name=name, entry=entry, retries=retries, extra=extra, cases=lines))
     return suite
+
+
+def suite_with_entry(where: Path, cases: list[str], entry: str, *, name: str, **options: Any) -> Path:
+    """A suite (``make_suite``'s ``options``) whose entry point is ``entry``, a template whose
+    ``{cfg}`` names the config module (other braces doubled)."""
+    suite = make_suite(where, cases, name=name, write_entry=False, **options)
+    cfg = next(p.stem for p in where.glob("demo_cfg_*.py"))
+    (where / "entry.py").write_text(entry.format(cfg=cfg))
+    return suite
+
+
+# An entry point that says which devices it saw (and which Dask worker ran it: a test names
+# each worker in GPU_TEST_WORKER), its thread count and when it held them, then sleeps.
+GPU_ENTRY = '''
+import json, os, time
+from pathlib import Path
+from {cfg} import DemoConfig
+cfg = DemoConfig.from_cli()
+start = time.time()
+time.sleep(cfg.sleep)
+out = {{"devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "nvidia": os.environ.get("NVIDIA_VISIBLE_DEVICES"),
+        "threads": os.environ.get("OMP_NUM_THREADS"), "worker": os.environ.get("GPU_TEST_WORKER", ""),
+        "start": start, "end": time.time()}}
+Path(cfg.output_dir, "seen.json").write_text(json.dumps(out))
+Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
+'''
+
+
+def gpu_suite(where: Path, cases: list[str], extra: str = "", *, name: str = "gpus") -> Path:
+    """A suite whose cases report the devices they were given (``seen.json``, ``GPU_ENTRY``)."""
+    return suite_with_entry(where, cases, GPU_ENTRY, name=name, extra=extra)
 
 
 def rewrite_cases(suite: Path, old: str, new: str) -> None:

@@ -14,34 +14,14 @@ from typing import Iterator
 import pytest
 from conftest import PYTHON
 from server_helpers import PrefectServer, free_port, run_py, show
-from suite_factory import make_suite
+from suite_factory import gpu_suite
 
 from experiment_cli.run_suite import main
 from experiment_infra import CasePaths, load_record
 from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import RunRecord
 
-# Says which devices and which worker (the test names each worker in its environment) it
-# had, and when it held them.
-ENTRY = '''
-import json, os, time
-from pathlib import Path
-from {cfg} import DemoConfig
-cfg = DemoConfig.from_cli()
-start = time.time()
-time.sleep(cfg.sleep)
-out = {{"devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "worker": os.environ.get("GPU_TEST_WORKER", ""),
-        "start": start, "end": time.time()}}
-Path(cfg.output_dir, "seen.json").write_text(json.dumps(out))
-Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
-'''
-
-
-def gpu_suite(where: Path, cases: list[str], extra: str = "") -> Path:
-    suite = make_suite(where, cases, name="dgpus", extra=extra, write_entry=False)
-    cfg = next(p.stem for p in where.glob("demo_cfg_*.py"))
-    (where / "entry.py").write_text(ENTRY.format(cfg=cfg))
-    return suite
+NAME = "dgpus"  # the suites' experiment name
 
 
 def one_gpu_cases(n: int) -> list[str]:
@@ -50,7 +30,7 @@ def one_gpu_cases(n: int) -> list[str]:
 
 def held(results: Path, n: int) -> list[dict]:
     """What each case saw, with its run record's host and devices."""
-    (run_dir,) = (results / "dgpus").iterdir()
+    (run_dir,) = (results / NAME).iterdir()
     out = []
     for i in range(n):
         seen = json.loads((run_dir / f"c{i}" / "seen.json").read_text())
@@ -112,7 +92,7 @@ def test_gpu_cases_on_a_schedulers_workers_each_get_their_workers_own_device(
     prefect_server: PrefectServer, dask_processes: tuple[str, list], tmp_path: Path, capsys
 ) -> None:
     address, (start_worker,) = dask_processes
-    suite = gpu_suite(tmp_path / "s", one_gpu_cases(8), extra="gpus = 1")
+    suite = gpu_suite(tmp_path / "s", one_gpu_cases(8), extra="gpus = 1", name=NAME)
     results = tmp_path / "results"
 
     # A worker that declares no GPU: the run is refused before anything runs, not left waiting.
@@ -129,7 +109,7 @@ def test_gpu_cases_on_a_schedulers_workers_each_get_their_workers_own_device(
         start_worker({"GPU_TEST_WORKER": name, "CUDA_VISIBLE_DEVICES": devices}, "--nthreads", "2", "--resources", "GPU=2")
     wait_for_workers(address, 3)
 
-    big = gpu_suite(tmp_path / "big", ['    ExperimentCase("big", DemoConfig(label="big"), gpus=3),'])
+    big = gpu_suite(tmp_path / "big", ['    ExperimentCase("big", DemoConfig(label="big"), gpus=3),'], name=NAME)
     assert main([str(big), "--results-root", str(results), "--dask-address", address]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith(
         f"error: case 'big' asks for 3 GPU(s) but the workers of the Dask scheduler {address} declare at most 2"
@@ -147,14 +127,14 @@ def test_gpu_cases_on_a_schedulers_workers_each_get_their_workers_own_device(
 
 @pytest.mark.server
 def test_local_dask_workers_split_the_listed_devices(prefect_server: PrefectServer, tmp_path: Path, capsys) -> None:
-    suite = gpu_suite(tmp_path / "s", one_gpu_cases(6))
+    suite = gpu_suite(tmp_path / "s", one_gpu_cases(6), name=NAME)
     results = tmp_path / "results"
     args = ["--results-root", str(results), "--dask-workers", "2", "--gpus", "0,1,2,3"]
 
     assert main([str(suite), *args, "--dry-run"]) == 0  # no Prefect, no cluster
     dry = capsys.readouterr().out
     assert "GPUs on 2 local Dask workers (0,1 | 2,3)" in dry and "[gpus 1, cpus 1]" in dry
-    big = gpu_suite(tmp_path / "big", ['    ExperimentCase("big", DemoConfig(label="big"), gpus=3),'])
+    big = gpu_suite(tmp_path / "big", ['    ExperimentCase("big", DemoConfig(label="big"), gpus=3),'], name=NAME)
     assert main([str(big), *args]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         "error: case 'big' asks for 3 GPU(s) but each local Dask worker has at most 2 (--gpus split across "
@@ -170,7 +150,7 @@ def test_local_dask_workers_split_the_listed_devices(prefect_server: PrefectServ
     assert_no_device_shared(cases)
     used = {c["devices"] for c in cases}
     assert used & {"0", "1"} and used & {"2", "3"}  # both workers' shares had work
-    (run_dir,) = (results / "dgpus").iterdir()
+    (run_dir,) = (results / NAME).iterdir()
     report = SuiteRunPaths(run_dir).report_md.read_text()
     assert "| Devices |" in report and all(f"{c['host']}: {c['devices']}" in report for c in cases)
 

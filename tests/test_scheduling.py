@@ -7,38 +7,21 @@ cases are real processes that report the devices and thread count they were give
 from __future__ import annotations
 
 import json
-import os
 import random
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from suite_factory import case_src, make_suite
+from conftest import PYTHON, REPO_ROOT, shared_server_env, wait_for
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from suite_factory import case_src, gpu_suite, make_suite, suite_with_entry
 from test_resources import fake_nvidia_smi
 
 from experiment_cli.run_suite import main
 from experiment_infra import CasePaths, load_record
 from experiment_infra.records import RunRecord
-
-# An entry point that says which devices it saw and when it held them, then sleeps.
-GPU_ENTRY = '''
-import json, os, time
-from pathlib import Path
-from {cfg} import DemoConfig
-cfg = DemoConfig.from_cli()
-start = time.time()
-time.sleep(cfg.sleep)
-out = {{"devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "nvidia": os.environ.get("NVIDIA_VISIBLE_DEVICES"),
-        "threads": os.environ.get("OMP_NUM_THREADS"), "start": start, "end": time.time()}}
-Path(cfg.output_dir, "seen.json").write_text(json.dumps(out))
-Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
-'''
-
-
-def gpu_suite(where: Path, cases: list[str], extra: str = "") -> Path:
-    suite = make_suite(where, cases, name="gpus", extra=extra, write_entry=False)
-    cfg = next(p.stem for p in where.glob("demo_cfg_*.py"))
-    (where / "entry.py").write_text(GPU_ENTRY.format(cfg=cfg))
-    return suite
 
 
 def seen(run_dir: Path, variant: str) -> dict:
@@ -115,7 +98,7 @@ def test_a_case_asking_for_more_gpus_than_exist_is_one_error_line(git_repo: Path
     assert not results.exists()
 
 
-def test_without_gpus_nothing_changes(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+def test_without_gpus_nothing_changes(prefect_harness, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
     suite = gpu_suite(tmp_path / "s", ['    ExperimentCase("plain", DemoConfig(label="plain")),'])
     results = tmp_path / "results"
@@ -124,6 +107,62 @@ def test_without_gpus_nothing_changes(prefect_harness, tmp_path: Path, monkeypat
     run_dir = only_run_dir(results, "gpus")
     assert seen(run_dir, "plain")["devices"] == "7"  # the machine's, untouched
     assert load_record(CasePaths(run_dir / "plain").run_record, RunRecord).gpus is None
+    assert "progress: 1/1 cases done\n" in capsys.readouterr().out  # no word of devices
+
+
+# Three cases hold their devices until the test says go; "first" ends once they all run.
+GATED_ENTRY = '''
+import os, time
+from pathlib import Path
+from {cfg} import DemoConfig
+cfg = DemoConfig.from_cli()
+gate = Path(cfg.gate_dir)
+deadline = time.time() + 300  # a broken test must not hang forever
+if cfg.label == "first":
+    while len(list(gate.glob("started-*"))) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+else:
+    (gate / f"started-{{cfg.label}}").write_text(os.environ["CUDA_VISIBLE_DEVICES"])
+    while not (gate / "go").exists() and time.time() < deadline:
+        time.sleep(0.05)
+Path(cfg.output_dir, "metrics.json").write_text("{{}}")
+'''
+
+
+def _progress_artifact(key: str, starts: str = "") -> Any:
+    """The run's progress artifact, read through the Prefect API, once its text starts with ``starts``."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    return found[0] if len(found) == 1 and (found[0].description or "").startswith(starts) else None
+
+
+def test_the_progress_artifact_and_line_say_which_gpus_are_busy(prefect_harness, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    cases = [f'    ExperimentCase("{n}", DemoConfig(label="{n}", gate_dir={str(gate)!r})),' for n in ("first", "a", "b", "c")]
+    suite = suite_with_entry(tmp_path / "s", cases, GATED_ENTRY, name="busy_gpus")
+    log = tmp_path / "run.log"
+    argv = [PYTHON, str(REPO_ROOT / "flows" / "run_suite.py"), str(suite), "--results-root", str(tmp_path / "results"),
+            "--gpus", "0,1,2,3"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, env=shared_server_env(PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1"),
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # "first" has ended, a, b and c still hold their devices: the artifact says which.
+        mid = wait_for(lambda: _progress_artifact("busy-gpus-progress", "1/4"), 300, "the progress after the first case")
+        held = {p.read_text() for p in gate.glob("started-*")}
+        (free,) = {"0", "1", "2", "3"} - held
+        busy = {"0": "1-3", "1": "0,2,3", "2": "0,1,3", "3": "0-2"}[free]
+        assert mid.description.endswith(f"; GPUs busy {busy} of 0-3"), mid.description
+        assert mid.data == 25.0
+    finally:
+        (gate / "go").touch()
+        code = proc.wait(timeout=300)
+    assert code == 0, log.read_text()
+    (line,) = [x for x in log.read_text().splitlines() if x.startswith("progress: 1/4 cases done")]
+    assert line.endswith(f"; GPUs busy {busy} of 0-3"), line  # the plain line of a log says the same
+    done = _progress_artifact("busy-gpus-progress")
+    assert (done.data, done.description) == (100.0, "4/4 cases done; GPUs busy none of 0-3")
 
 
 # ------------------------------------------------------------------ retries by cause
@@ -175,9 +214,7 @@ Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
 
 
 def test_a_signal_from_outside_is_retried(prefect_harness, tmp_path: Path) -> None:
-    suite = make_suite(tmp_path / "s", [case_src("preempted")], name="preempted", retries=1, write_entry=False)
-    cfg = next(p.stem for p in (tmp_path / "s").glob("demo_cfg_*.py"))
-    (tmp_path / "s" / "entry.py").write_text(KILLED_ONCE_ENTRY.format(cfg=cfg))
+    suite = suite_with_entry(tmp_path / "s", [case_src("preempted")], KILLED_ONCE_ENTRY, name="preempted", retries=1)
 
     assert main([str(suite), "--results-root", str(tmp_path / "results")]) == 0
     record = load_record(CasePaths(only_run_dir(tmp_path / "results", "preempted") / "preempted").run_record, RunRecord)
@@ -202,10 +239,8 @@ Path(cfg.output_dir, "metrics.json").write_text(json.dumps({{"ok": 1}}))
 def test_by_default_a_signal_from_outside_is_retried_and_a_plain_exit_is_not(
     prefect_harness, tmp_path: Path, capsys
 ) -> None:
-    suite = make_suite(tmp_path / "s", [case_src("killed"), case_src("bug")], name="defaults", write_entry=False)
+    suite = suite_with_entry(tmp_path / "s", [case_src("killed"), case_src("bug")], KILLED_OR_BUGGY_ENTRY, name="defaults")
     suite.write_text(suite.read_text().replace("retries = 0\n", ""))  # the suite says nothing about retries
-    cfg = next(p.stem for p in (tmp_path / "s").glob("demo_cfg_*.py"))
-    (tmp_path / "s" / "entry.py").write_text(KILLED_OR_BUGGY_ENTRY.format(cfg=cfg))
     results = tmp_path / "results"
 
     assert main([str(suite), "--results-root", str(results), "--dry-run"]) == 0

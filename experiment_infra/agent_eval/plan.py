@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..layout import DIRTY_SUFFIX, AgentRunPaths, ExperimentPaths, run_label
 from ..provenance.git import git_provenance
-from ..records import AgentEvalManifest, GitProvenance, RecordError, load_record
+from ..records import AgentEvalManifest, GitProvenance, load_resume_manifest
 from ..recovery.run_plan import RunWork, plan_run
 from ..recovery.select import Selection
 from ..status.rules import classify_run
@@ -105,25 +105,15 @@ def _identity(spec: AgentEvalSpec) -> dict[str, object]:
 
 def _check_resume(suite: AgentEvalSuite, resume: str | Path) -> tuple[ExperimentPaths, AgentEvalManifest]:
     exp = ExperimentPaths(Path(resume).expanduser().resolve())
-    if not exp.dir.is_dir():
-        raise AgentEvalError(f"--resume {resume}: directory does not exist")
-    if not exp.manifest.is_file():
-        raise AgentEvalError(
-            f"--resume {resume}: no config/manifest.json (not written by this project); recover it with flows/recover.py"
-        )
-    if exp.split:  # runs in completed/ and in_progress/: this project's runner writes them flat
-        raise AgentEvalError(
-            f"--resume {resume}: its runs are in ProjectScylla's completed/ and in_progress/ layout, which this "
-            "project's runner does not write; recover it with flows/recover.py"
-        )
-    try:
-        manifest = load_record(exp.manifest, AgentEvalManifest)
-    except RecordError as exc:
-        raise AgentEvalError(f"--resume: {exc}") from None
-    if manifest.experiment_name != suite.experiment_name:
-        raise AgentEvalError(
-            f"--resume {resume}: it holds experiment {manifest.experiment_name!r}, this suite is {suite.experiment_name!r}"
-        )
+    manifest = load_resume_manifest(
+        resume, exp.dir, exp.manifest, AgentEvalManifest, suite.experiment_name, AgentEvalError,
+        missing="no config/manifest.json (not written by this project); recover it with flows/recover.py",
+        # Runs in completed/ and in_progress/: this project's runner writes them flat.
+        layout=lambda: (
+            "its runs are in ProjectScylla's completed/ and in_progress/ layout, which this project's runner does "
+            "not write; recover it with flows/recover.py"
+        ) if exp.split else None,
+    )
     return exp, manifest
 
 

@@ -8,7 +8,8 @@ one module per layout they describe:
 - ``reports``: the report files rebuilt from ``run_result.json`` files;
 - ``state``: the lock a recovery keeps beside an experiment;
 - ``status_cache_file``: the classification cache it keeps there (no pydantic);
-- ``raw``: the bounded, link-refusing byte reads every reader shares (no pydantic).
+- ``raw``: the bounded, link-refusing byte reads every reader shares (no pydantic);
+- ``resume_manifest``: the manifest a ``--resume`` names, read and matched to the suite.
 
 Import from here (``from experiment_infra.records import RunResult``); the modules
 are how the schemas are kept, not a second way to reach them.
@@ -46,6 +47,7 @@ _WHERE = {
     "load_record": "base",
     "record_json": "base",
     "write_record": "base",
+    "load_resume_manifest": "resume_manifest",
     "GitProvenance": "standard",
     "CodeVersion": "standard",
     "AttemptCode": "standard",
@@ -121,5 +123,6 @@ if TYPE_CHECKING:  # static checkers see the real imports
     from .agent_eval import ExperimentConfig, CommandEntry, CommandLog, AgentTiming, TokenStats, AgentResult, ClaudeUsage, ClaudeCodeOutput, Judgment, JudgeTiming, ProcessRecord, JudgeCommand, Consensus, JudgeSummary, RunResult, RunReport, ConditionRecord, AgentEvalManifest
     from .reports import INFINITE, cost_of_pass_value, MissingRun, SubtestResult, TierResult, ExperimentResult, SubtestReportSummary, SubtestReportChild, SubtestReport, TierReportSummary, TierReportBest, TierReportChild, TierReport, ExperimentReportSummary, ExperimentReportBest, ExperimentReportChild, ExperimentReport, TierComparisonEntry, TierComparison, SubtestVote, BestSubtest
     from .checkpoint import ScyllaCheckpoint
+    from .resume_manifest import load_resume_manifest
     from .state import LockInfo
     from .status_cache_file import STATUS_CACHE_FORMAT, CachedClass, CachedRun, StatusCacheFile, cached_class_ok, cached_run_ok, read_status_cache, write_status_cache

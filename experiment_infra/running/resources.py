@@ -228,6 +228,12 @@ class ResourcePool:
                 self._give_back(request)
                 self._lock.notify_all()
 
+    def busy(self) -> tuple[str, ...]:
+        """The devices some case holds now (wholly or a share), in the pool's order: what a
+        progress line shows. Read under the lock, so a device is never half handed back."""
+        with self._lock:
+            return tuple(d for d in self.devices if self._free[d] < 1.0 - 1e-9)
+
     # --- under the lock
 
     def _grant_in_order(self) -> None:

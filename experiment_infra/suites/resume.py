@@ -11,7 +11,7 @@ from ..provenance.code_versions import first_version
 from ..files.atomic import atomic_write_text
 from .identity import changed_fields
 from ..layout import SuiteRunPaths
-from ..records import ManifestAddition, ManifestCase, RecordError, SuiteManifest, load_record, write_record
+from ..records import ManifestAddition, ManifestCase, SuiteManifest, load_resume_manifest, write_record
 from ..running.runner import case_config
 from .errors import SuiteError
 
@@ -25,22 +25,11 @@ def check_resume(suite: Any, run_dir: str | Path) -> tuple[SuiteRunPaths, SuiteM
     """The run directory and its manifest, and the variants of its manifest the suite no
     longer has. A case the suite adds is run there; a case whose config changed is refused."""
     run = SuiteRunPaths(Path(run_dir).expanduser().resolve())
-    if not run.dir.is_dir():
-        raise SuiteError(f"--resume {run_dir}: directory does not exist")
-    if not run.is_run_dir():
-        raise SuiteError(
-            f"--resume {run_dir}: not a run directory (no {run.manifest.name}); "
-            f"pass one like results/{suite.experiment_name}/YYYYmmdd_HHMMSS_git7"
-        )
-    try:
-        manifest = load_record(run.manifest, SuiteManifest)
-    except RecordError as exc:
-        raise SuiteError(f"--resume: {exc}") from None
-    if manifest.experiment_name != suite.experiment_name:
-        raise SuiteError(
-            f"--resume {run_dir}: it holds experiment {manifest.experiment_name!r}, "
-            f"this suite is {suite.experiment_name!r}"
-        )
+    manifest = load_resume_manifest(
+        run_dir, run.dir, run.manifest, SuiteManifest, suite.experiment_name, SuiteError,
+        missing=f"not a run directory (no {run.manifest.name}); "
+        f"pass one like results/{suite.experiment_name}/YYYYmmdd_HHMMSS_git7",
+    )
     recorded = {c.variant_name: c for c in manifest.cases}
     wanted = {c.variant_name: c for c in suite.cases}
     dropped = [name for name in recorded if name not in wanted]
