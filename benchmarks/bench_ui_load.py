@@ -22,23 +22,41 @@ Reported, and checked (exit 1 when a check fails; no test runs this):
   ``count_completed``);
 - the server holds N ``run_case`` task runs in state Completed for the suite's flow run
   (``/api/task_runs/count``, polled until it stops changing after the suite exits: how
-  long the server took to catch up is reported);
+  long the server took to catch up is reported, and each task run's recording lag: its
+  ``updated`` against its ``end_time``, how late the UI showed the case finished);
 - no 5xx response (503 counted apart) and no 429 in the access log; ERROR lines in its log;
 - every probe answered 2xx, with p95 latency under ``--responsive-s`` (default 2 s), and
   the max shown;
 - the server's peak RSS and CPU (its process tree, sampled every 0.5 s), and wall time.
 
 ``--entry minimal``: the entry point parses ``--output_dir``/``--index`` with argparse
-instead of building the pydantic config (10,000 cases at about 0.4 s of CPU per import of
-the config on a 2-CPU machine would be hours of entry point, not of scheduling).
+instead of building the pydantic config: 0.05 s of CPU per case against 0.5 s (measured
+here), so 10,000 cases on 2 CPUs spend about 4 min on their entry points, not 40.
 ``--server-settings temporary``: the kept server gets the temporary server's per-case
 settings (task-run recorder batches, triggers off); by default Prefect's, as ``make server``.
 The server is stopped on exit, on Ctrl-C and on SIGTERM, and dies with this script
 if it is killed (PR_SET_PDEATHSIG).
 
-Smoke results (2-CPU machine shared with other work; not the issue's 10,000):
+Smoke results, not the issue's 10,000: a 2-CPU machine shared with other work, load
+average (``uptime``) 9-26 throughout; probe latency mostly measures that load. No 5xx
+and no 429 in any run; every case dir ``completed`` and every task run Completed.
 
-- (filled in below)
+- ``--n 200`` (full entry, Prefect's settings; load 16.2 before, 14.7 after): suite 131.8 s;
+  515 responses; server peak RSS 274 MB, CPU 29.2 s in the run (146 ms/case); probes
+  p95 / max: health 0.56 / 6.02 s, task_runs/count 1.15 / 2.05, flow_runs/filter
+  1.57 / 1.98, UI / 0.68 / 1.44, asset 0.85 / 1.39; recording lag (from its database)
+  p50 9.0 s, max 37.5 s.
+- ``--n 1000 --entry minimal`` (Prefect's settings, as ``make server``; load 14.2 -> 15.9):
+  suite 149.5 s (6.7 cases/s); the server held all 1000 Completed only 195 s after the
+  suite exited: recording lag p50 170 s, max 204 s (its task-run recorder, a transaction
+  per event, fell behind: the UI showed finished cases as running for minutes); 1251
+  responses; peak RSS 289 MB, CPU 105 s (105 ms/case); probes p95 / max: health
+  0.42 / 2.58, count 1.20 / 3.56, filter 1.89 / 3.80, UI / 0.86 / 2.00, asset 0.92 / 8.67.
+- the same with ``--server-settings temporary`` (load 9.6 -> 25.8): suite 151.3 s, all 1000
+  Completed as the suite exited, recording lag p50 2.4 s, max 9.1 s; 354 responses; peak
+  RSS 291 MB, CPU 28 s (28 ms/case); probes p95 / max: health 0.92 / 1.15, count
+  2.30 / 9.55, filter 3.18 / 9.20, UI / 1.72 / 2.32, asset 1.57 / 5.92 (p95 over 2 s:
+  the responsiveness check failed, at a load of 26).
 """
 
 from __future__ import annotations
@@ -82,7 +100,10 @@ START_SECONDS = 300.0  # a new home migrates its database first (15-60 s on a lo
 STOP_GRACE_SECONDS = 15.0
 PROBE_EVERY = 1.5
 PROBE_TIMEOUT = 60.0
-ACCESS = re.compile(r'uvicorn\.access - \S+ - "(\S+) (\S+) HTTP/[\d.]+" (\d{3})')
+# One line per response, in uvicorn's format until Prefect's logging setup takes its loggers
+# over during the server's start (``INFO:     ADDR - "GET /x HTTP/1.1" 200 OK``), then in
+# Prefect's (``... | INFO    | uvicorn.access - ADDR - "GET /x HTTP/1.1" 200``).
+ACCESS = re.compile(r'\d+\.\d+\.\d+\.\d+:\d+ - "(\S+) (\S+) HTTP/[\d.]+" (\d{3})')
 
 
 def free_port() -> int:
@@ -247,10 +268,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def recorded(port: int, n: int) -> tuple[dict, int, int, float]:
-    """The suite's flow run, its Completed ``run_case`` task runs and all its task runs,
-    polled until the count reaches N or stops changing for 30 s; seconds it took."""
-    started, last, still_since = time.monotonic(), -1, time.monotonic()
+def recorded(port: int, n: int) -> tuple[dict, int, int, int, float]:
+    """The suite's flow run, its Completed ``run_case`` task runs at once and once the count
+    reaches N or stops changing for 30 s, all its task runs, and the seconds it took (the
+    server's task-run recorder works through its backlog of events after the flow ends)."""
+    started, last, still_since, first, said = time.monotonic(), -1, time.monotonic(), None, time.monotonic()
     while True:
         runs = api(port, "/flow_runs/filter", {"flows": {"name": {"any_": ["run_suite"]}}, "sort": "START_TIME_DESC", "limit": 1})
         if not runs:
@@ -259,12 +281,33 @@ def recorded(port: int, n: int) -> tuple[dict, int, int, float]:
         mine = {"flow_runs": {"id": {"any_": [flow_run["id"]]}}}
         done = api(port, "/task_runs/count", {**mine, "task_runs": {
             "name": {"like_": "case"}, "state": {"type": {"any_": ["COMPLETED"]}, "name": {"any_": ["Completed"]}}}})
+        first = done if first is None else first
         if done != last:
             last, still_since = done, time.monotonic()
+        if time.monotonic() - said > 60:
+            said = time.monotonic()
+            print(f"the server has {done}/{n} task runs Completed so far", file=sys.stderr, flush=True)
         if done >= n or time.monotonic() - still_since > 30:
             total = api(port, "/task_runs/count", mine)
-            return flow_run, int(done), int(total), time.monotonic() - started
+            return flow_run, int(first), int(done), int(total), time.monotonic() - started
         time.sleep(1.0)
+
+
+def recording_lag(port: int, flow_run_id: str) -> list[float]:
+    """Seconds between each Completed task run's end and the server's last write of it (its
+    ``updated``): how late the UI showed the case finished."""
+    from datetime import datetime
+
+    lags, offset = [], 0
+    while True:
+        page = api(port, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "task_runs": {
+            "state": {"type": {"any_": ["COMPLETED"]}}}, "sort": "ID_DESC", "limit": 200, "offset": offset})
+        for tr in page:
+            if tr.get("end_time") and tr.get("updated"):
+                lags.append((datetime.fromisoformat(tr["updated"]) - datetime.fromisoformat(tr["end_time"])).total_seconds())
+        if len(page) < 200:
+            return lags
+        offset += len(page)
 
 
 def load() -> str:
@@ -294,8 +337,9 @@ def run(args: argparse.Namespace, work: Path, received: list[int]) -> bool:
             runner = subprocess.Popen(argv, env=env, cwd=suite.parent, stdout=out, stderr=subprocess.STDOUT)
         code = runner.wait()
         wall = time.monotonic() - started
-        flow_run, done_api, total_api, catch_up = recorded(server.port, args.n)
+        flow_run, first_api, done_api, total_api, catch_up = recorded(server.port, args.n)
         cpu_run = server.cpu - cpu_before
+        lags = recording_lag(server.port, flow_run["id"])
         probes.stop()
         done, dirs = count_completed(work / "results")
         by_status, bad, errors = server.statuses()
@@ -318,7 +362,9 @@ def run(args: argparse.Namespace, work: Path, received: list[int]) -> bool:
              f"ready in {ready_s:.0f} s; work dir {work}"]
     lines.append(f"suite: exit {code}, wall {wall:.1f} s ({n / wall:.1f} cases/s); case dirs completed {done}/{dirs}; last line: {last_line[0][:120]}")
     lines.append(f"server: flow run {flow_run['name']!r} {flow_run['state_type']}; run_case task runs Completed {done_api}/{n}"
-                 f" ({total_api} task runs in all), {catch_up:.0f} s after the suite exited")
+                 f" ({total_api} task runs in all) {catch_up:.0f} s after the suite exited, {first_api} as it exited")
+    lines.append(f"server recording lag (a task run's end to its last write, what the UI shows late): p50 "
+                 f"{percentile(lags, 0.5):.1f} s, p95 {percentile(lags, 0.95):.1f} s, max {max(lags, default=float('nan')):.1f} s")
     lines.append(f"server responses: {sum(by_status.values())} ("
                  + ", ".join(f"{s}: {c}" for s, c in sorted(by_status.items()))
                  + f"); 5xx {fives} (503: {by_status[503]}), 429 {by_status[429]}; ERROR lines in its log {errors}")
