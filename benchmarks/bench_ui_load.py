@@ -49,7 +49,7 @@ and no 429 in any run; every case dir ``completed`` and every task run Completed
 - ``--n 1000 --entry minimal`` (Prefect's settings, as ``make server``; load 14.2 -> 15.9):
   suite 149.5 s (6.7 cases/s); the server held all 1000 Completed only 195 s after the
   suite exited: recording lag p50 170 s, max 204 s (its task-run recorder, a transaction
-  per event, fell behind: the UI showed finished cases as running for minutes); 1251
+  per event, fell behind: the API, so the UI, had finished cases Completed minutes late); 1251
   responses; peak RSS 289 MB, CPU 105 s (105 ms/case); probes p95 / max: health
   0.42 / 2.58, count 1.20 / 3.56, filter 1.89 / 3.80, UI / 0.86 / 2.00, asset 0.92 / 8.67.
 - the same with ``--server-settings temporary`` (load 9.6 -> 25.8): suite 151.3 s, all 1000
