@@ -1,6 +1,6 @@
 """A kept server and its UI under a large suite: every case recorded, no 503, the UI answering.
 
-    python benchmarks/bench_ui_load.py [--n 10000] [-p 8] [--entry full|minimal] [--server-settings prefect|temporary]
+    python benchmarks/bench_ui_load.py [--n 10000] [-p 8] [--entry full|minimal] [--server-settings kept|prefect|temporary]
 
 Starts a Prefect server as a user keeps one (``prefect server start --host 127.0.0.1
 --port FREE``, UI on, SQLite, in a new ``PREFECT_HOME`` under a temporary work dir), runs
@@ -32,8 +32,9 @@ Reported, and checked (exit 1 when a check fails; no test runs this):
 ``--entry minimal``: the entry point parses ``--output_dir``/``--index`` with argparse
 instead of building the pydantic config: 0.05 s of CPU per case against 0.5 s (measured
 here), so 10,000 cases on 2 CPUs spend about 4 min on their entry points, not 40.
-``--server-settings temporary``: the kept server gets the temporary server's per-case
-settings (task-run recorder batches, triggers off); by default Prefect's, as ``make server``.
+``--server-settings``: ``kept`` (default) as ``make server`` starts it (Prefect's settings
+but the task-run recorder's batch, ``prefect_settings.recorder_batch``); ``prefect``,
+Prefect's own; ``temporary``, the temporary server's (the batch, and triggers off).
 The server is stopped on exit, on Ctrl-C and on SIGTERM, and dies with this script
 if it is killed (PR_SET_PDEATHSIG).
 
@@ -41,12 +42,12 @@ Smoke results, not the issue's 10,000: a 2-CPU machine shared with other work, l
 average (``uptime``) 9-26 throughout; probe latency mostly measures that load. No 5xx
 and no 429 in any run; every case dir ``completed`` and every task run Completed.
 
-- ``--n 200`` (full entry, Prefect's settings; load 16.2 before, 14.7 after): suite 131.8 s;
+- ``--n 200`` (full entry, Prefect's settings, which ``make server`` had then; load 16.2 before, 14.7 after): suite 131.8 s;
   515 responses; server peak RSS 274 MB, CPU 29.2 s in the run (146 ms/case); probes
   p95 / max: health 0.56 / 6.02 s, task_runs/count 1.15 / 2.05, flow_runs/filter
   1.57 / 1.98, UI / 0.68 / 1.44, asset 0.85 / 1.39; recording lag (from its database)
   p50 9.0 s, max 37.5 s.
-- ``--n 1000 --entry minimal`` (Prefect's settings, as ``make server``; load 14.2 -> 15.9):
+- ``--n 1000 --entry minimal`` (Prefect's settings, as ``make server`` then; load 14.2 -> 15.9):
   suite 149.5 s (6.7 cases/s); the server held all 1000 Completed only 195 s after the
   suite exited: recording lag p50 170 s, max 204 s (its task-run recorder, a transaction
   per event, fell behind: the API, so the UI, had finished cases Completed minutes late); 1251
@@ -80,7 +81,8 @@ from bench_scale import REPO_ROOT, count_completed, write_suite
 
 sys.path.insert(0, str(REPO_ROOT))
 
-from experiment_cli.temporary_server import BATCH_SETTING, TASK_RUN_BATCH, TRIGGERS_SETTING  # noqa: E402
+from experiment_cli.prefect_settings import recorder_batch  # noqa: E402
+from experiment_cli.temporary_server import TRIGGERS_SETTING  # noqa: E402
 from experiment_infra.processes.process import dying_with_parent  # noqa: E402
 
 MINIMAL_ENTRY = """
@@ -137,8 +139,10 @@ class Server:
         self.port, self.log = free_port(), home / "server.log"
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         env.update(PREFECT_HOME=str(home), PREFECT_SERVER_LOGGING_LEVEL="INFO", PYTHONUNBUFFERED="1")
+        if settings != "prefect":  # what `make server` starts it with (kept), or the temporary server's
+            env.update(recorder_batch())
         if settings == "temporary":
-            env.update({BATCH_SETTING: TASK_RUN_BATCH, TRIGGERS_SETTING: "false"})
+            env[TRIGGERS_SETTING] = "false"
         argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
         home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
@@ -395,8 +399,8 @@ def main() -> None:
     parser.add_argument("-p", type=int, default=8, help="concurrent cases (default 8)")
     parser.add_argument("--entry", choices=["full", "minimal"], default="full",
                         help="full: bench_scale's entry point (builds the config); minimal: argparse only")
-    parser.add_argument("--server-settings", choices=["prefect", "temporary"], default="prefect",
-                        help="the kept server's settings: Prefect's (default) or the temporary server's")
+    parser.add_argument("--server-settings", choices=["kept", "prefect", "temporary"], default="kept",
+                        help="kept (default): as `make server` starts it; prefect: Prefect's own; temporary: the temporary server's")
     parser.add_argument("--responsive-s", type=float, default=2.0, help="p95 probe latency counted as responsive")
     args = parser.parse_args()
     received: list[int] = []

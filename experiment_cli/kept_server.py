@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from experiment_infra.files.atomic import atomic_write_text
 from experiment_infra.processes.process import pid_alive, proc_start, running_command
 
-from .prefect_settings import API_URL
+from .prefect_settings import API_URL, recorder_batch
 
 __all__ = ["find", "main", "record_path"]
 
@@ -113,6 +113,8 @@ def start() -> int:
     port = _free_port()
     argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     env = {k: v for k, v in os.environ.items() if k != API_URL}
+    # Triggers stay on (automations made in its UI must fire); the recorder writes in batches.
+    env.update(recorder_batch())
     log_path = home / LOG_NAME
     with open(log_path, "ab") as log:
         # A session of its own: the terminal's Ctrl-C and the end of this command leave it running.

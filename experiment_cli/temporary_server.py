@@ -47,7 +47,9 @@ from experiment_infra.errors import EXIT_FAILED
 from experiment_infra.processes.interrupt import INTERRUPTED_EXIT_CODE, STOP_GRACE_SECONDS, request_stop, stop_requested, wait_stopped
 from experiment_infra.processes.process import dying_with_parent
 
-from .prefect_settings import API_URL, STARTUP_SETTING, configured, prefect_home, profile_settings, startup_failure
+from .prefect_settings import (
+    API_URL, STARTUP_SETTING, configured, prefect_home, profile_settings, recorder_batch, startup_failure,
+)
 
 __all__ = ["TemporaryServer", "automations_possible", "current", "server_settings", "start"]
 
@@ -59,13 +61,6 @@ _FALSE = {"0", "false", "no", "off"}
 
 # Settings of the temporary server only (a kept server is the user's), each unless the
 # environment or the profile sets it; benchmarks/bench_scale.py has the figures.
-# Prefect's task-run recorder writes the task runs the UI lists from the engine's events,
-# by default a transaction per event (batch 1), three events per task run: about half of
-# the server's CPU per case. A batch is written once full or at the recorder's flush
-# interval (5 s), and what is left when the server stops is written by its shutdown:
-# every task run still ends in the database with its final state, at most seconds later.
-BATCH_SETTING = "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"
-TASK_RUN_BATCH = "100"
 # Prefect's reactive triggers match every event against the automations (another 15 ms
 # of CPU per case); off only when the database holds none: nothing could fire.
 TRIGGERS_SETTING = "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"
@@ -192,10 +187,9 @@ def automations_possible(home: Path) -> bool:
 
 def server_settings() -> dict[str, str]:
     """The settings the temporary server gets beside Prefect's, each unless the
-    environment or the profile sets it."""
-    out = {}
-    if configured(BATCH_SETTING) is None:
-        out[BATCH_SETTING] = TASK_RUN_BATCH
+    environment or the profile sets it: the recorder's batch, as every server this
+    project starts, and no triggers where no automation could fire."""
+    out = recorder_batch()  # a kept server gets it too
     if configured(TRIGGERS_SETTING) is None and not automations_possible(prefect_home()):
         out[TRIGGERS_SETTING] = "false"
     return out

@@ -38,6 +38,15 @@ def flow_run_names(api_url: str) -> list[str]:
         return [run["name"] for run in json.loads(response.read())]
 
 
+def completed_task_runs(api_url: str) -> int:
+    body = json.dumps({"task_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}).encode()
+    request = urllib.request.Request(
+        f"{api_url}/task_runs/count", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return int(json.loads(response.read()))
+
+
 def test_commands_find_the_kept_server_and_stop_leaves_nothing(tmp_path: Path) -> None:
     home = tmp_path / "prefect-home"
     started = kept("start", home)
@@ -57,6 +66,12 @@ def test_commands_find_the_kept_server_and_stop_leaves_nothing(tmp_path: Path) -
         assert done.returncode == 0, done.stderr
         assert "temporary server" not in done.stderr  # it reported to the kept one
         assert any(name.startswith("kept ") for name in flow_run_names(record["api_url"]))
+        # Its task-run recorder writes in batches (a transaction per event fell minutes
+        # behind on 1,000 cases), flushed every few seconds: the cases show up Completed.
+        environ = Path(f"/proc/{record['pid']}/environ").read_bytes().split(b"\0")
+        assert b"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE=100" in environ
+        assert not any(v.startswith(b"PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED=") for v in environ)  # automations fire
+        wait_for(lambda: completed_task_runs(record["api_url"]) >= 3, 60, "the cases' task runs to be Completed")
     finally:
         stopped = kept("stop", home)
     assert stopped.returncode == 0 and "stopped the Prefect server" in stopped.stdout
