@@ -79,6 +79,35 @@ if __name__ == "__main__":
 """
 
 
+# Prefect's own floor: the same number of task runs, each doing nothing, in one flow on the
+# same kind of server (this project's temporary server, started and stopped the same way),
+# with the same thread pool. What no runner with a Prefect task run per case can go under.
+FLOOR = """
+import sys
+
+from experiment_cli.common import run_flow, start_prefect
+
+start_prefect()
+from prefect import flow, task  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+
+@task
+def case(i: int) -> int:
+    return i
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers={p}))
+def floor(n: int) -> None:
+    for future in [case.submit(i) for i in range(n)]:
+        future.wait()
+
+
+if not run_flow(floor, n={n}).is_completed():
+    sys.exit("the floor's flow run failed")
+"""
+
+
 def write_suite(where: Path, n: int) -> Path:
     where.mkdir(parents=True, exist_ok=True)
     (where / "bench_config.py").write_text(CONFIG)
@@ -239,7 +268,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=2000, help="number of cases (default 2000)")
     parser.add_argument("-p", type=int, default=8, help="concurrent cases for both runners (default 8)")
     parser.add_argument("--server", help="a kept server's API URL (default: the temporary server)")
-    parser.add_argument("--ours-only", action="store_true", help="skip the plain runner (profiling)")
+    parser.add_argument("--ours-only", action="store_true", help="skip the plain runner and the floor (profiling)")
+    parser.add_argument("--no-floor", action="store_true", help="skip Prefect's floor (N task runs doing nothing)")
     parser.add_argument("--plain", nargs=2, metavar=("SUITE", "RESULTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO_ROOT))
@@ -259,11 +289,20 @@ def main() -> None:
     plain_cmd = lambda i: [py, __file__, "-p", str(args.p), "--plain", str(suite), str(work / f"plain{i}")]  # noqa: E731
     ours_cmd = [py, str(suite), "-p", str(args.p), "--results-root", str(work / "ours")]
     runs: dict[str, list[dict[str, float]]] = {"plain": [], "ours": []}
+    # A new home's first server start creates its database (once per machine, about 10 s of
+    # CPU): done before anything is measured, so ours and the floor start alike, as every
+    # run after a user's first does.
+    (work / "warm.py").write_text(FLOOR.format(n=1, p=1))
+    subprocess.run([py, str(work / "warm.py")], env=env, cwd=suite.parent, stdout=subprocess.DEVNULL, check=True)
     if not args.ours_only:
         runs["plain"].append(measure(plain_cmd(0), env, suite.parent, work / "plain0.log", None))
     runs["ours"].append(measure(ours_cmd, env, suite.parent, work / "ours.log", args.server))
     if not args.ours_only:
         runs["plain"].append(measure(plain_cmd(1), env, suite.parent, work / "plain1.log", None))
+    floor = None
+    if not (args.ours_only or args.no_floor):
+        (work / "floor.py").write_text(FLOOR.format(n=args.n, p=args.p))
+        floor = measure([py, str(work / "floor.py")], env, suite.parent, work / "floor.log", args.server)
     done, total = count_completed(work / "ours")
     n, ours = args.n, runs["ours"][0]
     where = f"kept server {args.server}" if args.server else "temporary server (started by the run)"
@@ -280,6 +319,11 @@ def main() -> None:
         walls = ", ".join(f"{r['wall']:.1f}" for r in runs["plain"])
         lines.append(f"plain: wall {wall:7.1f} s ({walls})  CPU {cpu * 1000 / n:6.1f} ms/case  peak RSS {peak:.0f} MB")
         lines.append(f"ratio: wall {ours['wall'] / wall:.2f}x  extra CPU {(ours_cpu - cpu) * 1000 / n:.1f} ms/case")
+    if floor is not None:
+        floor_cpu = floor["cpu"] + floor["server_cpu"]
+        lines.append(f"Prefect's floor ({n} task runs doing nothing, same server and pool): wall {floor['wall']:.1f} s"
+                     f"  CPU {floor_cpu * 1000 / n:.1f} ms/task run; ours beyond it:"
+                     f" {(ours_cpu - floor_cpu - (cpu if runs['plain'] else 0.0)) * 1000 / n:.1f} ms/case")
     print("\n".join(lines))
 
 

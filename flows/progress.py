@@ -29,7 +29,8 @@ from experiment_infra.running.resources import ResourcePool
 
 log = logging.getLogger(__name__)
 
-MIN_UPDATE_SECONDS = 0.5  # between two artifact updates (the last one always goes out)
+MIN_UPDATE_SECONDS = 2.0  # between two artifact updates (the last one always goes out); the UI polls
+# every few seconds, and each update is a request, a database write and an event on the server
 PLAIN_LINE_SECONDS = 2.0  # between two plain progress lines, unless a twentieth more is done
 
 
