@@ -207,7 +207,10 @@ def run_case_task(
     if ours and on_disk.record is not None and on_disk.record.ended_at is None:
         # This run's attempt, its worker lost: it may still run (never a second copy at once),
         # or went with the worker and is recorded lost (lost_attempt).
-        settle_lost_attempt(planned.paths)
+        settle_lost_attempt(planned.paths, waiting=lambda record: get_run_logger().warning(
+            "%s: attempt %d still runs on %s (pid %s) after its Dask worker %s was lost; waiting for it, not starting "
+            "another", variant_name, record.attempt, record.host, record.pid, record.worker or "",
+        ))
         on_disk = classify_case(planned.paths)
         if on_disk.status is CaseStatus.COMPLETED:
             return _as_state(variant_name, on_disk)

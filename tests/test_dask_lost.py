@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import textwrap
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, REPO_ROOT, wait_for
-from server_helpers import PrefectServer, show
+from server_helpers import PrefectServer, client_for, show
 from test_dask_gpus import dask_processes, wait_for_workers  # noqa: F401  (dask_processes: a fixture)
 
 from experiment_infra.layout import CasePaths, SuiteRunPaths
@@ -128,6 +129,14 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def logged(server: PrefectServer, text: str) -> bool:
+    """A log line holding ``text`` reached the Prefect server (a task run's log, as the UI shows it)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterLevel
+
+    with client_for(server) as client:
+        return any(text in log.message for log in client.read_logs(LogFilter(level=LogFilterLevel(ge_=30))))
+
+
 def case_row(done: subprocess.CompletedProcess[str]) -> list[str]:
     (row,) = [line for line in done.stdout.splitlines() if line.lstrip().startswith("held ")]
     return row.split()
@@ -180,7 +189,10 @@ def test_a_case_that_outlives_its_dask_worker_is_not_started_twice(
         (first,) = wait_for(lambda: started(gate), BOUND_SECONDS, "the case to start")
         worker, worker_pid = worker_running_the_case(address)
         os.kill(worker_pid, signal.SIGKILL)  # the worker process alone: the case's waiter and entry point run on
-        worker_running_the_case(address, not_this=worker)  # Dask runs its task again elsewhere
+        # Dask runs its task again on another worker, which says it waits for the running case
+        # (in the task run's log); a runner that started a second copy instead is caught too.
+        waiting = f"held: attempt 1 still runs on {socket.gethostname()} (pid {first}) after its Dask worker {worker} was lost"
+        wait_for(lambda: len(started(gate)) > 1 or logged(prefect_server, waiting), BOUND_SECONDS, "the task run again", interval=1.0)
         (gate / "release").touch()  # only now may the first start finish
         done = finish(proc)
     finally:

@@ -46,12 +46,14 @@ def test_an_attempt_whose_process_still_runs_is_waited_for_and_never_called_lost
             proc.wait()
             write_record(paths.run_record, record.model_copy(update={"ended_at": utc_now_iso(), "exit_code": 0}))
 
+    told: list[RunRecord] = []
     try:
-        settled = settle_lost_attempt(paths, sleep=sleep)
+        settled = settle_lost_attempt(paths, sleep=sleep, waiting=told.append)
     finally:
         proc.kill()
         proc.wait()
     assert len(waits) == 3  # it waited while the process ran
+    assert told == [record]  # and said so, once
     assert settled is not None and (settled.exit_code, settled.failure) == (0, None)
     assert load_record(paths.run_record, RunRecord) == settled
 

@@ -54,9 +54,12 @@ def _mtime(paths: CasePaths) -> int | None:
         return None
 
 
-def settle_lost_attempt(paths: CasePaths, *, sleep: Callable[[float], None] = time.sleep) -> RunRecord | None:
+def settle_lost_attempt(
+    paths: CasePaths, *, sleep: Callable[[float], None] = time.sleep, waiting: Callable[[RunRecord], None] | None = None,
+) -> RunRecord | None:
     """Wait while the unfinished attempt at ``paths`` provably runs; if it ended with its end
-    unrecorded, record it ``lost``. The record as it then reads (None: there is none)."""
+    unrecorded, record it ``lost``. The record as it then reads (None: there is none).
+    ``waiting``: told once, with the record, when the attempt is found running."""
     here = socket.gethostname()
     heard, heard_at, gone_at = _mtime(paths), time.monotonic(), None
     while True:
@@ -68,6 +71,9 @@ def settle_lost_attempt(paths: CasePaths, *, sleep: Callable[[float], None] = ti
             alive = record.pid is not None and is_recorded(record.pid, record.command, record.pid_start)
             if alive:
                 gone_at = None
+                if waiting is not None:
+                    waiting(record)
+                    waiting = None
             else:
                 gone_at = gone_at if gone_at is not None else now  # its waiter may be writing the end
                 if now - gone_at > WAITER_FINISH_SECONDS:
@@ -76,6 +82,9 @@ def settle_lost_attempt(paths: CasePaths, *, sleep: Callable[[float], None] = ti
             seen = _mtime(paths)
             if seen != heard:
                 heard, heard_at = seen, now
+                if waiting is not None:
+                    waiting(record)
+                    waiting = None
             elif now - heard_at > SILENT_SECONDS:
                 return _record_lost(paths, record, f"its waiter's heartbeat stopped for {SILENT_SECONDS:.0f} s")
         sleep(LOST_POLL_SECONDS)
