@@ -61,6 +61,7 @@ from experiment_infra.suites.suite import (
 from flows.artifacts import artifact_key, label_flow_run, publish_run_markdown
 from flows.suite_summary import REUSED, CaseRow, SuiteSummary
 from flows.housekeeping import report_swept
+from flows.killed_worker import settle_killed_task
 from flows.progress import Progress, gpus_busy
 from flows.report import rebuild_reports_step
 from flows.stopping import cancelled_if_stopped, stoppable, stop_file_written
@@ -157,8 +158,11 @@ def _run_standard(
                 )
                 with gpu_annotation(gpus_wanted if remote else 0.0):  # Dask runs it on a worker with the GPUs free
                     futures.append(runner.submit(task, parameters=params))
+            planned_of = {id(f): p for p, f in zip(plan.cases, futures) if f is not None}
             for done in as_completed([f for f in futures if f is not None]):
                 done.wait()  # settles its final state locally (no server read)
+                if remote:
+                    settle_killed_task(done, planned_of[id(done)])  # Dask gave up on it: its files say how it ended
                 progress.advance(failed=not done.state.is_completed())
                 if remote and done.state.is_failed():
                     budget.record_failure()  # the hook ran on a worker, with a budget of its own

@@ -8,6 +8,7 @@ without running.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from experiment_infra.running.resources import ResourceError, ResourcePool
 from experiment_infra.running.inspect_mode import InspectCase, run_inspect_process
 from experiment_infra.processes.interrupt import RunInterrupted, stop_requested
 from experiment_infra.layout.case_files import budget_spent as budget_file_written
+from experiment_infra.running.lost_attempt import settle_lost_attempt, started_since
 from experiment_infra.running.runner import OutputCallback, run_case
 from experiment_infra.suites.suite import PlannedCase
 from experiment_infra.status.rules import CaseClassification, CaseStatus, classify_case
@@ -129,6 +131,17 @@ def _as_state(variant_name: str, outcome: CaseClassification) -> CaseClassificat
 NOT_STARTED = "NotStarted"
 
 
+def _dask_worker() -> str | None:
+    """The address of the Dask worker this task runs on; None off Dask."""
+    distributed = sys.modules.get("distributed")  # a worker has it imported; elsewhere not worth importing
+    if distributed is None:
+        return None
+    try:
+        return str(distributed.get_worker().address)
+    except ValueError:  # not in a worker's task
+        return None
+
+
 def _lost_retries_spent(
     variant_name: str, planned: PlannedCase, on_disk: CaseClassification, retries: int
 ) -> State | None:
@@ -181,13 +194,26 @@ def run_case_task(
 ) -> CaseClassification | State:
     """Run ``planned`` unless its files say it already completed, holding its devices while it runs."""
     on_disk = classify_case(planned.paths)
+    ours = started_since(on_disk.record, planned.on_disk.record)  # Dask runs a lost worker's task again
     if on_disk.status is CaseStatus.COMPLETED:
+        if ours:  # this run's attempt, which outlived its worker and completed
+            return _as_state(variant_name, on_disk)
         return Completed(name=SKIPPED, message=f"{variant_name}: completed earlier ({on_disk.reason})", data=on_disk)
     stopping = not_started(variant_name)
     if stopping is not None:
         return stopping
     if resources is None:
         resources = CaseResources(pool=ResourcePool())
+    if ours and on_disk.record is not None and on_disk.record.ended_at is None:
+        # This run's attempt, its worker lost: it may still run (never a second copy at once),
+        # or went with the worker and is recorded lost (lost_attempt).
+        settle_lost_attempt(planned.paths, waiting=lambda record: get_run_logger().warning(
+            "%s: attempt %d still runs on %s (pid %s) after its Dask worker %s was lost; waiting for it, not starting "
+            "another", variant_name, record.attempt, record.host, record.pid, record.worker or "",
+        ))
+        on_disk = classify_case(planned.paths)
+        if on_disk.status is CaseStatus.COMPLETED:
+            return _as_state(variant_name, on_disk)
     spent = _lost_retries_spent(variant_name, planned, on_disk, resources.retries)
     if spent is not None:
         return spent
@@ -207,7 +233,7 @@ def run_case_task(
                 outcome = run_case(
                     planned.case, planned.paths, entry_point, timeout_seconds=timeout_seconds, on_output=forward,
                     grant=grant, retry_on=resources.retry_on, code=planned.code,
-                    fresh_attempt_dir=planned.fresh_attempt_dir, identity=planned.identity,
+                    fresh_attempt_dir=planned.fresh_attempt_dir, identity=planned.identity, worker=_dask_worker(),
                 )
     except RunInterrupted as exc:  # the stop came while it was being prepared (or on another host): nothing started
         return not_started(variant_name) or Cancelled(message=f"{variant_name}: not started ({exc})")

@@ -136,6 +136,9 @@ class RunRecord(_Closed):
     cwd: str
     attempt: int = 1
     host: str
+    # The Dask worker (its address) whose task ran the attempt; None off Dask. Names the
+    # worker in a ``lost`` attempt's reason when that worker went away under it.
+    worker: str | None = None
     pid: int | None = None
     # The entry point's start time (Linux /proc), so a reused pid is not mistaken for it.
     pid_start: str | None = None

@@ -100,16 +100,27 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 
 
 STOP_POLL_SECONDS = 0.5
+# How often a running case's waiter touches its run record: the sign of life a task Dask
+# runs again on another host waits on (``lost_attempt``), where no pid can be checked.
+HEARTBEAT_SECONDS = 10.0
 
 
-def _watch_stop_file(case_dir: str) -> threading.Event:
+def _watch_stop_file(case_dir: str, run_record: str) -> threading.Event:
     """A thread that sends this process the signal the run's stop file names once it appears
-    (then the signal's own path stops the entry point and records the end); set the returned
-    event to end it."""
+    (then the signal's own path stops the entry point and records the end), and touches the
+    run record every ``HEARTBEAT_SECONDS``; set the returned event to end it."""
     done = threading.Event()
 
     def watch() -> None:
+        beats = 0
         while not done.wait(STOP_POLL_SECONDS):
+            beats += 1
+            if beats * STOP_POLL_SECONDS >= HEARTBEAT_SECONDS:
+                beats = 0
+                try:
+                    os.utime(run_record)
+                except OSError:
+                    pass  # moved aside or unwritable: a missed beat, nothing more
             why = read_stop(case_dir)
             if why is not None and not _signalled:
                 signum = getattr(signal, why, signal.SIGTERM) if why.startswith("SIG") else signal.SIGTERM
@@ -145,7 +156,7 @@ def wait_case(case_dir: str, timeout_seconds: float | None) -> int:
         signal.signal(signum, _terminated)
     # On another host (a Dask or Slurm worker) no signal can reach it: the stopped run's
     # stop file, in the run directory on the shared filesystem, says the same.
-    watching = _watch_stop_file(case_dir)
+    watching = _watch_stop_file(case_dir, run_record)
     with open(stdout_log, "wb") as out_log, open(stderr_log, "wb") as err_log:
         done = run_streaming(
             record["command"], cwd=record["cwd"], env=dict(os.environ), logs=(out_log, err_log),

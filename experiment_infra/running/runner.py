@@ -165,6 +165,7 @@ def run_case(
     code: CodeSnapshot | None = None,
     fresh_attempt_dir: bool = False,
     identity: CaseIdentity | None = None,
+    worker: str | None = None,
 ) -> CaseClassification:
     """Run one attempt of ``case`` into ``paths.dir``; return what the disk now says about it.
 
@@ -182,6 +183,7 @@ def run_case(
     ``grant``: the devices and cpus the case holds (``resources.ResourcePool``), handed to
     it in its environment and named in its run record. ``retry_on``: the suite's pattern
     for failures worth retrying, matched against the end of its stderr (``failures``).
+    ``worker``: the Dask worker running it (its address), named in its run record.
     """
     config = case_config(case, paths)
     command = _command(config, case.variant_name, entry_point, python)
@@ -209,6 +211,7 @@ def run_case(
         cwd=str(cwd),
         attempt=attempt,
         host=socket.gethostname(),
+        worker=worker,
         started_at=utc_now_iso(),
         gpus=list(grant.gpus) if grant is not None and grant.gpus is not None else None,
         cpus=grant.cpus if grant is not None else None,
