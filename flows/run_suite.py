@@ -30,7 +30,6 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
-from prefect.utilities.annotations import quote
 
 from experiment_infra.processes.failures import RetryPolicy
 from experiment_infra.running.budget import FailureBudget
@@ -147,14 +146,12 @@ def _run_standard(
                     futures.append(None)
                     continue
                 gpus_wanted, cpus_wanted = suite.requests(p.case, gpu_plan.default_gpus)
-                # quote(): Prefect would walk these objects, every field, looking for futures
-                # to wait on (there are none), twice a case: a tenth of the flow's CPU per case.
                 params = dict(
-                    variant_name=p.variant_name, planned=quote(p), entry_point=suite.entry_point,
+                    variant_name=p.variant_name, planned=p, entry_point=suite.entry_point,
                     timeout_seconds=suite.timeout_seconds,
                     # On Dask the budget's event cannot travel: cases there read its file (budget=marker above).
-                    resources=quote(CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent,
-                                                  suite.retry_on, suite.retries)),
+                    resources=CaseResources(pool, gpus_wanted, cpus_wanted, None if remote else budget.spent, suite.retry_on,
+                                            suite.retries),
                 )
                 with gpu_annotation(gpus_wanted if remote else 0.0):  # Dask runs it on a worker with the GPUs free
                     futures.append(runner.submit(task, parameters=params))
