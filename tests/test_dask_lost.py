@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
