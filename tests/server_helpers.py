@@ -129,3 +129,17 @@ def show(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 __all__ = ["PrefectServer", "client_for", "free_port", "run_py", "show", "start_server", "stop_server"]
+
+
+def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    """Wait for a command started with pipes; what it printed, as ``subprocess.run`` gives it."""
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def attempt_record(case: Any, attempt: int) -> Any:
+    """Attempt ``attempt``'s run record of ``case`` (CasePaths): the case's own, or the one set aside in .attempts/."""
+    from experiment_infra.records import RunRecord, load_record
+
+    now = load_record(case.run_record, RunRecord)
+    return now if now.attempt == attempt else load_record(case.attempt_dir(attempt) / case.run_record.name, RunRecord)

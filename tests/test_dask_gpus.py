@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Iterator
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import pytest
 from conftest import PYTHON
@@ -57,25 +58,26 @@ def wait_for_workers(address: str, count: int) -> None:
         client.wait_for_workers(count, timeout=120)
 
 
-@pytest.fixture
-def dask_processes(prefect_server: PrefectServer) -> Iterator[tuple[str, list]]:
-    """``dask scheduler`` on a free port; the test starts its workers (``start(env, *args)``)."""
+@contextmanager
+def dask_cluster(server: PrefectServer, **scheduler_env: str) -> Iterator[tuple[str, Callable[..., None]]]:
+    """``dask scheduler`` on a free port (its environment plus ``scheduler_env``), and a starter
+    of its workers (``start(env, *args)``); all of them stopped at the end."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = str(Path(PYTHON).with_name("dask"))
     procs = [subprocess.Popen(
         [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        env=prefect_server.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=server.env(**scheduler_env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )]
 
     def start(env: dict[str, str], *args: str) -> None:
         procs.append(subprocess.Popen(
-            [dask, "worker", address, "--no-dashboard", *args], env=prefect_server.env(**env),
+            [dask, "worker", address, "--no-dashboard", *args], env=server.env(**env),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         ))
 
     try:
-        yield address, [start]
+        yield address, start
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -85,6 +87,13 @@ def dask_processes(prefect_server: PrefectServer) -> Iterator[tuple[str, list]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+@pytest.fixture
+def dask_processes(prefect_server: PrefectServer) -> Iterator[tuple[str, list]]:
+    """``dask scheduler`` on a free port; the test starts its workers (``start(env, *args)``)."""
+    with dask_cluster(prefect_server) as (address, start):
+        yield address, [start]
 
 
 @pytest.mark.server

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, REPO_ROOT, wait_for
-from server_helpers import PrefectServer, client_for, show
-from test_dask_gpus import dask_processes, wait_for_workers  # noqa: F401  (dask_processes: a fixture)
+from server_helpers import PrefectServer, attempt_record, client_for, finish, show
+from test_dask_gpus import dask_cluster, dask_processes, wait_for_workers  # noqa: F401  (dask_processes: a fixture)
 
-from experiment_infra.layout import CasePaths, SuiteRunPaths
+from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import RunRecord, load_record
 
 pytestmark = pytest.mark.server
@@ -108,16 +108,6 @@ def start_suite(server: PrefectServer, *args: str | Path) -> subprocess.Popen[st
     )
 
 
-def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
-    out, err = proc.communicate(timeout=600)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def attempt_record(case: CasePaths, attempt: int) -> RunRecord:
-    now = load_record(case.run_record, RunRecord)
-    return now if now.attempt == attempt else load_record(case.attempt_dir(attempt) / case.run_record.name, RunRecord)
-
-
 def two_workers(address: str, start_worker) -> None:
     for _ in range(2):
         start_worker({}, "--nthreads", "1")
@@ -136,6 +126,17 @@ def logged(server: PrefectServer, text: str) -> bool:
         return any(text in log.message for log in client.read_logs(LogFilter(level=LogFilterLevel(ge_=30))))
 
 
+def lose_machine_under(first: int, address: str) -> str:
+    """The machine (a container, a node) running case process ``first`` goes with everything on
+    it: the worker process, the case's waiter and its entry point. Returns the worker's address."""
+    worker, worker_pid = worker_running_the_case(address)
+    waiter = parent_of(first)
+    for pid in (worker_pid, waiter):
+        os.kill(pid, signal.SIGKILL)
+    os.killpg(first, signal.SIGKILL)
+    return worker
+
+
 def case_row(done: subprocess.CompletedProcess[str]) -> list[str]:
     (row,) = [line for line in done.stdout.splitlines() if line.lstrip().startswith("held ")]
     return row.split()
@@ -151,13 +152,7 @@ def test_a_case_lost_with_its_dask_worker_is_recorded_lost_and_runs_again_on_ano
     proc = start_suite(prefect_server, suite, "--results-root", results, "--dask-address", address)
     try:
         (first,) = wait_for(lambda: started(gate), BOUND_SECONDS, "the case to start")
-        worker, worker_pid = worker_running_the_case(address)
-        waiter = parent_of(first)
-        # The machine (a container, a node) goes with everything on it: the worker process,
-        # the case's waiter and its entry point. The other worker is left.
-        for pid in (worker_pid, waiter):
-            os.kill(pid, signal.SIGKILL)
-        os.killpg(first, signal.SIGKILL)
+        worker = lose_machine_under(first, address)  # the other worker is left
         done = finish(proc)
     finally:
         if proc.poll() is None:
@@ -212,30 +207,8 @@ def test_a_case_that_outlives_its_dask_worker_is_not_started_twice(
 def strict_scheduler(prefect_server: PrefectServer):
     """``dask scheduler`` that gives a task up at its first lost worker (``allowed-failures`` 0),
     and a starter of its workers."""
-    from server_helpers import free_port
-
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    dask = str(Path(PYTHON).with_name("dask"))
-    env = prefect_server.env(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
-
-    def start(env: dict[str, str], *args: str) -> None:
-        procs.append(subprocess.Popen([dask, "worker", address, "--no-dashboard", *args], env=prefect_server.env(**env),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-
-    try:
+    with dask_cluster(prefect_server, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0") as (address, start):
         yield address, start
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
 
 
 def test_a_case_dask_gives_up_on_reads_lost_not_a_traceback(
@@ -248,11 +221,7 @@ def test_a_case_dask_gives_up_on_reads_lost_not_a_traceback(
     proc = start_suite(prefect_server, suite, "--results-root", results, "--dask-address", address)
     try:
         (first,) = wait_for(lambda: started(gate), BOUND_SECONDS, "the case to start")
-        worker, worker_pid = worker_running_the_case(address)
-        waiter = parent_of(first)
-        for pid in (worker_pid, waiter):
-            os.kill(pid, signal.SIGKILL)
-        os.killpg(first, signal.SIGKILL)
+        worker = lose_machine_under(first, address)
         done = finish(proc)  # Dask fails the task with KilledWorker at once: never run again
     finally:
         if proc.poll() is None:

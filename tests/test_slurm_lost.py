@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, REPO_ROOT
-from server_helpers import PrefectServer, show
+from server_helpers import PrefectServer, attempt_record, finish, show
 from test_slurm import our_jobs, slurm_server  # noqa: F401  (slurm_server: a fixture)
 
-from experiment_infra.layout import CasePaths, SuiteRunPaths
+from experiment_infra.layout import SuiteRunPaths
 from experiment_infra.records import RunRecord, load_record
 
 pytestmark = [pytest.mark.server, pytest.mark.slurm]
@@ -97,17 +97,6 @@ def first_start(gate: Path, proc: subprocess.Popen[str]) -> str:
         time.sleep(0.5)
     (started,) = gate.iterdir()
     return started.name.removeprefix("started-")
-
-
-def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
-    out, err = proc.communicate(timeout=600)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def attempt_record(case: CasePaths, attempt: int) -> RunRecord:
-    """Attempt ``attempt``'s run record: the case's own, or the one set aside in .attempts/."""
-    now = load_record(case.run_record, RunRecord)
-    return now if now.attempt == attempt else load_record(case.attempt_dir(attempt) / case.run_record.name, RunRecord)
 
 
 def test_a_case_whose_slurm_job_is_cancelled_is_lost_and_runs_again_on_a_fresh_job(
