@@ -70,7 +70,7 @@ class Progress:
         self, total: int, key: str, what: str = "cases", devices: Callable[[], str] | None = None,
     ) -> None:
         self.total, self.key, self.what = max(total, 0), key, what
-        self._devices = devices  # called only when a text is written (throttled), never per case otherwise
+        self._devices = devices  # read from the in-memory pool when a text or the bar is drawn: no server call
         self.done = self.failed = 0
         self.started = time.monotonic()
         self._sent = self._printed = 0.0
